@@ -1,0 +1,62 @@
+"""ric: an asyncio near-real-time RIC and the SDK for its xApps.
+
+Three doors, for three audiences:
+
+- ``ric`` (this module): what an xApp author needs: ``XApp``, ``Report``, ``KpmReport``, the
+  control actions and their outcomes;
+- ``ric.e2``: the E2 transport (termination, sessions, conversion), for transport work;
+- ``ric.sim`` and ``ric.testing``: the simulator and the fakes for tests.
+"""
+
+from ric.actions import (
+    CellState,
+    ControlAction,
+    ControlOutcome,
+    GenericControl,
+    Handover,
+    OutcomeKind,
+    SlicePrbQuota,
+)
+from ric.errors import (
+    ConfigError,
+    NotConnectedError,
+    PluginError,
+    ProtocolError,
+    RicError,
+    StateError,
+)
+from ric.ids import CellId, NodeId, SliceId
+from ric.model import Cause, CauseCode, CellInfo, NodeInfo
+from ric.report import EntityKind, KpmReport, Row
+from ric.xapp import Report, XApp, xapp
+
+__all__ = [
+    "Cause",
+    "CauseCode",
+    "CellId",
+    "CellInfo",
+    "CellState",
+    "ConfigError",
+    "ControlAction",
+    "ControlOutcome",
+    "EntityKind",
+    "GenericControl",
+    "Handover",
+    "KpmReport",
+    "NodeId",
+    "NodeInfo",
+    "NotConnectedError",
+    "OutcomeKind",
+    "PluginError",
+    "ProtocolError",
+    "Report",
+    "RicError",
+    "Row",
+    "SliceId",
+    "SlicePrbQuota",
+    "StateError",
+    "XApp",
+    "xapp",
+]
+
+__version__ = "0.1.0"

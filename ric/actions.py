@@ -1,0 +1,279 @@
+"""Typed control actions an xApp can send, and the outcome every control ends in.
+
+Each action maps to one E2SM-RC control style and action id:
+
+=================  =====  ======  =============================================
+action             style  action  meaning
+=================  =====  ======  =============================================
+``Handover``       3      1       connected-mode mobility: move a UE to a cell
+``SlicePrbQuota``  2      6       slice-level PRB quota in a cell
+``CellState``      100    1       energy saving: cell on/off and transmit power
+``GenericControl`` any    any     whatever else a node advertises
+=================  =====  ======  =============================================
+
+Style 100 is outside the range E2SM-RC standardises (1-10) and stands for the vendor-defined
+energy-saving control that real nodes expose today.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ric.ids import CellId, NodeId, SliceId, parse_ue_id
+from ric.model import Cause
+
+__all__ = [
+    "CellState",
+    "ControlAction",
+    "ControlOutcome",
+    "GenericControl",
+    "Handover",
+    "OutcomeKind",
+    "SlicePrbQuota",
+]
+
+ParamValue = int | float | str | bool
+
+
+class ControlAction(abc.ABC):
+    """Base of the typed control actions; ``style`` and ``action_id`` name the RC action."""
+
+    style: ClassVar[int]
+    action_id: ClassVar[int]
+    kind: ClassVar[str]
+
+    @property
+    @abc.abstractmethod
+    def cell(self) -> str:
+        """The cell whose node receives this control (text form)."""
+
+    @property
+    def target(self) -> str:
+        """What the action changes, in text form, for logs and the conflict arbiter."""
+        return self.cell
+
+    def parameters(self) -> dict[str, ParamValue]:
+        """The action's parameters, for logs and audit records."""
+        return {}
+
+
+def _check_cell(value: str, what: str) -> None:
+    try:
+        CellId.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+def _check_pct(name: str, value: int) -> None:
+    if not 0 <= value <= 100:
+        raise ValueError(f"SlicePrbQuota {name} must be a percentage 0..100, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class Handover(ControlAction):
+    """Hand UE ``ue`` over from its ``serving_cell`` to ``target_cell`` (RC style 3, action 1)."""
+
+    style: ClassVar[int] = 3
+    action_id: ClassVar[int] = 1
+    kind: ClassVar[str] = "handover"
+
+    ue: str
+    serving_cell: str
+    target_cell: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ue", str(self.ue))
+        parse_ue_id(self.ue)
+        _check_cell(self.serving_cell, "Handover serving_cell")
+        _check_cell(self.target_cell, "Handover target_cell")
+        if self.serving_cell == self.target_cell:
+            raise ValueError(f"Handover of UE {self.ue}: target cell is the serving cell")
+
+    @property
+    def cell(self) -> str:
+        return self.serving_cell
+
+    @property
+    def target(self) -> str:
+        return f"ue:{self.ue}"
+
+    def parameters(self) -> dict[str, ParamValue]:
+        return {"target_cell": self.target_cell}
+
+
+@dataclass(frozen=True, slots=True)
+class SlicePrbQuota(ControlAction):
+    """Set a slice's PRB quota in a cell, in percent of its PRBs (RC style 2, action 6).
+
+    ``dedicated_pct <= min_pct <= max_pct``: dedicated PRBs are reserved even when idle, the
+    minimum is guaranteed when the slice has traffic, the maximum is a cap.
+    """
+
+    style: ClassVar[int] = 2
+    action_id: ClassVar[int] = 6
+    kind: ClassVar[str] = "slice_prb_quota"
+
+    cell_id: str
+    slice: str
+    min_pct: int = 0
+    max_pct: int = 100
+    dedicated_pct: int = 0
+
+    def __post_init__(self) -> None:
+        _check_cell(self.cell_id, "SlicePrbQuota cell_id")
+        SliceId.parse(self.slice)
+        for name in ("min_pct", "max_pct", "dedicated_pct"):
+            _check_pct(name, getattr(self, name))
+        if not self.dedicated_pct <= self.min_pct <= self.max_pct:
+            raise ValueError(
+                "SlicePrbQuota needs dedicated_pct <= min_pct <= max_pct, got "
+                f"{self.dedicated_pct} / {self.min_pct} / {self.max_pct}"
+            )
+
+    @property
+    def cell(self) -> str:
+        return self.cell_id
+
+    @property
+    def target(self) -> str:
+        return f"slice:{self.cell_id}/{self.slice}"
+
+    def parameters(self) -> dict[str, ParamValue]:
+        return {
+            "min_pct": self.min_pct,
+            "max_pct": self.max_pct,
+            "dedicated_pct": self.dedicated_pct,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CellState(ControlAction):
+    """Switch a cell on or off and/or set its transmit power (energy saving, style 100/1).
+
+    At least one of ``active`` and ``tx_power_dbm`` is given. A cell switched off hands its
+    UEs to its neighbours.
+    """
+
+    style: ClassVar[int] = 100
+    action_id: ClassVar[int] = 1
+    kind: ClassVar[str] = "cell_state"
+
+    cell_id: str
+    active: bool | None = None
+    tx_power_dbm: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_cell(self.cell_id, "CellState cell_id")
+        if self.active is None and self.tx_power_dbm is None:
+            raise ValueError("CellState needs active=True/False, tx_power_dbm=..., or both")
+
+    @property
+    def cell(self) -> str:
+        return self.cell_id
+
+    @property
+    def target(self) -> str:
+        return f"cell:{self.cell_id}"
+
+    def parameters(self) -> dict[str, ParamValue]:
+        out: dict[str, ParamValue] = {}
+        if self.active is not None:
+            out["active"] = self.active
+        if self.tx_power_dbm is not None:
+            out["tx_power_dbm"] = self.tx_power_dbm
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class GenericControl(ControlAction):
+    """Any RC control a node advertises: style, action id, target and named parameters.
+
+    The target is a cell (``cell_id``), optionally narrowed to a UE (``ue``) or a slice
+    (``slice``) of that cell; the cell also picks the node that receives the control.
+    """
+
+    kind: ClassVar[str] = "generic"
+
+    control_style: int
+    control_action_id: int
+    cell_id: str
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    ue: str | None = None
+    slice: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_cell(self.cell_id, "GenericControl cell_id")
+        if self.ue is not None and self.slice is not None:
+            raise ValueError("GenericControl targets a UE or a slice, not both")
+        if self.ue is not None:
+            parse_ue_id(self.ue)
+        if self.slice is not None:
+            SliceId.parse(self.slice)
+        for key, value in self.params.items():
+            if not isinstance(value, int | float | str | bool):
+                raise ValueError(
+                    f"GenericControl parameter {key!r} must be int, float, str or bool"
+                )
+
+    @property
+    def cell(self) -> str:
+        return self.cell_id
+
+    @property
+    def target(self) -> str:
+        if self.ue is not None:
+            return f"ue:{self.ue}"
+        if self.slice is not None:
+            return f"slice:{self.cell_id}/{self.slice}"
+        return f"cell:{self.cell_id}"
+
+    def parameters(self) -> dict[str, ParamValue]:
+        return dict(self.params)
+
+    @property
+    def rc_key(self) -> tuple[int, int]:
+        """The (style, action id) pair this control asks for."""
+        return (self.control_style, self.control_action_id)
+
+
+def rc_key(action: ControlAction) -> tuple[int, int]:
+    """The (style, action id) pair of any action."""
+    if isinstance(action, GenericControl):
+        return action.rc_key
+    return (action.style, action.action_id)
+
+
+class OutcomeKind(enum.Enum):
+    """How a control ended; every control ends in exactly one of these."""
+
+    ACKNOWLEDGED = "acknowledged"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    NOT_CONNECTED = "not_connected"
+    NOT_SUPPORTED = "not_supported"
+
+
+@dataclass(frozen=True, slots=True)
+class ControlOutcome:
+    """The end of one control: its kind, the cause when it did not succeed, and timings."""
+
+    kind: OutcomeKind
+    action: ControlAction
+    node: NodeId | None = None
+    cause: Cause | None = None
+    latency_s: float = 0.0
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the node acknowledged the control."""
+        return self.kind is OutcomeKind.ACKNOWLEDGED
+
+    def __str__(self) -> str:
+        where = f" on {self.node}" if self.node else ""
+        why = f" ({self.cause})" if self.cause else (f" ({self.detail})" if self.detail else "")
+        return f"{self.action.kind} {self.action.target}{where}: {self.kind.value}{why}"

@@ -1,0 +1,268 @@
+"""Conversion between the protobuf wire contract and the runtime's domain objects.
+
+Everything that crosses the E2 termination goes through here, so protobuf types stop at the
+transport and xApps see only ``ric`` objects. Bad content raises ``ProtocolError`` with the
+cause the node will be told.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric.actions import CellState, ControlAction, GenericControl, Handover, SlicePrbQuota, rc_key
+from ric.errors import ProtocolError
+from ric.ids import CellId, NodeId, NodeType, Plmn, SliceId
+from ric.model import (
+    Cause,
+    CauseCode,
+    CellInfo,
+    KpmFunction,
+    KpmStyle,
+    NodeInfo,
+    RanFunction,
+    RcAction,
+    RcFunction,
+)
+from ric.report import EntityKind, KpmReport
+
+__all__ = [
+    "cause_from_proto",
+    "cause_to_proto",
+    "cell_from_proto",
+    "cell_id_from_proto",
+    "cell_id_to_proto",
+    "control_request",
+    "node_info_from_setup",
+    "ran_function_from_proto",
+    "report_from_indication",
+]
+
+_NODE_TYPES = {
+    common_pb2.NODE_TYPE_GNB: NodeType.GNB,
+    common_pb2.NODE_TYPE_GNB_CU: NodeType.GNB_CU,
+    common_pb2.NODE_TYPE_GNB_DU: NodeType.GNB_DU,
+    common_pb2.NODE_TYPE_ENB: NodeType.ENB,
+}
+_ENTITY_KINDS = {
+    kpm_pb2.ENTITY_KIND_CELL: EntityKind.CELL,
+    kpm_pb2.ENTITY_KIND_UE: EntityKind.UE,
+    kpm_pb2.ENTITY_KIND_SLICE: EntityKind.SLICE,
+}
+
+
+def _bad(code: CauseCode, detail: str) -> ProtocolError:
+    return ProtocolError(Cause(code, detail))
+
+
+def cause_to_proto(cause: Cause) -> common_pb2.Cause:
+    """The wire form of a cause."""
+    return common_pb2.Cause(code=int(cause.code), detail=cause.detail)  # type: ignore[arg-type]
+
+
+def cause_from_proto(msg: common_pb2.Cause) -> Cause:
+    """A cause from the wire; an unknown code becomes UNSPECIFIED with the number kept."""
+    try:
+        return Cause(CauseCode(msg.code), msg.detail)
+    except ValueError:
+        return Cause(CauseCode.UNSPECIFIED, f"unknown cause code {msg.code}: {msg.detail}")
+
+
+def _plmn(msg: common_pb2.PlmnId, what: str) -> Plmn:
+    try:
+        return Plmn(msg.mcc, msg.mnc)
+    except ValueError as exc:
+        raise _bad(CauseCode.PROTOCOL_SEMANTIC_ERROR, f"{what}: {exc}") from None
+
+
+def cell_id_from_proto(msg: common_pb2.NrCgi, what: str = "cell") -> CellId:
+    """The domain id of an NR CGI; ProtocolError when its PLMN or NCI is invalid."""
+    try:
+        return CellId(_plmn(msg.plmn, what), msg.nr_cell_identity)
+    except ValueError as exc:
+        raise _bad(CauseCode.PROTOCOL_SEMANTIC_ERROR, f"{what}: {exc}") from None
+
+
+def cell_id_to_proto(cell: CellId) -> common_pb2.NrCgi:
+    """The wire form of a cell id."""
+    return common_pb2.NrCgi(
+        plmn=common_pb2.PlmnId(mcc=cell.plmn.mcc, mnc=cell.plmn.mnc), nr_cell_identity=cell.nci
+    )
+
+
+def _slice_to_proto(slice_id: SliceId) -> common_pb2.Snssai:
+    return common_pb2.Snssai(sst=slice_id.sst, sd="" if slice_id.sd == "ffffff" else slice_id.sd)
+
+
+def cell_from_proto(msg: common_pb2.Cell) -> CellInfo:
+    """A cell as announced in setup or a configuration update."""
+    cell_id = cell_id_from_proto(msg.cgi)
+    return CellInfo(
+        id=cell_id,
+        pci=msg.pci,
+        band=msg.band,
+        bandwidth_prbs=msg.bandwidth_prbs,
+        subcarrier_spacing_khz=msg.subcarrier_spacing_khz or 30,
+        neighbours=tuple(cell_id_from_proto(n, f"neighbour of {cell_id}") for n in msg.neighbours),
+        active=msg.active,
+        tx_power_dbm=msg.tx_power_dbm,
+    )
+
+
+def ran_function_from_proto(msg: e2_pb2.RanFunction) -> RanFunction:
+    """A RAN function with its typed KPM or RC definition (None for other service models)."""
+    definition: KpmFunction | RcFunction | None = None
+    which = msg.WhichOneof("definition")
+    if which == "kpm":
+        definition = KpmFunction(
+            styles={
+                s.style: KpmStyle(s.style, s.name, frozenset(s.metric_names))
+                for s in msg.kpm.report_styles
+            },
+            min_reporting_period_ms=msg.kpm.min_reporting_period_ms or 10,
+        )
+    elif which == "rc":
+        definition = RcFunction(
+            actions={
+                (style.style, a.action_id): RcAction(
+                    style.style, a.action_id, a.name, tuple(p.name for p in a.parameters)
+                )
+                for style in msg.rc.control_styles
+                for a in style.actions
+            }
+        )
+    return RanFunction(
+        id=msg.ran_function_id,
+        oid=msg.oid,
+        short_name=msg.short_name,
+        revision=msg.revision,
+        definition=definition,
+        description=msg.description,
+    )
+
+
+def node_info_from_setup(msg: e2_pb2.E2SetupRequest, accepted: dict[int, RanFunction]) -> NodeInfo:
+    """The node a setup request describes, with the RAN functions the RIC accepted."""
+    if not msg.HasField("node_id"):
+        raise _bad(CauseCode.PROTOCOL_SEMANTIC_ERROR, "E2SetupRequest has no node_id")
+    gid = msg.node_id
+    node_type = _NODE_TYPES.get(gid.type)
+    if node_type is None:
+        raise _bad(CauseCode.PROTOCOL_SEMANTIC_ERROR, f"node_id.type {gid.type} is not a node type")
+    try:
+        node_id = NodeId(_plmn(gid.plmn, "node_id.plmn"), gid.node_id, node_type)
+    except ValueError as exc:
+        raise _bad(CauseCode.PROTOCOL_SEMANTIC_ERROR, f"node_id: {exc}") from None
+    cells: dict[CellId, CellInfo] = {}
+    for c in msg.cells:
+        cell = cell_from_proto(c)
+        if cell.id in cells:
+            raise _bad(CauseCode.PROTOCOL_SEMANTIC_ERROR, f"cell {cell.id} is announced twice")
+        cells[cell.id] = cell
+    return NodeInfo(
+        id=node_id,
+        vendor=msg.vendor,
+        software_version=msg.software_version,
+        ran_functions=accepted,
+        cells=cells,
+    )
+
+
+def report_from_indication(node: str, ind: e2_pb2.Indication) -> KpmReport:
+    """The columnar report carried by a KPM indication; ProtocolError if its matrix is bad."""
+    if ind.WhichOneof("content") != "kpm":
+        raise _bad(CauseCode.PROTOCOL_SEMANTIC_ERROR, "indication carries no KPM content")
+    kpm = ind.kpm
+    m = kpm.matrix
+    kind = _ENTITY_KINDS.get(m.entity_kind)
+    if kind is None:
+        raise _bad(
+            CauseCode.PROTOCOL_SEMANTIC_ERROR, f"matrix entity_kind {m.entity_kind} is unspecified"
+        )
+    n_ent = len(m.entity_ids)
+    n_met = len(m.metric_names)
+    if len(m.values) != n_ent * n_met:
+        raise _bad(
+            CauseCode.PROTOCOL_ABSTRACT_SYNTAX_ERROR_FALSELY_CONSTRUCTED_MESSAGE,
+            f"matrix has {len(m.values)} values for {n_ent} entities x {n_met} metrics "
+            f"(expected {n_ent * n_met})",
+        )
+    for name, column in (("entity_cells", m.entity_cells), ("entity_slices", m.entity_slices)):
+        if len(column) not in (0, n_ent):
+            raise _bad(
+                CauseCode.PROTOCOL_ABSTRACT_SYNTAX_ERROR_FALSELY_CONSTRUCTED_MESSAGE,
+                f"matrix has {len(column)} {name} for {n_ent} entities",
+            )
+    values = np.fromiter(m.values, dtype=np.float64, count=n_ent * n_met)
+    return KpmReport(
+        node=node,
+        kind=kind,
+        metrics=tuple(m.metric_names),
+        entity_ids=tuple(m.entity_ids),
+        values=values.reshape(n_ent, n_met),
+        cells=tuple(m.entity_cells),
+        slices=tuple(m.entity_slices),
+        collection_start=kpm.collection_start_unix_ms / 1000.0,
+        granularity_ms=kpm.granularity_period_ms,
+    )
+
+
+def _value(v: int | float | str | bool) -> rc_pb2.Value:
+    if isinstance(v, bool):
+        return rc_pb2.Value(bool_value=v)
+    if isinstance(v, int):
+        return rc_pb2.Value(int_value=v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            raise ValueError("NaN is not a control parameter value")
+        return rc_pb2.Value(double_value=v)
+    return rc_pb2.Value(string_value=v)
+
+
+def control_request(
+    action: ControlAction, request_id: tuple[int, int], ran_function_id: int
+) -> e2_pb2.ControlRequest:
+    """The ControlRequest that carries ``action``."""
+    style, action_id = rc_key(action)
+    header = rc_pb2.RcControlHeader(style=style, action_id=action_id)
+    body = rc_pb2.RcControlMessage()
+    cell = cell_id_to_proto(CellId.parse(action.cell))
+    if isinstance(action, Handover):
+        header.ue.ue_id = int(action.ue)
+        header.ue.serving_cell.CopyFrom(cell)
+        body.handover.target_cell.CopyFrom(cell_id_to_proto(CellId.parse(action.target_cell)))
+    elif isinstance(action, SlicePrbQuota):
+        header.slice.cell.CopyFrom(cell)
+        header.slice.slice.CopyFrom(_slice_to_proto(SliceId.parse(action.slice)))
+        body.slice_prb_quota.min_prb_ratio_pct = action.min_pct
+        body.slice_prb_quota.max_prb_ratio_pct = action.max_pct
+        body.slice_prb_quota.dedicated_prb_ratio_pct = action.dedicated_pct
+    elif isinstance(action, CellState):
+        header.cell.CopyFrom(cell)
+        if action.active is not None:
+            body.cell_state.active = action.active
+        if action.tx_power_dbm is not None:
+            body.cell_state.tx_power_dbm = action.tx_power_dbm
+    elif isinstance(action, GenericControl):
+        if action.ue is not None:
+            header.ue.ue_id = int(action.ue)
+            header.ue.serving_cell.CopyFrom(cell)
+        elif action.slice is not None:
+            header.slice.cell.CopyFrom(cell)
+            header.slice.slice.CopyFrom(_slice_to_proto(SliceId.parse(action.slice)))
+        else:
+            header.cell.CopyFrom(cell)
+        body.generic.SetInParent()
+        for key, value in action.params.items():
+            body.generic.parameters[key].CopyFrom(_value(value))
+    else:
+        raise TypeError(f"unknown control action type {type(action).__name__}")
+    return e2_pb2.ControlRequest(
+        request_id=common_pb2.RicRequestId(requestor=request_id[0], instance=request_id[1]),
+        ran_function_id=ran_function_id,
+        header=header,
+        message=body,
+        ack_requested=True,
+    )

@@ -1,0 +1,280 @@
+"""The xApp host: one per loaded xApp, with a bounded queue, a worker and restarts.
+
+The E2 reader hands reports to ``deliver``, which never blocks: when the queue is full the
+oldest report is dropped and counted. The worker calls the xApp's handlers one at a time; an
+exception is logged and counted, and the xApp is rebuilt and restarted after a back-off, while
+the runtime and the other xApps go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ric.actions import ControlAction, ControlOutcome
+from ric.model import NodeInfo
+from ric.report import KpmReport
+from ric.types import Clock, Sensor
+from ric.xapp import XApp
+
+__all__ = ["HostServices", "RestartPolicy", "XAppHost", "XAppState"]
+
+log = logging.getLogger(__name__)
+
+
+class XAppState(enum.Enum):
+    """Where an xApp is in its life."""
+
+    LOADED = "loaded"
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class HostServices(Protocol):
+    """What a host needs from the runtime core."""
+
+    async def control(
+        self, host: XAppHost, action: ControlAction, timeout: float
+    ) -> ControlOutcome:
+        """Route a control from ``host``'s xApp and resolve with its outcome."""
+        ...
+
+    def nodes(self) -> Mapping[str, NodeInfo]:
+        """The connected nodes, by text id."""
+        ...
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Back-off between restarts: doubles from ``min_s`` to ``max_s``; after ``healthy_s`` of
+    uptime it starts again from ``min_s``. ``max_restarts`` (None: no limit) stops the xApp
+    for good once exceeded."""
+
+    min_s: float = 0.1
+    max_s: float = 30.0
+    healthy_s: float = 60.0
+    max_restarts: int | None = None
+
+
+class _NodeEvent:
+    __slots__ = ("node", "up")
+
+    def __init__(self, up: bool, node: NodeInfo) -> None:
+        self.up = up
+        self.node = node
+
+
+class _Context:
+    """The XAppContext a host gives each instance."""
+
+    def __init__(self, host: XAppHost, tg: asyncio.TaskGroup) -> None:
+        self.name = host.name
+        self.clock = host.clock
+        self.log = logging.LoggerAdapter(
+            logging.getLogger(f"ric.xapp.{host.name}"), {"xapp": host.name}
+        )
+        self._host = host
+        self._tg = tg
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def control(self, action: ControlAction, timeout: float) -> ControlOutcome:
+        return await self._host.services.control(self._host, action, timeout)
+
+    def nodes(self) -> Mapping[str, NodeInfo]:
+        return self._host.services.nodes()
+
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        async def run() -> None:
+            await coro
+
+        task = self._tg.create_task(run(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel_tasks(self) -> None:
+        """End the tasks spawned by this instance (its timers)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+
+class XAppHost:
+    """Runs one xApp: queue, worker task, lifecycle hooks, restarts with back-off."""
+
+    def __init__(
+        self,
+        cls: type[XApp],
+        config: XApp.Config,
+        *,
+        index: int,
+        services: HostServices,
+        sensor: Sensor,
+        clock: Clock,
+        restart: RestartPolicy | None = None,
+        queue_size: int | None = None,
+    ) -> None:
+        self.cls = cls
+        self.name = cls.name
+        self.config = config
+        self.index = index
+        self.services = services
+        self.clock = clock
+        self.state = XAppState.LOADED
+        self.restarts = 0
+        self.dropped = 0
+        self.delivered = 0
+        self.instance: XApp | None = None
+        self._sensor = sensor
+        self._restart = restart or RestartPolicy()
+        size = queue_size or cls.queue_size
+        self._reports: collections.deque[KpmReport] = collections.deque(maxlen=size)
+        self._events: collections.deque[_NodeEvent] = collections.deque()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def __repr__(self) -> str:
+        return f"XAppHost({self.name}, {self.state.value})"
+
+    @property
+    def queue_depth(self) -> int:
+        """Reports waiting for the handler."""
+        return len(self._reports)
+
+    @property
+    def accepting(self) -> bool:
+        """Whether reports for this xApp are still wanted (not stopping or stopped)."""
+        return not self._stopping and self.state not in (XAppState.STOPPED, XAppState.FAILED)
+
+    # -- called by the runtime, never blocking ------------------------------------------------
+
+    def deliver(self, report: KpmReport) -> None:
+        """Queue a report; if the queue is full the oldest report is dropped and counted."""
+        queue = self._reports
+        if len(queue) == queue.maxlen:
+            self.dropped += 1
+            self._sensor.reports_dropped(self.name, 1)
+        queue.append(report)
+        self.delivered += 1
+        self._sensor.report_delivered(self.name, len(queue))
+        self._wake.set()
+
+    def node_up(self, node: NodeInfo) -> None:
+        """Tell the xApp a node came up (never dropped, handled before queued reports)."""
+        self._events.append(_NodeEvent(True, node))
+        self._wake.set()
+
+    def node_down(self, node: NodeInfo) -> None:
+        """Tell the xApp a node went down."""
+        self._events.append(_NodeEvent(False, node))
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop after the handler call in progress; ``run`` then returns."""
+        self._stopping = True
+        self._wake.set()
+
+    # -- the worker ---------------------------------------------------------------------------
+
+    def _set_state(self, state: XAppState) -> None:
+        self.state = state
+        self._sensor.xapp_state(self.name, state.value)
+
+    async def run(self) -> None:
+        """Run the xApp until ``request_stop`` (graceful) or cancellation; restart on errors."""
+        backoff = self._restart.min_s
+        try:
+            while not self._stopping:
+                started = self.clock.monotonic()
+                self._set_state(XAppState.STARTING)
+                try:
+                    await self._run_instance()
+                except Exception as exc:
+                    error = _first_leaf(exc)
+                    self._sensor.xapp_crashed(self.name, error)
+                    if self._stopping:
+                        break
+                    if self.clock.monotonic() - started >= self._restart.healthy_s:
+                        backoff = self._restart.min_s
+                    limit = self._restart.max_restarts
+                    if limit is not None and self.restarts >= limit:
+                        log.error(
+                            "xApp %s failed %d times; not restarting it",
+                            self.name,
+                            self.restarts + 1,
+                            extra={"xapp": self.name},
+                        )
+                        self._set_state(XAppState.FAILED)
+                        return
+                    self.restarts += 1
+                    self._set_state(XAppState.RESTARTING)
+                    await self.clock.sleep(backoff)
+                    backoff = min(backoff * 2, self._restart.max_s)
+        finally:
+            left = len(self._reports)
+            if left:
+                self.dropped += left
+                self._sensor.reports_dropped(self.name, left)
+                self._reports.clear()
+            if self.state is not XAppState.FAILED:
+                self._set_state(XAppState.STOPPED)
+
+    async def _run_instance(self) -> None:
+        instance: XApp | None = None
+        try:
+            async with asyncio.TaskGroup() as tg:
+                context = _Context(self, tg)
+                instance = self.cls(context, self.config)
+                self.instance = instance
+                await instance.on_start()
+                self._set_state(XAppState.RUNNING)
+                await self._work(instance)
+                context.cancel_tasks()  # a graceful stop ends the instance's timers too
+        finally:
+            if instance is not None:
+                self._set_state(XAppState.STOPPING)
+                await self._stop_instance(instance)
+
+    async def _stop_instance(self, instance: XApp) -> None:
+        try:
+            await asyncio.wait_for(instance.on_stop(), timeout=5.0)
+        except TimeoutError:
+            log.warning("xApp %s: on_stop took over 5 s", self.name, extra={"xapp": self.name})
+        except Exception as exc:
+            log.warning("xApp %s: on_stop raised %r", self.name, exc, extra={"xapp": self.name})
+
+    async def _work(self, app: XApp) -> None:
+        reports = self._reports
+        events = self._events
+        wake = self._wake
+        clock = self.clock
+        sensor = self._sensor
+        name = self.name
+        while not self._stopping:
+            if events:
+                event = events.popleft()
+                if event.up:
+                    await app.on_node_up(event.node)
+                else:
+                    await app.on_node_down(event.node)
+            elif reports:
+                report = reports.popleft()
+                t0 = clock.monotonic()
+                await app.on_report(report)
+                sensor.handler_finished(name, clock.monotonic() - t0)
+            else:
+                wake.clear()
+                await wake.wait()
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,63 @@
+"""Log output for the command line: human-readable lines or JSON lines.
+
+Library code only logs; the CLI calls ``setup_logging`` once. Records that concern a node,
+an xApp or a control carry ``node`` / ``xapp`` fields (``extra=``), which both formats show.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+__all__ = ["JsonFormatter", "TextFormatter", "setup_logging"]
+
+FIELDS = ("node", "xapp", "control")
+
+
+class TextFormatter(logging.Formatter):
+    """``12:00:01.234 INFO  ric.e2: message  node=gnb-001-01-1``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = f"{stamp}.{int(record.msecs):03d} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        fields = [f"{k}={getattr(record, k)}" for k in FIELDS if getattr(record, k, None)]
+        if fields:
+            line += "  " + " ".join(fields)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, and the id fields that are set."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in FIELDS:
+            value = getattr(record, key, None)
+            if value:
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Send log records of ``level`` and above to ``stream`` (stderr) in ``fmt``."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # gRPC's own chatter is rarely useful at info level.
+    logging.getLogger("grpc").setLevel(max(logging.WARNING, root.level))

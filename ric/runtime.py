@@ -1,0 +1,351 @@
+"""The runtime: E2 termination, node registry, subscriptions, controls and xApp hosts in one
+asyncio program.
+
+::
+
+    async with Runtime(config, plugins) as runtime:   # listening, xApps started
+        await runtime.wait_closed()                    # until cancelled
+
+Leaving the block is a graceful shutdown: xApps stop (their E2 subscriptions are deleted,
+their queues counted), sessions end, the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from ric._proto.e2.v1 import e2_pb2
+from ric.actions import ControlAction, ControlOutcome
+from ric.config import RuntimeConfig
+from ric.control import ControlRouter
+from ric.e2.convert import (
+    cause_from_proto,
+    cell_from_proto,
+    cell_id_from_proto,
+    ran_function_from_proto,
+)
+from ric.e2.session import NodeSession
+from ric.e2.termination import E2Server, TerminationConfig
+from ric.errors import ProtocolError, StateError
+from ric.host import RestartPolicy, XAppHost
+from ric.model import Cause, CauseCode, NodeInfo
+from ric.plugins import Plugin, configure
+from ric.sensors import LogSensor, SensorSet
+from ric.subscriptions import SubscriptionManager
+from ric.types import Clock, RealClock, Sensor
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The near-RT RIC runtime; an async context manager that serves until it is left.
+
+    ``plugins`` are checked xApps (see ``ric.plugins``); their settings come from
+    ``config.xapps.config[name]``. ``sensors`` observe runtime events in addition to the
+    built-in log sensor.
+    """
+
+    def __init__(
+        self,
+        config: RuntimeConfig | None = None,
+        plugins: Sequence[Plugin] = (),
+        *,
+        sensors: Iterable[Sensor] = (),
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config or RuntimeConfig()
+        self.sensor = SensorSet([LogSensor(), *sensors])
+        self.clock: Clock = clock or RealClock()
+        self._sessions: dict[str, NodeSession] = {}
+        self._cells: dict[str, NodeSession] = {}
+        self._nodes_view: Mapping[str, NodeInfo] = MappingProxyType({})
+        instances = itertools.count(1)
+        self.subscriptions = SubscriptionManager(self.sensor, instances.__next__)
+        self.controls = ControlRouter(self.sensor, self.clock, self._cells.get, instances.__next__)
+        e2 = self.config.e2
+        self.server = E2Server(
+            self,
+            TerminationConfig(
+                host=e2.host,
+                port=e2.port,
+                keep_alive_s=e2.keep_alive_s,
+                setup_timeout_s=e2.setup_timeout_s,
+                error_burst=e2.error_burst,
+                error_refill_per_s=e2.error_refill_per_s,
+                ric_id=self.config.ric_id,
+            ),
+            self.sensor,
+        )
+        self.hosts: list[XAppHost] = []
+        names: set[str] = set()
+        xcfg = self.config.xapps
+        policy = RestartPolicy(
+            xcfg.restart_min_s, xcfg.restart_max_s, max_restarts=xcfg.max_restarts
+        )
+        for index, plugin in enumerate(plugins, start=1):
+            if plugin.name in names:
+                raise StateError(f"two xApps are named {plugin.name!r}; names must be unique")
+            names.add(plugin.name)
+            self.hosts.append(
+                XAppHost(
+                    plugin.cls,
+                    configure(plugin.cls, xcfg.config.get(plugin.name)),
+                    index=index,
+                    services=self,
+                    sensor=self.sensor,
+                    clock=self.clock,
+                    restart=policy,
+                    queue_size=xcfg.queue_size,
+                )
+            )
+        self._handlers: dict[str, Callable[[NodeSession, Any], None]] = {
+            "indications": self._on_indications,
+            "subscription_response": self.subscriptions.on_response,
+            "subscription_failure": self.subscriptions.on_failure,
+            "subscription_delete_response": self.subscriptions.on_delete_response,
+            "subscription_delete_failure": self.subscriptions.on_delete_failure,
+            "subscription_delete_required": self.subscriptions.on_delete_required,
+            "control_acknowledge": self.controls.on_acknowledge,
+            "control_failure": self.controls.on_failure,
+            "error_indication": self._on_error_indication,
+            "configuration_update": self._on_configuration_update,
+            "service_update": self._on_service_update,
+            "reset_request": self._on_reset_request,
+            "reset_response": self._on_reset_response,
+        }
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._closed = asyncio.Event()
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        if self._started:
+            raise StateError("a Runtime can be started once; make a new one")
+        self._started = True
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            self._tg = await stack.enter_async_context(asyncio.TaskGroup())
+            for host in self.hosts:
+                self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
+            await self.server.start()
+        except BaseException:
+            for host in self.hosts:
+                host.request_stop()
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        try:
+            await self._shutdown()
+        finally:
+            self._closed.set()
+            await stack.__aexit__(*exc_info)
+
+    async def _shutdown(self) -> None:
+        deleted = sum(self.subscriptions.unsubscribe(h) for h in self.hosts)
+        for host in self.hosts:
+            host.request_stop()
+        if deleted:
+            # Give nodes a moment to confirm the deletes before their streams end.
+            for _ in range(20):
+                if not any(True for _ in self.subscriptions.snapshot()):
+                    break
+                await asyncio.sleep(0.01)
+        await self.server.stop()
+
+    async def _run_host(self, host: XAppHost) -> None:
+        for session in list(self._sessions.values()):
+            host.node_up(session.info)
+        for session in list(self._sessions.values()):
+            self.subscriptions.subscribe(session, [host])
+        await host.run()
+        self.subscriptions.unsubscribe(host)
+
+    async def wait_closed(self) -> None:
+        """Wait until the runtime is shut down (cancel the waiting task to shut it down)."""
+        await self._closed.wait()
+
+    @property
+    def port(self) -> int:
+        """The bound E2 port (useful when configured as 0)."""
+        return self.server.port
+
+    def host(self, name: str) -> XAppHost:
+        """The host of the xApp called ``name``; KeyError naming it if there is none."""
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(f"no xApp named {name!r} is loaded")
+
+    # -- HostServices ------------------------------------------------------------------------
+
+    async def control(
+        self, host: XAppHost, action: ControlAction, timeout: float
+    ) -> ControlOutcome:
+        """Route a control (HostServices)."""
+        return await self.controls.send(host, action, timeout)
+
+    def nodes(self) -> Mapping[str, NodeInfo]:
+        """The connected nodes, by text id (a read-only view)."""
+        return self._nodes_view
+
+    @property
+    def sessions(self) -> Mapping[str, NodeSession]:
+        """The live node sessions, by node id."""
+        return MappingProxyType(self._sessions)
+
+    # -- E2Handler -----------------------------------------------------------------------------
+
+    def admit(self, info: NodeInfo) -> Cause | None:
+        """Refuse a second session for a connected node id, or cells owned by another node."""
+        node = str(info.id)
+        live = self._sessions.get(node)
+        if live is not None:
+            return Cause(
+                CauseCode.MISC_DUPLICATE_NODE_ID,
+                f"node {node} is already connected from {live.peer}",
+            )
+        for cell in info.cells:
+            owner = self._cells.get(str(cell))
+            if owner is not None:
+                return Cause(
+                    CauseCode.PROTOCOL_SEMANTIC_ERROR,
+                    f"cell {cell} already belongs to connected node {owner.id}",
+                )
+        return None
+
+    def _index_cells(self, session: NodeSession, *, remove: bool = False) -> None:
+        """Re-index ``session``'s cells (or drop them) and refresh the nodes view."""
+        for cell_id, owner in list(self._cells.items()):
+            if owner is session:
+                del self._cells[cell_id]
+        if not remove:
+            for cell in session.info.cells:
+                self._cells[str(cell)] = session
+        self._nodes_view = MappingProxyType({k: s.info for k, s in self._sessions.items()})
+
+    def node_up(self, session: NodeSession) -> None:
+        """A node set up: register it, subscribe the xApps' reports, tell the xApps."""
+        self._sessions[session.id] = session
+        self._index_cells(session)
+        self.sensor.node_connected(session.info)
+        running = [h for h in self.hosts if h.accepting]
+        self.subscriptions.subscribe(session, running)
+        for host in running:
+            host.node_up(session.info)
+
+    def node_down(self, session: NodeSession, reason: str) -> None:
+        """A node's session ended: forget it, end its controls, tell the xApps."""
+        if self._sessions.get(session.id) is not session:
+            return
+        del self._sessions[session.id]
+        self._index_cells(session, remove=True)
+        self.controls.node_down(session, reason)
+        self.subscriptions.node_down(session)
+        self.sensor.node_disconnected(session.info, reason)
+        for host in self.hosts:
+            if host.accepting:
+                host.node_down(session.info)
+
+    def handle(self, session: NodeSession, kind: str, msg: Any) -> None:
+        """Dispatch one message from a set-up node."""
+        handler = self._handlers.get(kind)
+        if handler is None:
+            raise ProtocolError(
+                Cause(
+                    CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE,
+                    f"{kind} is not expected from an E2 node",
+                )
+            )
+        handler(session, msg)
+
+    def _on_indications(self, session: NodeSession, msg: e2_pb2.IndicationBatch) -> None:
+        self.subscriptions.on_indications(session, msg)
+
+    def _on_error_indication(self, session: NodeSession, msg: e2_pb2.ErrorIndication) -> None:
+        cause = cause_from_proto(msg.cause)
+        self.sensor.node_error_indication(session.id, cause)
+        self.controls.on_error_indication(session, msg)
+
+    def _on_configuration_update(
+        self, session: NodeSession, msg: e2_pb2.NodeConfigurationUpdate
+    ) -> None:
+        cells = dict(session.info.cells)
+        for c in [*msg.cells_added, *msg.cells_modified]:
+            cell = cell_from_proto(c)
+            owner = self._cells.get(str(cell.id))
+            if owner is not None and owner is not session:
+                raise ProtocolError(
+                    Cause(
+                        CauseCode.PROTOCOL_SEMANTIC_ERROR,
+                        f"cell {cell.id} already belongs to connected node {owner.id}",
+                    )
+                )
+            cells[cell.id] = cell
+        for cgi in msg.cells_removed:
+            cells.pop(cell_id_from_proto(cgi), None)
+        self._replace_info(session, cells=cells)
+        session.send(
+            e2_pb2.RicMessage(
+                configuration_update_acknowledge=e2_pb2.NodeConfigurationUpdateAcknowledge(
+                    transaction_id=msg.transaction_id
+                )
+            )
+        )
+
+    def _on_service_update(self, session: NodeSession, msg: e2_pb2.ServiceUpdate) -> None:
+        functions = dict(session.info.ran_functions)
+        accepted = []
+        for fn in [*msg.added, *msg.modified]:
+            functions[fn.ran_function_id] = ran_function_from_proto(fn)
+            accepted.append(fn.ran_function_id)
+        for fid in msg.deleted_ran_function_ids:
+            functions.pop(fid, None)
+        self._replace_info(session, ran_functions=functions)
+        session.send(
+            e2_pb2.RicMessage(
+                service_update_acknowledge=e2_pb2.ServiceUpdateAcknowledge(
+                    transaction_id=msg.transaction_id, accepted_ran_function_ids=accepted
+                )
+            )
+        )
+
+    def _replace_info(self, session: NodeSession, **changes: Any) -> None:
+        old = session.info
+        session.info = NodeInfo(
+            id=old.id,
+            vendor=old.vendor,
+            software_version=old.software_version,
+            ran_functions=changes.get("ran_functions", old.ran_functions),
+            cells=changes.get("cells", old.cells),
+        )
+        self._index_cells(session)
+
+    def _on_reset_request(self, session: NodeSession, msg: e2_pb2.ResetRequest) -> None:
+        log.warning("node %s reset: %s", session.id, msg.cause.detail, extra={"node": session.id})
+        hosts = self.subscriptions.on_reset(session)
+        session.send(
+            e2_pb2.RicMessage(
+                reset_response=e2_pb2.ResetResponse(transaction_id=msg.transaction_id)
+            )
+        )
+        self.subscriptions.subscribe(session, [h for h in hosts if h.accepting])
+
+    def _on_reset_response(self, session: NodeSession, msg: e2_pb2.ResetResponse) -> None:
+        log.info("node %s confirmed a reset", session.id, extra={"node": session.id})

@@ -1,0 +1,71 @@
+"""Shared fixtures: a runtime on a free loopback port, and xApps that record what they see."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from ric import KpmReport, NodeInfo, Report, XApp
+from ric.actions import CellState, GenericControl, Handover, SlicePrbQuota
+from ric.config import load_config
+from ric.plugins import Plugin
+from ric.runtime import Runtime
+from ric.sensors import Stats
+
+
+class Recorder(XApp):
+    """Records reports and node events; used by many tests."""
+
+    name = "recorder"
+    reports = [Report("RRU.PrbUsedDl", "RRU.PrbAvailDl", period_ms=100, per="cell")]
+    controls = [Handover, SlicePrbQuota, CellState, GenericControl]
+
+    seen: list[KpmReport]
+    events: list[tuple[str, str]]
+
+    async def on_start(self) -> None:
+        self.seen = []
+        self.events = []
+
+    async def on_node_up(self, node: NodeInfo) -> None:
+        self.events.append(("up", str(node.id)))
+
+    async def on_node_down(self, node: NodeInfo) -> None:
+        self.events.append(("down", str(node.id)))
+
+    async def on_report(self, report: KpmReport) -> None:
+        self.seen.append(report)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` on the loop until it is true; fail the test after ``timeout`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+RuntimeFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_runtime() -> AsyncIterator[RuntimeFactory]:
+    """Start runtimes on free loopback ports (E2 port 0); all are shut down after the test."""
+    started: list[Runtime] = []
+
+    async def make(*classes: type[XApp], **overrides: Any) -> tuple[Runtime, Stats]:
+        stats = Stats()
+        config = load_config(environ={}, overrides={"e2.port": 0, **overrides})
+        runtime = Runtime(config, [Plugin(c, f"test:{c.__name__}") for c in classes], sensors=[stats])
+        await runtime.__aenter__()
+        started.append(runtime)
+        return runtime, stats
+
+    yield make
+    for runtime in reversed(started):
+        await runtime.__aexit__(None, None, None)
