@@ -261,7 +261,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ric.sim import load_scenario
 
     config = _config(args)
-    setup_logging(args.log_level or "warning", config.log.format)
+    # The live view shows nodes, KPIs and controls; logs below error level would only garble it.
+    setup_logging(args.log_level or "error", config.log.format)
     scenario = load_scenario(args.scenario or _default_scenario("demo.toml"))
     refs = args.xapp or ["kpimon", "mlb"]
     plugins = [load(ref) for ref in refs]

@@ -40,7 +40,9 @@ class Recorder(XApp):
         self.seen.append(report)
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> None:
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Poll ``predicate`` on the loop until it is true; fail the test after ``timeout`` s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -61,7 +63,9 @@ async def make_runtime() -> AsyncIterator[RuntimeFactory]:
     async def make(*classes: type[XApp], **overrides: Any) -> tuple[Runtime, Stats]:
         stats = Stats()
         config = load_config(environ={}, overrides={"e2.port": 0, **overrides})
-        runtime = Runtime(config, [Plugin(c, f"test:{c.__name__}") for c in classes], sensors=[stats])
+        runtime = Runtime(
+            config, [Plugin(c, f"test:{c.__name__}") for c in classes], sensors=[stats]
+        )
         await runtime.__aenter__()
         started.append(runtime)
         return runtime, stats

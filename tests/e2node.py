@@ -25,7 +25,9 @@ def cgi(nci: int) -> common_pb2.NrCgi:
     return common_pb2.NrCgi(plmn=PLMN, nr_cell_identity=nci)
 
 
-def kpm_function(styles: Sequence[int] = (1, 5), metrics: Sequence[str] = ALL_METRICS) -> e2_pb2.RanFunction:
+def kpm_function(
+    styles: Sequence[int] = (1, 5), metrics: Sequence[str] = ALL_METRICS
+) -> e2_pb2.RanFunction:
     """A KPM RAN function (id 2) offering ``styles`` with ``metrics``."""
     return e2_pb2.RanFunction(
         ran_function_id=2,
@@ -33,7 +35,10 @@ def kpm_function(styles: Sequence[int] = (1, 5), metrics: Sequence[str] = ALL_ME
         short_name="ORAN-E2SM-KPM",
         revision=3,
         kpm=kpm_pb2.KpmFunctionDefinition(
-            report_styles=[kpm_pb2.KpmReportStyle(style=s, name=f"style {s}", metric_names=metrics) for s in styles],
+            report_styles=[
+                kpm_pb2.KpmReportStyle(style=s, name=f"style {s}", metric_names=metrics)
+                for s in styles
+            ],
             min_reporting_period_ms=10,
         ),
     )
@@ -43,14 +48,18 @@ def rc_function(actions: Sequence[tuple[int, int]] = ((3, 1), (2, 6))) -> e2_pb2
     """An RC RAN function (id 3) offering the (style, action) pairs."""
     styles: dict[int, list[rc_pb2.RcControlAction]] = {}
     for style, action in actions:
-        styles.setdefault(style, []).append(rc_pb2.RcControlAction(action_id=action, name=f"a{action}"))
+        styles.setdefault(style, []).append(
+            rc_pb2.RcControlAction(action_id=action, name=f"a{action}")
+        )
     return e2_pb2.RanFunction(
         ran_function_id=3,
         oid=RC_OID,
         short_name="ORAN-E2SM-RC",
         revision=1,
         rc=rc_pb2.RcFunctionDefinition(
-            control_styles=[rc_pb2.RcControlStyle(style=s, name=f"s{s}", actions=a) for s, a in styles.items()]
+            control_styles=[
+                rc_pb2.RcControlStyle(style=s, name=f"s{s}", actions=a) for s, a in styles.items()
+            ]
         ),
     )
 
@@ -65,12 +74,18 @@ def setup_request(
     return e2_pb2.NodeMessage(
         setup_request=e2_pb2.E2SetupRequest(
             transaction_id=1,
-            node_id=common_pb2.GlobalNodeId(plmn=PLMN, node_id=node_id, type=common_pb2.NODE_TYPE_GNB),
+            node_id=common_pb2.GlobalNodeId(
+                plmn=PLMN, node_id=node_id, type=common_pb2.NODE_TYPE_GNB
+            ),
             vendor="testco",
             software_version="1.0",
-            ran_functions=list(functions) if functions is not None else [kpm_function(), rc_function()],
+            ran_functions=list(functions)
+            if functions is not None
+            else [kpm_function(), rc_function()],
             cells=[
-                common_pb2.Cell(cgi=cgi(c), pci=c, band=78, bandwidth_prbs=106, active=True, tx_power_dbm=40)
+                common_pb2.Cell(
+                    cgi=cgi(c), pci=c, band=78, bandwidth_prbs=106, active=True, tx_power_dbm=40
+                )
                 for c in cells
             ],
             keep_alive_interval_ms=keep_alive_ms,

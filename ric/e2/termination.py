@@ -299,8 +299,10 @@ class E2Server:
                 return
             try:
                 await context.write(msg.SerializeToString())
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError, RuntimeError) as exc:
-                session.close(f"stream broken while writing: {exc}")
+            except (
+                Exception
+            ) as exc:  # any failed write means the stream is gone (cygrpc errors too)
+                session.close(f"stream broken while writing: {type(exc).__name__}")
                 return
 
     async def _read_loop(self, session: NodeSession, context: Any) -> str:

@@ -18,7 +18,9 @@ def target(runtime: object) -> str:
     return f"127.0.0.1:{runtime.port}"  # type: ignore[attr-defined]
 
 
-async def test_setup_accepts_known_functions_and_rejects_unknown(make_runtime: RuntimeFactory) -> None:
+async def test_setup_accepts_known_functions_and_rejects_unknown(
+    make_runtime: RuntimeFactory,
+) -> None:
     """A setup is answered with the KPM and RC functions accepted and an unknown model rejected."""
     runtime, stats = await make_runtime()
     unknown = e2_pb2.RanFunction(ran_function_id=9, oid="1.2.3.4", short_name="ORAN-E2SM-CCC")
@@ -26,7 +28,10 @@ async def test_setup_accepts_known_functions_and_rejects_unknown(make_runtime: R
         resp = await node.setup(functions=[kpm_function(), rc_function(), unknown])
         assert list(resp.accepted_ran_function_ids) == [2, 3]
         assert [r.ran_function_id for r in resp.rejected_ran_functions] == [9]
-        assert resp.rejected_ran_functions[0].cause.code == CauseCode.RIC_SERVICE_RAN_FUNCTION_NOT_SUPPORTED
+        assert (
+            resp.rejected_ran_functions[0].cause.code
+            == CauseCode.RIC_SERVICE_RAN_FUNCTION_NOT_SUPPORTED
+        )
         assert "ORAN-E2SM-CCC" in resp.rejected_ran_functions[0].cause.detail
         await wait_for(lambda: "gnb-001-01-1" in runtime.nodes(), what="node registered")
         info = runtime.nodes()["gnb-001-01-1"]
@@ -42,7 +47,10 @@ async def test_first_message_not_setup_gets_setup_failure(make_runtime: RuntimeF
         await bad.send(e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive(sequence=1)))
         msg = await bad.recv()
         assert msg.WhichOneof("message") == "setup_failure"
-        assert msg.setup_failure.cause.code == CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE
+        assert (
+            msg.setup_failure.cause.code
+            == CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE
+        )
         assert "keep_alive" in msg.setup_failure.cause.detail
         assert await bad.ended()
     assert stats.setups["rejected"] == 1
@@ -89,7 +97,9 @@ async def test_undecodable_bytes_get_error_indication(make_runtime: RuntimeFacto
         await call.write(b"\xff\xff\xff\xff")
         err = e2_pb2.RicMessage.FromString(await call.read())
         assert err.error_indication.cause.code == CauseCode.PROTOCOL_TRANSFER_SYNTAX_ERROR
-        await call.write(e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive(sequence=7)).SerializeToString())
+        await call.write(
+            e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive(sequence=7)).SerializeToString()
+        )
         echo = e2_pb2.RicMessage.FromString(await call.read())
         assert echo.keep_alive.sequence == 7
     finally:
@@ -106,7 +116,11 @@ async def test_indication_for_unknown_subscription(make_runtime: RuntimeFactory)
         await node.setup()
         rid = common_pb2.RicRequestId(requestor=42, instance=4242)
         await node.send(
-            e2_pb2.NodeMessage(indications=e2_pb2.IndicationBatch(indications=[indication(rid, ["x.y"], ["001-01-11"])]))
+            e2_pb2.NodeMessage(
+                indications=e2_pb2.IndicationBatch(
+                    indications=[indication(rid, ["x.y"], ["001-01-11"])]
+                )
+            )
         )
         err = await node.recv_kind("error_indication")
         assert err.cause.code == CauseCode.RIC_REQUEST_ID_UNKNOWN
@@ -114,7 +128,9 @@ async def test_indication_for_unknown_subscription(make_runtime: RuntimeFactory)
     assert stats.errors["RIC_REQUEST_ID_UNKNOWN"] == 1
 
 
-async def test_matrix_size_mismatch_is_refused_and_good_rows_delivered(make_runtime: RuntimeFactory) -> None:
+async def test_matrix_size_mismatch_is_refused_and_good_rows_delivered(
+    make_runtime: RuntimeFactory,
+) -> None:
     """A matrix whose value count does not match names x entities gets an ErrorIndication; the
     good indication in the same batch still reaches the xApp."""
     runtime, stats = await make_runtime(Recorder)
@@ -124,9 +140,13 @@ async def test_matrix_size_mismatch_is_refused_and_good_rows_delivered(make_runt
         metrics = list(req.actions[0].kpm.metric_names)
         bad = indication(req.request_id, metrics, ["001-01-11", "001-01-12"], [1.0, 2.0, 3.0])
         good = indication(req.request_id, metrics, ["001-01-11"], [5.0, 10.0], seq=1)
-        await node.send(e2_pb2.NodeMessage(indications=e2_pb2.IndicationBatch(indications=[bad, good])))
+        await node.send(
+            e2_pb2.NodeMessage(indications=e2_pb2.IndicationBatch(indications=[bad, good]))
+        )
         err = await node.recv_kind("error_indication")
-        assert err.cause.code == CauseCode.PROTOCOL_ABSTRACT_SYNTAX_ERROR_FALSELY_CONSTRUCTED_MESSAGE
+        assert (
+            err.cause.code == CauseCode.PROTOCOL_ABSTRACT_SYNTAX_ERROR_FALSELY_CONSTRUCTED_MESSAGE
+        )
         assert "3 values for 2 entities x 2 metrics" in err.cause.detail
         recorder = runtime.host("recorder").instance
         await wait_for(lambda: len(recorder.seen) == 1, what="the good report")
@@ -143,12 +163,18 @@ async def test_answer_to_request_never_sent(make_runtime: RuntimeFactory) -> Non
     async with ScriptedNode(target(runtime)) as node:
         await node.setup()
         rid = common_pb2.RicRequestId(requestor=7, instance=99)
-        await node.send(e2_pb2.NodeMessage(control_acknowledge=e2_pb2.ControlAcknowledge(request_id=rid)))
+        await node.send(
+            e2_pb2.NodeMessage(control_acknowledge=e2_pb2.ControlAcknowledge(request_id=rid))
+        )
         err = await node.recv_kind("error_indication")
         assert err.cause.code == CauseCode.RIC_REQUEST_ID_UNKNOWN
         assert "ControlAcknowledge" in err.cause.detail
         await node.send(
-            e2_pb2.NodeMessage(subscription_response=e2_pb2.SubscriptionResponse(request_id=rid, admitted_action_ids=[1]))
+            e2_pb2.NodeMessage(
+                subscription_response=e2_pb2.SubscriptionResponse(
+                    request_id=rid, admitted_action_ids=[1]
+                )
+            )
         )
         err = await node.recv_kind("error_indication")
         assert "SubscriptionResponse" in err.cause.detail
@@ -175,7 +201,9 @@ async def test_garbage_repeatedly_disconnects_only_that_node(make_runtime: Runti
         await bad.setup(node_id=2, cells=[21])
         rid = common_pb2.RicRequestId(requestor=1, instance=1)
         for _ in range(10):
-            await bad.send(e2_pb2.NodeMessage(control_failure=e2_pb2.ControlFailure(request_id=rid)))
+            await bad.send(
+                e2_pb2.NodeMessage(control_failure=e2_pb2.ControlFailure(request_id=rid))
+            )
         assert await bad.ended()
         await wait_for(lambda: "gnb-001-01-2" not in runtime.nodes(), what="bad node dropped")
         await good.send(e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive(sequence=5)))

@@ -1,0 +1,189 @@
+"""The xApp host: bounded queue that drops the oldest, restarts with back-off, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import numpy as np
+
+from ric import ControlOutcome, KpmReport, NodeInfo, OutcomeKind, Report, XApp
+from ric.actions import ControlAction
+from ric.host import RestartPolicy, XAppHost, XAppState
+from ric.ids import NodeId, Plmn
+from ric.report import EntityKind
+from ric.sensors import Stats
+from ric.types import RealClock
+from tests.conftest import wait_for
+
+
+class Services:
+    async def control(
+        self, host: XAppHost, action: ControlAction, timeout: float
+    ) -> ControlOutcome:
+        return ControlOutcome(OutcomeKind.ACKNOWLEDGED, action)
+
+    def nodes(self) -> Mapping[str, NodeInfo]:
+        return {}
+
+
+def report(value: float) -> KpmReport:
+    return KpmReport(
+        node="n", kind=EntityKind.CELL, metrics=("m",), entity_ids=("c",), values=np.array([value])
+    )
+
+
+def host_for(cls: type[XApp], stats: Stats, **kwargs: object) -> XAppHost:
+    return XAppHost(
+        cls,
+        cls.Config(),
+        index=1,
+        services=Services(),
+        sensor=stats,
+        clock=RealClock(),
+        restart=RestartPolicy(min_s=0.01, max_s=0.05),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+class Slow(XApp):
+    name = "slow"
+    reports = [Report("m")]
+    queue_size = 3
+    gate: asyncio.Event
+    values: list[float]
+
+    async def on_start(self) -> None:
+        self.gate = asyncio.Event()
+        self.values = []
+
+    async def on_report(self, report: KpmReport) -> None:
+        await self.gate.wait()
+        self.values.append(float(report["m"][0]))
+
+
+async def test_full_queue_drops_oldest_and_counts() -> None:
+    """A blocked xApp keeps only its newest reports; every dropped one is counted."""
+    stats = Stats()
+    host = host_for(Slow, stats)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(host.run())
+        await wait_for(lambda: host.state is XAppState.RUNNING)
+        host.deliver(report(0))
+        await asyncio.sleep(0.01)  # the handler takes report 0 and blocks on the gate
+        for v in range(1, 7):
+            host.deliver(report(v))
+        assert host.queue_depth == 3
+        assert host.dropped == 3 and stats.dropped["slow"] == 3
+        app = host.instance
+        assert isinstance(app, Slow)
+        app.gate.set()
+        await wait_for(lambda: len(app.values) == 4)
+        assert app.values == [0, 4, 5, 6]
+        host.request_stop()
+    assert host.state is XAppState.STOPPED
+
+
+class Crashy(XApp):
+    name = "crashy"
+    reports = [Report("m")]
+    starts = 0
+    handled: list[float] = []
+
+    async def on_start(self) -> None:
+        type(self).starts += 1
+
+    async def on_report(self, report: KpmReport) -> None:
+        value = float(report["m"][0])
+        if value < 0:
+            raise RuntimeError("negative value")
+        type(self).handled.append(value)
+
+
+async def test_exception_restarts_the_xapp_and_others_go_on() -> None:
+    """A handler exception is counted and the xApp restarted (fresh instance); a second xApp is
+    untouched and both keep receiving reports."""
+    stats = Stats()
+    crashy = host_for(Crashy, stats)
+    other = host_for(Slow, stats)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(crashy.run())
+        tg.create_task(other.run())
+        await wait_for(
+            lambda: crashy.state is XAppState.RUNNING and other.state is XAppState.RUNNING
+        )
+        first = crashy.instance
+        other_app = other.instance
+        assert isinstance(other_app, Slow)
+        other_app.gate.set()
+        crashy.deliver(report(-1))
+        other.deliver(report(7))
+        await wait_for(lambda: crashy.restarts == 1 and crashy.state is XAppState.RUNNING)
+        assert crashy.instance is not first
+        crashy.deliver(report(3))
+        await wait_for(lambda: Crashy.handled == [3.0])
+        await wait_for(lambda: other_app.values == [7.0])
+        assert stats.crashes["crashy"] == 1 and Crashy.starts == 2
+        crashy.request_stop()
+        other.request_stop()
+
+
+class BadStart(XApp):
+    name = "badstart"
+
+    async def on_start(self) -> None:
+        raise ValueError("cannot start")
+
+
+async def test_max_restarts_then_failed() -> None:
+    """An xApp that keeps failing is restarted with back-off until max_restarts, then FAILED."""
+    stats = Stats()
+    host = XAppHost(
+        BadStart,
+        BadStart.Config(),
+        index=1,
+        services=Services(),
+        sensor=stats,
+        clock=RealClock(),
+        restart=RestartPolicy(min_s=0.001, max_s=0.004, max_restarts=3),
+    )
+    await asyncio.wait_for(host.run(), 5)
+    assert host.state is XAppState.FAILED
+    assert host.restarts == 3 and stats.crashes["badstart"] == 4
+
+
+class Events(XApp):
+    name = "events"
+    log_: list[str] = []
+
+    async def on_start(self) -> None:
+        self.log_.append("start")
+        self.every(0.01, self._tick)
+
+    async def _tick(self) -> None:
+        if "tick" not in self.log_:
+            self.log_.append("tick")
+
+    async def on_node_up(self, node: NodeInfo) -> None:
+        self.log_.append(f"up {node.id}")
+
+    async def on_node_down(self, node: NodeInfo) -> None:
+        self.log_.append(f"down {node.id}")
+
+    async def on_stop(self) -> None:
+        self.log_.append("stop")
+
+
+async def test_lifecycle_hooks_and_timer() -> None:
+    """start, node up/down, a timer tick and stop reach the xApp in order."""
+    host = host_for(Events, Stats())
+    node = NodeInfo(NodeId(Plmn("001", "01"), 5), "v", "1", {})
+    task = asyncio.create_task(host.run())
+    await wait_for(lambda: host.state is XAppState.RUNNING)
+    host.node_up(node)
+    host.node_down(node)
+    await wait_for(lambda: "tick" in Events.log_ and "down gnb-001-01-5" in Events.log_)
+    host.request_stop()
+    await asyncio.wait_for(task, 5)
+    assert Events.log_[0] == "start" and Events.log_[-1] == "stop"
+    assert Events.log_.index("up gnb-001-01-5") < Events.log_.index("down gnb-001-01-5")
