@@ -91,8 +91,12 @@ class XAppContext(Protocol):
     """What the host gives an xApp instance; xApp code uses the XApp methods instead."""
 
     name: str
-    clock: Clock
     log: logging.LoggerAdapter[logging.Logger]
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the xApp's time and timers run on."""
+        ...
 
     async def control(self, action: ControlAction, timeout: float) -> ControlOutcome:
         """Send a control; resolves with its outcome."""

@@ -1,0 +1,148 @@
+"""Fakes for testing xApps without a network: drive one xApp by hand, see what it sends.
+
+::
+
+    app, ctx = await start_xapp(LoadBalancer, nodes=[node_info])
+    await app.on_report(report)
+    assert ctx.controls == [Handover(...)]
+
+The fake context answers every control with the outcome ``answer`` returns (acknowledged by
+default) and records it. The replay harness for whole traces builds on the same seam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ric.actions import ControlAction, ControlOutcome, OutcomeKind
+from ric.model import NodeInfo
+from ric.report import EntityKind, KpmReport
+from ric.xapp import XApp
+
+__all__ = ["FakeContext", "ManualClock", "make_report", "start_xapp"]
+
+X = TypeVar("X", bound=XApp)
+
+
+class ManualClock:
+    """A clock that moves only when told: ``advance(seconds)`` wakes the sleepers that are due."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = 0.0
+        self._epoch = start
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def monotonic(self) -> float:
+        """Seconds since the clock was made, as advanced."""
+        return self._now
+
+    def time(self) -> float:
+        """Unix time: the start plus what was advanced."""
+        return self._epoch + self._now
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until the clock has been advanced by ``seconds``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._now + seconds, future))
+        await future
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward and let every task whose sleep ended run."""
+        self._now += seconds
+        due = [f for t, f in self._sleepers if t <= self._now]
+        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._now]
+        for future in due:
+            if not future.done():
+                future.set_result(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+class FakeContext:
+    """An XAppContext with no runtime behind it: controls are recorded and answered."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        nodes: Iterable[NodeInfo] = (),
+        answer: Callable[[ControlAction], ControlOutcome] | None = None,
+        clock: ManualClock | None = None,
+    ) -> None:
+        self.name = name
+        self.clock = clock or ManualClock()
+        self.log = logging.LoggerAdapter(logging.getLogger(f"ric.xapp.{name}"), {"xapp": name})
+        self.controls: list[ControlAction] = []
+        self.outcomes: list[ControlOutcome] = []
+        self._nodes = {str(n.id): n for n in nodes}
+        self._answer = answer or (lambda action: ControlOutcome(OutcomeKind.ACKNOWLEDGED, action))
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def control(self, action: ControlAction, timeout: float) -> ControlOutcome:
+        """Record the control and return the answer's outcome."""
+        self.controls.append(action)
+        outcome = self._answer(action)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def nodes(self) -> Mapping[str, NodeInfo]:
+        """The nodes given at construction."""
+        return self._nodes
+
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        """Run the xApp's timer as a task (it sleeps on the manual clock)."""
+
+        async def run() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(run(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Cancel the tasks the xApp spawned."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def start_xapp(
+    cls: type[X], config: Mapping[str, Any] | None = None, **context: Any
+) -> tuple[X, FakeContext]:
+    """Build ``cls`` with a FakeContext (``context`` goes to it) and run its ``on_start``."""
+    ctx = FakeContext(cls.name, **context)
+    app = cls(ctx, cls.Config.model_validate(dict(config or {})))
+    await app.on_start()
+    return app, ctx
+
+
+def make_report(
+    node: str,
+    kind: EntityKind,
+    columns: Mapping[str, Iterable[float]],
+    entity_ids: Iterable[str],
+    *,
+    cells: Iterable[str] = (),
+    slices: Iterable[str] = (),
+) -> KpmReport:
+    """A report from columns: ``{"RRU.PrbUsedDl": [..], ...}`` in entity order."""
+    ids = tuple(entity_ids)
+    metrics = tuple(columns)
+    values = np.column_stack([np.asarray(list(columns[m]), dtype=np.float64) for m in metrics])
+    return KpmReport(
+        node=node,
+        kind=kind,
+        metrics=metrics,
+        entity_ids=ids,
+        values=values.reshape(len(ids), len(metrics)),
+        cells=tuple(cells),
+        slices=tuple(slices),
+        collection_start=time.time(),
+        granularity_ms=1000,
+    )
