@@ -1,0 +1,356 @@
+"""Simulator scenarios: TOML files in ``seeds/``, validated with pydantic.
+
+A scenario names the PLMN, the random seed, the tick, the E2 nodes (vendor profile, site,
+sectors, band, bandwidth, power), the slices and their default PRB quotas, and the UE groups
+(count, slice, where they roam, how fast, how much traffic). For example::
+
+    name = "small"
+    seed = 7
+    tick_ms = 100
+    plmn = { mcc = "001", mnc = "01" }
+
+    [[nodes]]
+    id = 1
+    vendor = "acme"
+    position_m = [0.0, 0.0]
+    sectors = 2
+    band = 78
+    bandwidth_mhz = 40
+
+    [[ue_groups]]
+    count = 8
+    slice = "1-000001"
+    hotspot = { center_m = [0.0, 150.0], radius_m = 80.0 }
+
+A bad file raises :class:`ric.errors.ConfigError` whose key is the path of the bad value,
+such as ``nodes[1].vendor``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ric.errors import ConfigError
+from ric.ids import SliceId
+from ric.sim.profiles import VENDOR_PROFILES
+from ric.sim.radio import BANDS, prb_count
+
+__all__ = [
+    "AreaSpec",
+    "HotspotSpec",
+    "NodeSpec",
+    "PlmnSpec",
+    "RadioSpec",
+    "Scenario",
+    "SliceSpec",
+    "UeGroupSpec",
+    "load_scenario",
+    "parse_scenario",
+]
+
+MAX_NODE_ID: Final = (1 << 24) - 1
+"""gNB ids are 24 bits here: a cell's NR cell identity is ``node id * 4096 + sector``."""
+
+Vec2 = tuple[float, float]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlmnSpec(_Spec):
+    """The network's PLMN: MCC (3 digits) and MNC (2 or 3 digits), as strings."""
+
+    mcc: str = Field(pattern=r"^\d{3}$")
+    mnc: str = Field(pattern=r"^\d{2,3}$")
+
+
+class AreaSpec(_Spec):
+    """A rectangle, metres east (x) and north (y) of the scenario origin."""
+
+    x_m: Vec2
+    y_m: Vec2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not (self.x_m[0] < self.x_m[1] and self.y_m[0] < self.y_m[1]):
+            raise ValueError("area needs x_m = [min, max] and y_m = [min, max] with min < max")
+        return self
+
+
+class HotspotSpec(_Spec):
+    """A disc where a UE group stays: centre in metres, radius in metres."""
+
+    center_m: Vec2
+    radius_m: float = Field(gt=0.0, le=100_000.0)
+
+
+class RadioSpec(_Spec):
+    """Radio model knobs; the defaults suit a dense-urban macro layout."""
+
+    shadowing_std_db: float = Field(6.0, ge=0.0, le=20.0)
+    shadowing_decorrelation_m: float = Field(50.0, gt=0.0)
+    ue_noise_figure_db: float = Field(7.0, ge=0.0, le=20.0)
+    bs_noise_figure_db: float = Field(5.0, ge=0.0, le=20.0)
+    ue_height_m: float = Field(1.5, gt=0.0, le=50.0)
+    ue_tx_power_dbm: float = Field(23.0, ge=-10.0, le=33.0)
+    min_rsrp_dbm: float = Field(-120.0, ge=-156.0, le=-44.0)
+    """Weakest RSRP a UE attaches or is handed over to, dBm."""
+    rlf_sinr_db: float = Field(-8.0, ge=-30.0, le=10.0)
+    """A UE whose serving SINR stays below this (dB) for rlf_time_s re-establishes."""
+    rlf_time_s: float = Field(1.0, gt=0.0)
+    interference_floor: float = Field(0.1, ge=0.0, le=1.0)
+    """Share of an idle active cell's PRBs that still radiate (SSB, PDCCH), 0..1."""
+    demand_sigma: float = Field(0.4, ge=0.0, le=3.0)
+    """Log-normal spread of each UE's traffic demand around its group's mean."""
+    demand_tau_s: float = Field(10.0, gt=0.0)
+    """Correlation time of the demand fluctuation, s."""
+
+
+class NodeSpec(_Spec):
+    """One E2 node (a gNB) at one site with 1-3 sector cells."""
+
+    id: int = Field(ge=1, le=MAX_NODE_ID)
+    vendor: str
+    position_m: Vec2
+    sectors: int = Field(3, ge=1, le=3)
+    azimuth_deg: float = Field(0.0, ge=0.0, lt=360.0)
+    """Compass azimuth of the first sector; the others follow at 360/sectors degrees."""
+    band: int = 78
+    bandwidth_mhz: int = 40
+    tx_power_dbm: float = Field(43.0, ge=0.0, le=49.0)
+    height_m: float = Field(25.0, gt=0.0, le=300.0)
+
+    @field_validator("vendor")
+    @classmethod
+    def _known_vendor(cls, value: str) -> str:
+        if value not in VENDOR_PROFILES:
+            known = ", ".join(sorted(VENDOR_PROFILES))
+            raise ValueError(f"unknown vendor profile {value!r}; known: {known}")
+        return value
+
+    @field_validator("band")
+    @classmethod
+    def _known_band(cls, value: int) -> int:
+        if value not in BANDS:
+            raise ValueError(f"unknown band {value}; known: {', '.join(map(str, BANDS))}")
+        return value
+
+    @field_validator("bandwidth_mhz")
+    @classmethod
+    def _bandwidth_fits_band(cls, value: int, info: ValidationInfo) -> int:
+        band = info.data.get("band")
+        if band is not None:
+            prb_count(band, value)
+        return value
+
+    @property
+    def bandwidth_prbs(self) -> int:
+        """Downlink bandwidth in PRBs (TS 38.101-1)."""
+        return prb_count(self.band, self.bandwidth_mhz)
+
+
+_SST_DEFAULTS: Final[dict[int, tuple[float, float, float]]] = {
+    # sst: (DL kbit/s, UL kbit/s, base delay ms)
+    1: (5_000.0, 1_000.0, 2.0),  # eMBB
+    2: (1_000.0, 500.0, 0.5),  # URLLC
+    3: (50.0, 50.0, 10.0),  # mMTC
+}
+
+
+class SliceSpec(_Spec):
+    """A network slice, its default PRB quota in every cell, and its traffic profile."""
+
+    id: str
+    min_pct: int = Field(0, ge=0, le=100)
+    max_pct: int = Field(100, ge=0, le=100)
+    dedicated_pct: int = Field(0, ge=0, le=100)
+    dl_kbps: float | None = Field(None, ge=0.0)
+    """Mean downlink demand per UE, kbit/s (default by SST)."""
+    ul_kbps: float | None = Field(None, ge=0.0)
+    base_delay_ms: float | None = Field(None, gt=0.0)
+    """RLC SDU delay of an unloaded cell, ms (default by SST)."""
+
+    @field_validator("id")
+    @classmethod
+    def _slice_id(cls, value: str) -> str:
+        return str(SliceId.parse(value))
+
+    @model_validator(mode="after")
+    def _quota_order(self) -> Self:
+        if not self.dedicated_pct <= self.min_pct <= self.max_pct:
+            raise ValueError(
+                "needs dedicated_pct <= min_pct <= max_pct, got "
+                f"{self.dedicated_pct} / {self.min_pct} / {self.max_pct}"
+            )
+        return self
+
+    @property
+    def slice_id(self) -> SliceId:
+        """The slice's S-NSSAI."""
+        return SliceId.parse(self.id)
+
+    def traffic(self) -> tuple[float, float, float]:
+        """(DL kbit/s, UL kbit/s, base delay ms) with SST defaults filled in."""
+        dl, ul, delay = _SST_DEFAULTS.get(self.slice_id.sst, _SST_DEFAULTS[1])
+        return (
+            dl if self.dl_kbps is None else self.dl_kbps,
+            ul if self.ul_kbps is None else self.ul_kbps,
+            delay if self.base_delay_ms is None else self.base_delay_ms,
+        )
+
+
+DEFAULT_SLICES: Final = (
+    SliceSpec(id="1-000001"),
+    SliceSpec(id="2-000002"),
+    SliceSpec(id="3-000003"),
+)
+"""eMBB, URLLC and mMTC, no quotas."""
+
+
+class UeGroupSpec(_Spec):
+    """UEs that share a slice, a roaming region, a speed range and a traffic profile."""
+
+    name: str = ""
+    count: int = Field(ge=0, le=100_000)
+    slice: str = "1-000001"
+    area: AreaSpec | None = None
+    """Random-waypoint region; default the scenario area."""
+    hotspot: HotspotSpec | None = None
+    """A disc to stay in instead of an area."""
+    speed_mps: Vec2 = (0.5, 1.5)
+    """Speed range, m/s; each leg draws a speed from it."""
+    dl_kbps: float | None = Field(None, ge=0.0)
+    """Mean downlink demand per UE, kbit/s (default: the slice's)."""
+    ul_kbps: float | None = Field(None, ge=0.0)
+
+    @field_validator("slice")
+    @classmethod
+    def _slice_id(cls, value: str) -> str:
+        return str(SliceId.parse(value))
+
+    @field_validator("speed_mps")
+    @classmethod
+    def _speeds(cls, value: Vec2) -> Vec2:
+        if not 0.0 <= value[0] <= value[1] <= 100.0:
+            raise ValueError("needs [min, max] speeds in m/s with 0 <= min <= max <= 100")
+        return value
+
+    @model_validator(mode="after")
+    def _one_region(self) -> Self:
+        if self.area is not None and self.hotspot is not None:
+            raise ValueError("give either area or hotspot, not both")
+        return self
+
+
+class Scenario(_Spec):
+    """A whole simulated network: nodes, slices, UE groups, radio model, seed and tick."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    tick_ms: int = Field(100, ge=10, le=10_000)
+    """World step and reporting granularity, ms."""
+    duration_s: float | None = Field(None, gt=0.0)
+    """Stop after this long; None runs until cancelled."""
+    plmn: PlmnSpec = PlmnSpec(mcc="001", mnc="01")
+    area: AreaSpec | None = None
+    """Default UE region; default the sites' bounding box widened by 250 m."""
+    radio: RadioSpec = RadioSpec()
+    slices: tuple[SliceSpec, ...] = DEFAULT_SLICES
+    nodes: tuple[NodeSpec, ...] = Field(min_length=1)
+    ue_groups: tuple[UeGroupSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        # Cross-references: raise ConfigError directly so the key names the list element.
+        seen: dict[int, int] = {}
+        for i, node in enumerate(self.nodes):
+            if node.id in seen:
+                raise ConfigError(
+                    f"nodes[{i}].id", f"duplicate node id {node.id} (also nodes[{seen[node.id]}])"
+                )
+            seen[node.id] = i
+        slices: dict[str, int] = {}
+        for i, spec in enumerate(self.slices):
+            if spec.id in slices:
+                raise ConfigError(f"slices[{i}].id", f"duplicate slice {spec.id}")
+            slices[spec.id] = i
+        if not self.slices:
+            raise ConfigError("slices", "at least one slice is needed")
+        total_min = sum(s.min_pct for s in self.slices)
+        if total_min > 100:
+            raise ConfigError("slices", f"min_pct over all slices adds up to {total_min} > 100")
+        for i, group in enumerate(self.ue_groups):
+            if group.slice not in slices:
+                raise ConfigError(
+                    f"ue_groups[{i}].slice",
+                    f"slice {group.slice} is not among the scenario's slices ({', '.join(slices)})",
+                )
+        return self
+
+    def node(self, node_id: int) -> NodeSpec:
+        """The node with id ``node_id``; KeyError if none."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    @property
+    def ue_count(self) -> int:
+        """How many UEs the scenario has."""
+        return sum(g.count for g in self.ue_groups)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "<scenario>"
+
+
+def parse_scenario(data: Mapping[str, Any]) -> Scenario:
+    """Validate a scenario given as a mapping (parsed TOML); ConfigError names the bad key."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        problem = first["msg"]
+        if "input" in first and first["type"] not in ("missing", "extra_forbidden"):
+            problem += f" (got {first['input']!r})"
+        if first["type"] == "extra_forbidden":
+            problem = "unknown key"
+        if len(errors) > 1:
+            others = ", ".join(_key_path(e["loc"]) for e in errors[1:4])
+            problem += f"; {len(errors) - 1} more error(s), at {others}"
+        raise ConfigError(_key_path(first["loc"]), problem) from exc
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file; ConfigError names the bad key and problem."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read scenario file: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    return parse_scenario(data)

@@ -1,0 +1,764 @@
+"""The simulated radio world: sites, cells, slices, moving UEs, and what they measure.
+
+Columnar by design: every per-UE quantity is a numpy array indexed by UE index (RAN UE id
+minus one), every per-cell quantity an array indexed by cell index; the step loop never
+iterates over UEs in Python. The world is synchronous and deterministic: :meth:`World.step`
+advances it by ``dt_s`` seconds, so it runs as well on a real-time tick as on a virtual clock,
+and the same seed with the same controls at the same times gives the same measurements.
+
+One step:
+
+1. UEs move (random waypoint inside their group's area or hotspot); shadowing decorrelates
+   with the distance moved; traffic demand fluctuates (log-normal, AR(1));
+2. radio: coupling loss UE-to-cell (path loss, sector antenna, shadowing), RSRP, and SINR
+   with interference from the other *active* co-channel cells, weighted by their PRB load;
+3. association: UEs keep their serving cell (only handover controls move them), except that
+   unattached UEs attach to the best active cell and UEs whose SINR stays below the radio link
+   failure threshold re-establish on the best cell;
+4. scheduling: each cell's PRBs are shared between slices under their quotas, then between
+   the slice's UEs in proportion to their need; throughput = PRBs x per-PRB rate, URLLC and
+   other delays grow with the slice's load;
+5. the time-integrals behind every measurement grow by value x dt.
+
+Measurements over any period are the difference of two :class:`Snapshot` of the integrals,
+see :mod:`ric.sim.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ric.ids import CellId, Plmn, SliceId
+from ric.model import CellInfo
+from ric.sim import metrics as _m
+from ric.sim.metrics import CellCol, SliceCol, UeCol
+from ric.sim.radio import (
+    BANDS,
+    bearing_deg,
+    noise_per_re_dbm,
+    path_loss_db,
+    prb_rate_kbps,
+    queue_delay_ms,
+    sector_gain_db,
+    share_prbs,
+    spectral_efficiency,
+)
+from ric.sim.scenario import AreaSpec, Scenario
+
+__all__ = ["NodeLayout", "SimControlError", "Snapshot", "World"]
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+OMNI_GAIN_DBI: Final = 5.0
+"""Gain of a single-sector (omni) site antenna, dBi."""
+UL_ALLOC_PRB: Final = 10.0
+"""PRBs a UE's uplink power is assumed spread over, for its per-PRB uplink SNR."""
+UL_IOT_DB: Final = 3.0
+"""Uplink interference over thermal, dB."""
+HARQ_DELAY_MS: Final = 1.0
+"""Extra delay at 0 dB SINR from HARQ retransmissions, ms; it fades as SINR grows."""
+NEIGHBOUR_MARGIN_DB: Final = 6.0
+"""Two cells are neighbours when somewhere one is best and the other within this margin."""
+MAX_NEIGHBOURS: Final = 16
+DEFAULT_MARGIN_M: Final = 250.0
+"""How far the default UE area reaches beyond the outermost sites, metres."""
+MAX_TX_POWER_DBM: Final = 49.0
+
+
+class SimControlError(ValueError):
+    """The world refuses a control (unknown target, cell off, weak signal, bad quota)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLayout:
+    """A node of the world: its id, vendor profile name and cell indices."""
+
+    node_id: int
+    vendor: str
+    cells: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The world's measurement integrals at one instant (read-only arrays)."""
+
+    time_s: float
+    time_us: int
+    """The same instant in integer microseconds, the time base of the integrals."""
+    cell: FloatArray
+    """cells x :class:`~ric.sim.metrics.CellCol`."""
+    ue: FloatArray
+    """UEs x :class:`~ric.sim.metrics.UeCol`."""
+    slice: FloatArray
+    """cells x slices x :class:`~ric.sim.metrics.SliceCol`."""
+
+
+_Array = TypeVar("_Array", bound="np.ndarray[Any, Any]")
+
+
+def _ro(arr: _Array) -> _Array:
+    """A read-only view of ``arr``."""
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
+class World:
+    """A scenario's radio network, steppable with :meth:`step` and controllable.
+
+    Cells are indexed in scenario order (node by node, sector by sector), slices in scenario
+    order, UEs by RAN UE id minus one (ids run from 1, group by group).
+    """
+
+    def __init__(self, scenario: Scenario, *, seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self._rng = np.random.default_rng(self.seed)
+        self._radio = scenario.radio
+        self.plmn = Plmn(scenario.plmn.mcc, scenario.plmn.mnc)
+        self._time_us = 0
+        self.rlf_count = 0
+        """Radio link failures (re-establishments) so far."""
+        self._build_cells()
+        self._build_slices()
+        self._build_ues()
+        self._load = np.where(self._active, 0.5, 0.0)  # PRB utilisation 0..1, last step
+        self._acc_cell = np.zeros((self.n_cells, CellCol.COUNT))
+        self._acc_ue = np.zeros((self.n_ues, UeCol.COUNT))
+        self._acc_slice = np.zeros((self.n_cells, self.n_slices, SliceCol.COUNT))
+        self._snapshot: Snapshot | None = None
+        self._zero_instant()
+        self._refresh_radio()
+        self._neighbours = self._compute_neighbours()
+        self._serving = np.full(self.n_ues, -1, dtype=np.int64)
+        self._rlf_s = np.zeros(self.n_ues)
+        self._attach(np.arange(self.n_ues))
+
+    # ---------------------------------------------------------------- construction
+
+    def _build_cells(self) -> None:
+        sc = self.scenario
+        cell_ids: list[CellId] = []
+        site: list[int] = []
+        x: list[float] = []
+        y: list[float] = []
+        az: list[float] = []
+        sectorised: list[bool] = []
+        band: list[int] = []
+        prbs: list[int] = []
+        tx: list[float] = []
+        height: list[float] = []
+        pci: list[int] = []
+        nodes: dict[int, NodeLayout] = {}
+        for s, node in enumerate(sc.nodes):
+            idx: list[int] = []
+            for k in range(node.sectors):
+                idx.append(len(cell_ids))
+                cell_ids.append(CellId(self.plmn, node.id * 4096 + k + 1))
+                site.append(s)
+                x.append(node.position_m[0])
+                y.append(node.position_m[1])
+                az.append((node.azimuth_deg + k * 360.0 / node.sectors) % 360.0)
+                sectorised.append(node.sectors > 1)
+                band.append(node.band)
+                prbs.append(node.bandwidth_prbs)
+                tx.append(node.tx_power_dbm)
+                height.append(node.height_m)
+                pci.append((3 * node.id + k) % 1008)
+            nodes[node.id] = NodeLayout(node.id, node.vendor, tuple(idx))
+        self.nodes: dict[int, NodeLayout] = nodes
+        """Nodes by node id."""
+        self.cell_ids: tuple[CellId, ...] = tuple(cell_ids)
+        self.cell_text: tuple[str, ...] = tuple(str(c) for c in cell_ids)
+        """Cell ids in text form, by cell index."""
+        self._cell_index = {c: i for i, c in enumerate(cell_ids)}
+        self.n_cells = len(cell_ids)
+        self.n_sites = len(sc.nodes)
+        self._site = np.array(site, dtype=np.int64)
+        self._site_xy_m = np.array([n.position_m for n in sc.nodes], dtype=np.float64)
+        self._cx_m = np.array(x)
+        self._cy_m = np.array(y)
+        self._az_deg = np.array(az)
+        self._sectorised = np.array(sectorised)
+        self._band = np.array(band, dtype=np.int64)
+        self._n_prb = np.array(prbs, dtype=np.float64)  # PRBs per cell
+        self._tx_dbm = np.array(tx)
+        self._h_bs_m = np.array(height)
+        self._pci = pci
+        self._active = np.ones(self.n_cells, dtype=np.bool_)
+        bands = [BANDS[b] for b in band]
+        self._freq_ghz = np.array([b.centre_ghz for b in bands])
+        self._scs_khz = np.array([float(b.scs_khz) for b in bands])
+        self._dl_share = np.array([b.dl_share for b in bands])
+        self._ul_share = np.array([b.ul_share for b in bands])
+        self._re_per_cell_db = 10.0 * np.log10(12.0 * self._n_prb)
+        self._noise_dl_mw = 10.0 ** (
+            noise_per_re_dbm(self._scs_khz, self._radio.ue_noise_figure_db) / 10.0
+        )
+        self._noise_ul_dbm = noise_per_re_dbm(self._scs_khz, self._radio.bs_noise_figure_db)
+        same_band = self._band[:, None] == self._band[None, :]
+        self._co_channel = same_band & ~np.eye(self.n_cells, dtype=np.bool_)
+
+    def _build_slices(self) -> None:
+        specs = self.scenario.slices
+        self.slice_ids: tuple[SliceId, ...] = tuple(s.slice_id for s in specs)
+        self.slice_text: tuple[str, ...] = tuple(str(s) for s in self.slice_ids)
+        """Slice ids in text form, by slice index."""
+        self._slice_index = {s: i for i, s in enumerate(self.slice_ids)}
+        self.n_slices = len(specs)
+        shape = (self.n_cells, self.n_slices)
+        self._min_pct = np.broadcast_to(np.array([s.min_pct for s in specs], float), shape).copy()
+        self._max_pct = np.broadcast_to(np.array([s.max_pct for s in specs], float), shape).copy()
+        self._ded_pct = np.broadcast_to(
+            np.array([s.dedicated_pct for s in specs], float), shape
+        ).copy()
+        self._base_delay_ms = np.array([s.traffic()[2] for s in specs])
+
+    def _default_area(self) -> AreaSpec:
+        if self.scenario.area is not None:
+            return self.scenario.area
+        xy = self._site_xy_m
+        lo = xy.min(axis=0) - DEFAULT_MARGIN_M
+        hi = xy.max(axis=0) + DEFAULT_MARGIN_M
+        return AreaSpec(x_m=(float(lo[0]), float(hi[0])), y_m=(float(lo[1]), float(hi[1])))
+
+    def _build_ues(self) -> None:
+        sc = self.scenario
+        slice_traffic = {s.id: s.traffic() for s in sc.slices}
+        default_area = self._default_area()
+        kind: list[int] = []
+        region: list[tuple[float, float, float, float]] = []
+        speed: list[tuple[float, float]] = []
+        ue_slice: list[int] = []
+        dl: list[float] = []
+        ul: list[float] = []
+        group: list[int] = []
+        for g, spec in enumerate(sc.ue_groups):
+            if spec.hotspot is not None:
+                k, reg = 1, (*spec.hotspot.center_m, spec.hotspot.radius_m, 0.0)
+            else:
+                area = spec.area or default_area
+                k, reg = 0, (*area.x_m, *area.y_m)
+            s_dl, s_ul, _ = slice_traffic[spec.slice]
+            sl = self._slice_index[SliceId.parse(spec.slice)]
+            for _ in range(spec.count):
+                kind.append(k)
+                region.append(reg)
+                speed.append(spec.speed_mps)
+                ue_slice.append(sl)
+                dl.append(s_dl if spec.dl_kbps is None else spec.dl_kbps)
+                ul.append(s_ul if spec.ul_kbps is None else spec.ul_kbps)
+                group.append(g)
+        self.n_ues = len(kind)
+        n = self.n_ues
+        self.ue_ids: IntArray = np.arange(1, n + 1, dtype=np.int64)
+        """RAN UE ids, by UE index."""
+        self.ue_text: tuple[str, ...] = tuple(str(u) for u in range(1, n + 1))
+        """RAN UE ids in text form, by UE index."""
+        self._ue_group = np.array(group, dtype=np.int64)
+        self._reg_kind = np.array(kind, dtype=np.int64)
+        # Rectangle (x0, x1, y0, y1) or disc (centre x, centre y, radius, -), metres.
+        self._region = np.array(region, dtype=np.float64).reshape(n, 4)
+        self._speed_range_mps = np.array(speed, dtype=np.float64).reshape(n, 2)
+        self._ue_slice = np.array(ue_slice, dtype=np.int64)
+        self._dl_base_kbps = np.array(dl, dtype=np.float64)
+        self._ul_base_kbps = np.array(ul, dtype=np.float64)
+        all_ues = np.arange(n)
+        self._ux_m, self._uy_m = self._sample_points(all_ues)
+        self._wx_m, self._wy_m = self._sample_points(all_ues)
+        self._speed_mps = self._sample_speeds(all_ues)
+        self._shadow_db = self._radio.shadowing_std_db * self._rng.standard_normal(
+            (n, self.n_sites)
+        )
+        self._demand_z = self._rng.standard_normal(n)
+        self._demand_dl_kbps = np.zeros(n)
+        self._demand_ul_kbps = np.zeros(n)
+        self._update_demand(0.0)
+
+    def _sample_points(self, idx: IntArray) -> tuple[FloatArray, FloatArray]:
+        u = self._rng.random((len(idx), 2))
+        reg = self._region[idx]
+        rect_x = reg[:, 0] + u[:, 0] * (reg[:, 1] - reg[:, 0])
+        rect_y = reg[:, 2] + u[:, 1] * (reg[:, 3] - reg[:, 2])
+        r = reg[:, 2] * np.sqrt(u[:, 0])
+        theta = 2.0 * np.pi * u[:, 1]
+        disc_x = reg[:, 0] + r * np.cos(theta)
+        disc_y = reg[:, 1] + r * np.sin(theta)
+        disc = self._reg_kind[idx] == 1
+        return np.where(disc, disc_x, rect_x), np.where(disc, disc_y, rect_y)
+
+    def _sample_speeds(self, idx: IntArray) -> FloatArray:
+        lo = self._speed_range_mps[idx, 0]
+        hi = self._speed_range_mps[idx, 1]
+        out: FloatArray = lo + self._rng.random(len(idx)) * (hi - lo)
+        return out
+
+    def _compute_neighbours(self) -> tuple[tuple[int, ...], ...]:
+        """Neighbour relations from coverage overlap on a grid, with shadowing left out."""
+        area = self._default_area()
+        gx, gy = np.meshgrid(np.linspace(*area.x_m, 48), np.linspace(*area.y_m, 48))
+        px, py = gx.ravel(), gy.ravel()
+        dx = px[:, None] - self._cx_m[None, :]
+        dy = py[:, None] - self._cy_m[None, :]
+        rsrp = (
+            self._tx_dbm[None, :]
+            - self._re_per_cell_db[None, :]
+            + self._antenna_gain(dx, dy)
+            - path_loss_db(np.hypot(dx, dy), self._freq_ghz, self._h_bs_m, self._radio.ue_height_m)
+        )
+        best = np.argmax(rsrp, axis=1)
+        best_rsrp = rsrp[np.arange(len(px)), best]
+        close = rsrp >= best_rsrp[:, None] - NEIGHBOUR_MARGIN_DB
+        overlap = np.zeros((self.n_cells, self.n_cells))
+        np.add.at(overlap, best, close.astype(np.float64))
+        overlap = overlap + overlap.T
+        same_site = self._site[:, None] == self._site[None, :]
+        overlap[same_site] += 1.0
+        np.fill_diagonal(overlap, 0.0)
+        out: list[tuple[int, ...]] = []
+        for i in range(self.n_cells):
+            order = np.argsort(-overlap[i], kind="stable")
+            out.append(tuple(int(j) for j in order[:MAX_NEIGHBOURS] if overlap[i, j] > 0.0))
+        return tuple(out)
+
+    # ---------------------------------------------------------------- radio
+
+    def _antenna_gain(self, dx: FloatArray, dy: FloatArray) -> FloatArray:
+        gain = sector_gain_db(bearing_deg(dx, dy), self._az_deg[None, :])
+        out: FloatArray = np.where(self._sectorised[None, :], gain, OMNI_GAIN_DBI)
+        return out
+
+    def _refresh_radio(self) -> None:
+        """Recompute coupling, RSRP and SINR (UEs x cells) from positions and cell state."""
+        dx = self._ux_m[:, None] - self._cx_m[None, :]
+        dy = self._uy_m[:, None] - self._cy_m[None, :]
+        pl = path_loss_db(np.hypot(dx, dy), self._freq_ghz, self._h_bs_m, self._radio.ue_height_m)
+        self._coupling_db = self._antenna_gain(dx, dy) - pl - self._shadow_db[:, self._site]
+        rsrp = (self._tx_dbm - self._re_per_cell_db)[None, :] + self._coupling_db
+        self._rsrp_dbm = np.where(self._active[None, :], rsrp, -np.inf)
+        rx_mw = np.where(self._active[None, :], 10.0 ** (rsrp / 10.0), 0.0)
+        weight = np.where(self._active, np.maximum(self._load, self._radio.interference_floor), 0.0)
+        interference = rx_mw @ (self._co_channel * weight[:, None])
+        with np.errstate(divide="ignore"):
+            self._sinr_db = 10.0 * np.log10(rx_mw / (interference + self._noise_dl_mw[None, :]))
+
+    def _best_cells(self, ues: IntArray, candidates: IntArray | None = None) -> IntArray:
+        """Best active cell by RSRP for each UE (among ``candidates``), -1 if too weak."""
+        rsrp = (
+            self._rsrp_dbm[ues] if candidates is None else self._rsrp_dbm[np.ix_(ues, candidates)]
+        )
+        if rsrp.shape[1] == 0:
+            return np.full(len(ues), -1, dtype=np.int64)
+        best = np.argmax(rsrp, axis=1)
+        ok = rsrp[np.arange(len(ues)), best] >= self._radio.min_rsrp_dbm
+        cells = best if candidates is None else candidates[best]
+        out: IntArray = np.where(ok, cells, -1).astype(np.int64)
+        return out
+
+    def _attach(self, ues: IntArray) -> None:
+        if len(ues):
+            self._serving[ues] = self._best_cells(ues)
+            self._rlf_s[ues] = 0.0
+
+    # ---------------------------------------------------------------- stepping
+
+    @property
+    def time_s(self) -> float:
+        """Simulated seconds since the start."""
+        return self._time_us / 1e6
+
+    def step(self, dt_s: float) -> None:
+        """Advance the world by ``dt_s`` seconds (at least 1 us)."""
+        if not dt_s >= 1e-6 or not math.isfinite(dt_s):
+            raise ValueError(f"dt_s must be a positive number of seconds, got {dt_s}")
+        dt_us = round(dt_s * 1e6)
+        moved = self._move(dt_s)
+        corr = np.exp(-moved / self._radio.shadowing_decorrelation_m)[:, None]
+        noise = self._rng.standard_normal(self._shadow_db.shape)
+        self._shadow_db = (
+            corr * self._shadow_db + np.sqrt(1.0 - corr**2) * self._radio.shadowing_std_db * noise
+        )
+        self._update_demand(dt_s)
+        self._refresh_radio()
+        self._associate(dt_s)
+        self._serve(dt_us)
+        self._time_us += dt_us
+        self._snapshot = None
+
+    def _move(self, dt_s: float) -> FloatArray:
+        """Random waypoint: move towards the waypoint; on arrival draw a new one and speed."""
+        vx = self._wx_m - self._ux_m
+        vy = self._wy_m - self._uy_m
+        dist = np.hypot(vx, vy)
+        travel = self._speed_mps * dt_s
+        frac = np.ones_like(dist)
+        np.divide(travel, dist, out=frac, where=dist > travel)
+        self._ux_m += vx * frac
+        self._uy_m += vy * frac
+        arrived = np.flatnonzero(dist <= travel)
+        if len(arrived):
+            self._wx_m[arrived], self._wy_m[arrived] = self._sample_points(arrived)
+            self._speed_mps[arrived] = self._sample_speeds(arrived)
+        out: FloatArray = np.minimum(travel, dist)
+        return out
+
+    def _update_demand(self, dt_s: float) -> None:
+        rho = math.exp(-dt_s / self._radio.demand_tau_s)
+        self._demand_z = rho * self._demand_z + math.sqrt(
+            1.0 - rho * rho
+        ) * self._rng.standard_normal(self.n_ues)
+        sigma = self._radio.demand_sigma
+        factor = np.exp(sigma * self._demand_z - 0.5 * sigma * sigma)
+        self._demand_dl_kbps = self._dl_base_kbps * factor
+        self._demand_ul_kbps = self._ul_base_kbps * factor
+
+    def _associate(self, dt_s: float) -> None:
+        attached = self._serving >= 0
+        rows = np.arange(self.n_ues)
+        sinr = np.where(attached, self._sinr_db[rows, np.maximum(self._serving, 0)], np.inf)
+        below = sinr < self._radio.rlf_sinr_db
+        self._rlf_s = np.where(below, self._rlf_s + dt_s, 0.0)
+        failed = self._rlf_s >= self._radio.rlf_time_s
+        self.rlf_count += int(failed.sum())
+        self._attach(np.flatnonzero(failed | ~attached))
+
+    def _zero_instant(self) -> None:
+        n = self.n_ues
+        self.ue_thp_dl_kbps = np.zeros(n)
+        """Downlink throughput of each UE in the last step, kbit/s."""
+        self.ue_thp_ul_kbps = np.zeros(n)
+        self.ue_prb_dl = np.zeros(n)
+        """Downlink PRBs of each UE in the last step."""
+        self.ue_delay_ms = np.zeros(n)
+        self.slice_prb_dl = np.zeros((self.n_cells, self.n_slices))
+        """Downlink PRBs each slice of each cell used in the last step."""
+
+    def _serve(self, dt_us: int) -> None:
+        """Schedule one step and grow the integrals by value x ``dt_us`` (integer us, so
+        integer-valued measurements such as PRBs available stay exact)."""
+        n_c, n_s = self.n_cells, self.n_slices
+        self._zero_instant()
+        ues = np.flatnonzero(self._serving >= 0)
+        cell = self._serving[ues]
+        sl = self._ue_slice[ues]
+        key = cell * n_s + sl
+        sinr = self._sinr_db[ues, cell]
+        rsrp = self._rsrp_dbm[ues, cell]
+        scs = self._scs_khz[cell]
+        rate_dl = prb_rate_kbps(spectral_efficiency(sinr), scs, self._dl_share[cell])
+        ul_snr = (
+            self._radio.ue_tx_power_dbm
+            - 10.0 * math.log10(12.0 * UL_ALLOC_PRB)
+            + self._coupling_db[ues, cell]
+            - self._noise_ul_dbm[cell]
+            - UL_IOT_DB
+        )
+        rate_ul = prb_rate_kbps(spectral_efficiency(ul_snr), scs, self._ul_share[cell])
+        need_dl = np.zeros(len(ues))
+        np.divide(self._demand_dl_kbps[ues], rate_dl, out=need_dl, where=rate_dl > 0.0)
+        need_ul = np.zeros(len(ues))
+        np.divide(self._demand_ul_kbps[ues], rate_ul, out=need_ul, where=rate_ul > 0.0)
+
+        total = self._n_prb * self._active
+        need_cs = np.asarray(np.bincount(key, need_dl, n_c * n_s), dtype=np.float64).reshape(
+            n_c, n_s
+        )
+        share = share_prbs(need_cs, total, self._min_pct, self._max_pct, self._ded_pct)
+        frac_cs = np.ones_like(need_cs)
+        np.divide(share.used, need_cs, out=frac_cs, where=need_cs > 0.0)
+        prb_dl = need_dl * np.minimum(frac_cs.ravel()[key], 1.0)
+        thp_dl = prb_dl * rate_dl
+
+        need_ul_c = np.asarray(np.bincount(cell, need_ul, n_c), dtype=np.float64)
+        frac_ul = np.ones(n_c)
+        np.divide(total, need_ul_c, out=frac_ul, where=need_ul_c > total)
+        prb_ul = need_ul * frac_ul[cell]
+        thp_ul = prb_ul * rate_ul
+
+        slice_delay = queue_delay_ms(self._base_delay_ms[None, :], need_cs, share.capacity)
+        delay = slice_delay.ravel()[key] + HARQ_DELAY_MS / (1.0 + 10.0 ** (sinr / 10.0))
+
+        self.ue_thp_dl_kbps[ues] = thp_dl
+        self.ue_thp_ul_kbps[ues] = thp_ul
+        self.ue_prb_dl[ues] = prb_dl
+        self.ue_delay_ms[ues] = delay
+        self.slice_prb_dl = share.used
+
+        used_c = share.used.sum(axis=1)
+        acc = self._acc_cell
+        acc[:, CellCol.PRB_DL] += used_c * dt_us
+        acc[:, CellCol.PRB_AVAIL_DL] += total * dt_us
+        acc[:, CellCol.PRB_UL] += np.bincount(cell, prb_ul, n_c) * dt_us
+        acc[:, CellCol.PRB_AVAIL_UL] += total * dt_us
+        acc[:, CellCol.CONN] += np.bincount(cell, None, n_c) * dt_us
+        acc[:, CellCol.VOL_DL] += np.bincount(cell, thp_dl, n_c) * dt_us
+        acc[:, CellCol.VOL_UL] += np.bincount(cell, thp_ul, n_c) * dt_us
+        acc[:, CellCol.DELAY_VOL_DL] += np.bincount(cell, delay * thp_dl, n_c) * dt_us
+
+        ue_cols = np.array(
+            [
+                UeCol.VOL_DL,
+                UeCol.VOL_UL,
+                UeCol.PRB_DL,
+                UeCol.PRB_UL,
+                UeCol.DELAY_VOL_DL,
+                UeCol.RSRP,
+                UeCol.SINR,
+                UeCol.ATTACHED,
+            ]
+        )
+        ue_vals = np.stack(
+            [thp_dl, thp_ul, prb_dl, prb_ul, delay * thp_dl, rsrp, sinr, np.ones(len(ues))], axis=1
+        )
+        self._acc_ue[np.ix_(ues, ue_cols)] += ue_vals * dt_us
+
+        sacc = self._acc_slice.reshape(n_c * n_s, SliceCol.COUNT)
+        size = n_c * n_s
+        sacc[:, SliceCol.PRB_DL] += share.used.ravel() * dt_us
+        sacc[:, SliceCol.CONN] += np.bincount(key, None, size) * dt_us
+        sacc[:, SliceCol.VOL_DL] += np.bincount(key, thp_dl, size) * dt_us
+        sacc[:, SliceCol.VOL_UL] += np.bincount(key, thp_ul, size) * dt_us
+        sacc[:, SliceCol.DELAY_VOL_DL] += np.bincount(key, delay * thp_dl, size) * dt_us
+
+        load = np.zeros(n_c)
+        np.divide(used_c, total, out=load, where=total > 0.0)
+        self._load = load
+
+    # ---------------------------------------------------------------- lookups
+
+    def cell_index(self, cell: CellId) -> int | None:
+        """Index of a cell, or None if the world has no such cell."""
+        return self._cell_index.get(cell)
+
+    def slice_index(self, slice_id: SliceId) -> int | None:
+        """Index of a slice, or None."""
+        return self._slice_index.get(slice_id)
+
+    def ue_index(self, ue_id: int) -> int | None:
+        """Index of a UE by RAN UE id, or None."""
+        return ue_id - 1 if 1 <= ue_id <= self.n_ues else None
+
+    def cell_info(self, index: int) -> CellInfo:
+        """The cell at ``index`` as a node announces it (identity, neighbours, state)."""
+        return CellInfo(
+            id=self.cell_ids[index],
+            pci=self._pci[index],
+            band=int(self._band[index]),
+            bandwidth_prbs=int(self._n_prb[index]),
+            subcarrier_spacing_khz=int(self._scs_khz[index]),
+            neighbours=tuple(self.cell_ids[j] for j in self._neighbours[index]),
+            active=bool(self._active[index]),
+            tx_power_dbm=float(self._tx_dbm[index]),
+        )
+
+    def neighbours(self, index: int) -> tuple[int, ...]:
+        """Neighbour cell indices of cell ``index``, closest overlap first."""
+        return self._neighbours[index]
+
+    def is_active(self, index: int) -> bool:
+        """Whether cell ``index`` is switched on."""
+        return bool(self._active[index])
+
+    def serving_cell(self, ue_id: int) -> CellId | None:
+        """The cell serving UE ``ue_id``, or None when it is not attached."""
+        idx = self.ue_index(ue_id)
+        if idx is None:
+            raise KeyError(f"unknown UE {ue_id}")
+        cell = int(self._serving[idx])
+        return self.cell_ids[cell] if cell >= 0 else None
+
+    @property
+    def serving(self) -> IntArray:
+        """Serving cell index of each UE (-1: not attached), read-only."""
+        return _ro(self._serving)
+
+    @property
+    def ue_slice(self) -> IntArray:
+        """Slice index of each UE, read-only."""
+        return _ro(self._ue_slice)
+
+    @property
+    def rsrp_dbm(self) -> FloatArray:
+        """RSRP of every cell at every UE (UEs x cells), dBm; -inf for cells off."""
+        return _ro(self._rsrp_dbm)
+
+    @property
+    def sinr_db(self) -> FloatArray:
+        """SINR every UE would have on every cell (UEs x cells), dB; -inf for cells off."""
+        return _ro(self._sinr_db)
+
+    @property
+    def ue_positions_m(self) -> FloatArray:
+        """UE positions (UEs x 2: east, north), metres."""
+        return np.stack([self._ux_m, self._uy_m], axis=1)
+
+    def ues_in_cells(self, cells: Iterable[int]) -> IntArray:
+        """Indices of the UEs served by any of ``cells``, in UE id order."""
+        mask = np.isin(self._serving, np.fromiter(cells, dtype=np.int64))
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def slice_quota(self, cell: int, slice_index: int) -> tuple[int, int, int]:
+        """(min, max, dedicated) PRB percentages of a slice in a cell."""
+        return (
+            int(self._min_pct[cell, slice_index]),
+            int(self._max_pct[cell, slice_index]),
+            int(self._ded_pct[cell, slice_index]),
+        )
+
+    # ---------------------------------------------------------------- controls
+
+    def _cell(self, cell: CellId) -> int:
+        idx = self._cell_index.get(cell)
+        if idx is None:
+            raise SimControlError(f"unknown cell {cell}")
+        return idx
+
+    def handover(self, ue_id: int, target: CellId) -> int:
+        """Hand UE ``ue_id`` to cell ``target``; return the source cell index.
+
+        Refused when the UE or cell is unknown, the cell is off or already serves the UE, or
+        the cell's RSRP at the UE is below the scenario's ``min_rsrp_dbm``.
+        """
+        ue = self.ue_index(ue_id)
+        if ue is None:
+            raise SimControlError(f"unknown UE {ue_id}")
+        t = self._cell(target)
+        if not self._active[t]:
+            raise SimControlError(f"target cell {target} is switched off")
+        source = int(self._serving[ue])
+        if source == t:
+            raise SimControlError(f"UE {ue_id} is already served by {target}")
+        rsrp = float(self._rsrp_dbm[ue, t])
+        if rsrp < self._radio.min_rsrp_dbm:
+            raise SimControlError(
+                f"RSRP of {target} at UE {ue_id} is {rsrp:.1f} dBm, "
+                f"below the {self._radio.min_rsrp_dbm:.1f} dBm needed"
+            )
+        self._serving[ue] = t
+        self._rlf_s[ue] = 0.0
+        return source
+
+    def set_slice_quota(
+        self, cell: CellId, slice_id: SliceId, *, min_pct: int, max_pct: int, dedicated_pct: int
+    ) -> None:
+        """Set a slice's PRB quota in a cell, in percent: ``dedicated <= min <= max``.
+
+        Refused when out of 0..100, out of order, or when the minimum shares of the cell's
+        slices would add up to more than 100 percent.
+        """
+        c = self._cell(cell)
+        s = self._slice_index.get(slice_id)
+        if s is None:
+            raise SimControlError(f"unknown slice {slice_id}")
+        for name, value in (("min", min_pct), ("max", max_pct), ("dedicated", dedicated_pct)):
+            if not 0 <= value <= 100:
+                raise SimControlError(f"{name} PRB ratio must be 0..100 percent, got {value}")
+        if not dedicated_pct <= min_pct <= max_pct:
+            raise SimControlError(
+                "PRB ratios need dedicated <= min <= max, got "
+                f"{dedicated_pct} / {min_pct} / {max_pct}"
+            )
+        others = float(self._min_pct[c].sum() - self._min_pct[c, s])
+        if others + min_pct > 100:
+            raise SimControlError(
+                f"minimum PRB ratios of the slices of {cell} would add up to {others + min_pct:.0f} > 100"
+            )
+        self._min_pct[c, s] = min_pct
+        self._max_pct[c, s] = max_pct
+        self._ded_pct[c, s] = dedicated_pct
+
+    def set_cell_state(
+        self, cell: CellId, *, active: bool | None = None, tx_power_dbm: float | None = None
+    ) -> list[int]:
+        """Switch a cell on or off and/or set its transmit power (dBm).
+
+        A cell switched off stops transmitting (its interference disappears) and hands each
+        of its UEs to the best active neighbour, or else to the best active cell, or leaves it
+        unattached. Returns the RAN UE ids that had to leave the cell.
+        """
+        c = self._cell(cell)
+        if active is None and tx_power_dbm is None:
+            raise SimControlError("nothing to change: give active and/or tx_power_dbm")
+        if tx_power_dbm is not None and not 0.0 <= tx_power_dbm <= MAX_TX_POWER_DBM:
+            raise SimControlError(
+                f"transmit power must be 0..{MAX_TX_POWER_DBM:.0f} dBm, got {tx_power_dbm}"
+            )
+        if tx_power_dbm is not None:
+            self._tx_dbm[c] = tx_power_dbm
+        moved: list[int] = []
+        if active is not None and active != bool(self._active[c]):
+            self._active[c] = active
+            if not active:
+                self._load[c] = 0.0
+            self._refresh_radio()
+            if not active:
+                moved = self._evacuate(c)
+        else:
+            self._refresh_radio()
+        return moved
+
+    def _evacuate(self, c: int) -> list[int]:
+        ues = np.flatnonzero(self._serving == c).astype(np.int64)
+        if not len(ues):
+            return []
+        nbrs = np.array([j for j in self._neighbours[c] if self._active[j]], dtype=np.int64)
+        target = self._best_cells(ues, nbrs)
+        lost = target < 0
+        if lost.any():
+            target[lost] = self._best_cells(ues[lost])
+        self._serving[ues] = target
+        self._rlf_s[ues] = 0.0
+        log.debug("cell %s off: %d UEs moved", self.cell_text[c], len(ues))
+        return [int(u) + 1 for u in ues]
+
+    # ---------------------------------------------------------------- measurements
+
+    def snapshot(self) -> Snapshot:
+        """The measurement integrals now; cheap to call again before the next step."""
+        if self._snapshot is None:
+            cell = self._acc_cell.copy()
+            ue = self._acc_ue.copy()
+            sl = self._acc_slice.copy()
+            for arr in (cell, ue, sl):
+                arr.flags.writeable = False
+            self._snapshot = Snapshot(self.time_s, self._time_us, cell, ue, sl)
+        return self._snapshot
+
+    def cell_matrix(
+        self, since: Snapshot, cells: Sequence[int], metrics: Sequence[str]
+    ) -> FloatArray:
+        """Cell measurements (cells x metrics) averaged since ``since``; NaN for no value."""
+        rows = np.asarray(cells, dtype=np.int64)
+        delta = self._acc_cell[rows] - since.cell[rows]
+        return _m.derive(_m.CELL_METRICS, delta, self._time_us - since.time_us, tuple(metrics))
+
+    def slice_matrix(
+        self, since: Snapshot, cells: Sequence[int], slices: Sequence[int], metrics: Sequence[str]
+    ) -> FloatArray:
+        """Per-slice measurements, one row per (cell, slice), cell-major; NaN for no value."""
+        c = np.repeat(np.asarray(cells, dtype=np.int64), len(slices))
+        s = np.tile(np.asarray(slices, dtype=np.int64), len(cells))
+        delta = self._acc_slice[c, s] - since.slice[c, s]
+        avail = self._acc_cell[c, CellCol.PRB_AVAIL_DL] - since.cell[c, CellCol.PRB_AVAIL_DL]
+        return _m.derive(
+            _m.SLICE_METRICS, delta, self._time_us - since.time_us, tuple(metrics), avail
+        )
+
+    def ue_matrix(
+        self, since: Snapshot, ues: Sequence[int] | IntArray, metrics: Sequence[str]
+    ) -> FloatArray:
+        """UE measurements (UEs x metrics) averaged since ``since``; NaN for no value."""
+        rows = np.asarray(ues, dtype=np.int64)
+        delta = self._acc_ue[rows] - since.ue[rows]
+        return _m.derive(_m.UE_METRICS, delta, self._time_us - since.time_us, tuple(metrics))

@@ -1,0 +1,279 @@
+"""Tests of the simulated world in ric.sim.world: determinism, controls and measurements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ric.ids import CellId, SliceId
+from ric.sim import Scenario, SimControlError, World, load_scenario, parse_scenario
+
+from .conftest import SEEDS
+
+CELL_METRICS = [
+    "RRU.PrbUsedDl",
+    "RRU.PrbAvailDl",
+    "RRU.PrbTotDl",
+    "DRB.UEThpDl",
+    "DRB.UEThpUl",
+    "RRC.ConnMean",
+    "DRB.RlcSduDelayDl",
+]
+UE_METRICS = [
+    "DRB.UEThpDl",
+    "DRB.UEThpUl",
+    "RRU.PrbUsedDl",
+    "DRB.RlcSduDelayDl",
+    "L1M.RSRP",
+    "L1M.SINR",
+]
+SLICE_METRICS = [
+    "RRU.PrbUsedDl",
+    "RRU.PrbTotDl",
+    "DRB.UEThpDl",
+    "RRC.ConnMean",
+    "DRB.RlcSduDelayDl",
+]
+TICK_S = 0.1
+
+
+@pytest.fixture(scope="module")
+def demo() -> Scenario:
+    """The demo scenario: nine cells, sixty UEs, one overloaded cell."""
+    return load_scenario(SEEDS / "demo.toml")
+
+
+def _steps(world: World, n: int) -> None:
+    for _ in range(n):
+        world.step(TICK_S)
+
+
+def _handover_candidate(world: World) -> tuple[int, int, int]:
+    """(UE id, source cell, target cell) of a UE another active cell could take."""
+    rsrp = world.rsrp_dbm
+    for u, src in enumerate(world.serving.tolist()):
+        if src < 0:
+            continue
+        for t in world.neighbours(src):
+            if rsrp[u, t] > -105.0:
+                return u + 1, src, t
+    raise AssertionError("no handover candidate in this world")
+
+
+def _run(scenario: Scenario, seed: int, *, handover: bool) -> tuple[np.ndarray, np.ndarray]:
+    world = World(scenario, seed=seed)
+    since = world.snapshot()
+    _steps(world, 10)
+    if handover:
+        ue, _src, target = _handover_candidate(world)
+        world.handover(ue, world.cell_ids[target])
+    _steps(world, 20)
+    cells = world.cell_matrix(since, range(world.n_cells), CELL_METRICS)
+    ues = world.ue_matrix(since, np.arange(world.n_ues), UE_METRICS)
+    return cells, ues
+
+
+def test_same_seed_and_controls_give_identical_measurements(small: Scenario) -> None:
+    """Two worlds with one seed and the same controls measure exactly the same; seeds differ."""
+    a_cells, a_ues = _run(small, 3, handover=True)
+    b_cells, b_ues = _run(small, 3, handover=True)
+    np.testing.assert_array_equal(a_cells, b_cells)
+    np.testing.assert_array_equal(a_ues, b_ues)
+    c_cells, _ = _run(small, 4, handover=True)
+    assert not np.array_equal(a_cells, c_cells, equal_nan=True)
+
+
+def test_handover_moves_the_ue_and_shows_in_measurements(demo: Scenario) -> None:
+    """A handover changes the UE's serving cell, and UE and cell measurements follow it."""
+    world = World(demo)
+    twin = World(demo)
+    _steps(world, 5)
+    _steps(twin, 5)
+    ue, src, target = _handover_candidate(world)
+    assert world.handover(ue, world.cell_ids[target]) == src
+    assert world.serving_cell(ue) == world.cell_ids[target]
+    since, twin_since = world.snapshot(), twin.snapshot()
+    _steps(world, 10)
+    _steps(twin, 10)
+    assert ue - 1 in world.ues_in_cells([target]).tolist()
+    assert ue - 1 not in world.ues_in_cells([src]).tolist()
+    conn = CELL_METRICS.index("RRC.ConnMean")
+    moved = world.cell_matrix(since, [src, target], CELL_METRICS)[:, conn]
+    stayed = twin.cell_matrix(twin_since, [src, target], CELL_METRICS)[:, conn]
+    np.testing.assert_allclose(moved - stayed, [-1.0, 1.0])
+    rsrp = world.ue_matrix(since, [ue - 1], ["L1M.RSRP"])[0, 0]
+    twin_rsrp = twin.ue_matrix(twin_since, [ue - 1], ["L1M.RSRP"])[0, 0]
+    assert rsrp != twin_rsrp
+
+
+def test_handover_refusals_say_why() -> None:
+    """Handover to an unknown, switched-off or too-weak cell is refused with a reason."""
+    far: dict[str, Any] = {
+        "nodes": [
+            {"id": 1, "vendor": "acme", "position_m": [0.0, 0.0], "sectors": 1},
+            {"id": 2, "vendor": "initech", "position_m": [20000.0, 0.0], "sectors": 1},
+            {"id": 3, "vendor": "globex", "position_m": [100.0, 0.0], "sectors": 1},
+        ],
+        "ue_groups": [{"count": 3, "hotspot": {"center_m": [0.0, 0.0], "radius_m": 20.0}}],
+        "area": {"x_m": [-100.0, 100.0], "y_m": [-100.0, 100.0]},
+    }
+    world = World(parse_scenario(far))
+    near, remote, other = world.cell_ids
+    assert world.serving_cell(1) in (near, other)
+    with pytest.raises(SimControlError, match="below"):
+        world.handover(1, remote)
+    with pytest.raises(SimControlError, match="unknown cell"):
+        world.handover(1, CellId(world.plmn, 999))
+    with pytest.raises(SimControlError, match="unknown UE"):
+        world.handover(99, near)
+    world.set_cell_state(other, active=False)
+    with pytest.raises(SimControlError, match="switched off"):
+        world.handover(1, other)
+
+
+def test_cell_off_moves_its_ues_and_removes_its_interference(demo: Scenario) -> None:
+    """Switching a cell off hands its UEs to active cells and raises everyone else's SINR."""
+    world, twin = World(demo), World(demo)
+    _steps(world, 5)
+    _steps(twin, 5)
+    off = 0
+    victims = world.ues_in_cells([off]).tolist()
+    assert victims
+    # The twin gets a control that changes nothing, so its radio state is refreshed alike.
+    twin.set_cell_state(twin.cell_ids[off], tx_power_dbm=twin.cell_info(off).tx_power_dbm)
+    before = twin.sinr_db
+    moved = world.set_cell_state(world.cell_ids[off], active=False)
+    assert sorted(moved) == [u + 1 for u in victims]
+    assert not world.is_active(off)
+    assert off not in world.serving.tolist()
+    new_cells = world.serving[victims]
+    assert np.all(new_cells[new_cells >= 0] != off)
+    # A UE is dropped only when no active cell reaches it at the minimum RSRP.
+    dropped = [u for u, c in zip(victims, new_cells.tolist(), strict=True) if c < 0]
+    assert len(dropped) < len(victims) / 2
+    for u in dropped:
+        assert world.rsrp_dbm[u].max() < demo.radio.min_rsrp_dbm
+    assert np.all(np.isneginf(world.rsrp_dbm[:, off]))
+    others = [c for c in range(world.n_cells) if c != off]
+    gain = world.sinr_db[:, others] - before[:, others]
+    assert np.all(gain >= -1e-9)
+    assert np.any(gain > 0.1)
+    since = world.snapshot()
+    _steps(world, 5)
+    row = world.cell_matrix(since, [off], ["RRU.PrbAvailDl", "RRU.PrbUsedDl", "RRC.ConnMean"])[0]
+    np.testing.assert_array_equal(row, [0.0, 0.0, 0.0])
+    world.set_cell_state(world.cell_ids[off], active=True)
+    assert world.cell_info(off).active
+
+
+def test_tx_power_shifts_rsrp(small: Scenario) -> None:
+    """Lowering a cell's transmit power by 10 dB lowers its RSRP at every UE by 10 dB."""
+    world = World(small)
+    before = world.rsrp_dbm[:, 0].copy()
+    world.set_cell_state(world.cell_ids[0], tx_power_dbm=33.0)
+    np.testing.assert_allclose(world.rsrp_dbm[:, 0], before - 10.0)
+    assert world.cell_info(0).tx_power_dbm == 33.0
+    with pytest.raises(SimControlError, match="transmit power"):
+        world.set_cell_state(world.cell_ids[0], tx_power_dbm=80.0)
+
+
+def test_slice_quota_changes_slice_prb_shares(demo: Scenario) -> None:
+    """Capping the eMBB slice of the overloaded cell caps its PRBs and frees some for others."""
+    world = World(demo)
+    _steps(world, 20)
+    cell, embb = 0, 0
+    since = world.snapshot()
+    _steps(world, 20)
+    before = world.slice_matrix(since, [cell], [0, 1, 2], ["RRU.PrbUsedDl"])[:, 0]
+    world.set_slice_quota(
+        world.cell_ids[cell], SliceId(1, "000001"), min_pct=0, max_pct=30, dedicated_pct=0
+    )
+    assert world.slice_quota(cell, embb) == (0, 30, 0)
+    since = world.snapshot()
+    for _ in range(20):
+        world.step(TICK_S)
+        assert world.slice_prb_dl[cell, embb] <= 0.30 * 106 + 1e-9
+    after = world.slice_matrix(since, [cell], [0, 1, 2], ["RRU.PrbUsedDl"])[:, 0]
+    assert before[embb] > 0.5 * 106, "the eMBB slice should have been using most of the cell"
+    assert after[embb] <= 0.30 * 106 + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("quota", "fragment"),
+    [
+        ((50, 20, 0), "dedicated <= min <= max"),
+        ((0, 120, 0), "0..100"),
+        ((20, 30, 25), "dedicated <= min <= max"),
+        ((95, 100, 0), "add up to 105"),
+    ],
+)
+def test_slice_quota_refuses_bad_ratios(
+    demo: Scenario, quota: tuple[int, int, int], fragment: str
+) -> None:
+    """Out-of-range or inconsistent PRB ratios are refused and change nothing."""
+    world = World(demo)
+    lo, hi, ded = quota
+    with pytest.raises(SimControlError, match=fragment):
+        world.set_slice_quota(
+            world.cell_ids[0], SliceId(1, "000001"), min_pct=lo, max_pct=hi, dedicated_pct=ded
+        )
+    assert world.slice_quota(0, 0) == (0, 100, 0)
+    with pytest.raises(SimControlError, match="unknown slice"):
+        world.set_slice_quota(
+            world.cell_ids[0], SliceId(7), min_pct=0, max_pct=100, dedicated_pct=0
+        )
+
+
+def test_measurements_are_sane_and_consistent(demo: Scenario) -> None:
+    """PRBs used stay within available, rates are non-negative, and the levels agree."""
+    world = World(demo)
+    _steps(world, 10)
+    since = world.snapshot()
+    serving_then = world.serving.copy()
+    _steps(world, 30)
+    cells = range(world.n_cells)
+    m = world.cell_matrix(since, cells, CELL_METRICS)
+    used, avail, tot, thp_dl, thp_ul, conn, delay = m.T
+    assert np.all(used <= avail + 1e-9)
+    np.testing.assert_array_equal(avail, 106.0)
+    assert np.all((tot >= 0.0) & (tot <= 100.0))
+    assert np.all(thp_dl[conn > 0] >= 0.0)
+    assert np.all(thp_ul[conn > 0] >= 0.0)
+    assert conn.sum() == pytest.approx(world.n_ues, abs=1.0)
+    assert np.all(delay[conn > 0] >= 10 * 0.5)  # 0.1 ms units, at least URLLC's 0.5 ms base
+    assert np.any(tot > 90.0), "the demo hotspot cell should be overloaded"
+
+    per_slice = world.slice_matrix(since, cells, range(world.n_slices), SLICE_METRICS)
+    slice_used = per_slice[:, 0].reshape(world.n_cells, world.n_slices).sum(axis=1)
+    np.testing.assert_allclose(slice_used, used)
+    slice_conn = per_slice[:, 3].reshape(world.n_cells, world.n_slices).sum(axis=1)
+    np.testing.assert_allclose(slice_conn, conn)
+
+    ues = world.ue_matrix(since, np.arange(world.n_ues), UE_METRICS)
+    thp, _ul, prb, _delay, rsrp, sinr = ues.T
+    assert np.all(thp >= 0.0)
+    assert np.all(prb >= 0.0)
+    assert np.all((rsrp > -140.0) & (rsrp < -30.0))
+    assert np.all((sinr > -30.0) & (sinr < 60.0))
+    # Cell throughput (kbit/s, mean over UE-seconds) times mean UEs is the sum of its UEs'
+    # throughputs, in every cell whose UEs stayed the same over the period.
+    same = [
+        c
+        for c in cells
+        if np.array_equal(np.flatnonzero(serving_then == c), np.flatnonzero(world.serving == c))
+    ]
+    assert same
+    per_cell = np.bincount(
+        world.serving[world.serving >= 0], thp[world.serving >= 0], world.n_cells
+    )
+    np.testing.assert_allclose((np.nan_to_num(thp_dl) * conn)[same], per_cell[same], rtol=1e-9)
+
+
+def test_step_refuses_non_positive_time(small: Scenario) -> None:
+    """step() needs a positive, finite number of seconds."""
+    world = World(small)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="dt_s"):
+            world.step(bad)
