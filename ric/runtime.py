@@ -33,12 +33,12 @@ from ric.e2.convert import (
 from ric.e2.session import NodeSession
 from ric.e2.termination import E2Server, TerminationConfig
 from ric.errors import ProtocolError, StateError
-from ric.host import RestartPolicy, XAppHost
+from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.model import Cause, CauseCode, NodeInfo
 from ric.plugins import Plugin, configure
 from ric.sensors import LogSensor, SensorSet
 from ric.subscriptions import SubscriptionManager
-from ric.types import Clock, RealClock, Sensor
+from ric.types import Check, Clock, Component, RealClock, Sensor
 
 __all__ = ["Runtime"]
 
@@ -50,7 +50,8 @@ class Runtime:
 
     ``plugins`` are checked xApps (see ``ric.plugins``); their settings come from
     ``config.xapps.config[name]``. ``sensors`` observe runtime events in addition to the
-    built-in log sensor.
+    built-in log sensor; ``components`` are services started with the runtime (a component
+    that is also a Sensor should be passed in both).
     """
 
     def __init__(
@@ -59,9 +60,11 @@ class Runtime:
         plugins: Sequence[Plugin] = (),
         *,
         sensors: Iterable[Sensor] = (),
+        components: Sequence[Component] = (),
         clock: Clock | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
+        self.components = list(components)
         self.sensor = SensorSet([LogSensor(), *sensors])
         self.clock: Clock = clock or RealClock()
         self._sessions: dict[str, NodeSession] = {}
@@ -139,9 +142,13 @@ class Runtime:
             for host in self.hosts:
                 self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
             await self.server.start()
+            for component in self.components:
+                await component.start(self)
+                stack.push_async_callback(self._stop_component, component)
         except BaseException:
             for host in self.hosts:
                 host.request_stop()
+            await self.server.stop()
             await stack.aclose()
             raise
         self._stack = stack
@@ -156,6 +163,27 @@ class Runtime:
         finally:
             self._closed.set()
             await stack.__aexit__(*exc_info)
+
+    @staticmethod
+    async def _stop_component(component: Component) -> None:
+        try:
+            await component.stop()
+        except Exception:
+            log.exception("component %s failed to stop", component.name)
+
+    def checks(self) -> list[Check]:
+        """Readiness: E2 listening, every xApp running, and each component's own checks."""
+        out = [
+            Check(
+                "e2", self.server.port != 0 and self._stack is not None, f"port {self.server.port}"
+            )
+        ]
+        for host in self.hosts:
+            running = host.state is XAppState.RUNNING
+            out.append(Check(f"xapp:{host.name}", running, host.state.value))
+        for component in self.components:
+            out.extend(component.checks())
+        return out
 
     async def _shutdown(self) -> None:
         deleted = sum(self.subscriptions.unsubscribe(h) for h in self.hosts)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ric.actions import ControlOutcome
     from ric.model import Cause, NodeInfo
+    from ric.runtime import Runtime
 
-__all__ = ["Clock", "RealClock", "Sensor"]
+__all__ = ["Check", "Clock", "Component", "RealClock", "Sensor"]
 
 
 class Clock(Protocol):
@@ -48,6 +50,37 @@ class RealClock:
     async def sleep(self, seconds: float) -> None:
         """``asyncio.sleep``."""
         await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One readiness check: its name, whether it passes, and why not."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class Component(Protocol):
+    """A service that runs alongside the runtime (HTTP API, MQTT bridge, recorder, ...).
+
+    Started in order after the E2 termination listens and the xApps are started; stopped in
+    reverse order at shutdown, each stop running even if another failed.
+    """
+
+    name: str
+
+    async def start(self, runtime: Runtime) -> None:
+        """Start serving; return once ready (for example, once listening)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop and release everything; must not raise for an already stopped component."""
+        ...
+
+    def checks(self) -> list[Check]:
+        """The readiness checks this component contributes (empty if none)."""
+        ...
 
 
 class Sensor:

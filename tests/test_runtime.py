@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ric import Handover, KpmReport, NodeInfo, OutcomeKind, Report, XApp
+from ric.config import load_config
+from ric.plugins import Plugin
+from ric.runtime import Runtime
 from ric.sim import Simulator, load_scenario
+from ric.types import Check
 from tests.conftest import Recorder, RuntimeFactory, wait_for
 
 SMALL = Path(__file__).resolve().parent.parent / "seeds" / "small.toml"
@@ -115,3 +119,38 @@ async def test_node_that_comes_back_is_subscribed_again(make_runtime: RuntimeFac
         )
         await wait_for(lambda: len(recorder.seen) > before, what="reports after return")
         assert len(runtime.subscriptions.snapshot()) == 1
+
+
+class Probe:
+    """A component that records its start and stop and offers one check."""
+
+    name = "probe"
+
+    def __init__(self, log: list[str], fail_stop: bool = False) -> None:
+        self.log = log
+        self.fail_stop = fail_stop
+
+    async def start(self, runtime: Runtime) -> None:
+        self.log.append(f"start {self.name} port={runtime.port != 0}")
+
+    async def stop(self) -> None:
+        self.log.append(f"stop {self.name}")
+        if self.fail_stop:
+            raise RuntimeError("stop failed")
+
+    def checks(self) -> list[Check]:
+        return [Check(self.name, True, "fine")]
+
+
+async def test_components_start_after_e2_and_stop_in_reverse() -> None:
+    """Components start once E2 listens and stop in reverse order, a failing stop not keeping
+    the others from stopping; their checks join the runtime's readiness."""
+    log: list[str] = []
+    first, second = Probe(log), Probe(log, fail_stop=True)
+    second.name = "second"
+    config = load_config(environ={}, overrides={"e2.port": 0})
+    async with Runtime(config, [Plugin(Recorder, "test")], components=[first, second]) as runtime:
+        await wait_for(lambda: runtime.host("recorder").state.value == "running")
+        checks = {c.name: c.ok for c in runtime.checks()}
+        assert checks == {"e2": True, "xapp:recorder": True, "probe": True, "second": True}
+    assert log == ["start probe port=True", "start second port=True", "stop second", "stop probe"]
