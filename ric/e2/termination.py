@@ -135,10 +135,19 @@ class E2Server:
         await server.start()
         self._server = server
         self.port = port
-        await self._health.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.set_serving(True)
         log.info("E2 termination listening on %s:%d", self._config.host, port)
         return port
+
+    async def set_serving(self, serving: bool) -> None:
+        """Report readiness through the standard gRPC health service (overall and E2)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set(SERVICE, status)
+        await self._health.set("", status)
 
     async def stop(self, grace_s: float = 1.0) -> None:
         """Stop accepting streams, end every session, and wait up to ``grace_s`` for them."""
