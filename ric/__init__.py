@@ -10,6 +10,7 @@ Three doors, for three audiences:
 
 from ric.actions import (
     CellState,
+    Conflict,
     ControlAction,
     ControlOutcome,
     GenericControl,
@@ -28,7 +29,7 @@ from ric.errors import (
 from ric.ids import CellId, NodeId, SliceId
 from ric.model import Cause, CauseCode, CellInfo, NodeInfo
 from ric.report import EntityKind, KpmReport, Row
-from ric.xapp import Report, XApp, xapp
+from ric.xapp import Report, SubscriptionStatus, XApp, xapp
 
 __all__ = [
     "Cause",
@@ -37,6 +38,7 @@ __all__ = [
     "CellInfo",
     "CellState",
     "ConfigError",
+    "Conflict",
     "ControlAction",
     "ControlOutcome",
     "EntityKind",
@@ -55,6 +57,7 @@ __all__ = [
     "SliceId",
     "SlicePrbQuota",
     "StateError",
+    "SubscriptionStatus",
     "XApp",
     "xapp",
 ]

@@ -28,6 +28,7 @@ from ric.model import Cause
 
 __all__ = [
     "CellState",
+    "Conflict",
     "ControlAction",
     "ControlOutcome",
     "GenericControl",
@@ -255,6 +256,36 @@ class OutcomeKind(enum.Enum):
     TIMED_OUT = "timed_out"
     NOT_CONNECTED = "not_connected"
     NOT_SUPPORTED = "not_supported"
+    RATE_LIMITED = "rate_limited"
+    CONFLICT = "conflict"
+    NOT_PERMITTED = "not_permitted"
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Two xApps changing the same thing within the guard window, and how it was decided.
+
+    ``parameter`` is what both touched (for example ``serving_cell`` of ``ue:17``, or
+    ``active`` of ``cell:001-01-4097`` for the indirect case of a handover into a cell being
+    switched off). ``winner`` is the xApp whose control stands (None under ``reject-both``).
+    """
+
+    policy: str
+    target: str
+    parameter: str
+    first_xapp: str
+    first: ControlAction
+    second_xapp: str
+    second: ControlAction
+    winner: str | None
+    at: float
+
+    def __str__(self) -> str:
+        won = f"{self.winner} wins" if self.winner else "both rejected"
+        return (
+            f"{self.policy}: {self.first_xapp} {self.first.kind} vs {self.second_xapp} "
+            f"{self.second.kind} on {self.target} ({self.parameter}): {won}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +298,9 @@ class ControlOutcome:
     cause: Cause | None = None
     latency_s: float = 0.0
     detail: str = ""
+    xapp: str = ""
+    request_id: tuple[int, int] | None = None
+    conflict: Conflict | None = None
 
     @property
     def ok(self) -> bool:

@@ -23,27 +23,90 @@ falling back to plain strings). Every error names the key and the problem.
 
     [xapps.config.kpimon]     # one xApp's own settings, checked by its Config schema
     print_every_s = 2.0
+
+    [http]                    # /metrics, /healthz, /readyz, /api/v1 (ric.http)
+    enabled = true
+    host = "127.0.0.1"
+    port = 8080
+
+    [metrics]                 # opt-in series whose number grows with the network
+    per_node = false
+    per_cell = false
+
+    [mqtt]                    # the MQTT bridge (ric.mqtt), off by default; see the README
+    enabled = false
+    host = "127.0.0.1"
+    port = 1883
+    topic_prefix = "ric"
+    kpm_metrics = []          # opt-in: TS 28.552 names published per cell
+
+    [trace]                   # record every E2 frame (ric.trace); ric run --record FILE
+    record = ""               # trace file to write ("" = off; .gz = compressed)
+    flush_interval_s = 1.0
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ric.errors import ConfigError
 
-__all__ = ["E2Settings", "LogSettings", "RuntimeConfig", "XAppsSettings", "load_config"]
+__all__ = [
+    "AuditSettings",
+    "ConflictSettings",
+    "E2Settings",
+    "HttpSettings",
+    "LogSettings",
+    "MetricsSettings",
+    "MqttQosSettings",
+    "MqttSettings",
+    "MqttTlsSettings",
+    "RuntimeConfig",
+    "TraceSettings",
+    "XAppsSettings",
+    "load_config",
+]
 
 ENV_PREFIX = "RIC_"
+_METRIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsSettings(_Section):
+    """TLS on the E2 port. The server certificate is always presented; with ``client_ca`` set,
+    nodes must present a certificate that chains to it and whose subject or SAN is the node id
+    they claim. Files are re-read when they change, without a restart."""
+
+    enabled: bool = False
+    cert: str = Field("", description="server certificate chain (PEM file)")
+    key: str = Field("", description="server private key (PEM file)")
+    client_ca: str = Field("", description="CA bundle that node certificates must chain to")
+    check_node_identity: bool = Field(
+        True, description="a node's certificate must name the node id it claims in setup"
+    )
+
+    @model_validator(mode="after")
+    def _files_given(self) -> TlsSettings:
+        if self.enabled and not (self.cert and self.key):
+            raise ValueError("e2.tls.enabled needs e2.tls.cert and e2.tls.key (PEM files)")
+        return self
 
 
 class E2Settings(_Section):
@@ -55,6 +118,7 @@ class E2Settings(_Section):
     setup_timeout_s: float = Field(5.0, gt=0, description="time a new stream has to set up")
     error_burst: int = Field(20, ge=1, description="bad messages tolerated at once per node")
     error_refill_per_s: float = Field(1.0, ge=0, description="bad messages tolerated per second")
+    tls: TlsSettings = TlsSettings()
 
 
 class LogSettings(_Section):
@@ -62,6 +126,20 @@ class LogSettings(_Section):
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
+
+
+class GrantSettings(_Section):
+    """What one xApp may do (patterns are shell-style, e.g. "RRU.*"); omitted: no limit,
+    except controls, which must be listed."""
+
+    reports: list[str] | None = None
+    per: list[Literal["cell", "ue", "slice"]] | None = None
+    controls: list[Literal["handover", "slice_prb_quota", "cell_state", "generic"]] = Field(
+        default_factory=list
+    )
+    nodes: list[str] | None = None
+    cells: list[str] | None = None
+    slices: list[str] | None = None
 
 
 class XAppsSettings(_Section):
@@ -73,7 +151,206 @@ class XAppsSettings(_Section):
     restart_min_s: float = Field(0.1, gt=0)
     restart_max_s: float = Field(30.0, gt=0)
     max_restarts: int | None = Field(None, ge=0)
+    max_subscriptions: int | None = Field(
+        1000, ge=1, description="(node, report) subscriptions one xApp may hold; none: no limit"
+    )
+    max_controls_per_s: float | None = Field(
+        100.0, gt=0, description="controls one xApp may send per second; none: no limit"
+    )
     config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    require_grants: bool = Field(
+        False,
+        description="an xApp without a grant may do nothing (else: only granted ones are restricted)",
+    )
+    grants: dict[str, GrantSettings] = Field(default_factory=dict)
+    require_pins: bool = Field(False, description="refuse xApp packages that are not pinned")
+    pins: dict[str, str] = Field(
+        default_factory=dict,
+        description="xApp name -> 'distribution==version' optionally followed by ' sha256:<hex>'",
+    )
+
+
+class ConflictSettings(_Section):
+    """The conflict arbiter: policy, guard windows per action kind, xApp priorities."""
+
+    enabled: bool = True
+    policy: Literal["first-wins", "priority", "reject-both"] = "first-wins"
+    window_s: dict[str, float] = Field(
+        default_factory=lambda: {
+            "handover": 5.0,
+            "slice_prb_quota": 10.0,
+            "cell_state": 60.0,
+            "generic": 5.0,
+        },
+        description="guard window per action kind, seconds ('default' for the others)",
+    )
+    priority: dict[str, int] = Field(default_factory=dict, description="xApp name -> priority")
+
+
+class AuditSettings(_Section):
+    """The control audit log."""
+
+    path: str = Field("", description="JSON Lines file to append to; empty: memory only")
+    keep: int = Field(1000, ge=1, description="records kept in memory for GET /api/v1/controls")
+
+
+class HttpSettings(_Section):
+    """The runtime's HTTP server: /metrics, /healthz, /readyz and the status API."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    readiness_interval_s: float = Field(
+        1.0, gt=0, le=60, description="readiness is re-checked (and gRPC health set) this often"
+    )
+    tls_cert: str = Field("", description="serve HTTPS with this certificate chain (PEM file)")
+    tls_key: str = Field("", description="... and this private key (PEM file)")
+    client_ca: str = Field(
+        "", description="with TLS: a client certificate that chains to this CA authenticates"
+    )
+    token_file: str = Field("", description="file holding the bearer token that authenticates")
+    protect_reads: bool = Field(
+        False, description="the status API and /metrics need authentication too"
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSettings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("http.tls_cert and http.tls_key go together")
+        if self.client_ca and not self.tls_cert:
+            raise ValueError("http.client_ca needs TLS (http.tls_cert and http.tls_key)")
+        return self
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics: which series of unbounded count (one per node, per cell) to export.
+
+    Off by default so that 1,000 nodes do not make 1,000s of series. ``per_node`` adds the
+    runtime's per-node series; ``per_cell`` lets xApp metrics with a ``cell`` label through
+    (``per_node`` those with a ``node`` label and no ``cell`` label).
+    """
+
+    per_node: bool = False
+    per_cell: bool = False
+    max_series: int = Field(
+        10_000, ge=1, description="series one xApp metric may have; more are dropped and counted"
+    )
+
+
+class MqttTlsSettings(_Section):
+    """TLS to the MQTT broker. The broker's certificate is always verified (there is no key to
+    turn that off): against ``ca_file``, or the system's CAs when it is empty."""
+
+    enabled: bool = False
+    ca_file: str = Field("", description="PEM CA bundle; empty: the system's trusted CAs")
+    cert_file: str = Field("", description="PEM client certificate, for mutual TLS")
+    key_file: str = Field("", description="PEM key of cert_file (empty: it is in cert_file)")
+
+
+class MqttQosSettings(_Section):
+    """The MQTT QoS (0, 1 or 2) of each kind of message the bridge publishes."""
+
+    state: Literal[0, 1, 2] = Field(1, description="runtime, node and xApp state (retained)")
+    kpm: Literal[0, 1, 2] = 0
+    controls: Literal[0, 1, 2] = 1
+    conflicts: Literal[0, 1, 2] = 1
+    xapps: Literal[0, 1, 2] = Field(0, description="what xApps publish through XApp.publish")
+    config: Literal[0, 1, 2] = Field(1, description="replies to inbound config changes")
+
+
+_TOPIC_LEVEL_BAD = ("+", "#", "\x00")
+
+
+class MqttSettings(_Section):
+    """The MQTT bridge (``ric.mqtt``): off by default, so the default run needs no broker."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    tls: MqttTlsSettings = MqttTlsSettings()
+    username: str = ""
+    password_file: str = Field(
+        "", description="file holding the password (never the password in the config)"
+    )
+    client_id: str = Field("", description="MQTT client id; empty: ric-<ric_id>")
+    topic_prefix: str = Field("ric", description="first topic level(s) of everything published")
+    qos: MqttQosSettings = MqttQosSettings()
+    kpm_metrics: list[str] = Field(
+        default_factory=list, description="TS 28.552 names published per cell; empty: no KPM"
+    )
+    kpm_interval_s: float = Field(
+        1.0, ge=0.01, le=3600, description="each cell's KPM is published at most this often"
+    )
+    queue_size: int = Field(10_000, ge=1, description="messages waiting for the broker")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    timeout_s: float = Field(5.0, gt=0, le=120, description="connect and publish timeout")
+    reconnect_min_s: float = Field(0.5, gt=0, description="reconnect back-off doubles from ...")
+    reconnect_max_s: float = Field(30.0, gt=0, description="... up to this")
+    inbound_config: bool = Field(
+        False, description="apply xApp config changes from <prefix>/config/<xapp>/set"
+    )
+
+    password: str | None = Field(
+        None, exclude=True, repr=False, description="refused: name a file with password_file"
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _no_password(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "is not read from the configuration: put the password in a file readable "
+                "only by the runtime and name it with password_file"
+            )
+        return None
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value or value.startswith(("/", "$")) or value.endswith("/"):
+            raise ValueError("must be topic levels like 'ric' or 'site1/ric', not empty")
+        if "//" in value or any(c in value for c in _TOPIC_LEVEL_BAD):
+            raise ValueError("must not contain empty levels or the wildcards '+' and '#'")
+        return value
+
+    @field_validator("kpm_metrics")
+    @classmethod
+    def _check_metrics(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _METRIC_NAME.match(name):
+                raise ValueError(f"{name!r} is not a measurement name like 'RRU.PrbUsedDl'")
+        if len(set(value)) != len(value):
+            raise ValueError("a metric is named twice")
+        return value
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> MqttSettings:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must not be below reconnect_min_s")
+        if self.tls.key_file and not self.tls.cert_file:
+            raise ValueError("tls.key_file needs tls.cert_file")
+        return self
+
+
+class TraceSettings(_Section):
+    """Recording of E2 traffic into a trace file (``ric.trace``)."""
+
+    record: str = Field("", description="trace file to write; empty: no recording; .gz: gzip")
+    pseudonymize: bool = Field(
+        False, description="write UE ids as keyed pseudonyms (key: [privacy] key_file)"
+    )
+    flush_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="buffered frames reach the file this often"
+    )
+
+
+class PrivacySettings(_Section):
+    """Pseudonymisation of UE ids that leave the runtime (logs, MQTT, traces)."""
+
+    pseudonymize_ue_ids: bool = False
+    key_file: str = Field(
+        "", description="file with the HMAC key (16+ bytes); empty: a random key per process"
+    )
 
 
 class RuntimeConfig(_Section):
@@ -83,6 +360,13 @@ class RuntimeConfig(_Section):
     e2: E2Settings = E2Settings()
     log: LogSettings = LogSettings()
     xapps: XAppsSettings = XAppsSettings()
+    http: HttpSettings = HttpSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    conflicts: ConflictSettings = ConflictSettings()
+    audit: AuditSettings = AuditSettings()
+    mqtt: MqttSettings = MqttSettings()
+    trace: TraceSettings = TraceSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
 
 def _env_value(text: str) -> Any:
@@ -152,5 +436,7 @@ def load_config(
         err = exc.errors()[0]
         key = _key(tuple(err["loc"]))
         where = origin.get(key, source)
-        got = f", got {err['input']!r}" if err["type"] != "missing" and "input" in err else ""
-        raise ConfigError(key, f"{err['msg'].lower()}{got} (from {where})") from None
+        shown = err["type"] != "missing" and "input" in err and not key.endswith("password")
+        got = f", got {err['input']!r}" if shown else ""  # a password is never echoed
+        msg = err["msg"][:1].lower() + err["msg"][1:]
+        raise ConfigError(key, f"{msg}{got} (from {where})") from None

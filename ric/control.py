@@ -1,10 +1,13 @@
 """The control router: an xApp's control goes to the right node and ends in one outcome.
 
-Each control gets a RIC request id; the router waits for the node's ControlAcknowledge or
-ControlFailure with that id and resolves the xApp's ``await`` with an outcome. A timeout, a
-node that is not (or no longer) connected, and an action the node does not support are
-outcomes too; nothing raises into xApp code. An answer that arrives after its control timed
-out is counted and dropped.
+Before a control leaves, the router checks, in order: that the xApp declared the action, its
+rate limit, that a connected node serves the cell, that the node's RC function offers the
+action, and the conflict arbiter. A refused control ends there with its outcome. A control
+that leaves gets a RIC request id and a timer on the runtime's clock; whichever comes first
+ends it: the node's ControlAcknowledge or ControlFailure (or an ErrorIndication naming it), the
+timer, or the loss of the node. Each control ends exactly once, whether or not the xApp is
+still waiting, and every ending is reported to the sensors (metrics, audit log). An answer
+that arrives after its control timed out is counted and dropped.
 """
 
 from __future__ import annotations
@@ -13,32 +16,63 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2
-from ric.actions import ControlAction, ControlOutcome, OutcomeKind, rc_key
+from ric.actions import Conflict, ControlAction, ControlOutcome, OutcomeKind, rc_key
+from ric.conflicts import Arbiter, Token
 from ric.e2.convert import cause_from_proto, control_request
 from ric.e2.session import NodeSession
 from ric.errors import ProtocolError
+from ric.grants import Grants
 from ric.host import XAppHost
+from ric.ids import NodeId
 from ric.model import Cause, CauseCode
-from ric.types import Clock, Sensor
+from ric.types import Cancellable, Clock, Sensor
 
-__all__ = ["ControlRouter"]
+__all__ = ["ControlRouter", "RateLimiter"]
 
 log = logging.getLogger(__name__)
+
+
+class RateLimiter:
+    """Token buckets per xApp: ``rate`` controls per second, bursts of up to ``rate``."""
+
+    def __init__(self, rate_per_s: float, now: Callable[[], float]) -> None:
+        self.rate = rate_per_s
+        self._burst = max(1.0, rate_per_s)
+        self._now = now
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, key: str) -> bool:
+        """Take one token for ``key``; False when its bucket is empty."""
+        now = self._now()
+        tokens, stamp = self._buckets.get(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - stamp) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1.0, now)
+        return True
 
 
 @dataclass(eq=False)
 class _Pending:
     future: asyncio.Future[ControlOutcome]
+    host: XAppHost
     session: NodeSession
     action: ControlAction
     started: float
+    token: Token = field(default_factory=list)
+    conflict: Conflict | None = None
+    timer: Cancellable | None = None
 
 
 class ControlRouter:
-    """Sends controls and correlates the answers; ``node_for_cell`` finds a cell's session."""
+    """Sends controls and correlates the answers; ``node_for_cell`` finds a cell's session.
+
+    ``notify_conflict(xapp, conflict)`` tells the other party of a conflict the arbiter found.
+    """
 
     def __init__(
         self,
@@ -46,12 +80,21 @@ class ControlRouter:
         clock: Clock,
         node_for_cell: Callable[[str], NodeSession | None],
         next_instance: Callable[[], int],
+        *,
+        arbiter: Arbiter | None = None,
+        rate_per_s: float | None = None,
+        notify_conflict: Callable[[str, Conflict], None] | None = None,
+        grants: Grants | None = None,
         late_memory: int = 10_000,
     ) -> None:
         self._sensor = sensor
         self._clock = clock
         self._node_for_cell = node_for_cell
         self._next = next_instance
+        self.arbiter = arbiter
+        self._limiter = RateLimiter(rate_per_s, clock.monotonic) if rate_per_s else None
+        self._notify = notify_conflict
+        self._grants = grants or Grants()
         self._pending: dict[tuple[int, int], _Pending] = {}
         self._expired: collections.OrderedDict[tuple[int, int], None] = collections.OrderedDict()
         self._late_memory = late_memory
@@ -61,82 +104,152 @@ class ControlRouter:
         """Controls waiting for an answer."""
         return len(self._pending)
 
+    # -- sending ------------------------------------------------------------------------------
+
     async def send(self, host: XAppHost, action: ControlAction, timeout: float) -> ControlOutcome:
         """Send ``action`` for ``host``'s xApp and wait (at most ``timeout`` s) for its outcome."""
         started = self._clock.monotonic()
-        outcome = self._refusal(host, action)
-        if outcome is None:
-            session = self._node_for_cell(action.cell)
-            assert session is not None  # _refusal checked it
-            outcome = await self._round_trip(host, session, action, timeout, started)
-        self._sensor.control_finished(host.name, outcome)
-        return outcome
+        checked = self._check(host, action, started)
+        if isinstance(checked, ControlOutcome):
+            self._sensor.control_finished(host.name, checked)
+            return checked
+        session, ran_function_id, token, conflict = checked
+        request_id = (host.index, self._next())
+        future: asyncio.Future[ControlOutcome] = asyncio.get_running_loop().create_future()
+        pending = _Pending(future, host, session, action, started, token, conflict)
+        self._pending[request_id] = pending
+        pending.timer = self._clock.call_later(timeout, lambda: self._expire(request_id, timeout))
+        try:
+            request = control_request(action, request_id, ran_function_id)
+        except (ValueError, TypeError) as exc:
+            self._finish(request_id, OutcomeKind.FAILED, detail=f"cannot encode the control: {exc}")
+        else:
+            if not session.send(e2_pb2.RicMessage(control_request=request)):
+                self._finish(request_id, OutcomeKind.NOT_CONNECTED, detail="session closed")
+        # Shielded: if the xApp stops waiting, the control still ends (and is audited) once.
+        return await asyncio.shield(future)
 
-    def _refusal(self, host: XAppHost, action: ControlAction) -> ControlOutcome | None:
-        declared = host.cls.controls
-        if not any(isinstance(action, cls) for cls in declared):
-            return ControlOutcome(
-                OutcomeKind.NOT_SUPPORTED,
+    @staticmethod
+    def _refused(
+        host: XAppHost,
+        action: ControlAction,
+        kind: OutcomeKind,
+        detail: str,
+        node: NodeId | None = None,
+        conflict: Conflict | None = None,
+    ) -> ControlOutcome:
+        return ControlOutcome(
+            kind, action, node=node, detail=detail, xapp=host.name, conflict=conflict
+        )
+
+    def _check(
+        self, host: XAppHost, action: ControlAction, started: float
+    ) -> ControlOutcome | tuple[NodeSession, int, Token, Conflict | None]:
+        if not any(isinstance(action, cls) for cls in host.cls.controls):
+            return self._refused(
+                host,
                 action,
-                detail=f"xApp {host.name} does not declare {type(action).__name__} in its controls",
+                OutcomeKind.NOT_SUPPORTED,
+                f"xApp {host.name} does not declare {type(action).__name__} in its controls",
+            )
+        if self._limiter is not None and not self._limiter.allow(host.name):
+            self._sensor.limit_reached(host.name, "controls_per_s")
+            return self._refused(
+                host,
+                action,
+                OutcomeKind.RATE_LIMITED,
+                f"xApp {host.name} is over its limit of {self._limiter.rate:g} controls per second",
             )
         session = self._node_for_cell(action.cell)
         if session is None or session.closed:
-            return ControlOutcome(
-                OutcomeKind.NOT_CONNECTED,
+            return self._refused(
+                host,
                 action,
-                detail=f"no connected node serves cell {action.cell}",
+                OutcomeKind.NOT_CONNECTED,
+                f"no connected node serves cell {action.cell}",
             )
+        grant = self._grants.of(host.name)
+        if grant is not None:
+            why = grant.refuse_control(action, session.id)
+            if why is not None:
+                return self._refused(
+                    host,
+                    action,
+                    OutcomeKind.NOT_PERMITTED,
+                    f"xApp {host.name} may not send this: {why}",
+                    node=session.info.id,
+                )
         rc = session.info.rc()
         key = rc_key(action)
         if rc is None or key not in rc[1].actions:
-            return ControlOutcome(
-                OutcomeKind.NOT_SUPPORTED,
+            return self._refused(
+                host,
                 action,
+                OutcomeKind.NOT_SUPPORTED,
+                f"node {session.id} does not offer RC style {key[0]} action {key[1]}",
                 node=session.info.id,
-                detail=f"node {session.id} does not offer RC style {key[0]} action {key[1]}",
             )
-        return None
-
-    async def _round_trip(
-        self,
-        host: XAppHost,
-        session: NodeSession,
-        action: ControlAction,
-        timeout: float,
-        started: float,
-    ) -> ControlOutcome:
-        rc = session.info.rc()
-        assert rc is not None
-        request_id = (host.index, self._next())
-        future: asyncio.Future[ControlOutcome] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = _Pending(future, session, action, started)
-        try:
-            request = control_request(action, request_id, rc[0])
-            if not session.send(e2_pb2.RicMessage(control_request=request)):
-                return ControlOutcome(
-                    OutcomeKind.NOT_CONNECTED, action, node=session.info.id, detail="session closed"
-                )
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), timeout)
-            except TimeoutError:
-                self._remember_expired(request_id)
-                return ControlOutcome(
-                    OutcomeKind.TIMED_OUT,
+        token: Token = []
+        conflict: Conflict | None = None
+        if self.arbiter is not None:
+            decision = self.arbiter.decide(host.name, action)
+            conflict = decision.conflict
+            if conflict is not None:
+                self._sensor.conflict(conflict)
+                if decision.notify is not None and self._notify is not None:
+                    self._notify(decision.notify, conflict)
+            if not decision.allowed:
+                return self._refused(
+                    host,
                     action,
+                    OutcomeKind.CONFLICT,
+                    str(conflict),
                     node=session.info.id,
-                    latency_s=self._clock.monotonic() - started,
-                    detail=f"no answer within {timeout:g} s",
+                    conflict=conflict,
                 )
-        finally:
-            self._pending.pop(request_id, None)
+            token = list(decision.token)
+        return session, rc[0], token, conflict
 
-    def _remember_expired(self, request_id: tuple[int, int]) -> None:
+    # -- ending -------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        request_id: tuple[int, int],
+        kind: OutcomeKind,
+        cause: Cause | None = None,
+        detail: str = "",
+    ) -> None:
+        pending = self._pending.pop(request_id, None)
+        if pending is None:
+            return
+        if pending.timer is not None:
+            pending.timer.cancel()
+        outcome = ControlOutcome(
+            kind,
+            pending.action,
+            node=pending.session.info.id,
+            cause=cause,
+            latency_s=self._clock.monotonic() - pending.started,
+            detail=detail,
+            xapp=pending.host.name,
+            request_id=request_id,
+            conflict=pending.conflict,
+        )
+        if kind is not OutcomeKind.ACKNOWLEDGED and pending.token and self.arbiter is not None:
+            self.arbiter.retract(pending.token)
+        if not pending.future.done():
+            pending.future.set_result(outcome)
+        self._sensor.control_finished(pending.host.name, outcome)
+
+    def _expire(self, request_id: tuple[int, int], timeout: float) -> None:
+        if request_id not in self._pending:
+            return
         self._expired[request_id] = None
         if len(self._expired) > self._late_memory:
             self._expired.popitem(last=False)
+        self._finish(request_id, OutcomeKind.TIMED_OUT, detail=f"no answer within {timeout:g} s")
 
-    def _resolve(
+    def _answer(
         self,
         session: NodeSession,
         rid: common_pb2.RicRequestId,
@@ -164,30 +277,16 @@ class ControlRouter:
                 ),
                 key,
             )
-        if not pending.future.done():
-            pending.future.set_result(
-                ControlOutcome(
-                    kind,
-                    pending.action,
-                    node=session.info.id,
-                    cause=cause,
-                    latency_s=self._clock.monotonic() - pending.started,
-                )
-            )
+        self._finish(key, kind, cause)
 
     def on_acknowledge(self, session: NodeSession, msg: e2_pb2.ControlAcknowledge) -> None:
         """The node carried out a control."""
-        self._resolve(session, msg.request_id, OutcomeKind.ACKNOWLEDGED, None, "ControlAcknowledge")
+        self._answer(session, msg.request_id, OutcomeKind.ACKNOWLEDGED, None, "ControlAcknowledge")
 
     def on_failure(self, session: NodeSession, msg: e2_pb2.ControlFailure) -> None:
         """The node refused or failed a control."""
-        self._resolve(
-            session,
-            msg.request_id,
-            OutcomeKind.FAILED,
-            cause_from_proto(msg.cause),
-            "ControlFailure",
-        )
+        cause = cause_from_proto(msg.cause)
+        self._answer(session, msg.request_id, OutcomeKind.FAILED, cause, "ControlFailure")
 
     def on_error_indication(self, session: NodeSession, msg: e2_pb2.ErrorIndication) -> bool:
         """An ErrorIndication about a pending control fails it; True if it was about one."""
@@ -195,19 +294,12 @@ class ControlRouter:
         pending = self._pending.get(key)
         if pending is None or pending.session is not session:
             return False
-        self._resolve(session, msg.request_id, OutcomeKind.FAILED, cause_from_proto(msg.cause), "")
+        self._finish(key, OutcomeKind.FAILED, cause_from_proto(msg.cause))
         return True
 
     def node_down(self, session: NodeSession, reason: str) -> None:
         """Every control waiting on ``session`` ends as not connected."""
-        for pending in self._pending.values():
-            if pending.session is session and not pending.future.done():
-                pending.future.set_result(
-                    ControlOutcome(
-                        OutcomeKind.NOT_CONNECTED,
-                        pending.action,
-                        node=session.info.id,
-                        latency_s=self._clock.monotonic() - pending.started,
-                        detail=f"node lost before it answered: {reason}",
-                    )
-                )
+        for key in [k for k, p in self._pending.items() if p.session is session]:
+            self._finish(
+                key, OutcomeKind.NOT_CONNECTED, detail=f"node lost before it answered: {reason}"
+            )

@@ -11,7 +11,7 @@ import asyncio
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from ric.config import RuntimeConfig
@@ -19,16 +19,14 @@ from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sensors import Stats
 from ric.sim import Scenario, run_sim
+from ric.types import Component, Sensor
 
 __all__ = ["render", "run_demo"]
 
 
 def _fmt(value: float, spec: str) -> str:
-    return (
-        "-"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else format(value, spec)
-    )
+    """``value`` formatted with ``spec``, or a dash of the same width when it is NaN."""
+    return "-".rjust(int(spec.split(".")[0])) if math.isnan(value) else format(value, spec)
 
 
 def render(runtime: Runtime, stats: Stats, started: float, rate: float) -> str:
@@ -36,8 +34,11 @@ def render(runtime: Runtime, stats: Stats, started: float, rate: float) -> str:
     now = time.time()
     ok = sum(n for (_, _, outcome), n in stats.controls.items() if outcome == "acknowledged")
     total = sum(stats.controls.values())
+    http = "".join(
+        f"  HTTP {c.url}" for c in runtime.components if c.name == "http" and hasattr(c, "url")
+    )
     lines = [
-        f"ric demo  up {now - started:5.1f}s  E2 {runtime.config.e2.host}:{runtime.port}  "
+        f"ric demo  up {now - started:5.1f}s  E2 {runtime.config.e2.host}:{runtime.port}{http}  "
         f"nodes {len(runtime.sessions)}  indications {stats.indication_count} ({rate:.0f}/s)  "
         f"controls {total} ({ok} acknowledged)  dropped {sum(stats.dropped.values())}",
         "",
@@ -104,12 +105,19 @@ async def run_demo(
     seed: int | None = None,
     refresh_s: float = 1.0,
     out: TextIO | None = None,
+    sensors: Iterable[Sensor] = (),
+    components: Sequence[Component] = (),
 ) -> Stats:
-    """Run runtime + simulator + xApps until ``duration_s`` passes (or forever); the stats."""
+    """Run runtime + simulator + xApps until ``duration_s`` passes (or forever); the stats.
+
+    ``sensors`` and ``components`` go to the runtime (the CLI passes the HTTP server and the
+    Prometheus sensor there)."""
     stats = Stats()
     stream = out or sys.stdout
     started = time.time()
-    async with Runtime(config, plugins, sensors=[stats]) as runtime:
+    async with Runtime(
+        config, plugins, sensors=[stats, *sensors], components=components
+    ) as runtime:
         target = (
             f"127.0.0.1:{runtime.port}"
             if config.e2.host in ("0.0.0.0", "")

@@ -14,13 +14,15 @@ import enum
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from ric.actions import ControlAction, ControlOutcome
+from ric.actions import Conflict, ControlAction, ControlOutcome
 from ric.model import NodeInfo
+from ric.plugins import configure
 from ric.report import KpmReport
-from ric.types import Clock, Sensor
-from ric.xapp import XApp
+from ric.sensors import MemoryMetrics
+from ric.types import Clock, Metrics, MetricsProvider, Sensor
+from ric.xapp import SubscriptionStatus, XApp
 
 __all__ = ["HostServices", "RestartPolicy", "XAppHost", "XAppState"]
 
@@ -65,12 +67,8 @@ class RestartPolicy:
     max_restarts: int | None = None
 
 
-class _NodeEvent:
-    __slots__ = ("node", "up")
-
-    def __init__(self, up: bool, node: NodeInfo) -> None:
-        self.up = up
-        self.node = node
+_Event = tuple[str, object]
+"""A lifecycle event for the worker: (hook name, argument)."""
 
 
 class _Context:
@@ -85,6 +83,12 @@ class _Context:
         self._host = host
         self._tg = tg
         self._tasks: set[asyncio.Task[None]] = set()
+        sensor = host._sensor
+        self.metrics: Metrics = (
+            sensor.xapp_metrics(host.name)
+            if isinstance(sensor, MetricsProvider)
+            else MemoryMetrics(host.name)
+        )
 
     async def control(self, action: ControlAction, timeout: float) -> ControlOutcome:
         return await self._host.services.control(self._host, action, timeout)
@@ -99,6 +103,9 @@ class _Context:
         task = self._tg.create_task(run(), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def publish(self, topic_suffix: str, payload: bytes) -> None:
+        self._host._sensor.xapp_published(self.name, topic_suffix, payload)
 
     def cancel_tasks(self) -> None:
         """End the tasks spawned by this instance (its timers)."""
@@ -136,8 +143,11 @@ class XAppHost:
         self._restart = restart or RestartPolicy()
         size = queue_size or cls.queue_size
         self._reports: collections.deque[KpmReport] = collections.deque(maxlen=size)
-        self._events: collections.deque[_NodeEvent] = collections.deque()
+        self._events: collections.deque[_Event] = collections.deque()
+        self.statuses: dict[tuple[str, int], SubscriptionStatus] = {}
+        """The latest SubscriptionStatus of each (node, report index)."""
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._stopping = False
 
     def __repr__(self) -> str:
@@ -166,20 +176,55 @@ class XAppHost:
         self._sensor.report_delivered(self.name, len(queue))
         self._wake.set()
 
+    def _event(self, hook: str, arg: object) -> None:
+        self._events.append((hook, arg))
+        self._wake.set()
+
     def node_up(self, node: NodeInfo) -> None:
         """Tell the xApp a node came up (never dropped, handled before queued reports)."""
-        self._events.append(_NodeEvent(True, node))
-        self._wake.set()
+        self._event("on_node_up", node)
 
     def node_down(self, node: NodeInfo) -> None:
         """Tell the xApp a node went down."""
-        self._events.append(_NodeEvent(False, node))
-        self._wake.set()
+        self.statuses = {k: v for k, v in self.statuses.items() if k[0] != str(node.id)}
+        self._event("on_node_down", node)
+
+    def subscription_status(self, index: int, status: SubscriptionStatus) -> None:
+        """Tell the xApp where its report ``index`` stands on a node."""
+        self.statuses[(status.node, index)] = status
+        self._event("on_subscription", status)
+
+    def conflict(self, conflict: Conflict) -> None:
+        """Tell the xApp another xApp's control conflicted with one of its own."""
+        self._event("on_conflict", conflict)
+
+    def reconfigure(self, raw: Mapping[str, Any]) -> XApp.Config:
+        """Replace the xApp's settings with ``raw``, validated against its Config; the new
+        Config. The running instance gets it between two handler calls (``self.config`` is
+        set, then ``on_config`` is awaited); a restarted instance is built with it. Invalid
+        settings raise ConfigError naming the key, and nothing changes."""
+        config = configure(self.cls, dict(raw))
+        self.config = config
+        if self.accepting:
+            self._event("on_config", config)
+        return config
 
     def request_stop(self) -> None:
-        """Ask the worker to stop after the handler call in progress; ``run`` then returns."""
+        """Ask the worker to stop after the handler call in progress (or at once while it
+        waits to restart); ``run`` then returns."""
         self._stopping = True
+        self._stop.set()
         self._wake.set()
+
+    async def _backoff(self, seconds: float) -> None:
+        """Wait ``seconds`` on the clock before a restart, or less if a stop is requested."""
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # both are this call's own: none outlives it
+            sleeper.cancel()
+            stopper.cancel()
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -215,7 +260,7 @@ class XAppHost:
                         return
                     self.restarts += 1
                     self._set_state(XAppState.RESTARTING)
-                    await self.clock.sleep(backoff)
+                    await self._backoff(backoff)
                     backoff = min(backoff * 2, self._restart.max_s)
         finally:
             left = len(self._reports)
@@ -259,11 +304,10 @@ class XAppHost:
         name = self.name
         while not self._stopping:
             if events:
-                event = events.popleft()
-                if event.up:
-                    await app.on_node_up(event.node)
-                else:
-                    await app.on_node_down(event.node)
+                hook, arg = events.popleft()
+                if hook == "on_config":
+                    app.config = arg  # type: ignore[assignment]  # a Config from reconfigure
+                await getattr(app, hook)(arg)
             elif reports:
                 report = reports.popleft()
                 t0 = clock.monotonic()

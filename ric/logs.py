@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ric.privacy import Pseudonymizer
+
 __all__ = ["JsonFormatter", "TextFormatter", "setup_logging"]
 
 FIELDS = ("node", "xapp", "control")
@@ -50,10 +52,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
-    """Send log records of ``level`` and above to ``stream`` (stderr) in ``fmt``."""
+class _Pseudonymized(logging.Formatter):
+    """Wraps a formatter: UE ids in the finished line become their pseudonyms."""
+
+    def __init__(self, inner: logging.Formatter, privacy: Pseudonymizer) -> None:
+        super().__init__()
+        self._inner = inner
+        self._privacy = privacy
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._privacy.text(self._inner.format(record))
+
+
+def setup_logging(
+    level: str = "info",
+    fmt: str = "text",
+    stream: TextIO | None = None,
+    privacy: Pseudonymizer | None = None,
+) -> None:
+    """Send log records of ``level`` and above to ``stream`` (stderr) in ``fmt``; with an
+    enabled ``privacy``, UE ids (``ue:<id>``) are written as pseudonyms."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    if privacy is not None and privacy.enabled:
+        formatter = _Pseudonymized(formatter, privacy)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

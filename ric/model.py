@@ -69,6 +69,7 @@ class CauseCode(enum.IntEnum):
     MISC_OM_INTERVENTION = 62
     MISC_UNSPECIFIED = 63
     MISC_DUPLICATE_NODE_ID = 64
+    MISC_NOT_AUTHORIZED = 65
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,14 @@ problem, and the others load as usual.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,10 +24,30 @@ from ric.actions import ControlAction
 from ric.errors import ConfigError, PluginError
 from ric.xapp import NAME_PATTERN, Report, XApp
 
-__all__ = ["GROUP", "Plugin", "check_xapp", "configure", "discover", "load", "load_reference"]
+__all__ = [
+    "GROUP",
+    "Plugin",
+    "check_pin",
+    "check_xapp",
+    "configure",
+    "discover",
+    "load",
+    "load_reference",
+    "package_hash",
+    "pin_of",
+]
 
 GROUP = "ric.xapps"
-_HOOKS = ("on_start", "on_stop", "on_node_up", "on_node_down", "on_report")
+_HOOKS = (
+    "on_start",
+    "on_stop",
+    "on_node_up",
+    "on_node_down",
+    "on_report",
+    "on_subscription",
+    "on_conflict",
+    "on_config",
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +176,64 @@ def load(name_or_ref: str) -> Plugin:
     return _load_entry_point(matches[0])
 
 
+def package_hash(cls: type[XApp]) -> str:
+    """SHA-256 over the Python files of the top-level package that defines ``cls`` (their
+    paths relative to the package and their bytes, in path order)."""
+    top = cls.__module__.split(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is None or spec.origin is None:
+        raise PluginError(cls.name, f"cannot find the files of package {top!r} to hash")
+    origin = Path(spec.origin)
+    root = origin.parent if origin.name == "__init__.py" else origin
+    files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    for path in files:
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(path.relative_to(root.parent).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def pin_of(plugin: Plugin) -> str:
+    """The pin that matches ``plugin`` as installed: ``dist==version sha256:<hex>``."""
+    if not plugin.distribution:
+        raise PluginError(
+            plugin.source, "is not from an installed distribution, so it cannot be pinned"
+        )
+    return f"{plugin.distribution}=={plugin.dist_version} sha256:{package_hash(plugin.cls)}"
+
+
+def check_pin(plugin: Plugin, pins: Mapping[str, str], *, required: bool) -> None:
+    """Refuse ``plugin`` if its pin (``dist==version`` and optional ``sha256:<hex>``) does not
+    match what is installed, or if pins are required and it has none."""
+    pin = pins.get(plugin.name)
+    if pin is None:
+        if required:
+            raise PluginError(
+                plugin.source,
+                f"is not pinned; add xapps.pins.{plugin.name} (see 'ric xapps --pins')",
+            )
+        return
+    spec, _, digest = pin.partition(" sha256:")
+    dist, sep, version = spec.strip().partition("==")
+    if not sep or not dist or not version:
+        raise ConfigError(
+            f"xapps.pins.{plugin.name}", f"{pin!r} is not 'distribution==version [sha256:<hex>]'"
+        )
+    if (plugin.distribution, plugin.dist_version) != (dist, version):
+        have = (
+            f"{plugin.distribution}=={plugin.dist_version}"
+            if plugin.distribution
+            else "no distribution"
+        )
+        raise PluginError(plugin.source, f"is pinned to {dist}=={version} but {have} is installed")
+    if digest and package_hash(plugin.cls) != digest.strip():
+        raise PluginError(
+            plugin.source, f"files differ from the pinned sha256 (pinned {digest.strip()[:12]}...)"
+        )
+
+
 def configure(cls: type[XApp], raw: dict[str, Any] | None) -> XApp.Config:
     """Validate an xApp's settings against its Config; ConfigError names the key."""
     try:
@@ -161,5 +243,5 @@ def configure(cls: type[XApp], raw: dict[str, Any] | None) -> XApp.Config:
         field = ".".join(str(p) for p in err["loc"])
         got = f", got {err['input']!r}" if err["type"] != "missing" else ""
         raise ConfigError(
-            f"xapps.config.{cls.name}.{field}", f"{err['msg'].lower()}{got}"
+            f"xapps.config.{cls.name}.{field}", f"{err['msg'][:1].lower()}{err['msg'][1:]}{got}"
         ) from None

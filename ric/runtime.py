@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from ric._proto.e2.v1 import e2_pb2
-from ric.actions import ControlAction, ControlOutcome
+from ric.actions import Conflict, ControlAction, ControlOutcome
+from ric.audit import AuditLog
 from ric.config import RuntimeConfig
+from ric.conflicts import Arbiter
 from ric.control import ControlRouter
 from ric.e2.convert import (
     cause_from_proto,
@@ -30,12 +34,15 @@ from ric.e2.convert import (
     cell_id_from_proto,
     ran_function_from_proto,
 )
+from ric.e2.endpoint import E2Endpoint, TerminationConfig
 from ric.e2.session import NodeSession
-from ric.e2.termination import E2Server, TerminationConfig
+from ric.e2.termination import E2Server
 from ric.errors import ProtocolError, StateError
+from ric.grants import Grant, Grants
 from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.model import Cause, CauseCode, NodeInfo
-from ric.plugins import Plugin, configure
+from ric.plugins import Plugin, check_pin, configure
+from ric.privacy import Pseudonymizer
 from ric.sensors import LogSensor, SensorSet
 from ric.subscriptions import SubscriptionManager
 from ric.types import Check, Clock, Component, RealClock, Sensor
@@ -45,13 +52,24 @@ __all__ = ["Runtime"]
 log = logging.getLogger(__name__)
 
 
+def tune_gc() -> None:
+    """Garbage-collector settings for a long-running runtime process, called by ``ric run``
+    once the runtime is up (the benchmark saw 12-77 ms collection pauses at 1,000 nodes with
+    the defaults): what is loaded by then stays out of collections, and young collections run
+    less often. A process-wide choice, so the library never makes it by itself."""
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 class Runtime:
     """The near-RT RIC runtime; an async context manager that serves until it is left.
 
     ``plugins`` are checked xApps (see ``ric.plugins``); their settings come from
     ``config.xapps.config[name]``. ``sensors`` observe runtime events in addition to the
     built-in log sensor; ``components`` are services started with the runtime (a component
-    that is also a Sensor should be passed in both).
+    that is also a Sensor should be passed in both). With ``listen=False`` no gRPC server is
+    started: nodes attach through ``ric.e2.memory.MemoryLink(runtime.endpoint)`` (the test
+    harness does, on a virtual ``clock``).
     """
 
     def __init__(
@@ -62,19 +80,60 @@ class Runtime:
         sensors: Iterable[Sensor] = (),
         components: Sequence[Component] = (),
         clock: Clock | None = None,
+        listen: bool = True,
     ) -> None:
         self.config = config or RuntimeConfig()
         self.components = list(components)
+        self.listen = listen
         self.sensor = SensorSet([LogSensor(), *sensors])
         self.clock: Clock = clock or RealClock()
         self._sessions: dict[str, NodeSession] = {}
         self._cells: dict[str, NodeSession] = {}
         self._nodes_view: Mapping[str, NodeInfo] = MappingProxyType({})
         instances = itertools.count(1)
-        self.subscriptions = SubscriptionManager(self.sensor, instances.__next__)
-        self.controls = ControlRouter(self.sensor, self.clock, self._cells.get, instances.__next__)
+        xcfg = self.config.xapps
+        grants = Grants(
+            {
+                name: Grant(
+                    reports=None if g.reports is None else tuple(g.reports),
+                    per=None if g.per is None else tuple(g.per),
+                    controls=tuple(g.controls),
+                    nodes=None if g.nodes is None else tuple(g.nodes),
+                    cells=None if g.cells is None else tuple(g.cells),
+                    slices=None if g.slices is None else tuple(g.slices),
+                )
+                for name, g in xcfg.grants.items()
+            },
+            required=xcfg.require_grants,
+        )
+        self.subscriptions = SubscriptionManager(
+            self.sensor, instances.__next__, max_per_xapp=xcfg.max_subscriptions, grants=grants
+        )
+        ccfg = self.config.conflicts
+        arbiter = (
+            Arbiter(ccfg.policy, ccfg.window_s, ccfg.priority, self.clock.monotonic)
+            if ccfg.enabled
+            else None
+        )
+        self.controls = ControlRouter(
+            self.sensor,
+            self.clock,
+            self._cells.get,
+            instances.__next__,
+            arbiter=arbiter,
+            rate_per_s=xcfg.max_controls_per_s,
+            notify_conflict=self._notify_conflict,
+            grants=grants,
+        )
+        pcfg = self.config.privacy
+        self.privacy = Pseudonymizer.from_config(pcfg.pseudonymize_ue_ids, pcfg.key_file)
+        """UE-id pseudonyms for whatever leaves the runtime (MQTT, traces; logs via the CLI)."""
+        acfg = self.config.audit
+        self.audit = AuditLog(Path(acfg.path) if acfg.path else None, keep=acfg.keep)
+        self.audit.open()
+        self.sensor.add(self.audit)
         e2 = self.config.e2
-        self.server = E2Server(
+        self.endpoint = E2Endpoint(
             self,
             TerminationConfig(
                 host=e2.host,
@@ -84,31 +143,18 @@ class Runtime:
                 error_burst=e2.error_burst,
                 error_refill_per_s=e2.error_refill_per_s,
                 ric_id=self.config.ric_id,
+                tls_cert=e2.tls.cert if e2.tls.enabled else "",
+                tls_key=e2.tls.key if e2.tls.enabled else "",
+                tls_client_ca=e2.tls.client_ca if e2.tls.enabled else "",
+                check_node_identity=e2.tls.check_node_identity,
             ),
             self.sensor,
         )
+        self.server = E2Server(self.endpoint)
         self.hosts: list[XAppHost] = []
-        names: set[str] = set()
-        xcfg = self.config.xapps
-        policy = RestartPolicy(
-            xcfg.restart_min_s, xcfg.restart_max_s, max_restarts=xcfg.max_restarts
-        )
-        for index, plugin in enumerate(plugins, start=1):
-            if plugin.name in names:
-                raise StateError(f"two xApps are named {plugin.name!r}; names must be unique")
-            names.add(plugin.name)
-            self.hosts.append(
-                XAppHost(
-                    plugin.cls,
-                    configure(plugin.cls, xcfg.config.get(plugin.name)),
-                    index=index,
-                    services=self,
-                    sensor=self.sensor,
-                    clock=self.clock,
-                    restart=policy,
-                    queue_size=xcfg.queue_size,
-                )
-            )
+        for plugin in plugins:
+            check_pin(plugin, xcfg.pins, required=xcfg.require_pins)
+            self._make_host(plugin)
         self._handlers: dict[str, Callable[[NodeSession, Any], None]] = {
             "indications": self._on_indications,
             "subscription_response": self.subscriptions.on_response,
@@ -141,7 +187,8 @@ class Runtime:
             self._tg = await stack.enter_async_context(asyncio.TaskGroup())
             for host in self.hosts:
                 self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
-            await self.server.start()
+            if self.listen:
+                await self.server.start()
             for component in self.components:
                 await component.start(self)
                 stack.push_async_callback(self._stop_component, component)
@@ -162,7 +209,38 @@ class Runtime:
             await self._shutdown()
         finally:
             self._closed.set()
-            await stack.__aexit__(*exc_info)
+            try:
+                await stack.__aexit__(*exc_info)
+            finally:
+                self.audit.close()
+
+    def _make_host(self, plugin: Plugin) -> XAppHost:
+        if any(h.name == plugin.name for h in self.hosts):
+            raise StateError(f"two xApps are named {plugin.name!r}; names must be unique")
+        xcfg = self.config.xapps
+        host = XAppHost(
+            plugin.cls,
+            configure(plugin.cls, xcfg.config.get(plugin.name)),
+            index=len(self.hosts) + 1,
+            services=self,
+            sensor=self.sensor,
+            clock=self.clock,
+            restart=RestartPolicy(
+                xcfg.restart_min_s, xcfg.restart_max_s, max_restarts=xcfg.max_restarts
+            ),
+            queue_size=xcfg.queue_size,
+        )
+        self.hosts.append(host)
+        return host
+
+    def add_xapp(self, plugin: Plugin) -> XAppHost:
+        """Load and start one more xApp in a running runtime; its reports join the shared
+        subscriptions (which are replaced without a gap for the other xApps)."""
+        if self._tg is None or self._closed.is_set():
+            raise StateError("add_xapp needs a running runtime (inside 'async with Runtime')")
+        host = self._make_host(plugin)
+        self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
+        return host
 
     @staticmethod
     async def _stop_component(component: Component) -> None:
@@ -173,11 +251,13 @@ class Runtime:
 
     def checks(self) -> list[Check]:
         """Readiness: E2 listening, every xApp running, and each component's own checks."""
-        out = [
-            Check(
+        if self.listen:
+            e2 = Check(
                 "e2", self.server.port != 0 and self._stack is not None, f"port {self.server.port}"
             )
-        ]
+        else:
+            e2 = Check("e2", self._stack is not None, "in-memory links only")
+        out = [e2]
         for host in self.hosts:
             running = host.state is XAppState.RUNNING
             out.append(Check(f"xapp:{host.name}", running, host.state.value))
@@ -186,24 +266,32 @@ class Runtime:
         return out
 
     async def _shutdown(self) -> None:
-        deleted = sum(self.subscriptions.unsubscribe(h) for h in self.hosts)
         for host in self.hosts:
             host.request_stop()
-        if deleted:
-            # Give nodes a moment to confirm the deletes before their streams end.
-            for _ in range(20):
-                if not any(True for _ in self.subscriptions.snapshot()):
-                    break
-                await asyncio.sleep(0.01)
+        sessions = list(self._sessions.values())
+        for session in sessions:
+            self.subscriptions.sync(session, self.hosts)  # no host accepts: everything is deleted
+        # Give nodes a moment to confirm the deletes before their streams end.
+        for _ in range(20):
+            if not any(s.node in sessions for s in self.subscriptions.snapshot()):
+                break
+            await asyncio.sleep(0.01)
         await self.server.stop()
+        for session in list(self._sessions.values()):  # in-memory links have no server to end them
+            self.endpoint.down(session, "RIC shutting down")
 
     async def _run_host(self, host: XAppHost) -> None:
         for session in list(self._sessions.values()):
             host.node_up(session.info)
-        for session in list(self._sessions.values()):
-            self.subscriptions.subscribe(session, [host])
+            self.subscriptions.sync(session, self.hosts)
         await host.run()
-        self.subscriptions.unsubscribe(host)
+        for session in list(self._sessions.values()):
+            self.subscriptions.sync(session, self.hosts)
+
+    def _notify_conflict(self, xapp: str, conflict: Conflict) -> None:
+        for host in self.hosts:
+            if host.name == xapp and host.accepting:
+                host.conflict(conflict)
 
     async def wait_closed(self) -> None:
         """Wait until the runtime is shut down (cancel the waiting task to shut it down)."""
@@ -273,10 +361,10 @@ class Runtime:
         self._sessions[session.id] = session
         self._index_cells(session)
         self.sensor.node_connected(session.info)
-        running = [h for h in self.hosts if h.accepting]
-        self.subscriptions.subscribe(session, running)
-        for host in running:
-            host.node_up(session.info)
+        self.subscriptions.sync(session, self.hosts)
+        for host in self.hosts:
+            if host.accepting:
+                host.node_up(session.info)
 
     def node_down(self, session: NodeSession, reason: str) -> None:
         """A node's session ended: forget it, end its controls, tell the xApps."""
@@ -367,13 +455,13 @@ class Runtime:
 
     def _on_reset_request(self, session: NodeSession, msg: e2_pb2.ResetRequest) -> None:
         log.warning("node %s reset: %s", session.id, msg.cause.detail, extra={"node": session.id})
-        hosts = self.subscriptions.on_reset(session)
+        self.subscriptions.on_reset(session)
         session.send(
             e2_pb2.RicMessage(
                 reset_response=e2_pb2.ResetResponse(transaction_id=msg.transaction_id)
             )
         )
-        self.subscriptions.subscribe(session, [h for h in hosts if h.accepting])
+        self.subscriptions.sync(session, self.hosts)
 
     def _on_reset_response(self, session: NodeSession, msg: e2_pb2.ResetResponse) -> None:
         log.info("node %s confirmed a reset", session.id, extra={"node": session.id})

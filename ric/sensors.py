@@ -1,20 +1,23 @@
-"""Sensors shipped with the core: the fan-out set, a log sensor and in-memory statistics."""
+"""Sensors shipped with the core: the fan-out set, a log sensor and in-memory statistics; and
+the in-memory xApp metrics (the default when no metrics sensor is installed, and what
+``ric.testing.FakeContext`` gives xApps so that their tests can read the values)."""
 
 from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Self
 
-from ric.types import Sensor
+from ric.types import Metrics, MetricsProvider, Sensor
 
 if TYPE_CHECKING:
-    from ric.actions import ControlOutcome
+    from ric.actions import Conflict, ControlOutcome
     from ric.model import Cause, NodeInfo
 
-__all__ = ["LogSensor", "SensorSet", "Stats"]
+__all__ = ["LogSensor", "MemoryMetrics", "SensorSet", "Stats", "check_metric", "label_key"]
 
 log = logging.getLogger("ric.events")
 
@@ -31,6 +34,7 @@ class SensorSet(Sensor):
 
     def __init__(self, sensors: Iterable[Sensor] = ()) -> None:
         self._sensors: list[Sensor] = []
+        self._metrics: dict[str, Metrics] = {}
         self._listeners: dict[str, list[Callable[..., None]]] = {name: [] for name in _HOOKS}
         for sensor in sensors:
             self.add(sensor)
@@ -44,6 +48,16 @@ class SensorSet(Sensor):
 
     def __iter__(self) -> Iterator[Sensor]:
         return iter(self._sensors)
+
+    def xapp_metrics(self, xapp: str) -> Metrics:
+        """The metrics of ``xapp``: from the first sensor that provides them (the Prometheus
+        sensor), else in memory; the same object on every call, so restarts keep them."""
+        metrics = self._metrics.get(xapp)
+        if metrics is None:
+            providers = [s for s in self._sensors if isinstance(s, MetricsProvider)]
+            metrics = providers[0].xapp_metrics(xapp) if providers else MemoryMetrics(xapp)
+            self._metrics[xapp] = metrics
+        return metrics
 
 
 def _fan_out(name: str) -> Callable[..., None]:
@@ -102,6 +116,9 @@ class LogSensor(Sensor):
             extra={"xapp": xapp},
         )
 
+    def limit_reached(self, xapp: str, limit: str) -> None:
+        log.warning("xApp %s reached its %s limit", xapp, limit, extra={"xapp": xapp})
+
     def control_finished(self, xapp: str, outcome: ControlOutcome) -> None:
         level = logging.INFO if outcome.ok else logging.WARNING
         log.log(
@@ -128,6 +145,8 @@ class Stats(Sensor):
     crashes: collections.Counter[str] = field(default_factory=collections.Counter)
     controls: collections.Counter[tuple[str, str, str]] = field(default_factory=collections.Counter)
     late_answers: int = 0
+    conflicts: collections.Counter[str] = field(default_factory=collections.Counter)
+    limits: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     recent_controls: collections.deque[tuple[str, ControlOutcome]] = field(
         default_factory=lambda: collections.deque(maxlen=50)
     )
@@ -166,3 +185,233 @@ class Stats(Sensor):
 
     def late_answer(self, node: str) -> None:
         self.late_answers += 1
+
+    def conflict(self, conflict: Conflict) -> None:
+        self.conflicts[conflict.policy] += 1
+
+    def limit_reached(self, xapp: str, limit: str) -> None:
+        self.limits[(xapp, limit)] += 1
+
+
+# -- xApp metrics in memory ------------------------------------------------------------------
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+RESERVED_LABELS = frozenset({"xapp", "le", "quantile"})
+"""Label names an xApp may not declare: ``xapp`` is added by the runtime, the others are
+Prometheus' own."""
+
+
+def check_metric(xapp: str, kind: str, name: str, labels: Sequence[str]) -> tuple[str, ...]:
+    """Check an xApp's metric declaration; the label names as a tuple.
+
+    Raises ValueError naming the xApp, the metric and the problem.
+    """
+    what = f"xApp {xapp}: {kind} {name!r}"
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"{what}: the name must be snake_case ([a-z][a-z0-9_]*)")
+    if isinstance(labels, str):
+        raise ValueError(f"{what}: labels must be a sequence of names, got the string {labels!r}")
+    names = tuple(labels)
+    for label in names:
+        if not isinstance(label, str) or not _NAME.match(label):
+            raise ValueError(f"{what}: label {label!r} must be snake_case ([a-z][a-z0-9_]*)")
+        if label in RESERVED_LABELS:
+            raise ValueError(f"{what}: label {label!r} is reserved")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what}: a label is declared twice in {names}")
+    return names
+
+
+def label_key(
+    xapp: str, name: str, declared: tuple[str, ...], values: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The label values of one series in declaration order; ValueError unless ``values`` names
+    exactly the declared labels."""
+    if len(values) != len(declared) or any(k not in values for k in declared):
+        raise ValueError(f"xApp {xapp}: metric {name!r} has labels {declared}, got {tuple(values)}")
+    return tuple(str(values[k]) for k in declared)
+
+
+class _MemoryFamily:
+    __slots__ = ("kind", "labels", "name", "values", "xapp")
+
+    def __init__(self, xapp: str, kind: str, name: str, labels: tuple[str, ...]) -> None:
+        self.xapp = xapp
+        self.kind = kind
+        self.name = name
+        self.labels = labels
+        self.values: dict[tuple[str, ...], list[float]] = {}
+
+
+class _MemorySeries:
+    """One declared metric (unbound when it has labels) or one series of it."""
+
+    kind: ClassVar[str] = ""
+    __slots__ = ("_family", "_key")
+
+    def __init__(self, family: _MemoryFamily, key: tuple[str, ...] | None) -> None:
+        self._family = family
+        self._key = key
+
+    def labels(self, **values: str) -> Self:
+        """The series of one label set."""
+        family = self._family
+        if self._key is not None:
+            raise ValueError(
+                f"xApp {family.xapp}: metric {family.name!r} "
+                + ("has no labels" if not family.labels else "already has its labels")
+            )
+        return type(self)(family, label_key(family.xapp, family.name, family.labels, values))
+
+    def remove(self, **values: str) -> None:
+        """Forget one label set's series (nothing happens if it has none)."""
+        family = self._family
+        family.values.pop(label_key(family.xapp, family.name, family.labels, values), None)
+
+    def _cell(self) -> list[float]:
+        if self._key is None:
+            family = self._family
+            raise ValueError(
+                f"xApp {family.xapp}: metric {family.name!r} has labels {family.labels}; "
+                "call .labels(...) first"
+            )
+        return self._family.values.setdefault(self._key, [0.0, 0.0])
+
+
+class _MemoryCounter(_MemorySeries):
+    kind = "counter"
+    __slots__ = ()
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount`` (not negative)."""
+        if amount < 0:
+            raise ValueError(
+                f"xApp {self._family.xapp}: counter {self._family.name!r} only goes up, "
+                f"got inc({amount})"
+            )
+        self._cell()[0] += amount
+
+
+class _MemoryGauge(_MemorySeries):
+    kind = "gauge"
+    __slots__ = ()
+
+    def set(self, value: float) -> None:
+        """Set the value."""
+        self._cell()[0] = float(value)
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount``."""
+        self._cell()[0] += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        """Subtract ``amount``."""
+        self._cell()[0] -= amount
+
+
+class _MemoryHistogram(_MemorySeries):
+    kind = "histogram"
+    __slots__ = ()
+
+    def observe(self, value: float) -> None:
+        """Count one observation (the count and the sum are kept)."""
+        cell = self._cell()
+        cell[0] += 1
+        cell[1] += value
+
+
+class MemoryMetrics:
+    """An xApp's metrics kept in memory, with the same rules as the Prometheus ones.
+
+    The runtime's default when no metrics sensor is installed, and what ``FakeContext`` gives
+    an xApp under test, so the test can read the values back::
+
+        app, ctx = await start_xapp(KpiMonitor)
+        ...
+        assert ctx.metrics.value("cells") == 2
+    """
+
+    def __init__(self, xapp: str) -> None:
+        self.xapp = xapp
+        self._families: dict[str, tuple[_MemoryFamily, _MemorySeries]] = {}
+
+    def _declare(self, cls: type[_MemorySeries], name: str, labels: Sequence[str]) -> _MemorySeries:
+        names = check_metric(self.xapp, cls.kind, name, labels)
+        known = self._families.get(name)
+        if known is not None:
+            family, series = known
+            if family.kind != cls.kind or family.labels != names:
+                raise ValueError(
+                    f"xApp {self.xapp}: metric {name!r} is already declared as a {family.kind} "
+                    f"with labels {family.labels}"
+                )
+            return series
+        family = _MemoryFamily(self.xapp, cls.kind, name, names)
+        series = cls(family, None if names else ())
+        self._families[name] = (family, series)
+        return series
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> _MemoryCounter:
+        """Declare (or get) a counter."""
+        series = self._declare(_MemoryCounter, name, labels)
+        assert isinstance(series, _MemoryCounter)
+        return series
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> _MemoryGauge:
+        """Declare (or get) a gauge."""
+        series = self._declare(_MemoryGauge, name, labels)
+        assert isinstance(series, _MemoryGauge)
+        return series
+
+    def histogram(
+        self,
+        name: str,
+        doc: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] | None = None,
+    ) -> _MemoryHistogram:
+        """Declare (or get) a histogram (in memory only the count and the sum are kept)."""
+        series = self._declare(_MemoryHistogram, name, labels)
+        assert isinstance(series, _MemoryHistogram)
+        return series
+
+    # -- reading, for tests -------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """The declared metric names, sorted."""
+        return sorted(self._families)
+
+    def _family(self, name: str) -> _MemoryFamily:
+        try:
+            return self._families[name][0]
+        except KeyError:
+            raise KeyError(f"xApp {self.xapp} declared no metric {name!r}") from None
+
+    def series(self, name: str) -> list[dict[str, str]]:
+        """The label sets that metric ``name`` has series for."""
+        family = self._family(name)
+        return [dict(zip(family.labels, key, strict=True)) for key in family.values]
+
+    def _cell(self, name: str, values: Mapping[str, str]) -> tuple[_MemoryFamily, list[float]]:
+        family = self._family(name)
+        key = label_key(self.xapp, name, family.labels, values)
+        try:
+            return family, family.values[key]
+        except KeyError:
+            raise KeyError(
+                f"xApp {self.xapp}: metric {name!r} has no series {dict(values)}"
+            ) from None
+
+    def value(self, name: str, **labels: str) -> float:
+        """The value of a counter's or gauge's series; KeyError if it has none."""
+        family, cell = self._cell(name, labels)
+        if family.kind == "histogram":
+            raise ValueError(f"xApp {self.xapp}: {name!r} is a histogram; use observations()")
+        return cell[0]
+
+    def observations(self, name: str, **labels: str) -> tuple[int, float]:
+        """A histogram series' count of observations and their sum; KeyError if it has none."""
+        family, cell = self._cell(name, labels)
+        if family.kind != "histogram":
+            raise ValueError(f"xApp {self.xapp}: {name!r} is a {family.kind}; use value()")
+        return int(cell[0]), cell[1]

@@ -1,10 +1,18 @@
-"""The subscription manager: xApps' report declarations become E2 subscriptions.
+"""The subscription manager: xApps' report declarations become shared E2 subscriptions.
 
-For every running xApp and every node whose KPM function can serve one of its ``Report``
-declarations, one E2 subscription is requested. Indications are matched to subscriptions by
-RIC request id and handed to the xApp's host as columnar reports. A subscription ends with its
-node's session (and is requested again when the node sets up again) or with its xApp (an E2
-subscription delete is sent).
+On each node, the declarations of all xApps that ask for the same kind of rows (cell, slice
+or UE) over the same cells are merged into ONE E2 subscription: the union of their metric
+names, at the finest period asked for (but not below the node's minimum). Each xApp receives
+only its own names, at its own period: where it asked for a slower period than the shared one,
+the runtime averages the shared reports over the xApp's period (NaN-aware, per entity).
+
+When an xApp comes or goes, the merged subscription is replaced make-before-break: the new
+one is requested while the old one keeps delivering, the xApps switch over when the node
+admits the new one, and only then is the old one deleted, so the others see no gap and no
+duplicate. When a node admits only some measurements, each xApp learns exactly which of its
+names it will not get, with the node's cause (``XApp.on_subscription``). When a node comes
+back, everything is requested again from the declarations. A per-xApp limit caps how many
+(node, report) subscriptions an xApp may hold.
 """
 
 from __future__ import annotations
@@ -13,25 +21,34 @@ import enum
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2
 from ric.e2.convert import cause_from_proto, cell_id_to_proto, report_from_indication
 from ric.e2.session import NodeSession
 from ric.errors import ProtocolError
+from ric.grants import Grants
 from ric.host import XAppHost
 from ric.ids import CellId
 from ric.model import Cause, CauseCode, KpmFunction
+from ric.report import KpmReport
 from ric.types import Sensor
-from ric.xapp import Report
+from ric.xapp import Report, SubscriptionStatus
 
-__all__ = ["E2Subscription", "SubscriptionManager", "SubscriptionState", "plan_report"]
+__all__ = ["E2Subscription", "Plan", "SubscriptionManager", "SubscriptionState", "Tap", "plan"]
 
 log = logging.getLogger(__name__)
 
 _UE_STYLES = (5, 4, 3, 2)
 """KPM styles that give UE rows, in order of preference (5: multiple UEs)."""
+
+GroupKey = tuple[str, tuple[str, ...]]
+"""What can share one E2 subscription: the kind of rows and the cells in scope."""
 
 
 class SubscriptionState(enum.Enum):
@@ -41,33 +58,200 @@ class SubscriptionState(enum.Enum):
     ACTIVE = "active"
     FAILED = "failed"
     DELETING = "deleting"
-    DELETED = "deleted"
+
+
+@dataclass(frozen=True, eq=False)
+class Want:
+    """One report declaration of one xApp."""
+
+    host: XAppHost
+    index: int
+    report: Report
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a group of declarations is served on one node."""
+
+    style: int
+    metrics: tuple[str, ...]
+    period_ms: int
+    unsupported: dict[str, Cause]
+
+
+def plan(reports: Sequence[Report], kpm: KpmFunction) -> Plan | Cause:
+    """The merged request for ``reports`` (same kind of rows) on a node, or why it cannot be.
+
+    The style chosen is the one that reports the most of the wanted names; names it does not
+    report are left out, each with a cause. The period is the finest asked for, raised to the
+    node's minimum if needed.
+    """
+    wanted = list(dict.fromkeys(m for r in reports for m in r.metrics))
+    per = reports[0].per
+    candidates = _UE_STYLES if per == "ue" else (1,)
+    offered = [s for s in candidates if s in kpm.styles]
+    if not offered:
+        return Cause(
+            CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED,
+            f"the node has no KPM report style {'/'.join(map(str, candidates))} for per={per!r}",
+        )
+    style = max(
+        offered, key=lambda s: (len(set(wanted) & kpm.styles[s].metric_names), -offered.index(s))
+    )
+    names = kpm.styles[style].metric_names
+    metrics = tuple(m for m in wanted if m in names)
+    if not metrics:
+        return Cause(
+            CauseCode.RIC_REQUEST_MEASUREMENT_NOT_SUPPORTED,
+            f"the node's KPM style {style} reports none of {', '.join(wanted)}",
+        )
+    unsupported = {
+        m: Cause(
+            CauseCode.RIC_REQUEST_MEASUREMENT_NOT_SUPPORTED,
+            f"the node does not advertise {m} in KPM style {style}",
+        )
+        for m in wanted
+        if m not in names
+    }
+    period = max(min(r.period_ms for r in reports), kpm.min_reporting_period_ms)
+    return Plan(style, metrics, period, unsupported)
+
+
+class Tap:
+    """Delivers one xApp's part of a shared subscription: its names, at its period."""
+
+    __slots__ = (
+        "_acc",
+        "_cnt",
+        "_first",
+        "_ids",
+        "_n",
+        "_select",
+        "_selected_from",
+        "every",
+        "metrics",
+        "want",
+    )
+
+    def __init__(self, want: Want, metrics: tuple[str, ...], every: int) -> None:
+        self.want = want
+        self.metrics = metrics
+        self.every = every
+        self._selected_from: tuple[str, ...] | None = None
+        self._select: list[int] | None = None
+        self._n = 0
+        self._ids: tuple[str, ...] = ()
+        self._acc: npt.NDArray[np.float64] | None = None
+        self._cnt: npt.NDArray[np.int32] | None = None
+        self._first: KpmReport | None = None
+
+    def _part(self, report: KpmReport) -> KpmReport:
+        if report.metrics is not self._selected_from:
+            self._selected_from = report.metrics
+            if report.metrics == self.metrics:
+                self._select = None
+            else:
+                index = {m: i for i, m in enumerate(report.metrics)}
+                self._select = [index.get(m, -1) for m in self.metrics]
+        if self._select is None:
+            return report
+        values = np.full((len(report.entity_ids), len(self.metrics)), np.nan)
+        for j, i in enumerate(self._select):
+            if i >= 0:
+                values[:, j] = report.values[:, i]
+        return KpmReport(
+            node=report.node,
+            kind=report.kind,
+            metrics=self.metrics,
+            entity_ids=report.entity_ids,
+            values=values,
+            cells=report.cells,
+            slices=report.slices,
+            collection_start=report.collection_start,
+            granularity_ms=report.granularity_ms,
+        )
+
+    def feed(self, report: KpmReport) -> None:
+        """Take one shared report; deliver this xApp's part when its period is complete."""
+        part = self._part(report)
+        if self.every == 1:
+            self.want.host.deliver(part)
+            return
+        values = part.values
+        missing = np.isnan(values)
+        if self._n == 0 or part.entity_ids != self._ids:
+            # A new window (or the entities changed, e.g. a handover): start averaging again.
+            self._ids = part.entity_ids
+            self._acc = np.where(missing, 0.0, values)
+            self._cnt = (~missing).astype(np.int32)
+            self._first = part
+            self._n = 1
+        else:
+            assert self._acc is not None and self._cnt is not None
+            self._acc += np.where(missing, 0.0, values)
+            self._cnt += ~missing
+            self._n += 1
+        if self._n < self.every:
+            return
+        assert self._acc is not None and self._cnt is not None and self._first is not None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(self._cnt > 0, self._acc / np.maximum(self._cnt, 1), np.nan)
+        first = self._first
+        self._n = 0
+        self.want.host.deliver(
+            KpmReport(
+                node=part.node,
+                kind=part.kind,
+                metrics=part.metrics,
+                entity_ids=part.entity_ids,
+                values=mean,
+                cells=part.cells,
+                slices=part.slices,
+                collection_start=first.collection_start,
+                granularity_ms=first.granularity_ms * self.every,
+            )
+        )
 
 
 @dataclass(eq=False)
 class E2Subscription:
-    """One E2 subscription: an xApp's report declaration on one node."""
+    """One E2 subscription on one node, shared by the xApps whose declarations it serves."""
 
     request_id: tuple[int, int]
     node: NodeSession
-    host: XAppHost
-    report: Report
+    key: GroupKey
     ran_function_id: int
     style: int
+    metrics: tuple[str, ...]
+    period_ms: int
+    wants: list[Want]
+    unsupported: dict[str, Cause]
+    replaces: E2Subscription | None = None
     state: SubscriptionState = SubscriptionState.REQUESTED
     cause: Cause | None = None
+    not_admitted: dict[str, Cause] = field(default_factory=dict)
+    taps: list[Tap] = field(default_factory=list)
+    superseded: bool = False
     created_at: float = field(default_factory=time.time)
     indications: int = 0
+
+    def same_request(self, p: Plan) -> bool:
+        """Whether this subscription already asks for exactly what ``p`` asks."""
+        return (self.style, self.metrics, self.period_ms) == (p.style, p.metrics, p.period_ms)
 
     def describe(self) -> dict[str, object]:
         """A JSON-ready summary."""
         return {
             "request_id": list(self.request_id),
             "node": self.node.id,
-            "xapp": self.host.name,
-            "metrics": list(self.report.metrics),
-            "period_ms": self.report.period_ms,
-            "per": self.report.per,
+            "xapps": sorted({w.host.name for w in self.wants}),
+            "per": self.key[0],
+            "cells": list(self.key[1]),
+            "metrics": list(self.metrics),
+            "not_admitted": {
+                m: str(c) for m, c in {**self.unsupported, **self.not_admitted}.items()
+            },
+            "period_ms": self.period_ms,
             "style": self.style,
             "state": self.state.value,
             "cause": str(self.cause) if self.cause else None,
@@ -75,132 +259,311 @@ class E2Subscription:
         }
 
 
-def plan_report(report: Report, kpm: KpmFunction) -> tuple[int, str]:
-    """The KPM style that serves ``report`` on a node, or ``(0, why not)``."""
-    if report.period_ms < kpm.min_reporting_period_ms:
-        return 0, (
-            f"period {report.period_ms} ms is below the node's minimum "
-            f"{kpm.min_reporting_period_ms} ms"
-        )
-    candidates = _UE_STYLES if report.per == "ue" else (1,)
-    wanted = set(report.metrics)
-    for style in candidates:
-        spec = kpm.styles.get(style)
-        if spec is not None and wanted <= spec.metric_names:
-            return style, ""
-    offered = [s for s in candidates if s in kpm.styles]
-    if not offered:
-        return 0, f"no KPM report style {'/'.join(map(str, candidates))} for per={report.per!r}"
-    missing = sorted(wanted - kpm.styles[offered[0]].metric_names)
-    return 0, f"style {offered[0]} does not report {', '.join(missing)}"
-
-
 class SubscriptionManager:
-    """Keeps the E2 subscriptions that the xApps' declarations call for.
+    """Keeps, on every node, the merged E2 subscriptions that the xApps' declarations call for.
 
     ``next_instance`` is shared with the control router so that every RIC request id on a
-    node is unique.
+    node is unique; ``max_per_xapp`` caps the (node, report) subscriptions of one xApp.
     """
 
-    def __init__(self, sensor: Sensor, next_instance: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        sensor: Sensor,
+        next_instance: Callable[[], int] | None = None,
+        *,
+        max_per_xapp: int | None = None,
+        requestor: int = 0,
+        grants: Grants | None = None,
+    ) -> None:
         self._sensor = sensor
         self._by_id: dict[tuple[int, int], E2Subscription] = {}
         self._next = next_instance or itertools.count(1).__next__
-
-    def __iter__(self) -> Iterable[E2Subscription]:
-        return iter(list(self._by_id.values()))
+        self._max = max_per_xapp
+        self._requestor = requestor
+        self._held: dict[str, set[tuple[str, int]]] = {}
+        self._grants = grants or Grants()
+        self._denied: set[tuple[str, int, str]] = set()
 
     def snapshot(self) -> list[E2Subscription]:
-        """The live subscriptions, oldest first."""
+        """Every E2 subscription the runtime knows, oldest first."""
         return list(self._by_id.values())
 
-    # -- what makes subscriptions come and go ---------------------------------------------
+    def live(self, session: NodeSession | None = None) -> list[E2Subscription]:
+        """The requested or active subscriptions (of one node, if given)."""
+        return [
+            s
+            for s in self._by_id.values()
+            if s.state in (SubscriptionState.REQUESTED, SubscriptionState.ACTIVE)
+            and (session is None or s.node is session)
+        ]
 
-    def subscribe(self, session: NodeSession, hosts: Iterable[XAppHost]) -> None:
-        """Request, on ``session``'s node, every declared report the node can serve."""
-        kpm = session.info.kpm()
+    # -- keeping subscriptions in line with the declarations -------------------------------------
+
+    def sync(self, session: NodeSession, hosts: Iterable[XAppHost]) -> None:
+        """Make ``session``'s subscriptions serve exactly the reports of the accepting hosts."""
+        groups: dict[GroupKey, list[Want]] = {}
         for host in hosts:
             if not host.accepting:
                 continue
-            for report in host.cls.reports:
-                if kpm is None:
-                    log.info(
-                        "node %s has no KPM function; %s's report not subscribed there",
-                        session.id,
-                        host.name,
-                        extra={"node": session.id, "xapp": host.name},
+            for index, report in enumerate(host.cls.reports):
+                key: GroupKey = (report.per, tuple(sorted(report.cells)))
+                groups.setdefault(key, []).append(Want(host, index, report))
+        kpm = session.info.kpm()
+        current: dict[GroupKey, E2Subscription] = {}
+        for sub in self.live(session):
+            if not sub.superseded and (
+                sub.key not in current or sub.created_at >= current[sub.key].created_at
+            ):
+                current[sub.key] = sub
+        for key, wants in groups.items():
+            wants = [
+                w for w in wants if self._granted(session, w) and self._admit_limit(session, w)
+            ]
+            old = current.pop(key, None)
+            if not wants:
+                if old is not None:
+                    self._retire(old)
+                continue
+            if kpm is None:
+                for w in wants:
+                    self._release(session, w)
+                    self._status(
+                        w,
+                        session,
+                        "refused",
+                        cause=Cause(
+                            CauseCode.RIC_SERVICE_RAN_FUNCTION_NOT_SUPPORTED,
+                            "the node has no KPM function",
+                        ),
                     )
-                    continue
-                ran_function_id, function = kpm
-                style, why = plan_report(report, function)
-                if not style:
-                    log.info(
-                        "node %s cannot serve %s's report %s: %s",
-                        session.id,
-                        host.name,
-                        ",".join(report.metrics),
-                        why,
-                        extra={"node": session.id, "xapp": host.name},
-                    )
-                    continue
-                self._request(session, host, report, ran_function_id, style)
+                continue
+            result = plan([w.report for w in wants], kpm[1])
+            if isinstance(result, Cause):
+                for w in wants:
+                    self._release(session, w)
+                    self._status(w, session, "refused", cause=result)
+                if old is not None:
+                    self._retire(old)
+                continue
+            if old is not None and old.same_request(result):
+                self._rewire(old, wants)
+                continue
+            if old is not None and old.state is SubscriptionState.REQUESTED:
+                # Not answered yet: it will be deleted when it is; the one it replaces serves on.
+                old.superseded = True
+                replaces, old.replaces = old.replaces, None
+            else:
+                replaces = old
+            self._request(session, key, kpm[0], result, wants, replaces)
+        for old in current.values():
+            self._retire(old)
+        self._drop_released(session, groups)
+
+    def _granted(self, session: NodeSession, want: Want) -> bool:
+        grant = self._grants.of(want.host.name)
+        why = grant.refuse_report(want.report, session.id) if grant is not None else None
+        if why is None:
+            return True
+        key = (want.host.name, want.index, session.id)
+        if key not in self._denied:  # tell (and audit) once per node session
+            self._denied.add(key)
+            detail = f"xApp {want.host.name} may not subscribe to this: {why}"
+            self._sensor.permission_denied(
+                want.host.name, f"report {','.join(want.report.metrics)} on {session.id}", detail
+            )
+            self._status(
+                want, session, "refused", cause=Cause(CauseCode.MISC_NOT_AUTHORIZED, detail)
+            )
+        return False
+
+    def _admit_limit(self, session: NodeSession, want: Want) -> bool:
+        held = self._held.setdefault(want.host.name, set())
+        slot = (session.id, want.index)
+        if slot in held:
+            return True
+        if self._max is not None and len(held) >= self._max:
+            self._sensor.limit_reached(want.host.name, "subscriptions")
+            self._status(
+                want,
+                session,
+                "refused",
+                cause=Cause(
+                    CauseCode.RIC_SERVICE_RIC_RESOURCE_LIMIT,
+                    f"xApp {want.host.name} holds its limit of {self._max} subscriptions",
+                ),
+            )
+            return False
+        held.add(slot)
+        return True
+
+    def _release(self, session: NodeSession, want: Want) -> None:
+        self._held.get(want.host.name, set()).discard((session.id, want.index))
+
+    def _drop_released(self, session: NodeSession, groups: dict[GroupKey, list[Want]]) -> None:
+        wanted = {(w.host.name, w.index) for ws in groups.values() for w in ws}
+        for name, held in self._held.items():
+            for slot in [s for s in held if s[0] == session.id and (name, s[1]) not in wanted]:
+                held.discard(slot)
 
     def _request(
-        self, session: NodeSession, host: XAppHost, report: Report, ran_function_id: int, style: int
+        self,
+        session: NodeSession,
+        key: GroupKey,
+        ran_function_id: int,
+        p: Plan,
+        wants: list[Want],
+        replaces: E2Subscription | None,
     ) -> None:
-        request_id = (host.index, self._next())
-        sub = E2Subscription(request_id, session, host, report, ran_function_id, style)
+        for stale in [s for s in self._by_id.values() if s.node is session and s.key == key]:
+            if stale.state is SubscriptionState.FAILED:  # a new attempt replaces the failed one
+                del self._by_id[stale.request_id]
+        request_id = (self._requestor, self._next())
+        sub = E2Subscription(
+            request_id,
+            session,
+            key,
+            ran_function_id,
+            p.style,
+            p.metrics,
+            p.period_ms,
+            wants,
+            p.unsupported,
+            replaces,
+        )
         self._by_id[request_id] = sub
-        scope = kpm_pb2.KpmScope(cells=[cell_id_to_proto(CellId.parse(c)) for c in report.cells])
         msg = e2_pb2.SubscriptionRequest(
             request_id=common_pb2.RicRequestId(requestor=request_id[0], instance=request_id[1]),
             ran_function_id=ran_function_id,
-            kpm_trigger=kpm_pb2.KpmEventTrigger(reporting_period_ms=report.period_ms),
+            kpm_trigger=kpm_pb2.KpmEventTrigger(reporting_period_ms=p.period_ms),
             actions=[
                 e2_pb2.Action(
                     action_id=1,
                     type=e2_pb2.ACTION_TYPE_REPORT,
                     kpm=kpm_pb2.KpmActionDefinition(
-                        report_style=style,
-                        metric_names=report.metrics,
-                        granularity_period_ms=report.period_ms,
-                        scope=scope,
-                        per_slice=report.per == "slice",
+                        report_style=p.style,
+                        metric_names=p.metrics,
+                        granularity_period_ms=p.period_ms,
+                        scope=kpm_pb2.KpmScope(
+                            cells=[cell_id_to_proto(CellId.parse(c)) for c in key[1]]
+                        ),
+                        per_slice=key[0] == "slice",
                     ),
                 )
             ],
         )
         session.send(e2_pb2.RicMessage(subscription_request=msg))
 
+    def _rewire(self, sub: E2Subscription, wants: list[Want]) -> None:
+        """Same request, different xApps: change who receives, without touching the node."""
+        sub.wants = wants
+        if sub.state is SubscriptionState.ACTIVE:
+            self._open_taps(sub)
+
+    def _open_taps(self, sub: E2Subscription) -> None:
+        existing = {(t.want.host.name, t.want.index): t for t in sub.taps}
+        taps = []
+        refused = {**sub.unsupported, **sub.not_admitted}
+        for want in sub.wants:
+            old = existing.get((want.host.name, want.index))
+            if old is not None:
+                taps.append(old)
+                continue
+            metrics = tuple(m for m in want.report.metrics if m not in refused)
+            not_admitted = {m: refused[m] for m in want.report.metrics if m in refused}
+            if not metrics:
+                self._status(
+                    want,
+                    sub.node,
+                    "failed",
+                    not_admitted=not_admitted,
+                    cause=Cause(
+                        CauseCode.RIC_REQUEST_MEASUREMENT_NOT_SUPPORTED,
+                        "the node admitted none of this report's measurements",
+                    ),
+                )
+                continue
+            every = max(1, round(want.report.period_ms / sub.period_ms))
+            taps.append(Tap(want, metrics, every))
+            self._status(
+                want,
+                sub.node,
+                "active",
+                metrics=metrics,
+                not_admitted=not_admitted,
+                period_ms=every * sub.period_ms,
+            )
+        sub.taps = taps
+
+    def _status(
+        self,
+        want: Want,
+        session: NodeSession,
+        state: Literal["active", "failed", "refused"],
+        *,
+        metrics: tuple[str, ...] = (),
+        not_admitted: dict[str, Cause] | None = None,
+        period_ms: int = 0,
+        cause: Cause | None = None,
+    ) -> None:
+        status = SubscriptionStatus(
+            node=session.id,
+            report=want.report,
+            state=state,
+            metrics=metrics,
+            not_admitted=not_admitted or {},
+            period_ms=period_ms,
+            cause=cause,
+        )
+        want.host.subscription_status(want.index, status)
+        if state != "active":
+            log.info(
+                "%s's report %s on node %s: %s",
+                want.host.name,
+                ",".join(want.report.metrics),
+                session.id,
+                cause,
+                extra={"node": session.id, "xapp": want.host.name},
+            )
+        self._sensor.subscription_changed(session.id, want.host.name, state)
+
+    def _retire(self, sub: E2Subscription) -> None:
+        """Stop delivering from ``sub`` and delete it on its node (or forget it); a pending
+        replacement takes the subscription it was to replace with it."""
+        if sub.replaces is not None:
+            old, sub.replaces = sub.replaces, None
+            self._retire(old)
+        sub.taps = []
+        sub.wants = []
+        if sub.state is SubscriptionState.ACTIVE:
+            sub.state = SubscriptionState.DELETING
+            sub.node.send(
+                e2_pb2.RicMessage(
+                    subscription_delete_request=e2_pb2.SubscriptionDeleteRequest(
+                        request_id=common_pb2.RicRequestId(
+                            requestor=sub.request_id[0], instance=sub.request_id[1]
+                        ),
+                        ran_function_id=sub.ran_function_id,
+                    )
+                )
+            )
+        elif sub.state is SubscriptionState.REQUESTED:
+            sub.superseded = True  # deleted once the node answers
+        else:
+            self._by_id.pop(sub.request_id, None)
+
     def node_down(self, session: NodeSession) -> None:
         """Forget the subscriptions of a node whose session ended (they die with it)."""
         for key, sub in list(self._by_id.items()):
             if sub.node is session:
                 del self._by_id[key]
-                self._sensor.subscription_changed(session.id, sub.host.name, "node_lost")
+        for held in self._held.values():
+            for slot in [s for s in held if s[0] == session.id]:
+                held.discard(slot)
+        self._denied = {d for d in self._denied if d[2] != session.id}
 
-    def unsubscribe(self, host: XAppHost) -> int:
-        """Delete every E2 subscription of ``host`` (its xApp stops); returns how many."""
-        count = 0
-        for sub in list(self._by_id.values()):
-            if sub.host is not host:
-                continue
-            count += 1
-            if sub.state in (SubscriptionState.ACTIVE, SubscriptionState.REQUESTED):
-                sub.state = SubscriptionState.DELETING
-                sub.node.send(
-                    e2_pb2.RicMessage(
-                        subscription_delete_request=e2_pb2.SubscriptionDeleteRequest(
-                            request_id=common_pb2.RicRequestId(
-                                requestor=sub.request_id[0], instance=sub.request_id[1]
-                            ),
-                            ran_function_id=sub.ran_function_id,
-                        )
-                    )
-                )
-            else:
-                del self._by_id[sub.request_id]
-        return count
+    def on_reset(self, session: NodeSession) -> None:
+        """The node reset: its subscriptions are gone (the caller syncs it again)."""
+        self.node_down(session)
 
     # -- node answers -----------------------------------------------------------------------
 
@@ -233,16 +596,16 @@ class SubscriptionManager:
             self._fail(sub, cause)
             return
         sub.state = SubscriptionState.ACTIVE
-        if msg.not_admitted_measurements:
-            missing = ", ".join(m.metric_name for m in msg.not_admitted_measurements)
-            log.warning(
-                "node %s will not report %s for %s",
-                session.id,
-                missing,
-                sub.host.name,
-                extra={"node": session.id, "xapp": sub.host.name},
-            )
-        self._sensor.subscription_changed(session.id, sub.host.name, "active")
+        if sub.superseded:
+            self._retire(sub)
+            return
+        sub.not_admitted = {
+            m.metric_name: cause_from_proto(m.cause) for m in msg.not_admitted_measurements
+        }
+        self._open_taps(sub)
+        if sub.replaces is not None:
+            old, sub.replaces = sub.replaces, None
+            self._retire(old)
 
     def on_failure(self, session: NodeSession, msg: e2_pb2.SubscriptionFailure) -> None:
         """The node refused a subscription."""
@@ -252,14 +615,18 @@ class SubscriptionManager:
     def _fail(self, sub: E2Subscription, cause: Cause) -> None:
         sub.state = SubscriptionState.FAILED
         sub.cause = cause
-        log.warning(
-            "node %s refused %s's subscription: %s",
-            sub.node.id,
-            sub.host.name,
-            cause,
-            extra={"node": sub.node.id, "xapp": sub.host.name},
-        )
-        self._sensor.subscription_changed(sub.node.id, sub.host.name, "failed")
+        if sub.superseded:
+            self._by_id.pop(sub.request_id, None)
+            return
+        serving = {(w.host.name, w.index) for w in sub.replaces.wants} if sub.replaces else set()
+        for want in sub.wants:
+            if (
+                want.host.name,
+                want.index,
+            ) not in serving:  # the old subscription still serves these
+                self._release(sub.node, want)
+                self._status(want, sub.node, "failed", cause=cause)
+        sub.replaces = None
 
     def on_delete_response(
         self, session: NodeSession, msg: e2_pb2.SubscriptionDeleteResponse
@@ -267,7 +634,6 @@ class SubscriptionManager:
         """The node ended a subscription the RIC asked it to delete."""
         sub = self._find(session, msg.request_id, "SubscriptionDeleteResponse")
         del self._by_id[sub.request_id]
-        self._sensor.subscription_changed(session.id, sub.host.name, "deleted")
 
     def on_delete_failure(
         self, session: NodeSession, msg: e2_pb2.SubscriptionDeleteFailure
@@ -280,26 +646,16 @@ class SubscriptionManager:
     def on_delete_required(
         self, session: NodeSession, msg: e2_pb2.SubscriptionDeleteRequired
     ) -> None:
-        """The node ended subscriptions by itself; they are marked failed with its cause."""
+        """The node ended subscriptions by itself; their xApps are told, with its cause."""
         for item in msg.subscriptions:
             sub = self._find(session, item.request_id, "SubscriptionDeleteRequired")
             self._fail(sub, cause_from_proto(item.cause))
-            del self._by_id[sub.request_id]
-
-    def on_reset(self, session: NodeSession) -> list[XAppHost]:
-        """The node reset: its subscriptions are gone; returns the hosts to re-subscribe."""
-        hosts = []
-        for key, sub in list(self._by_id.items()):
-            if sub.node is session:
-                del self._by_id[key]
-                if sub.host not in hosts:
-                    hosts.append(sub.host)
-        return hosts
+            self._by_id.pop(sub.request_id, None)
 
     # -- the hot path -------------------------------------------------------------------------
 
     def on_indications(self, session: NodeSession, batch: e2_pb2.IndicationBatch) -> None:
-        """Hand each indication's report to its xApp; answer bad ones, deliver the rest."""
+        """Hand each indication's report to its xApps; answer bad ones, deliver the rest."""
         indications = batch.indications
         self._sensor.indications(session.id, len(indications))
         session.indications += len(indications)
@@ -323,8 +679,7 @@ class SubscriptionManager:
                     session.protocol_error(
                         Cause(
                             CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE,
-                            f"indication for subscription {key[0]}:{key[1]}, "
-                            f"which is {sub.state.value}",
+                            f"indication for subscription {key[0]}:{key[1]}, which is {sub.state.value}",
                         ),
                         key,
                     )
@@ -335,4 +690,5 @@ class SubscriptionManager:
                 session.protocol_error(exc.cause, key)
                 continue
             sub.indications += 1
-            sub.host.deliver(report)
+            for tap in sub.taps:
+                tap.feed(report)

@@ -7,12 +7,21 @@
     assert ctx.controls == [Handover(...)]
 
 The fake context answers every control with the outcome ``answer`` returns (acknowledged by
-default) and records it. The replay harness for whole traces builds on the same seam.
+default) and records it; the metrics the xApp declares are kept in memory, so a test reads
+them with ``ctx.metrics.value(name, **labels)``.
+
+The harness runs whole xApps in a real runtime against a trace or a simulated network, on
+virtual time, and returns what they did (see ``ric.trace.harness``)::
+
+    result = await run_scenario("seeds/demo.toml", [LoadBalancer], duration_s=60, seed=1)
+    result = await run_trace("field.trace.gz", [KpiMonitor], controls="recorded")
+    assert all(c.outcome.ok for c in result.controls)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -23,9 +32,30 @@ import numpy as np
 from ric.actions import ControlAction, ControlOutcome, OutcomeKind
 from ric.model import NodeInfo
 from ric.report import EntityKind, KpmReport
+from ric.sensors import MemoryMetrics
+from ric.trace.harness import (
+    ControlRecord,
+    HarnessError,
+    HarnessResult,
+    XAppSpec,
+    run_scenario,
+    run_trace,
+)
+from ric.types import Cancellable
 from ric.xapp import XApp
 
-__all__ = ["FakeContext", "ManualClock", "make_report", "start_xapp"]
+__all__ = [
+    "ControlRecord",
+    "FakeContext",
+    "HarnessError",
+    "HarnessResult",
+    "ManualClock",
+    "XAppSpec",
+    "make_report",
+    "run_scenario",
+    "run_trace",
+    "start_xapp",
+]
 
 X = TypeVar("X", bound=XApp)
 
@@ -52,16 +82,33 @@ class ManualClock:
         self._sleepers.append((self._now + seconds, future))
         await future
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        """Call ``callback`` once the clock has been advanced by ``seconds``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._now + seconds, future))
+        future.add_done_callback(lambda done: None if done.cancelled() else callback())
+        return future
+
     async def advance(self, seconds: float) -> None:
         """Move time forward and let every task whose sleep ended run."""
-        self._now += seconds
-        due = [f for t, f in self._sleepers if t <= self._now]
-        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._now]
-        for future in due:
+        await self.advance_to(self._now + seconds)
+
+    async def advance_to(self, monotonic: float) -> None:
+        """Move time forward to ``monotonic`` exactly (never back); wake the sleepers that are
+        due, earliest first, and let them run."""
+        self._now = max(self._now, monotonic)
+        due = sorted(((t, f) for t, f in self._sleepers if t <= self._now), key=lambda d: d[0])
+        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._now and not f.done()]
+        for _, future in due:
             if not future.done():
                 future.set_result(None)
         for _ in range(3):
             await asyncio.sleep(0)
+
+    def next_due(self) -> float | None:
+        """When the earliest pending sleep or ``call_later`` is due (``monotonic`` seconds), or
+        None when nothing waits on this clock (the replay harness steps time with this)."""
+        return min((t for t, f in self._sleepers if not f.done()), default=None)
 
 
 class FakeContext:
@@ -78,8 +125,12 @@ class FakeContext:
         self.name = name
         self.clock = clock or ManualClock()
         self.log = logging.LoggerAdapter(logging.getLogger(f"ric.xapp.{name}"), {"xapp": name})
+        self.metrics = MemoryMetrics(name)
+        """The xApp's own metrics, in memory: ``ctx.metrics.value("name", label=...)``."""
         self.controls: list[ControlAction] = []
         self.outcomes: list[ControlOutcome] = []
+        self.published: list[tuple[str, bytes]] = []
+        """What the xApp published: (topic suffix, payload bytes), in order."""
         self._nodes = {str(n.id): n for n in nodes}
         self._answer = answer or (lambda action: ControlOutcome(OutcomeKind.ACKNOWLEDGED, action))
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,6 +141,14 @@ class FakeContext:
         outcome = self._answer(action)
         self.outcomes.append(outcome)
         return outcome
+
+    def publish(self, topic_suffix: str, payload: bytes) -> None:
+        """Record a message the xApp published (``published``, ``published_json()``)."""
+        self.published.append((topic_suffix, payload))
+
+    def published_json(self) -> list[tuple[str, Any]]:
+        """What the xApp published, with each payload decoded from JSON."""
+        return [(suffix, json.loads(payload)) for suffix, payload in self.published]
 
     def nodes(self) -> Mapping[str, NodeInfo]:
         """The nodes given at construction."""

@@ -1,23 +1,41 @@
-"""The runtime's contracts in one place: the clock and the sensor hooks.
+"""The runtime's contracts in one place: the clock, the sensor hooks and xApp metrics.
 
 A sensor observes what happens in the runtime (metrics, MQTT, the trace recorder, the audit
 log are all sensors); the core calls its hooks and never knows which sensors exist. Hooks are
 plain synchronous calls on the event loop: a sensor that needs I/O queues the event itself.
+
+An xApp declares its own metrics through ``Metrics`` (``self.metrics`` in the SDK). The core
+and the SDK know only these protocols: the in-memory implementation is
+``ric.sensors.MemoryMetrics``, the Prometheus one comes from a ``MetricsProvider`` sensor
+(``ric.metrics.PrometheusSensor``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ric.actions import ControlOutcome
+    from ric.actions import Conflict, ControlOutcome
     from ric.model import Cause, NodeInfo
     from ric.runtime import Runtime
 
-__all__ = ["Check", "Clock", "Component", "RealClock", "Sensor"]
+__all__ = [
+    "Cancellable",
+    "Check",
+    "Clock",
+    "Component",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Metrics",
+    "MetricsProvider",
+    "RealClock",
+    "Sensor",
+]
 
 
 class Clock(Protocol):
@@ -35,6 +53,18 @@ class Clock(Protocol):
         """Wait ``seconds`` on this clock."""
         ...
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        """Call ``callback`` once ``seconds`` have passed on this clock (cancellable)."""
+        ...
+
+
+class Cancellable(Protocol):
+    """A scheduled call that can be cancelled (an ``asyncio.TimerHandle`` is one)."""
+
+    def cancel(self) -> object:
+        """Do not make the call."""
+        ...
+
 
 class RealClock:
     """The event loop's monotonic clock and the system's wall clock."""
@@ -50,6 +80,10 @@ class RealClock:
     async def sleep(self, seconds: float) -> None:
         """``asyncio.sleep``."""
         await asyncio.sleep(seconds)
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        """``loop.call_later``."""
+        return asyncio.get_running_loop().call_later(seconds, callback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +164,115 @@ class Sensor:
 
     def late_answer(self, node: str) -> None:
         """A node answered a control after it had timed out; the answer was dropped."""
+
+    def e2_frame(self, node: str, inbound: bool, data: bytes) -> None:
+        """One E2 message crossed the termination: from ``node`` (inbound) or to it, as the
+        serialized NodeMessage / RicMessage. Only the trace recorder should need this."""
+
+    def conflict(self, conflict: Conflict) -> None:
+        """The arbiter found two xApps' controls in conflict (``conflict.policy`` decided)."""
+
+    def permission_denied(self, xapp: str, what: str, detail: str) -> None:
+        """The runtime refused an xApp something outside its grant (a report or a control)."""
+
+    def limit_reached(self, xapp: str, limit: str) -> None:
+        """An xApp was refused for reaching a limit: ``subscriptions`` or ``controls_per_s``."""
+
+    def xapp_published(self, xapp: str, topic_suffix: str, payload: bytes) -> None:
+        """An xApp published ``payload`` (JSON, or the bytes it gave) under its own topic
+        ``topic_suffix`` (already checked: no wildcards, no ``..``, no leading ``/``)."""
+
+
+# -- xApp metrics ------------------------------------------------------------------------------
+
+
+class Counter(Protocol):
+    """A counter an xApp declared: a value that only goes up (exposed with a ``_total`` suffix)."""
+
+    def labels(self, **values: str) -> Counter:
+        """The series of one label set; every declared label must be given, by name."""
+        ...
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount`` (not negative)."""
+        ...
+
+    def remove(self, **values: str) -> None:
+        """Forget the series of one label set (for example a cell that went away)."""
+        ...
+
+
+class Gauge(Protocol):
+    """A gauge an xApp declared: a value that goes up and down."""
+
+    def labels(self, **values: str) -> Gauge:
+        """The series of one label set; every declared label must be given, by name."""
+        ...
+
+    def set(self, value: float) -> None:
+        """Set the value."""
+        ...
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount``."""
+        ...
+
+    def dec(self, amount: float = 1.0) -> None:
+        """Subtract ``amount``."""
+        ...
+
+    def remove(self, **values: str) -> None:
+        """Forget the series of one label set (for example a cell that went away)."""
+        ...
+
+
+class Histogram(Protocol):
+    """A histogram an xApp declared: observations counted into buckets, with their sum."""
+
+    def labels(self, **values: str) -> Histogram:
+        """The series of one label set; every declared label must be given, by name."""
+        ...
+
+    def observe(self, value: float) -> None:
+        """Count one observation."""
+        ...
+
+    def remove(self, **values: str) -> None:
+        """Forget the series of one label set."""
+        ...
+
+
+class Metrics(Protocol):
+    """Where an xApp declares its own metrics (``self.metrics``).
+
+    Names and label names are ``snake_case``; the runtime prefixes names with
+    ``xapp_<xapp name>_`` and adds the label ``xapp``. Declaring the same name again (an xApp
+    restarted) returns the same metric; declaring it with another type or labels is an error.
+    """
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        """Declare (or get) a counter."""
+        ...
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        """Declare (or get) a gauge."""
+        ...
+
+    def histogram(
+        self,
+        name: str,
+        doc: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] | None = None,
+    ) -> Histogram:
+        """Declare (or get) a histogram; ``buckets`` are upper bounds (default: Prometheus')."""
+        ...
+
+
+@runtime_checkable
+class MetricsProvider(Protocol):
+    """A sensor that gives each xApp its metrics (the Prometheus sensor is one)."""
+
+    def xapp_metrics(self, xapp: str) -> Metrics:
+        """The metrics of the xApp called ``xapp`` (the same object on every call)."""
+        ...

@@ -25,25 +25,109 @@ them through a bounded queue, and restarts the xApp with back-off when a handler
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ric.actions import ControlAction, ControlOutcome
+from ric.actions import Conflict, ControlAction, ControlOutcome
 from ric.ids import CellId
-from ric.model import NodeInfo
+from ric.model import Cause, NodeInfo
 from ric.report import EntityKind, KpmReport
-from ric.types import Clock
+from ric.types import Clock, Metrics
 
-__all__ = ["Report", "XApp", "XAppContext", "xapp"]
+__all__ = [
+    "MAX_PUBLISH_BYTES",
+    "Report",
+    "SubscriptionStatus",
+    "XApp",
+    "XAppContext",
+    "check_topic_suffix",
+    "encode_payload",
+    "xapp",
+]
 
 Per = Literal["cell", "ue", "slice"]
 _METRIC = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+MAX_PUBLISH_BYTES = 256 * 1024
+"""The largest payload ``XApp.publish`` accepts, once encoded."""
+
+
+def check_topic_suffix(xapp: str, suffix: str) -> str:
+    """Return ``suffix`` if it may follow ``<prefix>/xapps/<xapp>/``, else raise ValueError
+    naming the xApp, the suffix and the problem.
+
+    A suffix is 1-200 characters of topic levels separated by ``/``: no MQTT wildcard (``+``,
+    ``#``), no ``..`` (it could not leave the xApp's topics anyway, but it reads as if it
+    could), no leading ``/``, no empty level, no control character.
+    """
+    what = f"xApp {xapp}: publish topic suffix {suffix!r}"
+    if not isinstance(suffix, str) or not suffix:
+        raise ValueError(f"{what} must be a non-empty string such as 'alerts/overload'")
+    if len(suffix) > 200:
+        raise ValueError(f"{what} is longer than 200 characters")
+    if suffix.startswith("/"):
+        raise ValueError(f"{what} must not start with '/': it is relative to the xApp's topics")
+    if "+" in suffix or "#" in suffix:
+        raise ValueError(f"{what} must not contain the MQTT wildcards '+' or '#'")
+    if ".." in suffix:
+        raise ValueError(f"{what} must not contain '..': it stays under the xApp's own topics")
+    if any(ord(c) < 32 or c == "\x7f" for c in suffix):
+        raise ValueError(f"{what} must not contain control characters")
+    if "" in suffix.split("/") or "." in suffix.split("/"):
+        raise ValueError(f"{what} has an empty or '.' level ('//', '/./' or a trailing '/')")
+    return suffix
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and NumPy values as plain Python ones."""
+    if isinstance(value, float):  # NumPy's float64 too
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool):
+                raise TypeError(f"keys must be strings or numbers, not {type(key).__name__}")
+            out[str(key) if not isinstance(key, str) else key] = _jsonable(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    tolist = getattr(value, "tolist", None)  # NumPy arrays and scalars
+    if callable(tolist):
+        return _jsonable(tolist())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode_payload(xapp: str, suffix: str, payload: Any) -> bytes:
+    """``payload`` as the bytes ``XApp.publish`` sends: ``bytes`` as they are, anything else
+    as compact JSON (NumPy values as numbers and lists, NaN and infinities as null).
+
+    Raises ValueError naming the xApp and the topic suffix when JSON cannot encode it or it is
+    larger than ``MAX_PUBLISH_BYTES``.
+    """
+    if isinstance(payload, bytes | bytearray | memoryview):
+        data = bytes(payload)
+    else:
+        try:
+            text = json.dumps(_jsonable(payload), separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            problem = f"cannot be encoded as JSON: {exc}"
+            raise ValueError(f"xApp {xapp}: the payload published to {suffix!r} {problem}") from exc
+        data = text.encode()
+    if len(data) > MAX_PUBLISH_BYTES:
+        raise ValueError(
+            f"xApp {xapp}: the payload published to {suffix!r} is {len(data)} bytes, over the "
+            f"{MAX_PUBLISH_BYTES} byte limit"
+        )
+    return data
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -87,6 +171,26 @@ class Report:
         return {"cell": EntityKind.CELL, "ue": EntityKind.UE, "slice": EntityKind.SLICE}[self.per]
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionStatus:
+    """Where one of an xApp's reports stands on one node, as data.
+
+    ``state`` is ``active`` (reports flow), ``failed`` (the node refused, see ``cause``) or
+    ``refused`` (the runtime refused it, for example a limit or a node that cannot serve it).
+    ``metrics`` are the names the xApp will receive; ``not_admitted`` maps each requested name
+    it will not receive to the cause (the node's, or the runtime's when the node does not
+    advertise it). ``period_ms`` is the period reports arrive at.
+    """
+
+    node: str
+    report: Report
+    state: Literal["active", "failed", "refused"]
+    metrics: tuple[str, ...] = ()
+    not_admitted: Mapping[str, Cause] = field(default_factory=dict)
+    period_ms: int = 0
+    cause: Cause | None = None
+
+
 class XAppContext(Protocol):
     """What the host gives an xApp instance; xApp code uses the XApp methods instead."""
 
@@ -96,6 +200,11 @@ class XAppContext(Protocol):
     @property
     def clock(self) -> Clock:
         """The clock the xApp's time and timers run on."""
+        ...
+
+    @property
+    def metrics(self) -> Metrics:
+        """Where the xApp declares its own metrics."""
         ...
 
     async def control(self, action: ControlAction, timeout: float) -> ControlOutcome:
@@ -108,6 +217,10 @@ class XAppContext(Protocol):
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:
         """Run a task for this instance's lifetime."""
+        ...
+
+    def publish(self, topic_suffix: str, payload: bytes) -> None:
+        """Hand a checked, encoded message to the runtime's sensors (the MQTT bridge)."""
         ...
 
 
@@ -124,7 +237,7 @@ class XApp:
     - ``queue_size``: how many reports may wait; beyond that the oldest is dropped.
 
     Hooks are all ``async``: ``on_start``, ``on_stop``, ``on_node_up``, ``on_node_down``,
-    ``on_report``.
+    ``on_report``, ``on_subscription``, ``on_conflict``, ``on_config``.
     """
 
     name: ClassVar[str] = ""
@@ -177,6 +290,36 @@ class XApp:
         """Current Unix time in seconds (virtual under the test harness)."""
         return self._context.clock.time()
 
+    def publish(self, topic_suffix: str, payload: Any) -> None:
+        """Publish ``payload`` under this xApp's own topics: on the MQTT bridge (when one is
+        configured; otherwise nothing is sent) it goes to
+        ``<prefix>/xapps/<name>/<topic_suffix>``::
+
+            self.publish("alerts/overload", {"cell": cell, "prb_pct": float(pct)})
+
+        ``payload`` is sent as JSON (NumPy values become numbers and lists, NaN and
+        infinities ``null``); ``bytes`` are sent as they are. It never waits for the broker:
+        when the broker is slow or away, the message is dropped and counted. Raises
+        ValueError naming the problem for a bad suffix (a wildcard ``+`` or ``#``, a ``..``,
+        a leading ``/``, an empty level) or a payload that cannot be encoded or is over
+        ``MAX_PUBLISH_BYTES``.
+        """
+        name = self._context.name
+        suffix = check_topic_suffix(name, topic_suffix)
+        self._context.publish(suffix, encode_payload(name, suffix, payload))
+
+    @property
+    def metrics(self) -> Metrics:
+        """This xApp's own metrics: declare them (in ``on_start``), then update them::
+
+            self.prb = self.metrics.gauge("cell_prb_utilization_ratio", "PRB use", ["cell"])
+            self.prb.labels(cell="001-01-4097").set(0.93)
+
+        In Prometheus they are named ``xapp_<name>_<metric>`` and labelled ``xapp=<name>``;
+        under ``ric.testing`` they are kept in memory (``ctx.metrics.value(...)``).
+        """
+        return self._context.metrics
+
     # -- hooks ----------------------------------------------------------------------------
 
     async def on_start(self) -> None:
@@ -193,6 +336,19 @@ class XApp:
 
     async def on_report(self, report: KpmReport) -> None:
         """Called for each report of the declared subscriptions."""
+
+    async def on_subscription(self, status: SubscriptionStatus) -> None:
+        """Called when one of the xApp's reports becomes active, partly admitted or refused on a
+        node (see SubscriptionStatus)."""
+
+    async def on_conflict(self, conflict: Conflict) -> None:
+        """Called when another xApp's control conflicted with one of this xApp's controls (the
+        xApp's own refused controls carry the conflict in their outcome)."""
+
+    async def on_config(self, config: XApp.Config) -> None:
+        """Called when the xApp's settings were changed while it runs (for example over the
+        MQTT bridge's config topic), between two handler calls; ``self.config`` is already
+        ``config``. The default does nothing: handlers read ``self.config`` each time."""
 
 
 ReportHandler = Callable[[XApp, KpmReport], Awaitable[None]]

@@ -129,13 +129,17 @@ def indication(
 class ScriptedNode:
     """One Connect stream, driven by the test."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.target = target
+        self.credentials = credentials
         self._channel: grpc.aio.Channel | None = None
         self.call: Any = None
 
     async def __aenter__(self) -> ScriptedNode:
-        self._channel = grpc.aio.insecure_channel(self.target)
+        if self.credentials is not None:
+            self._channel = grpc.aio.secure_channel(self.target, self.credentials)
+        else:
+            self._channel = grpc.aio.insecure_channel(self.target)
         self.call = e2_pb2_grpc.E2TerminationStub(self._channel).Connect()
         return self
 

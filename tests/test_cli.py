@@ -94,6 +94,8 @@ def test_run_serves_and_stops_by_itself() -> None:
         "run",
         "--e2",
         "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
         "--xapp",
         "kpimon",
         "--duration",
@@ -114,6 +116,6 @@ def test_port_in_use_is_a_clear_error() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        result = ric("run", "--e2", f"127.0.0.1:{port}", "--duration", "1")
+        result = ric("run", "--e2", f"127.0.0.1:{port}", "--no-http", "--duration", "1")
     assert result.returncode == 1
     assert f"cannot listen for E2 on 127.0.0.1:{port}" in result.stderr

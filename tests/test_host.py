@@ -187,3 +187,21 @@ async def test_lifecycle_hooks_and_timer() -> None:
     await asyncio.wait_for(task, 5)
     assert Events.log_[0] == "start" and Events.log_[-1] == "stop"
     assert Events.log_.index("up gnb-001-01-5") < Events.log_.index("down gnb-001-01-5")
+
+
+async def test_stop_interrupts_the_restart_back_off() -> None:
+    """A stop requested while the xApp waits a long back-off ends it at once."""
+    host = XAppHost(
+        BadStart,
+        BadStart.Config(),
+        index=1,
+        services=Services(),
+        sensor=Stats(),
+        clock=RealClock(),
+        restart=RestartPolicy(min_s=3600.0, max_s=3600.0),
+    )
+    task = asyncio.create_task(host.run())
+    await wait_for(lambda: host.state is XAppState.RESTARTING)
+    host.request_stop()
+    await asyncio.wait_for(task, 5)
+    assert host.state is XAppState.STOPPED

@@ -11,6 +11,7 @@ EXPECTED = [
     "CellInfo",
     "CellState",
     "ConfigError",
+    "Conflict",
     "ControlAction",
     "ControlOutcome",
     "EntityKind",
@@ -29,6 +30,7 @@ EXPECTED = [
     "SliceId",
     "SlicePrbQuota",
     "StateError",
+    "SubscriptionStatus",
     "XApp",
     "xapp",
 ]

@@ -76,9 +76,9 @@ async def test_closed_loop_handover_moves_the_ue(make_runtime: RuntimeFactory) -
 
 
 async def test_vendors_get_only_what_they_can_serve(make_runtime: RuntimeFactory) -> None:
-    """With the three vendor profiles, 100 ms cell reports come from the nodes whose minimum
-    reporting period allows it (not Initech's 500 ms), and UE reports only from the node whose
-    KPM function has UE-level styles."""
+    """With the three vendor profiles, 100 ms cell reports come from every node (Initech's at
+    its 500 ms minimum, which the xApp is told), and UE reports, which the other two refuse
+    with a cause, only from the node whose KPM function has UE-level styles."""
     runtime, _ = await make_runtime(Mover, Recorder)
     async with Simulator(load_scenario(SMALL), f"127.0.0.1:{runtime.port}") as sim:
         await sim.wait_ready()
@@ -87,17 +87,20 @@ async def test_vendors_get_only_what_they_can_serve(make_runtime: RuntimeFactory
         assert isinstance(recorder, Recorder)
         assert isinstance(mover, Mover)
         await wait_for(
-            lambda: {r.node for r in recorder.seen} == {"gnb-001-01-1", "gnb-001-01-2"},
-            what="cell reports",
+            lambda: {r.node for r in recorder.seen} == set(runtime.nodes()), what="cell reports"
         )
         await wait_for(lambda: mover.seen, what="UE reports")
         assert {r.node for r in mover.seen} == {"gnb-001-01-1"}
-        vendors = {info.vendor for info in runtime.nodes().values()}
-        assert len(vendors) == 3
-        assert {s.node.id for s in runtime.subscriptions.snapshot()} == {
-            "gnb-001-01-1",
-            "gnb-001-01-2",
+        assert len({info.vendor for info in runtime.nodes().values()}) == 3
+        periods = {
+            node: st.period_ms for (node, _), st in runtime.host("recorder").statuses.items()
         }
+        assert periods == {"gnb-001-01-1": 100, "gnb-001-01-2": 100, "gnb-001-01-3": 500}
+        ue = runtime.host("mover").statuses
+        assert ue[("gnb-001-01-1", 0)].state == "active"
+        assert ue[("gnb-001-01-2", 0)].state == "refused"
+        assert ue[("gnb-001-01-2", 0)].cause is not None
+        assert "no KPM report style 5/4/3/2" in ue[("gnb-001-01-2", 0)].cause.detail
 
 
 async def test_node_that_comes_back_is_subscribed_again(make_runtime: RuntimeFactory) -> None:

@@ -129,6 +129,15 @@ class NodeSession:
             self._outbound.get_nowait()
             self._outbound.put_nowait(_CLOSE)
 
+    def take_outbound(self) -> list[e2_pb2.RicMessage]:
+        """Every message queued so far, without waiting (for transports that poll)."""
+        out: list[e2_pb2.RicMessage] = []
+        while not self._outbound.empty():
+            msg = self._outbound.get_nowait()
+            if msg is not None:
+                out.append(msg)
+        return out
+
     async def next_outbound(self) -> e2_pb2.RicMessage | None:
         """The next queued message, or None once the session is closed and flushed."""
         return await self._outbound.get()

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -164,11 +165,15 @@ class NodeAgent:
         reconnect_initial_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         setup_timeout_s: float = 10.0,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         if node_id not in world.nodes:
             raise KeyError(f"the world has no node {node_id}")
         self.world = world
         self.target = target
+        self.credentials = credentials
+        """TLS credentials (the RIC's CA, and this node's certificate for mutual TLS); None:
+        plaintext."""
         self.layout = world.nodes[node_id]
         self.profile: VendorProfile = VENDOR_PROFILES[self.layout.vendor]
         self.node_id = NodeId(world.plmn, node_id, NodeType.GNB)
@@ -190,6 +195,7 @@ class NodeAgent:
         self._min_period_ms = max(self.profile.min_reporting_period_ms, tick_ms)
         self._subs: dict[tuple[int, int], _Subscription] = {}
         self._out: asyncio.Queue[e2_pb2.NodeMessage] | None = None
+        self._sink: Callable[[e2_pb2.NodeMessage], None] | None = None
         self._transaction = 0
         self._keep_alive_seq = 0
         self._after_control: list[e2_pb2.NodeMessage] = []
@@ -214,6 +220,21 @@ class NodeAgent:
             cells=[cell_to_proto(self.world.cell_info(c)) for c in self._cells],
             keep_alive_interval_ms=self._keep_alive_ms,
         )
+
+    def attach(self, send: Callable[[e2_pb2.NodeMessage], None]) -> None:
+        """Serve an association set up elsewhere: what the node says goes to ``send`` (for
+        example an in-memory link's ``send``) instead of a gRPC stream, and the caller hands
+        the RIC's messages to :meth:`handle`. Use instead of :meth:`run`, after the caller did
+        the E2 setup with :meth:`setup_request`; subscriptions start afresh."""
+        self._sink = send
+        self._subs.clear()
+        self.setups += 1
+        self.ready.set()
+
+    def detach(self) -> None:
+        """End an association made with :meth:`attach`; its subscriptions die with it."""
+        self._sink = None
+        self._drop_session()
 
     async def run(self) -> None:
         """Keep an E2 association with the RIC until cancelled: connect, set up, serve, retry."""
@@ -262,7 +283,12 @@ class NodeAgent:
         self._out = None
 
     async def _connect_once(self) -> None:
-        async with grpc.aio.insecure_channel(self.target) as channel:
+        channel = (
+            grpc.aio.secure_channel(self.target, self.credentials)
+            if self.credentials is not None
+            else grpc.aio.insecure_channel(self.target)
+        )
+        async with channel:
             stub = e2_pb2_grpc.E2TerminationStub(channel)
             call = stub.Connect()
             try:
@@ -348,7 +374,9 @@ class NodeAgent:
                 log.exception("%s: failed to handle %s", self.node_id, msg.WhichOneof("message"))
 
     def _send(self, msg: e2_pb2.NodeMessage) -> None:
-        if self._out is not None:
+        if self._sink is not None:
+            self._sink(msg)
+        elif self._out is not None:
             self._out.put_nowait(msg)
 
     def _next_transaction(self) -> int:
@@ -584,7 +612,7 @@ class NodeAgent:
 
     def on_tick(self) -> None:
         """Send, in one IndicationBatch, every report due at the world's current time."""
-        if self._out is None or not self._subs:
+        if (self._out is None and self._sink is None) or not self._subs:
             return
         now = self.world.time_s
         due = [sub for sub in self._subs.values() if now + 1e-9 >= sub.next_due_s]
@@ -609,7 +637,7 @@ class NodeAgent:
             sub.next_due_s += sub.period_s
             if sub.next_due_s <= now:
                 sub.next_due_s = now + sub.period_s
-        if self._out.qsize() >= MAX_PENDING:
+        if self._out is not None and self._out.qsize() >= MAX_PENDING:
             if not self._dropping:
                 log.warning(
                     "%s: the RIC is not keeping up; dropping indication batches", self.node_id

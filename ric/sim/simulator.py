@@ -18,9 +18,13 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 
+import grpc
+
 from ric.errors import ConfigError, StateError
+from ric.ids import NodeId, NodeType, Plmn
 from ric.sim.agent import DEFAULT_KEEP_ALIVE_MS, NodeAgent
 from ric.sim.scenario import Scenario
 from ric.sim.world import World
@@ -62,6 +66,8 @@ class Simulator:
         keep_alive_interval_ms: int = DEFAULT_KEEP_ALIVE_MS,
         reconnect_initial_s: float = 0.5,
         reconnect_max_s: float = 30.0,
+        tls_ca: Path | None = None,
+        tls_dir: Path | None = None,
     ) -> None:
         known = [n.id for n in scenario.nodes]
         selected = list(known if nodes is None else nodes)
@@ -87,6 +93,7 @@ class Simulator:
                 keep_alive_interval_ms=keep_alive_interval_ms,
                 reconnect_initial_s=reconnect_initial_s,
                 reconnect_max_s=reconnect_max_s,
+                credentials=_credentials(scenario, n, tls_ca, tls_dir),
             )
             for n in dict.fromkeys(selected)
         }
@@ -190,6 +197,29 @@ class Simulator:
         return None
 
 
+def _credentials(
+    scenario: Scenario, node: int, ca: Path | None, folder: Path | None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials of one node: the RIC's CA, and with ``folder`` the node's certificate
+    and key (``<node id>.pem`` / ``.key``, as ``ric certs`` writes them)."""
+    if ca is None:
+        if folder is not None:
+            raise ConfigError("--tls-dir", "node certificates need the RIC's CA too (--tls-ca)")
+        return None
+    node_id = str(NodeId(Plmn(scenario.plmn.mcc, scenario.plmn.mnc), node, NodeType.GNB))
+    try:
+        root = ca.read_bytes()
+        if folder is None:
+            return grpc.ssl_channel_credentials(root_certificates=root)
+        cert = (folder / f"{node_id}.pem").read_bytes()
+        key = (folder / f"{node_id}.key").read_bytes()
+    except OSError as exc:
+        raise ConfigError("--tls-dir", f"cannot read TLS file for node {node_id}: {exc}") from None
+    return grpc.ssl_channel_credentials(
+        root_certificates=root, private_key=key, certificate_chain=cert
+    )
+
+
 async def run_sim(
     scenario: Scenario,
     target: str,
@@ -197,10 +227,22 @@ async def run_sim(
     duration_s: float | None = None,
     seed: int | None = None,
     nodes: list[int] | None = None,
+    tls_ca: Path | None = None,
+    tls_dir: Path | None = None,
 ) -> None:
     """Run ``scenario``'s nodes against the RIC at ``target`` until cancelled or ``duration_s``.
 
     ``duration_s`` defaults to the scenario's (none: run until cancelled); ``seed`` overrides
-    the scenario's seed; ``nodes`` runs only those node ids. ConfigError for unknown nodes.
+    the scenario's seed; ``nodes`` runs only those node ids. With ``tls_ca`` the nodes connect
+    over TLS (verifying the RIC's certificate); with ``tls_dir`` too they present their own
+    certificates. ConfigError for unknown nodes or unreadable TLS files.
     """
-    await Simulator(scenario, target, duration_s=duration_s, seed=seed, nodes=nodes).run()
+    await Simulator(
+        scenario,
+        target,
+        duration_s=duration_s,
+        seed=seed,
+        nodes=nodes,
+        tls_ca=tls_ca,
+        tls_dir=tls_dir,
+    ).run()

@@ -95,3 +95,14 @@ async def test_refused_target_is_not_retried_for_that_ue() -> None:
         ("11", "001-01-2"),
         ("10", "001-01-2"),
     ]
+
+
+async def test_ue_report_without_rsrp_is_handled() -> None:
+    """A node that does not report RSRP per UE (partial admission) still lets mlb rank its UEs."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1, "per_cell": 1}, nodes=[node()])
+    report = make_report(
+        NODE, EntityKind.UE, {"RRU.PrbUsedDl": [30.0, 50.0]}, ["10", "11"], cells=["001-01-1"] * 2
+    )
+    await app.on_report(report)
+    await app.on_report(cell_report([95.0, 20.0, 75.0]))
+    assert [c.ue for c in ctx.controls if isinstance(c, Handover)] == ["11"]

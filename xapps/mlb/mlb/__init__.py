@@ -14,6 +14,8 @@ import asyncio
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ric import ControlOutcome, Handover, KpmReport, NodeInfo, Report, XApp
 
 __all__ = ["LoadBalancer"]
@@ -93,8 +95,11 @@ class LoadBalancer(XApp):
             self._ue_rows(report)
 
     def _ue_rows(self, report: KpmReport) -> None:
+        if "RRU.PrbUsedDl" not in report.metrics:
+            return  # the node admitted no PRB counter per UE: nothing to rank UEs by
         prbs = report["RRU.PrbUsedDl"]
-        rsrp = report["L1M.RSRP"]
+        # Not every node reports RSRP per UE (partial admission); it is informative only here.
+        rsrp = report["L1M.RSRP"] if "L1M.RSRP" in report.metrics else np.full(len(report), np.nan)
         by_cell: dict[str, list[_Ue]] = {}
         for i, ue in enumerate(report.entity_ids):
             cell = report.cells[i]

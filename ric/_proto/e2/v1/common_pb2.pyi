@@ -89,6 +89,10 @@ class _CauseCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CauseCode.V
     CAUSE_MISC_UNSPECIFIED: _CauseCode.ValueType  # 63
     CAUSE_MISC_DUPLICATE_NODE_ID: _CauseCode.ValueType  # 64
     """The RIC already has a live association with the node id this setup claims."""
+    CAUSE_MISC_NOT_AUTHORIZED: _CauseCode.ValueType  # 65
+    """The RIC's security policy does not allow it: a node whose certificate does not match the
+    node id it claims, or an xApp asking for something outside its grant.
+    """
 
 class CauseCode(_CauseCode, metaclass=_CauseCodeEnumTypeWrapper):
     """A cause, after E2AP's Cause IE: the group is the prefix of the code's name."""
@@ -135,6 +139,10 @@ CAUSE_MISC_OM_INTERVENTION: CauseCode.ValueType  # 62
 CAUSE_MISC_UNSPECIFIED: CauseCode.ValueType  # 63
 CAUSE_MISC_DUPLICATE_NODE_ID: CauseCode.ValueType  # 64
 """The RIC already has a live association with the node id this setup claims."""
+CAUSE_MISC_NOT_AUTHORIZED: CauseCode.ValueType  # 65
+"""The RIC's security policy does not allow it: a node whose certificate does not match the
+node id it claims, or an xApp asking for something outside its grant.
+"""
 Global___CauseCode: _TypeAlias = CauseCode  # noqa: Y015
 
 @_typing.final
