@@ -1,0 +1,585 @@
+"""The runtime's one HTTP server: metrics, health and the status API, on the runtime's loop.
+
+======================================  ==================================================
+``GET /metrics``                        Prometheus exposition (text or OpenMetrics)
+``GET /healthz``                        200 while the process serves HTTP (liveness)
+``GET /readyz``                         200 or 503, with every readiness check and which failed
+``GET /api/v1/nodes[/{node_id}]``       connected E2 nodes
+``GET /api/v1/xapps[/{name}]``          loaded xApps
+``GET /api/v1/subscriptions``           E2 subscriptions (``?node=``, ``?xapp=``, ``?state=``)
+``GET /api/v1/openapi.json``            the OpenAPI 3 document of all of the above
+======================================  ==================================================
+
+::
+
+    sensors, components = observability(config)       # PrometheusSensor + HttpServer
+    async with Runtime(config, plugins, sensors=sensors, components=components):
+        ...
+
+Adding routes: write ``async def handler(request: web.Request) -> web.StreamResponse``, read
+the runtime with ``request.app[RUNTIME]``, register it on ``routes`` below (or pass another
+``web.RouteTableDef`` to ``HttpServer(routes=...)``), and document it in ``ric/openapi.json``:
+a test fails for a route the document does not describe. Errors are JSON ``{"error": ...}``.
+
+The server also keeps the gRPC health service in step with readiness: every
+``[http] readiness_interval_s`` it evaluates ``runtime.checks()`` and, when the answer changes,
+calls ``runtime.server.set_serving``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime
+import functools
+import hmac
+import importlib.resources
+import json
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from ric.actions import OutcomeKind
+from ric.config import HttpSettings, RuntimeConfig
+from ric.e2.session import NodeSession
+from ric.errors import ConfigError
+from ric.host import XAppHost
+from ric.metrics import PrometheusSensor
+from ric.runtime import Runtime
+from ric.types import Check, Component, Sensor
+
+__all__ = [
+    "RUNTIME",
+    "HttpServer",
+    "IndicationRates",
+    "build_app",
+    "json_error",
+    "node_json",
+    "observability",
+    "openapi_document",
+    "routes",
+    "xapp_json",
+]
+
+log = logging.getLogger(__name__)
+
+RUNTIME = web.AppKey("runtime", Runtime)
+"""The runtime the app serves: ``request.app[RUNTIME]`` in a handler."""
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3 document of the HTTP API (``ric/openapi.json``, shipped in the package)."""
+    text = importlib.resources.files("ric").joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+routes = web.RouteTableDef()
+"""The runtime's routes; add new ones here (and to ``ric/openapi.json``)."""
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """An error answer: ``{"error": message}`` with ``status``."""
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _iso(unix_s: float) -> str:
+    stamp = datetime.datetime.fromtimestamp(unix_s, datetime.UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as JSON ``{"error": ...}``; an unexpected exception is logged, not leaked."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}", headers)
+    except Exception:  # CancelledError is not an Exception: it goes through
+        log.exception("HTTP %s %s failed", request.method, request.path)
+        return json_error(500, f"internal error while serving {request.method} {request.path}")
+
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+"""Paths that never need authentication (liveness and readiness probes)."""
+
+
+class Access:
+    """Who may do what over HTTP: bearer token and/or verified client certificate.
+
+    Writes (any method but GET, HEAD and OPTIONS) always need authentication, and are refused
+    outright when no way to authenticate is configured; reads need it with ``protect_reads``;
+    ``/healthz`` and ``/readyz`` are always open.
+    """
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self.protect_reads = settings.protect_reads
+        self.client_certs = bool(settings.client_ca)
+        self._token: bytes | None = None
+        if settings.token_file:
+            try:
+                token = Path(settings.token_file).read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    "http.token_file", f"cannot read {settings.token_file}: {exc.strerror}"
+                ) from None
+            if len(token) < 16:
+                raise ConfigError("http.token_file", "the token must be at least 16 characters")
+            self._token = token
+
+    @property
+    def configured(self) -> bool:
+        """Whether any way to authenticate is configured."""
+        return self._token is not None or self.client_certs
+
+    def authenticated(self, request: web.Request) -> bool:
+        """A valid bearer token, or a client certificate the TLS layer verified."""
+        header = request.headers.get("Authorization", "")
+        if (
+            self._token is not None
+            and header.startswith("Bearer ")
+            and hmac.compare_digest(header[7:].strip().encode(), self._token)
+        ):
+            return True
+        if self.client_certs and request.transport is not None:
+            return bool(request.transport.get_extra_info("peercert"))
+        return False
+
+
+ACCESS = web.AppKey("access", Access)
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse unauthenticated requests where the access rules ask for it (see ``Access``)."""
+    access = request.app[ACCESS]
+    if request.path in OPEN_PATHS or request.match_info.http_exception is not None:
+        return await handler(request)  # probes; and 404/405 say so before any 401
+    write = request.method not in ("GET", "HEAD", "OPTIONS")
+    if (write or access.protect_reads) and not access.authenticated(request):
+        if write and not access.configured:
+            return json_error(
+                403,
+                f"{request.method} {request.path} changes state, and no way to authenticate is "
+                "configured: set [http] token_file or client_ca",
+            )
+        return json_error(
+            401,
+            f"{request.method} {request.path} needs a bearer token or a client certificate",
+            {"WWW-Authenticate": 'Bearer realm="ric"'},
+        )
+    return await handler(request)
+
+
+class IndicationRates:
+    """Indications per second of each node over the last ``window_s``, from periodic samples
+    of the sessions' counters (a node younger than two samples gets its lifetime average)."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self._samples: dict[str, tuple[NodeSession, collections.deque[tuple[float, int]]]] = {}
+
+    def sample(self, sessions: Mapping[str, NodeSession], now: float | None = None) -> None:
+        """Record every session's indication count at ``now`` (monotonic seconds)."""
+        now = time.monotonic() if now is None else now
+        for node in [n for n, (s, _) in self._samples.items() if sessions.get(n) is not s]:
+            del self._samples[node]
+        for node, session in sessions.items():
+            entry = self._samples.get(node)
+            if entry is None:
+                entry = self._samples[node] = (session, collections.deque())
+            samples = entry[1]
+            samples.append((now, session.indications))
+            while len(samples) > 2 and now - samples[1][0] >= self.window_s:
+                samples.popleft()
+
+    def rate(self, session: NodeSession, now: float | None = None) -> float:
+        """Indications per second of ``session``'s node."""
+        now = time.monotonic() if now is None else now
+        entry = self._samples.get(session.id)
+        if entry is not None and entry[0] is session:
+            first_t, first_count = entry[1][0]
+            if now - first_t >= 0.5:
+                return max(session.indications - first_count, 0) / (now - first_t)
+        age = time.time() - session.connected_at
+        return session.indications / age if age > 0 else 0.0
+
+
+class Readiness:
+    """The last readiness published to the gRPC health service."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.published: bool | None = None
+
+    def checks(self) -> list[Check]:
+        """The runtime's checks, now."""
+        return self.runtime.checks()
+
+    async def publish(self, ready: bool) -> None:
+        """Tell the gRPC health service, if the answer changed."""
+        if ready is self.published:
+            return
+        self.published = ready
+        log.info("runtime is %s", "ready" if ready else "not ready")
+        await self.runtime.server.set_serving(ready)
+
+
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+RATES = web.AppKey("rates", IndicationRates)
+READINESS = web.AppKey("readiness", Readiness)
+
+
+# -- health and metrics ----------------------------------------------------------------------
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers HTTP."""
+    return web.json_response({"status": "alive"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when every check passes, else 503; the body lists them all."""
+    readiness = request.app[READINESS]
+    checks = readiness.checks()
+    failed = [c.name for c in checks if not c.ok]
+    await readiness.publish(not failed)
+    body = {
+        "ready": not failed,
+        "failed": failed,
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+    }
+    return web.json_response(body, status=503 if failed else 200)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition, in the format the scraper asks for."""
+    registry = request.app.get(REGISTRY)
+    if registry is None:
+        return json_error(404, "metrics are not enabled on this runtime")
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    response = web.Response(body=encoder(registry), headers={"Content-Type": content_type})
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.enable_compression()
+    return response
+
+
+# -- the status API ----------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3 document of this API."""
+    return web.json_response(openapi_document())
+
+
+def node_json(session: NodeSession, rates: IndicationRates) -> dict[str, Any]:
+    """One node as the status API shows it."""
+    info = session.info
+    return {
+        "id": session.id,
+        "type": info.id.type.value,
+        "plmn": str(info.id.plmn),
+        "vendor": info.vendor,
+        "software_version": info.software_version,
+        "peer": session.peer,
+        "connected_since": _iso(session.connected_at),
+        "uptime_s": round(max(time.time() - session.connected_at, 0.0), 3),
+        "indications": session.indications,
+        "indication_rate_per_s": round(rates.rate(session), 3),
+        "ran_functions": [
+            {"id": f.id, "oid": f.oid, "name": f.short_name, "revision": f.revision}
+            for f in sorted(info.ran_functions.values(), key=lambda f: f.id)
+        ],
+        "cells": [
+            {
+                "id": str(c.id),
+                "pci": c.pci,
+                "band": c.band,
+                "bandwidth_prbs": c.bandwidth_prbs,
+                "active": c.active,
+            }
+            for c in sorted(info.cells.values(), key=lambda c: str(c.id))
+        ],
+    }
+
+
+@routes.get("/api/v1/nodes")
+async def nodes(request: web.Request) -> web.Response:
+    """The connected E2 nodes, by id."""
+    runtime, rates = request.app[RUNTIME], request.app[RATES]
+    sessions = sorted(runtime.sessions.items())
+    return web.json_response({"nodes": [node_json(s, rates) for _, s in sessions]})
+
+
+@routes.get("/api/v1/nodes/{node_id}")
+async def node(request: web.Request) -> web.Response:
+    """One connected E2 node."""
+    node_id = request.match_info["node_id"]
+    session = request.app[RUNTIME].sessions.get(node_id)
+    if session is None:
+        return json_error(404, f"no node {node_id!r} is connected")
+    return web.json_response(node_json(session, request.app[RATES]))
+
+
+def _subscription_xapps(described: Mapping[str, object]) -> list[str]:
+    xapps = described.get("xapps")
+    if isinstance(xapps, list):
+        return [str(x) for x in xapps]
+    xapp = described.get("xapp")
+    return [str(xapp)] if xapp else []
+
+
+def _subscriptions(runtime: Runtime) -> list[dict[str, object]]:
+    return [sub.describe() for sub in runtime.subscriptions.snapshot()]
+
+
+def xapp_json(
+    host: XAppHost, runtime: Runtime, subscriptions: Iterable[Mapping[str, object]]
+) -> dict[str, Any]:
+    """One xApp as the status API shows it."""
+    mine = [s for s in subscriptions if host.name in _subscription_xapps(s)]
+    return {
+        "name": host.name,
+        "version": host.cls.version,
+        "state": host.state.value,
+        "queue_depth": host.queue_depth,
+        "queue_capacity": runtime.config.xapps.queue_size or host.cls.queue_size,
+        "delivered": host.delivered,
+        "dropped": host.dropped,
+        "restarts": host.restarts,
+        "subscriptions": {
+            "active": sum(1 for s in mine if s.get("state") == "active"),
+            "total": len(mine),
+        },
+        "reports": [
+            {"metrics": list(r.metrics), "period_ms": r.period_ms, "per": r.per}
+            for r in host.cls.reports
+        ],
+        "controls": sorted({c.kind for c in host.cls.controls}),
+    }
+
+
+@routes.get("/api/v1/xapps")
+async def xapps(request: web.Request) -> web.Response:
+    """The loaded xApps."""
+    runtime = request.app[RUNTIME]
+    subscriptions = _subscriptions(runtime)
+    return web.json_response(
+        {"xapps": [xapp_json(h, runtime, subscriptions) for h in runtime.hosts]}
+    )
+
+
+@routes.get("/api/v1/xapps/{name}")
+async def xapp(request: web.Request) -> web.Response:
+    """One loaded xApp."""
+    runtime = request.app[RUNTIME]
+    name = request.match_info["name"]
+    for host in runtime.hosts:
+        if host.name == name:
+            return web.json_response(xapp_json(host, runtime, _subscriptions(runtime)))
+    return json_error(404, f"no xApp {name!r} is loaded")
+
+
+@routes.get("/api/v1/subscriptions")
+async def subscriptions(request: web.Request) -> web.Response:
+    """The E2 subscriptions, optionally only those of one node, xApp or state."""
+    query = request.query
+    out = _subscriptions(request.app[RUNTIME])
+    if "node" in query:
+        out = [s for s in out if s.get("node") == query["node"]]
+    if "xapp" in query:
+        out = [s for s in out if query["xapp"] in _subscription_xapps(s)]
+    if "state" in query:
+        out = [s for s in out if s.get("state") == query["state"]]
+    return web.json_response({"subscriptions": out})
+
+
+@routes.get("/api/v1/controls")
+async def controls(request: web.Request) -> web.Response:
+    """The last controls and their outcomes from the audit log, oldest first; ``?limit=N``
+    (default 100), optionally only one xApp's (``?xapp=``) or one outcome (``?outcome=``)."""
+    query = request.query
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        return json_error(400, f"limit must be an integer, got {query['limit']!r}")
+    if not 1 <= limit <= 100_000:
+        return json_error(400, f"limit must be between 1 and 100000, got {limit}")
+    outcomes = {kind.value for kind in OutcomeKind}
+    if "outcome" in query and query["outcome"] not in outcomes:
+        allowed = ", ".join(sorted(outcomes))
+        return json_error(400, f"outcome must be one of {allowed}, got {query['outcome']!r}")
+    records = request.app[RUNTIME].audit.last(request.app[RUNTIME].audit.records.maxlen or 0)
+    if "xapp" in query:
+        records = [r for r in records if r["xapp"] == query["xapp"]]
+    if "outcome" in query:
+        records = [r for r in records if r["outcome"] == query["outcome"]]
+    return web.json_response({"controls": records[-limit:]})
+
+
+# -- the app and the component ---------------------------------------------------------------
+
+
+def build_app(
+    runtime: Runtime,
+    registry: CollectorRegistry | None = None,
+    *,
+    extra: Iterable[web.RouteTableDef] = (),
+    rates: IndicationRates | None = None,
+    access: Access | None = None,
+) -> web.Application:
+    """The aiohttp application serving ``runtime``: ``routes`` plus ``extra`` route tables."""
+    app = web.Application(middlewares=[_json_errors, _auth])
+    app[RUNTIME] = runtime
+    app[ACCESS] = access or Access(HttpSettings())
+    if registry is not None:
+        app[REGISTRY] = registry
+    app[RATES] = rates or IndicationRates()
+    app[READINESS] = Readiness(runtime)
+    app.add_routes(routes)
+    for table in extra:
+        app.add_routes(table)
+    return app
+
+
+class HttpServer:
+    """The runtime's HTTP server, as a runtime component (see the module docstring).
+
+    ``registry`` is what ``/metrics`` serves (the PrometheusSensor's); ``routes`` are extra
+    route tables. ``port`` and ``url`` tell where it listens once started (port 0 in the
+    settings picks a free port).
+    """
+
+    name = "http"
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        routes: Iterable[web.RouteTableDef] = (),
+    ) -> None:
+        self.settings = settings or HttpSettings()
+        self.registry = registry
+        self.port = 0
+        self._routes = list(routes)
+        self._runner: web.AppRunner | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._rates = IndicationRates()
+
+    def __repr__(self) -> str:
+        return f"HttpServer({self.url if self._runner else 'stopped'})"
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """The server's TLS context, or None for plain HTTP."""
+        s = self.settings
+        if not s.tls_cert:
+            return None
+        try:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(s.tls_cert, s.tls_key)
+            if s.client_ca:
+                context.load_verify_locations(s.client_ca)
+                context.verify_mode = ssl.CERT_OPTIONAL  # a certificate authenticates; none: token
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("http.tls_cert", f"cannot load the HTTP TLS files: {exc}") from None
+        return context
+
+    @property
+    def url(self) -> str:
+        """``http(s)://host:port`` of the running server (loopback when bound to all)."""
+        host = self.settings.host
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.settings.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
+
+    async def start(self, runtime: Runtime) -> None:
+        """Listen; return once the socket is bound. OSError names the address if it cannot."""
+        if self._runner is not None:
+            raise RuntimeError(f"{self!r} is already started")
+        app = build_app(
+            runtime,
+            self.registry,
+            extra=self._routes,
+            rates=self._rates,
+            access=Access(self.settings),
+        )
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        address = f"{self.settings.host}:{self.settings.port}"
+        try:
+            site = web.TCPSite(
+                runner, self.settings.host, self.settings.port, ssl_context=self._tls()
+            )
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            # asyncio says "error while attempting to bind on address (...): <reason>".
+            reason = str(exc.strerror or exc).rsplit("): ", 1)[-1]
+            raise OSError(f"cannot listen for HTTP on {address}: {reason}") from exc
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        readiness = app[READINESS]
+        self._watch = asyncio.create_task(self._watch_readiness(runtime, readiness), name="http")
+        log.info("HTTP on %s (metrics, health, status API)", self.url)
+
+    async def _watch_readiness(self, runtime: Runtime, readiness: Readiness) -> None:
+        interval = self.settings.readiness_interval_s
+        while True:
+            try:
+                self._rates.sample(runtime.sessions)
+                await readiness.publish(all(c.ok for c in readiness.checks()))
+            except Exception:  # the watch must outlive a bad check; the next round retries
+                log.exception("readiness check failed")
+            await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        """Stop the readiness watch and the server; nothing happens if not started."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    def checks(self) -> list[Check]:
+        """``http``: the server listens."""
+        running = self._runner is not None
+        return [Check("http", running, self.url if running else "not listening")]
+
+
+def observability(config: RuntimeConfig) -> tuple[list[Sensor], list[Component]]:
+    """The sensors and components that ``config`` asks for: a PrometheusSensor and the
+    HttpServer serving it when ``[http] enabled``, else nothing."""
+    if not config.http.enabled:
+        return [], []
+    sensor = PrometheusSensor(config.metrics)
+    server = HttpServer(config.http, registry=sensor.registry)
+    return [sensor], [sensor, server]
