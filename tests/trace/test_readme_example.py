@@ -1,0 +1,31 @@
+"""The harness example of the README, verbatim (tests/test_testing.py keeps the two equal)."""
+
+from pathlib import Path
+
+from kpimon import KpiMonitor
+from mlb import LoadBalancer
+
+from ric import Handover, OutcomeKind
+from ric.testing import run_scenario, run_trace
+
+
+async def test_mlb_relieves_the_hotspot(tmp_path: Path) -> None:
+    """In the demo network mlb hands UEs of the overloaded cell to its neighbours, and a
+    replay of the recorded run takes the same decisions."""
+    result = await run_scenario(
+        "seeds/demo.toml",
+        [LoadBalancer, KpiMonitor],
+        duration_s=60,
+        seed=1,
+        record=tmp_path / "demo.trace.gz",
+    )
+    handovers = result.actions("mlb")
+    assert handovers and all(isinstance(h, Handover) for h in handovers)
+    assert {h.serving_cell for h in handovers} == {"001-01-4097"}
+    assert OutcomeKind.ACKNOWLEDGED in result.outcomes("mlb")
+    assert result.metrics["kpimon"].value("cells") == 9  # kpimon's own gauge
+    # Each second, the KPIs of 3 nodes and the RLC delay of 2 (Initech does not report it).
+    assert len(result.reports["kpimon"]) == 60 * (3 + 2)
+
+    replayed = await run_trace(tmp_path / "demo.trace.gz", [LoadBalancer], controls="recorded")
+    assert [c.key() for c in replayed.controls] == [c.key() for c in result.controls]
