@@ -1,0 +1,255 @@
+"""``ric bench``: the performance suite, each figure side by side with a raw gRPC baseline.
+
+::
+
+    results = run_bench(BenchConfig.full())      # what `make bench` runs
+    print(format_table(results))
+
+Layout:
+
+- :mod:`ric.bench.suite`  the sections (ingest, control, scale, fanout, replay) and configs
+- :mod:`ric.bench.roles`  what each child process does: the runtime under test, the raw
+  ``grpc.aio`` baselines, and the benchmark E2 nodes that load them
+- :mod:`ric.bench.proc`   starting a role in its own process, JSON lines to and fro, /proc
+- :mod:`ric.bench.wire`   the messages the nodes send (shared by runtime and baselines)
+- :mod:`ric.bench.xapps`  the xApps inside the runtime under test (Sink, Reflex)
+
+The runtime under test, each baseline server and the load generators run in processes of
+their own, so the server is measured, not the generator. Figures are never asserted by tests;
+they go to a JSON file and a short table.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ric.bench.proc import split_cpus
+from ric.bench.suite import SECTIONS, BenchConfig, run_section, uvloop_available
+
+__all__ = ["SECTIONS", "BenchConfig", "format_table", "machine", "run_bench", "write_results"]
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            mem_kb = int(fh.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    from google.protobuf.internal import api_implementation
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "grpcio": _version("grpcio"),
+        "protobuf": f"{_version('protobuf')} ({api_implementation.Type()})",
+        "numpy": _version("numpy"),
+        "uvloop": _version("uvloop"),
+    }
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the sections of ``cfg.only`` in order; a JSON-ready dict of everything measured."""
+    say = progress or (lambda _text: None)
+    if cfg.profile_dir is not None:
+        cfg.profile_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "meta": {
+            "config": cfg.name,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "uvloop_measured": cfg.uvloop and uvloop_available(),
+            "cores": {"server_under_test": split_cpus()[0], "load_generators": split_cpus()[1]},
+            "sections": list(cfg.only),
+        }
+    }
+    shared: dict[str, Any] = {}
+    for name in SECTIONS:
+        if name not in cfg.only:
+            continue
+        say(f"bench: {name} ...")
+        t0 = time.monotonic()
+        section = run_section(name, cfg, shared)
+        section["elapsed_s"] = round(time.monotonic() - t0, 1)
+        results[name] = section
+        say(f"bench: {name} done in {section['elapsed_s']:.0f} s")
+    results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def write_results(results: dict[str, Any], path: Path) -> None:
+    """Write ``results`` as indented JSON."""
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text}{unit}"
+
+
+def _met(flag: bool | None) -> str:
+    return "-" if flag is None else ("met" if flag else "NOT met")
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The short table ``ric bench`` prints (and the README shows)."""
+    rows: list[tuple[str, str, str, str, str]] = [("figure", "ric", "baseline", "ratio", "target")]
+    if "ingest" in results:
+        s = results["ingest"]
+        rows.append(
+            (
+                "ingest values/s into 1 xApp",
+                _num(s["value"]["values_per_s"]),
+                _num(s["baseline"]["values_per_s"]),
+                _num(s["ratio"]),
+                f">= 1,000,000 and >= 0.5: {_met(s['target']['met'])}",
+            )
+        )
+        if "uvloop" in s:
+            rows.append(
+                (
+                    "  same, runtime on uvloop",
+                    _num(s["uvloop"]["values_per_s"]),
+                    _num(s["baseline"]["values_per_s"]),
+                    _num(s["uvloop"]["ratio"]),
+                    "",
+                )
+            )
+    if "control" in results:
+        s = results["control"]
+        v, b, r = s["value"], s["baseline"], s["ratio"]
+        rate = _num(s["target"]["rate_per_s"])
+        for label, key in ((f"@{rate}/s", "at_rate"), ("@80% max", "at_80pct_max")):
+            rate_note = f" ({_num(v[key]['rate_per_s'])}/s)" if key == "at_80pct_max" else ""
+            for pct in ("p50", "p99", "p999"):
+                target = ""
+                if key == "at_rate" and pct == "p50":
+                    target = f"p50, p99 <= 2x raw: {_met(s['target']['met'])}"
+                rows.append(
+                    (
+                        f"control loop {pct} us {label}{rate_note if pct == 'p50' else ''}",
+                        _num(v[key][f"{pct}_us"]),
+                        _num(b[key][f"{pct}_us"]),
+                        _num(r[key][pct]),
+                        target,
+                    )
+                )
+        rows.append(
+            (
+                "control loop max indications/s",
+                _num(v["max"]["max_per_s"]),
+                _num(b["max"]["max_per_s"]),
+                _num(r["max"]),
+                "",
+            )
+        )
+        for key, label in (("awaiting_handler", "awaiting each outcome"), ("uvloop", "uvloop")):
+            if key in s:
+                alt = s[key]["at_rate"]
+                rows.append(
+                    (
+                        f"  p50/p99 us @{rate}/s, {label}",
+                        f"{_num(alt['p50_us'])}/{_num(alt['p99_us'])}",
+                        f"{_num(b['at_rate']['p50_us'])}/{_num(b['at_rate']['p99_us'])}",
+                        f"{_num(s[key]['ratio']['p50'])}/{_num(s[key]['ratio']['p99'])}",
+                        "",
+                    )
+                )
+    if "scale" in results:
+        s = results["scale"]
+        n = s["value"]["nodes"]
+        rows.append(
+            (
+                f"scale {n} nodes: CPU cores",
+                _num(s["value"]["cpu_cores"]),
+                _num(s["baseline"]["cpu_cores"]),
+                _num(s["ratio"]["cpu"]),
+                f"< 0.5 at 1,000 nodes: {_met(s['target']['met'])}",
+            )
+        )
+        rows.append(
+            (
+                f"scale {n} nodes: RSS MB",
+                _num(s["value"]["rss_mb"]),
+                _num(s["baseline"]["rss_mb"]),
+                _num(s["ratio"]["rss"]),
+                "< 300",
+            )
+        )
+        rows.append(
+            (
+                "scale: memory per node KB",
+                _num(s["value"]["per_node_kb"]),
+                _num(s["baseline"]["per_node_kb"]),
+                "",
+                "",
+            )
+        )
+    if "fanout" in results:
+        s = results["fanout"]
+        for row in s["value"]:
+            rows.append(
+                (
+                    f"fan-out {row['xapps']} xApps: values/s per xApp",
+                    _num(row["values_per_s_per_xapp"]),
+                    _num(s["baseline"]["values_per_s"]),
+                    _num(row["ratio"]),
+                    f"total {_num(row['values_per_s_total'])}/s",
+                )
+            )
+    if "replay" in results:
+        s = results["replay"]
+        rows.append(
+            (
+                f"replay 1 h, {s['shape']['cells']} cells: wall s",
+                _num(s["value"]["wall_s_per_hour"]),
+                _num(s["baseline"]["wall_s_per_hour"]),
+                _num(s["ratio"]),
+                f"< 20 s: {_met(s['target']['met'])}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:4], widths[1:4], strict=True)
+        ]
+        lines.append("  ".join([*cells, row[4]]).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths).rstrip())
+    return "\n".join(lines)

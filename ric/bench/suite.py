@@ -1,0 +1,704 @@
+"""The benchmark sections, each measured side by side with its baseline in the same run.
+
+Every section returns a JSON-ready dict with at least ``value`` (the runtime's figure),
+``baseline`` (the same figure for the baseline, measured in the same run) and ``ratio``; the
+runtime under test and the raw gRPC baselines run in their own processes, and so do the load
+generators, so what is measured is the server, not the generator.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ric.bench import wire
+from ric.bench.proc import Child, LoadMeter, split_cpus
+from ric.bench.wire import NodeShape
+
+__all__ = ["SECTIONS", "BenchConfig", "run_section", "uvloop_available"]
+
+SECTIONS = ("ingest", "control", "scale", "fanout", "replay")
+"""The sections, in the order they run."""
+
+INGEST_REPORT: dict[str, Any] = {"metrics": list(wire.UE_METRICS), "per": "ue", "period_ms": 10}
+INGEST_SHAPE = NodeShape(cells=3, ues_per_cell=100)
+CONTROL_REPORT: dict[str, Any] = {
+    "metrics": list(wire.UE_METRICS[:4]),
+    "per": "ue",
+    "period_ms": 1,
+}
+CONTROL_SHAPE = NodeShape(cells=2, ues_per_cell=1)
+SCALE_REPORTS: list[dict[str, Any]] = [
+    {"metrics": list(wire.CELL_METRICS), "per": "cell", "period_ms": 1000},
+    {"metrics": list(wire.UE_METRICS[:7]), "per": "ue", "period_ms": 1000},
+]
+SCALE_SHAPE = NodeShape(cells=3, ues_per_cell=20)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How long and how big each section runs. ``full()`` is ``make bench``; ``quick()`` a
+    few-second smoke run; ``tiny()`` what the unit test runs."""
+
+    name: str = "full"
+    warmup_s: float = 1.5
+    ingest_s: float = 5.0
+    ingest_nodes: int = 2
+    control_rate: float = 1000.0
+    control_s: float = 8.0
+    control_max_s: float = 4.0
+    control_window: int = 8
+    scale_nodes: int = 1000
+    scale_procs: int = 1
+    scale_settle_s: float = 4.0
+    scale_s: float = 10.0
+    fanout: tuple[int, ...] = (1, 10, 50)
+    fanout_s: float = 4.0
+    replay_sim_s: float = 3600.0
+    replay_cells: int = 21
+    replay_ues_per_cell: int = 30
+    uvloop: bool = True
+    """Also measure the runtime on uvloop (when it is installed)."""
+    profile_dir: Path | None = None
+    """Write cProfile stats of the runtime process (ingest, control loop) here."""
+    only: tuple[str, ...] = SECTIONS
+
+    @classmethod
+    def full(cls, **changes: Any) -> BenchConfig:
+        """The ``make bench`` configuration (under five minutes on two cores)."""
+        return cls(**changes)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> BenchConfig:
+        """Everything, shortly and small: a smoke run of about half a minute."""
+        base: dict[str, Any] = {
+            "name": "quick",
+            "warmup_s": 0.5,
+            "ingest_s": 1.0,
+            "control_rate": 500.0,
+            "control_s": 1.0,
+            "control_max_s": 1.0,
+            "scale_nodes": 50,
+            "scale_procs": 1,
+            "scale_settle_s": 1.0,
+            "scale_s": 2.0,
+            "fanout": (1, 5),
+            "fanout_s": 1.0,
+            "replay_sim_s": 120.0,
+        }
+        return cls(**{**base, **changes})
+
+    @classmethod
+    def tiny(cls, **changes: Any) -> BenchConfig:
+        """The smallest run that still exercises every section (the unit test's)."""
+        base: dict[str, Any] = {
+            "name": "tiny",
+            "warmup_s": 0.2,
+            "ingest_s": 0.4,
+            "ingest_nodes": 1,
+            "control_rate": 200.0,
+            "control_s": 0.4,
+            "control_max_s": 0.4,
+            "scale_nodes": 4,
+            "scale_procs": 1,
+            "scale_settle_s": 0.3,
+            "scale_s": 0.6,
+            "fanout": (1, 2),
+            "fanout_s": 0.3,
+            "replay_sim_s": 10.0,
+            "replay_cells": 6,
+            "replay_ues_per_cell": 5,
+            "uvloop": False,
+        }
+        return cls(**{**base, **changes})
+
+
+def uvloop_available() -> bool:
+    """Whether the optional uvloop event loop is installed."""
+    try:
+        import importlib
+
+        importlib.import_module("uvloop")
+    except ImportError:
+        return False
+    return True
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _ratio(value: float, baseline: float) -> float | None:
+    return round(value / baseline, 3) if baseline else None
+
+
+def _percentiles(samples_us: Sequence[float]) -> dict[str, float | int | None]:
+    if not samples_us:
+        return {"n": 0, "p50_us": None, "p99_us": None, "p999_us": None, "max_us": None}
+    arr = np.asarray(samples_us, dtype=np.float64)
+    p50, p99, p999 = np.percentile(arr, [50.0, 99.0, 99.9])
+    return {
+        "n": len(arr),
+        "p50_us": round(float(p50), 1),
+        "p99_us": round(float(p99), 1),
+        "p999_us": round(float(p999), 1),
+        "max_us": round(float(arr.max()), 1),
+    }
+
+
+@dataclass
+class _Server:
+    """A server child (runtime or raw baseline) and the node children that load it."""
+
+    child: Child
+    port: int
+    nodes: list[Child] = field(default_factory=list)
+
+    def start_nodes(
+        self,
+        stack: ExitStack,
+        node_ids: Sequence[Sequence[int]],
+        shape: NodeShape,
+        expected_subs: int,
+        deadline_s: float,
+        setup_timeout_s: float = 60.0,
+    ) -> None:
+        """Start one node process per id list and wait until every node is subscribed."""
+        started = [
+            stack.enter_context(
+                Child(
+                    "nodes",
+                    {
+                        "target": f"127.0.0.1:{self.port}",
+                        "node_ids": list(ids),
+                        "shape": {"cells": shape.cells, "ues_per_cell": shape.ues_per_cell},
+                        "expected_subs": expected_subs,
+                        "setup_timeout_s": setup_timeout_s,
+                    },
+                    deadline_s=deadline_s,
+                    cpus=split_cpus()[1],
+                )
+            )
+            for ids in node_ids
+        ]
+        for child in started:
+            child.read(setup_timeout_s + 30.0)
+        self.nodes.extend(started)
+
+    def meter(self) -> LoadMeter:
+        """A background-load meter over the server and its node processes."""
+        return LoadMeter([self.child.pid, *(n.pid for n in self.nodes)])
+
+    def all_nodes(self, cmd: str, **params: Any) -> list[dict[str, Any]]:
+        """Send ``cmd`` to every node process."""
+        return [n.request(cmd, **params) for n in self.nodes]
+
+
+@contextmanager
+def _server(role: str, args: dict[str, Any], deadline_s: float) -> Iterator[_Server]:
+    with ExitStack() as stack:
+        child = stack.enter_context(Child(role, args, deadline_s=deadline_s, cpus=split_cpus()[0]))
+        port = int(child.read(60.0)["port"])
+        server = _Server(child, port)
+        try:
+            yield server
+        finally:
+            for node in server.nodes:
+                node.close()
+
+
+def _runtime_args(
+    xapps: list[dict[str, Any]], *, use_uvloop: bool = False, profile: Path | None = None
+) -> dict[str, Any]:
+    return {
+        "xapps": xapps,
+        "uvloop": use_uvloop,
+        "profile": str(profile) if profile is not None else None,
+    }
+
+
+def _values(stats: dict[str, Any], names: Sequence[str] | None = None) -> tuple[int, int]:
+    """(reports, values) handled: by the named xApps of a runtime, or by a raw server."""
+    if "counts" in stats:
+        counts = stats["counts"]
+        keys = names if names is not None else list(counts)
+        return (sum(counts[k][0] for k in keys), sum(counts[k][1] for k in keys))
+    return int(stats["reports"]), int(stats["values"])
+
+
+# -- ingest ----------------------------------------------------------------------------------
+
+
+def _blast(
+    role: str,
+    args: dict[str, Any],
+    cfg: BenchConfig,
+    *,
+    duration_s: float,
+    profile: bool = False,
+    names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Load ``role`` with nodes that send prepared batches as fast as it takes them."""
+    deadline = 60.0 + cfg.warmup_s + duration_s
+    with ExitStack() as stack:
+        server = stack.enter_context(_server(role, args, deadline))
+        ids = [[1000 + i] for i in range(cfg.ingest_nodes)]
+        server.start_nodes(stack, ids, INGEST_SHAPE, 1, deadline)
+        server.all_nodes("start", mode="blast")
+        time.sleep(cfg.warmup_s)
+        if profile:
+            server.child.request("profile_start")
+        s0, p0 = server.child.request("stats"), server.child.sample()
+        g0 = sum(r["sent"] for r in server.all_nodes("stats"))
+        meter = server.meter()
+        time.sleep(duration_s)
+        s1, p1 = server.child.request("stats"), server.child.sample()
+        g1 = sum(r["sent"] for r in server.all_nodes("stats"))
+        background = meter.background_cores()
+        if profile:
+            server.child.request("profile_stop", timeout_s=60.0)
+        server.all_nodes("halt")
+    elapsed = s1["t"] - s0["t"]
+    r0, v0 = _values(s0, names)
+    r1, v1 = _values(s1, names)
+    out: dict[str, Any] = {
+        "values_per_s": round((v1 - v0) / elapsed),
+        "reports_per_s": round((r1 - r0) / elapsed),
+        "messages_offered_per_s": round((g1 - g0) / elapsed),
+        "server_cpu_cores": round(p1.cpu_share(p0), 3),
+        "server_rss_mb": round(p1.rss_bytes / 2**20, 1),
+        "background_cores": background,
+    }
+    if "dropped" in s1:
+        out["reports_dropped_per_s"] = round((s1["dropped"] - s0["dropped"]) / elapsed)
+    return out
+
+
+def ingest(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
+    """Values per second into one xApp's handler vs a raw grpc.aio server that only decodes."""
+    raw = _blast("raw_decode", {"reports": [INGEST_REPORT]}, cfg, duration_s=cfg.ingest_s)
+    shared["raw_ingest"] = raw
+    sink = [{"kind": "sink", "name": "sink", "reports": [INGEST_REPORT]}]
+    profile = cfg.profile_dir / "ingest.pstats" if cfg.profile_dir else None
+    ric = _blast(
+        "runtime",
+        _runtime_args(sink, profile=profile),
+        cfg,
+        duration_s=cfg.ingest_s,
+        profile=profile is not None,
+    )
+    out: dict[str, Any] = {
+        "what": "measurement values per second delivered into one xApp's on_report, through "
+        "nodes -> gRPC -> termination -> subscriptions -> queue -> handler; baseline: a raw "
+        "grpc.aio server that only parses each NodeMessage and turns its values into NumPy",
+        "shape": {
+            **INGEST_SHAPE.describe(),
+            "report": "per UE, 10 metrics",
+            "values_per_message": INGEST_SHAPE.ues * len(wire.UE_METRICS),
+            "node_processes": cfg.ingest_nodes,
+        },
+        "duration_s": cfg.ingest_s,
+        "value": ric,
+        "baseline": raw,
+        "ratio": _ratio(ric["values_per_s"], raw["values_per_s"]),
+    }
+    if cfg.uvloop and uvloop_available():
+        uv = _blast("runtime", _runtime_args(sink, use_uvloop=True), cfg, duration_s=cfg.ingest_s)
+        out["uvloop"] = {**uv, "ratio": _ratio(uv["values_per_s"], raw["values_per_s"])}
+    target = 1_000_000
+    out["target"] = {
+        "values_per_s_min": target,
+        "ratio_min": 0.5,
+        "met": ric["values_per_s"] >= target and (out["ratio"] or 0) >= 0.5,
+    }
+    return out
+
+
+# -- control loop ----------------------------------------------------------------------------
+
+
+def _loop_phases(
+    role: str,
+    args: dict[str, Any],
+    cfg: BenchConfig,
+    phases: Sequence[float | str],
+    *,
+    profile: bool = False,
+) -> list[dict[str, Any]]:
+    """Run phases against one server: a paced rate (indications per second), "max" (closed
+    loop, ``cfg.control_window`` in flight) or "80%" (paced at 80% of the last "max")."""
+    deadline = 120.0 + len(phases) * (cfg.control_s + cfg.control_max_s + 5.0)
+    results: list[dict[str, Any]] = []
+    top = 0.0
+    with ExitStack() as stack:
+        server = stack.enter_context(_server(role, args, deadline))
+        server.start_nodes(stack, [[1]], CONTROL_SHAPE, 1, deadline)
+        node = server.nodes[0]
+        # Warm the path (imports, first allocations) before anything is timed.
+        node.request("run", mode="paced", rate=200.0, duration_s=min(0.5, cfg.warmup_s))
+        for phase in phases:
+            meter = server.meter()
+            p0 = server.child.sample()
+            server.child.request("stats")  # the stall figures count from here
+            if phase == "max":
+                r = node.request(
+                    "run",
+                    mode="window",
+                    window=cfg.control_window,
+                    duration_s=cfg.control_max_s,
+                    timeout_s=cfg.control_max_s + 30.0,
+                )
+                top = r["completed"] / r["elapsed_s"]
+                results.append(
+                    {
+                        "mode": f"closed loop, {cfg.control_window} in flight",
+                        "max_per_s": round(top, 1),
+                        **_percentiles(r["latencies_us"]),
+                        "server_cpu_cores": round(server.child.sample().cpu_share(p0), 3),
+                        "background_cores": meter.background_cores(),
+                        **_stalls(server.child.request("stats")),
+                    }
+                )
+                continue
+            rate = max(1.0, 0.8 * top) if phase == "80%" else float(phase)
+            if profile:
+                server.child.request("profile_start")
+            r = node.request(
+                "run",
+                mode="paced",
+                rate=rate,
+                duration_s=cfg.control_s,
+                timeout_s=cfg.control_s + 30.0,
+            )
+            if profile:
+                server.child.request("profile_stop", timeout_s=60.0)
+                profile = False
+            results.append(
+                {
+                    "rate_per_s": round(rate, 1),
+                    "achieved_per_s": round(r["sent"] / r["elapsed_s"], 1),
+                    "lost": r["lost"],
+                    **_percentiles(r["latencies_us"]),
+                    "server_cpu_cores": round(server.child.sample().cpu_share(p0), 3),
+                    "background_cores": meter.background_cores(),
+                    **_stalls(server.child.request("stats")),
+                }
+            )
+    return results
+
+
+def _stalls(stats: dict[str, Any]) -> dict[str, Any]:
+    """The server's longest event-loop stall and garbage-collector pause in the window."""
+    return {k: stats[k] for k in ("loop_lag_max_ms", "gc_pause_max_ms") if k in stats}
+
+
+def _compare(ric: dict[str, Any], raw: dict[str, Any]) -> dict[str, float | None]:
+    return {
+        pct: _ratio(ric[f"{pct}_us"] or 0.0, raw[f"{pct}_us"] or 0.0)
+        for pct in ("p50", "p99", "p999")
+    }
+
+
+def control(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
+    """Indication -> xApp handler -> control -> node, vs a raw grpc.aio echo round trip."""
+    reflex = [{"kind": "reflex", "name": "reflex", "reports": [CONTROL_REPORT]}]
+    profile = cfg.profile_dir / "control.pstats" if cfg.profile_dir else None
+    rate = cfg.control_rate
+    at_rate, top, at_high = _loop_phases(
+        "runtime",
+        _runtime_args(reflex, profile=profile),
+        cfg,
+        [rate, "max", "80%"],
+        profile=profile is not None,
+    )
+    echo_rate, echo_high, echo_top = _loop_phases(
+        "raw_echo", {"reports": [CONTROL_REPORT]}, cfg, [rate, at_high["rate_per_s"], "max"]
+    )
+    out: dict[str, Any] = {
+        "what": "latency from a node writing an indication to the node receiving the "
+        "ControlRequest the xApp sent for it; the xApp sends the control from its handler and "
+        "collects the outcome in a task; baseline: a raw grpc.aio server that answers each "
+        "indication with a ControlRequest",
+        "shape": {"report": "per UE, 1 UE x 4 metrics", "nodes": 1},
+        "duration_s": cfg.control_s,
+        "value": {"at_rate": at_rate, "at_80pct_max": at_high, "max": top},
+        "baseline": {"at_rate": echo_rate, "at_80pct_max": echo_high, "max": echo_top},
+        "ratio": {
+            "at_rate": _compare(at_rate, echo_rate),
+            "at_80pct_max": _compare(at_high, echo_high),
+            "max": _ratio(top["max_per_s"], echo_top["max_per_s"]),
+        },
+    }
+    # The plain way to write an xApp awaits each outcome before its next report: one control
+    # round trip (RIC -> node -> acknowledgement) per report caps the rate.
+    awaiting = [
+        {
+            "kind": "reflex",
+            "name": "reflex",
+            "reports": [CONTROL_REPORT],
+            "attrs": {"pipelined": False},
+        }
+    ]
+    (aw,) = _loop_phases("runtime", _runtime_args(awaiting), cfg, [rate])
+    out["awaiting_handler"] = {"at_rate": aw, "ratio": _compare(aw, echo_rate)}
+    if cfg.uvloop and uvloop_available():
+        (uv,) = _loop_phases("runtime", _runtime_args(reflex, use_uvloop=True), cfg, [rate])
+        out["uvloop"] = {"at_rate": uv, "ratio": _compare(uv, echo_rate)}
+    ratio = out["ratio"]["at_rate"]
+    p50_ok = ratio["p50"] is not None and ratio["p50"] <= 2.0
+    p99_ok = ratio["p99"] is not None and ratio["p99"] <= 2.0
+    out["target"] = {
+        "rate_per_s": rate,
+        "p50_and_p99_within_x_raw": 2.0,
+        "met": p50_ok and p99_ok,
+        "stretch_p50_us_max": 500,
+        "stretch_p99_us_max": 1000,
+        "stretch_met": (at_rate["p50_us"] or math.inf) < 500
+        and (at_rate["p99_us"] or math.inf) < 1000,
+    }
+    return out
+
+
+# -- scale -----------------------------------------------------------------------------------
+
+
+def _scale_run(role: str, args: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
+    n = cfg.scale_nodes
+    procs = max(1, min(cfg.scale_procs, n))
+    deadline = 300.0
+    groups = [list(range(1 + p, n + 1, procs)) for p in range(procs)]
+    with ExitStack() as stack:
+        server = stack.enter_context(_server(role, args, deadline))
+        time.sleep(0.5)
+        idle = server.child.sample()
+        t_setup = time.monotonic()
+        server.start_nodes(stack, groups, SCALE_SHAPE, len(SCALE_REPORTS), deadline, 120.0)
+        setup_s = time.monotonic() - t_setup
+        for p, child in enumerate(server.nodes):
+            child.request("start", mode="periodic", period_s=1.0, phase_offset=p, total_nodes=n)
+        time.sleep(cfg.scale_settle_s)
+        s0, p0 = server.child.request("stats"), server.child.sample()
+        g0 = [(n.sample(), n.request("stats")["sent"]) for n in server.nodes]
+        meter = server.meter()
+        time.sleep(cfg.scale_s)
+        s1, p1 = server.child.request("stats"), server.child.sample()
+        g1 = [(n.sample(), n.request("stats")["sent"]) for n in server.nodes]
+        background = meter.background_cores()
+        server.all_nodes("halt")
+    elapsed = s1["t"] - s0["t"]
+    r0, v0 = _values(s0)
+    r1, v1 = _values(s1)
+    out: dict[str, Any] = {
+        "nodes": n,
+        "setup_s": round(setup_s, 2),
+        "cpu_cores": round(p1.cpu_share(p0), 3),
+        "rss_mb": round(p1.rss_bytes / 2**20, 1),
+        "idle_rss_mb": round(idle.rss_bytes / 2**20, 1),
+        "per_node_kb": round((p1.rss_bytes - idle.rss_bytes) / n / 1024, 1),
+        "reports_per_s": round((r1 - r0) / elapsed, 1),
+        "values_per_s": round((v1 - v0) / elapsed),
+        "batches_sent_per_s": round(
+            sum(b[1] - a[1] for a, b in zip(g0, g1, strict=True)) / elapsed, 1
+        ),
+        "load_generators_cpu_cores": round(
+            sum(b[0].cpu_share(a[0]) for a, b in zip(g0, g1, strict=True)), 3
+        ),
+        "background_cores": background,
+    }
+    if "nodes" in s1:
+        out["connected"] = s1["nodes"]
+        out["reports_dropped_per_s"] = round((s1["dropped"] - s0["dropped"]) / elapsed, 1)
+    for key in ("loop_lag_max_ms", "loop_stalls_over_100ms", "gc_pause_max_ms"):
+        out[key] = s1.get(key)
+    return out
+
+
+def scale(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
+    """Many nodes reporting every second: runtime CPU and memory vs a raw decoding server."""
+    raw = _scale_run("raw_decode", {"reports": SCALE_REPORTS}, cfg)
+    monitor = [{"kind": "sink", "name": "monitor", "reports": SCALE_REPORTS}]
+    ric = _scale_run("runtime", _runtime_args(monitor), cfg)
+    expected = 2 * cfg.scale_nodes
+    return {
+        "what": "nodes each sending one batch per second (a cell report and a UE report "
+        "together); CPU share and resident memory of the server process from /proc; "
+        "baseline: the raw grpc.aio decoding server with the same nodes",
+        "shape": {
+            **SCALE_SHAPE.describe(),
+            "reports": "cell (10 metrics) + UE (7 metrics), every 1000 ms",
+            "values_per_node_per_s": SCALE_SHAPE.cells * 10 + SCALE_SHAPE.ues * 7,
+            "node_processes": max(1, min(cfg.scale_procs, cfg.scale_nodes)),
+            "expected_reports_per_s": expected,
+        },
+        "duration_s": cfg.scale_s,
+        "value": ric,
+        "baseline": raw,
+        "ratio": {
+            "cpu": _ratio(ric["cpu_cores"], raw["cpu_cores"]),
+            "rss": _ratio(ric["rss_mb"], raw["rss_mb"]),
+        },
+        "target": {
+            "nodes": 1000,
+            "cpu_cores_max": 0.5,
+            "rss_mb_max": 300,
+            "met": cfg.scale_nodes >= 1000 and ric["cpu_cores"] < 0.5 and ric["rss_mb"] < 300,
+        },
+    }
+
+
+# -- fan-out ---------------------------------------------------------------------------------
+
+
+def fanout(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
+    """1, 10, 50 xApps on the same reports (one merged E2 subscription)."""
+    raw = shared.get("raw_ingest") or _blast(
+        "raw_decode", {"reports": [INGEST_REPORT]}, cfg, duration_s=cfg.fanout_s
+    )
+    rows = []
+    for k in cfg.fanout:
+        names = [f"sink-{i}" for i in range(k)]
+        xapps = [{"kind": "sink", "name": name, "reports": [INGEST_REPORT]} for name in names]
+        r = _blast("runtime", _runtime_args(xapps), cfg, duration_s=cfg.fanout_s, names=names)
+        per_xapp = r["values_per_s"] / k
+        rows.append(
+            {
+                "xapps": k,
+                "values_per_s_per_xapp": round(per_xapp),
+                "values_per_s_total": r["values_per_s"],
+                "reports_per_s_total": r["reports_per_s"],
+                "reports_dropped_per_s": r.get("reports_dropped_per_s", 0),
+                "server_cpu_cores": r["server_cpu_cores"],
+                "ratio": _ratio(per_xapp, raw["values_per_s"]),
+            }
+        )
+    return {
+        "what": "ingest with k identical xApps: values per second into each xApp's handler "
+        "and in total; baseline: the raw decode rate of the same messages",
+        "duration_s": cfg.fanout_s,
+        "value": rows,
+        "baseline": {"values_per_s": raw["values_per_s"]},
+        "ratio": {str(r["xapps"]): r["ratio"] for r in rows},
+    }
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+
+def _replay_scenario(cells: int, ues_per_cell: int) -> Any:
+    from ric.sim import parse_scenario
+
+    sites = max(1, cells // 3)
+    nodes = []
+    spacing = 500.0
+    for i in range(sites):
+        # A hexagon-ish ring around a centre site.
+        angle = 2 * math.pi * (i - 1) / max(1, sites - 1)
+        x, y = (0.0, 0.0) if i == 0 else (spacing * math.cos(angle), spacing * math.sin(angle))
+        vendor = ("acme", "globex", "initech")[i % 3]
+        nodes.append(
+            {"id": i + 1, "vendor": vendor, "position_m": [x, y], "sectors": 3, "band": 78}
+        )
+    total = sites * 3 * ues_per_cell
+    return parse_scenario(
+        {
+            "name": "replay-bench",
+            "seed": 7,
+            "tick_ms": 100,
+            "nodes": nodes,
+            "ue_groups": [
+                {"name": "embb", "count": total * 6 // 10, "slice": "1-000001"},
+                {"name": "urllc", "count": total * 2 // 10, "slice": "2-000002"},
+                {
+                    "name": "mmtc",
+                    "count": total - total * 6 // 10 - total * 2 // 10,
+                    "slice": "3-000003",
+                    "speed_mps": [0.0, 0.0],
+                },
+            ],
+        }
+    )
+
+
+def _replay_run(cfg: BenchConfig) -> tuple[float, float, int, int]:
+    """(total wall s, of which World.step, UEs, values built) for ``cfg.replay_sim_s``."""
+    from ric.sim import World
+    from ric.sim.metrics import CELL_METRICS, UE_METRICS
+
+    scenario = _replay_scenario(cfg.replay_cells, cfg.replay_ues_per_cell)
+    world = World(scenario)
+    tick_s = scenario.tick_ms / 1000.0
+    steps = round(cfg.replay_sim_s / tick_s)
+    per_report = round(1.0 / tick_s)
+    cell_metrics = tuple(CELL_METRICS)
+    ue_metrics = tuple(UE_METRICS)
+    layouts = list(world.nodes.values())
+    since = world.snapshot()
+    values = 0
+    stepping = 0.0
+    clock = time.perf_counter
+    t0 = clock()
+    for k in range(1, steps + 1):
+        t = clock()
+        world.step(tick_s)
+        stepping += clock() - t
+        if k % per_report == 0:
+            for node in layouts:
+                cells = node.cells
+                values += world.cell_matrix(since, cells, cell_metrics).size
+                ues = world.ues_in_cells(cells)
+                values += world.ue_matrix(since, ues, ue_metrics).size
+            since = world.snapshot()
+    return clock() - t0, stepping, world.n_ues, values
+
+
+def replay(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
+    """An hour of a 21-cell network on the virtual clock: World.step + measurement matrices."""
+    wall, step_wall, n_ues, values = _replay_run(cfg)
+    scale_to_hour = 3600.0 / cfg.replay_sim_s
+    hour = wall * scale_to_hour
+    return {
+        "what": "the trace/replay tool does not exist yet: this measures the simulator World "
+        "stepped on a virtual clock (100 ms ticks) plus building every node's cell and UE "
+        "measurement matrices each second, the work a replay of that run would redo; "
+        "baseline: the World.step share of the same run",
+        "shape": {
+            "cells": cfg.replay_cells,
+            "ues": n_ues,
+            "simulated_s": cfg.replay_sim_s,
+            "values_built": values,
+        },
+        "value": {"wall_s": round(wall, 2), "wall_s_per_hour": round(hour, 2)},
+        "baseline": {
+            "what": "World.step alone (same run)",
+            "wall_s": round(step_wall, 2),
+            "wall_s_per_hour": round(step_wall * scale_to_hour, 2),
+        },
+        "ratio": _ratio(wall, step_wall),
+        "speedup_vs_real_time": round(cfg.replay_sim_s / wall, 1) if wall else None,
+        "target": {
+            "wall_s_per_hour_max": 20.0,
+            "met": hour < 20.0,
+            "extrapolated": cfg.replay_sim_s < 3600.0,
+        },
+    }
+
+
+Section = Callable[[BenchConfig, dict[str, Any]], dict[str, Any]]
+_RUNNERS: dict[str, Section] = {
+    "ingest": ingest,
+    "control": control,
+    "scale": scale,
+    "fanout": fanout,
+    "replay": replay,
+}
+
+
+def run_section(name: str, cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
+    """Run one section by name; ``shared`` carries results one section may reuse."""
+    return _RUNNERS[name](cfg, shared)
