@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 XAPPS  := $(wildcard xapps/*/pyproject.toml)
 
-.PHONY: run test lint proto clean prometheus mosquitto bench
+.PHONY: run test lint proto clean system-deps bench
 
 # Reinstall when a pyproject changes; editable installs pick up code changes by themselves.
 $(STAMP): pyproject.toml $(XAPPS)
@@ -22,39 +22,33 @@ run: $(STAMP)
 	$(BIN)/ric demo
 
 ## test: lint, type-check, then the whole test suite
-test: lint prometheus mosquitto
+test: lint system-deps
 	$(BIN)/pytest
 
-# The observability tests run a real Prometheus server and promtool, and fail (not skip)
-# without them, so a Debian machine gets the prometheus package here when either is missing.
-# Only as root or through sudo; elsewhere the message says what to install.
-prometheus:
-	@if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then exit 0; fi; \
-	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "make: the tests need prometheus and promtool on PATH; install Prometheus 2.x" >&2; exit 1; \
-	fi; \
-	if [ "$$(id -u)" = 0 ]; then sudo=""; \
-	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-	else echo "make: the tests need prometheus and promtool; as root run: apt-get install prometheus" >&2; exit 1; \
-	fi; \
-	echo "make: installing Debian's prometheus package (prometheus, promtool) for the tests"; \
-	$$sudo apt-get update -qq && \
-	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+# The integration tests run real servers and fail (not skip) without them: Prometheus and
+# promtool (observability) and the mosquitto broker (MQTT bridge). On Debian, whichever is
+# missing is installed with apt, as root or through sudo; elsewhere the message says what.
+# Each entry is command:package.
+SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto
 
-# The MQTT bridge's integration tests start a real mosquitto broker and fail (not skip) without
-# it, so a Debian machine gets the mosquitto package here when it is missing (root or sudo).
-mosquitto:
-	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then exit 0; fi; \
+system-deps:
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do \
+		cmd=$${dep%%:*}; pkg=$${dep#*:}; \
+		if command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ]; then continue; fi; \
+		case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "make: the tests need the mosquitto MQTT broker on PATH or in /usr/sbin" >&2; exit 1; \
+		echo "make: the tests need these installed:$$missing" >&2; exit 1; \
 	fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-	else echo "make: the tests need mosquitto; as root run: apt-get install mosquitto" >&2; exit 1; \
+	else echo "make: the tests need:$$missing; as root run: apt-get install$$missing" >&2; exit 1; \
 	fi; \
-	echo "make: installing Debian's mosquitto package (the MQTT broker) for the tests"; \
+	echo "make: installing Debian packages for the integration tests:$$missing"; \
 	$$sudo apt-get update -qq && \
-	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
 ## lint: ruff and mypy --strict on the runtime and the example xApps
 lint: $(STAMP)

@@ -83,6 +83,22 @@ def _default_scenario(name: str) -> Path:
     return REPO_SEEDS / name
 
 
+def add_tls_client_options(parser: argparse.ArgumentParser) -> None:
+    """--tls-ca / --tls-dir for commands whose nodes connect to a RIC (sim, replay)."""
+    parser.add_argument(
+        "--tls-ca",
+        type=_existing_file,
+        metavar="FILE",
+        help="connect over TLS, verifying the RIC's certificate against this CA (PEM)",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help="present each node's certificate, <node id>.pem/.key in DIR (as 'ric certs' writes)",
+    )
+
+
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config", type=_existing_file, metavar="FILE", help="runtime configuration (TOML)"
@@ -173,18 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this long")
     sim.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     sim.add_argument("--nodes", type=_node_list, metavar="N,N", help="run only these node numbers")
-    sim.add_argument(
-        "--tls-ca",
-        type=_existing_file,
-        metavar="FILE",
-        help="connect over TLS, verifying the RIC's certificate against this CA (PEM)",
-    )
-    sim.add_argument(
-        "--tls-dir",
-        type=Path,
-        metavar="DIR",
-        help="present each node's certificate, <node id>.pem/.key in DIR (as 'ric certs' writes)",
-    )
+    add_tls_client_options(sim)
     sim.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     sim.set_defaults(func=_cmd_sim)
 
@@ -337,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ric.trace.cli import add_commands as add_trace_commands  # ric trace ..., ric replay
 
-    add_trace_commands(sub, _address, _run_async)
+    add_trace_commands(sub, _address, _run_async, add_tls_client_options)
     return parser
 
 

@@ -48,7 +48,8 @@ def test_scale_fanout_and_replay_shapes(results: dict[str, Any]) -> None:
         assert "cpu_cores" in scale[side]
     assert scale["value"]["connected"] == BenchConfig.tiny().scale_nodes
     assert [row["xapps"] for row in results["fanout"]["value"]] == list(BenchConfig.tiny().fanout)
-    assert "does not exist yet" in results["replay"]["what"]
+    assert "ric.testing.run_trace" in results["replay"]["what"]
+    assert results["replay"]["shape"]["frames"] > 0
     assert results["replay"]["target"]["extrapolated"] is True
 
 

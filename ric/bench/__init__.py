@@ -150,6 +150,18 @@ def format_table(results: dict[str, Any]) -> str:
                     "",
                 )
             )
+        if "mqtt_broker_absent" in s:
+            mq = s["mqtt_broker_absent"]
+            slower = mq["vs_bridge_off"]
+            rows.append(
+                (
+                    "  same, MQTT bridge on, broker absent",
+                    _num(mq["values_per_s"]),
+                    _num(s["value"]["values_per_s"]),
+                    _num(slower),
+                    f"vs bridge off >= 0.9: {'met' if slower is not None and slower >= 0.9 else 'NOT met'}",
+                )
+            )
     if "control" in results:
         s = results["control"]
         v, b, r = s["value"], s["baseline"], s["ratio"]

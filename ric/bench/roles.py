@@ -141,6 +141,13 @@ async def runtime(args: dict[str, Any], commands: Commands) -> None:
         from ric.http import observability
 
         sensors, components = observability(config)
+    if config.mqtt.enabled:
+        from ric.mqtt import mqtt_bridge
+
+        bridge = mqtt_bridge(config)
+        if bridge is not None:
+            sensors.append(bridge)
+            components.append(bridge)
     probe = _LagProbe()
     runtime_cm = Runtime(config, plugins, sensors=sensors, components=components)
     async with runtime_cm as rt, asyncio.TaskGroup() as tg:

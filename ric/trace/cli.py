@@ -61,11 +61,12 @@ def add_commands(
     sub: Any,
     address: Callable[[str], tuple[str, int]],
     run_async: Callable[[Callable[[], Any]], int],
+    add_tls: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Add ``trace`` (``info``, ``import-csv``) and ``replay`` to the ``ric`` subparsers.
 
-    ``address`` parses HOST:PORT and ``run_async`` runs a coroutine factory the way the other
-    commands do (SIGTERM and Ctrl-C cancel it).
+    ``address`` parses HOST:PORT, ``run_async`` runs a coroutine factory the way the other
+    commands do (SIGTERM and Ctrl-C cancel it), and ``add_tls`` adds the TLS client options.
     """
     trace = sub.add_parser(
         "trace",
@@ -170,18 +171,7 @@ def add_commands(
         help="give up on reaching the RIC (and on each node's setup) after this long (default 5)",
     )
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
-    replay.add_argument(
-        "--tls-ca",
-        type=_existing,
-        metavar="FILE",
-        help="connect over TLS, verifying the RIC's certificate against this CA (PEM)",
-    )
-    replay.add_argument(
-        "--tls-dir",
-        type=Path,
-        metavar="DIR",
-        help="present each node's certificate, <node id>.pem/.key in DIR (as 'ric certs' writes)",
-    )
+    add_tls(replay)
     replay.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
     )

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ric.trace import CsvImportError, TraceError, TraceReader, import_csv
-from tests.trace.synthetic import write_network_trace
+from ric.trace.synthetic import write_network_trace
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

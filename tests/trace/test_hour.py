@@ -9,7 +9,7 @@ from mlb import LoadBalancer
 
 from ric import Handover
 from ric.testing import run_trace
-from tests.trace.synthetic import write_network_trace
+from ric.trace.synthetic import write_network_trace
 
 
 async def test_an_hour_of_21_cells_replays_twice_with_identical_controls(tmp_path: Path) -> None:

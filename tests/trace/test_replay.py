@@ -200,7 +200,7 @@ async def test_replay_over_mutual_tls(tmp_path: Path) -> None:
     """ric replay's nodes connect over mutual TLS with their own certificates, and a runtime
     that checks node identities admits them."""
     from ric.certs import write_dev_pki
-    from tests.trace.synthetic import write_network_trace
+    from ric.trace.synthetic import write_network_trace
 
     trace = write_network_trace(tmp_path / "net.trace", sites=2, seconds=5)
     pki = write_dev_pki(tmp_path / "pki", ["gnb-001-01-1", "gnb-001-01-2"])

@@ -1,7 +1,7 @@
-"""Synthetic traces for tests: a network of sites with three cells each, reporting every second.
+"""Synthetic traces: a network of sites with three cells each, reporting every second.
 
-Written straight with ``TraceWriter`` (no simulator, no runtime), so an hour of 21 cells takes
-about a second to make. Loads follow slow waves with a hotspot that visits one cell per site
+For tests, benchmarks and trying the replay tools. Written straight with ``TraceWriter`` (no
+simulator, no runtime), so an hour of 21 cells takes about a second to make. Loads follow slow waves with a hotspot that visits one cell per site
 in turn, so a load balancer has work to do.
 """
 
