@@ -166,9 +166,13 @@ class ScriptedNode:
                 return getattr(msg, kind)
 
     async def ended(self, timeout: float = 10.0) -> bool:
-        """True once the RIC has ended the stream (reads and discards until then)."""
+        """True once the RIC has ended the stream (reads and discards until then); a stream
+        that ended with an error status (the node's own write raced the end) counts too."""
         while True:
-            msg = await asyncio.wait_for(self.call.read(), timeout)
+            try:
+                msg = await asyncio.wait_for(self.call.read(), timeout)
+            except grpc.aio.AioRpcError:
+                return True
             if msg is grpc.aio.EOF:
                 return True
 
