@@ -529,13 +529,12 @@ class HttpServer:
             rates=self._rates,
             access=Access(self.settings),
         )
+        tls = self._tls()  # before anything is set up: bad files leave nothing behind
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         address = f"{self.settings.host}:{self.settings.port}"
         try:
-            site = web.TCPSite(
-                runner, self.settings.host, self.settings.port, ssl_context=self._tls()
-            )
+            site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=tls)
             await site.start()
         except OSError as exc:
             await runner.cleanup()

@@ -119,3 +119,39 @@ def test_port_in_use_is_a_clear_error() -> None:
         result = ric("run", "--e2", f"127.0.0.1:{port}", "--no-http", "--duration", "1")
     assert result.returncode == 1
     assert f"cannot listen for E2 on 127.0.0.1:{port}" in result.stderr
+
+
+def test_certs_writes_a_marked_development_pki(tmp_path: Path) -> None:
+    """``ric certs`` writes a CA, a server and per-node certificates, marked for development;
+    a bad node id is one line with exit status 2."""
+    result = ric("certs", "--out", str(tmp_path / "pki"), "--nodes", "gnb-001-01-7")
+    assert result.returncode == 0, result.stderr
+    assert "DEVELOPMENT ONLY" in result.stdout
+    names = sorted(p.name for p in (tmp_path / "pki").iterdir())
+    assert names == [
+        "README.txt",
+        "ca.key",
+        "ca.pem",
+        "gnb-001-01-7.key",
+        "gnb-001-01-7.pem",
+        "server.key",
+        "server.pem",
+    ]
+    bad = ric("certs", "--out", str(tmp_path / "x"), "--nodes", "gnb-7")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "ric certs: error: config key '--nodes': node id 'gnb-7' is not '<type>-<mcc>-<mnc>-<id>', e.g. gnb-001-01-1"
+    ]
+
+
+def test_audit_verify_on_a_file_that_is_not_an_audit_log(tmp_path: Path) -> None:
+    """``ric audit verify`` on a file that is not an audit log names the line and exits 1; on a
+    missing file it is one line with exit status 2."""
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    result = ric("audit", "verify", str(path))
+    assert result.returncode == 1
+    assert "line 1 is not JSON" in result.stdout
+    missing = ric("audit", "verify", str(tmp_path / "none.jsonl"))
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr

@@ -124,3 +124,18 @@ def test_bad_access_settings_name_the_key(tmp_path: Path) -> None:
         Access(load_config(environ={}, overrides={"http.token_file": str(short)}).http)
     with pytest.raises(ConfigError, match=r"http\.client_ca needs TLS"):
         load_config(environ={}, overrides={"http.client_ca": "ca.pem"})
+
+
+async def test_unreadable_https_files_name_the_key(tmp_path: Path) -> None:
+    """HTTPS certificate files that cannot be loaded stop the start with the key named."""
+    config = load_config(
+        environ={},
+        overrides={
+            "http.port": 0,
+            "http.tls_cert": str(tmp_path / "no.pem"),
+            "http.tls_key": str(tmp_path / "no.key"),
+        },
+    )
+    runtime = Runtime(config, listen=False)
+    with pytest.raises(ConfigError, match=r"http\.tls_cert.*cannot load the HTTP TLS files"):
+        await HttpServer(config.http).start(runtime)
