@@ -26,10 +26,11 @@ test: lint system-deps
 	$(BIN)/pytest
 
 # The integration tests run real servers and fail (not skip) without them: Prometheus and
-# promtool (observability) and the mosquitto broker (MQTT bridge). On Debian, whichever is
+# promtool (observability), the mosquitto broker (MQTT bridge) and docker-compose (which checks
+# deploy/docker-compose.yml). On Debian, whichever is
 # missing is installed with apt, as root or through sudo; elsewhere the message says what.
 # Each entry is command:package.
-SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto
+SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto docker-compose:docker-compose
 
 system-deps:
 	@missing=""; \

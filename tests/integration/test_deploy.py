@@ -1,0 +1,300 @@
+"""The deployment in deploy/: the compose file is valid, its topology works when started as plain
+processes from the same files and environment, and the Dockerfile builds only from the repository
+and runs as non-root.
+
+The topology test reads deploy/docker-compose.yml and starts what it describes on loopback:
+`ric run --config deploy/ric.toml` with the runtime service's environment (addresses rewritten
+to free ports through the same RIC_* variables), the three simulator services' `ric sim`
+commands, mosquitto with deploy/mosquitto/mosquitto.conf (only the listener changed) and
+prometheus with deploy/prometheus/prometheus.yml (only the target changed). The tests fail, not
+skip, when docker-compose, mosquitto or prometheus is missing (``make test`` installs them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.conftest import wait_for
+from tests.integration.stack import ROOT, free_port
+from tests.integration.test_mqtt_bridge import Broker, Subscriber
+from tests.integration.test_prometheus import prometheus_server
+
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+SIMULATORS = {"sim-acme": "1", "sim-globex": "2", "sim-initech": "3"}
+"""The compose file's simulator services and the scenario node each runs."""
+WAIT_S = 20.0
+"""Guard against hangs only: how long to wait for any one thing to happen."""
+
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """``value`` with ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` replaced as compose
+    does, from ``environ`` (default: nothing set, so the file's defaults)."""
+    env = environ or {}
+
+    def one(match: re.Match[str]) -> str:
+        name, op, default = match["name"], match["op"], match["default"]
+        if env.get(name):
+            return env[name]
+        if op and op.endswith("?"):
+            pytest.fail(f"{COMPOSE.name} requires {name}: {default}")
+        return default or ""
+
+    return _VAR.sub(one, value).replace("$$", "$")
+
+
+def compose_services() -> dict[str, Any]:
+    """The services of deploy/docker-compose.yml (YAML merge keys applied)."""
+    services: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())["services"]
+    return services
+
+
+def runtime_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The runtime service's environment with its defaults, then ``overrides`` (each of which
+    the compose file must set too), on top of this process's environment without RIC_*."""
+    compose_env = {
+        k: interpolate(str(v)) for k, v in compose_services()["runtime"]["environment"].items()
+    }
+    assert set(overrides) <= set(compose_env), set(overrides) - set(compose_env)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RIC_")}
+    return {**base, **compose_env, **overrides}
+
+
+def ric_command(service: str, replace: Mapping[str, str]) -> list[str]:
+    """The `ric` command line of a compose service, with container paths and addresses replaced."""
+    args = [interpolate(str(a)) for a in compose_services()[service]["command"]]
+    ric = Path(sys.executable).with_name("ric")
+    assert ric.exists(), f"{ric} is missing: is the project installed in the virtualenv?"
+    return [str(ric), *(replace.get(a, a) for a in args)]
+
+
+@contextlib.asynccontextmanager
+async def processes() -> AsyncIterator[list[tuple[str, asyncio.subprocess.Process]]]:
+    """A list to start child processes into; all are stopped (SIGTERM, then SIGKILL) at the end."""
+    started: list[tuple[str, asyncio.subprocess.Process]] = []
+    try:
+        yield started
+    finally:
+        for _, proc in reversed(started):
+            if proc.returncode is None:
+                proc.terminate()
+        for _, proc in reversed(started):
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def spawn(
+    started: list[tuple[str, asyncio.subprocess.Process]],
+    name: str,
+    argv: list[str],
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+) -> asyncio.subprocess.Process:
+    """Start ``argv`` with its output in ``workdir/<name>.log``."""
+    with (workdir / f"{name}.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=log, stderr=subprocess.STDOUT, env=dict(env or os.environ), cwd=workdir
+        )
+    started.append((name, proc))
+    return proc
+
+
+def logs(workdir: Path) -> str:
+    """The tail of every process log, for failure messages."""
+    return "\n".join(
+        f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}"
+        for p in sorted(workdir.glob("*.log"))
+    )
+
+
+async def get_json(url: str) -> Any:
+    """GET ``url`` and decode its JSON body (None when the server cannot be reached)."""
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            return await response.json() if response.status == 200 else None
+    except aiohttp.ClientError:
+        return None
+
+
+async def poll(what: str, check: Any, workdir: Path) -> Any:
+    """Await ``check()`` until it returns something truthy; fail naming ``what`` with the logs."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while not (result := await check()):
+        if loop.time() > deadline:
+            pytest.fail(f"timed out waiting for {what}\n{logs(workdir)}")
+        await asyncio.sleep(0.1)
+    return result
+
+
+def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
+    """`docker-compose config` accepts deploy/docker-compose.yml, and refuses it without the
+    Grafana admin password, which has no default."""
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.fail(
+            "docker-compose is not installed: run `make test` (it installs Debian's "
+            "docker-compose package) or apt-get install docker-compose"
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RIC_", "GRAFANA_"))}
+    # --env-file: an operator's deploy/.env must not change what is checked
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    argv = [exe, "-f", str(COMPOSE), "--env-file", str(empty), "config"]
+    ok = subprocess.run(
+        argv, env={**env, "GRAFANA_ADMIN_PASSWORD": "test-only"}, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    config = yaml.safe_load(ok.stdout)
+    assert set(config["services"]) == {
+        "runtime",
+        *SIMULATORS,
+        "mosquitto",
+        "prometheus",
+        "grafana",
+    }
+    assert {"ric-audit", "ric-traces", "ric-data"} <= set(config["volumes"])
+    assert "test-only" not in COMPOSE.read_text()
+    refused = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr
+
+
+def test_dockerfile_installs_only_from_the_repository_and_runs_as_non_root() -> None:
+    """deploy/Dockerfile downloads nothing with curl or wget, its final stage installs with pip
+    only the wheels built from the repository (--no-index), and it runs as a non-root user."""
+    lines: list[str] = []
+    for raw in re.sub(r"\\\n", " ", DOCKERFILE.read_text()).splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    assert not [x for x in lines if re.search(r"\b(curl|wget)\b", x)], "downloads in the image"
+    stages = [i for i, x in enumerate(lines) if x.upper().startswith("FROM ")]
+    assert len(stages) >= 2, "not a multi-stage build"
+    final = lines[stages[-1] :]
+    assert any(x.startswith("COPY") and "ric/" in x for x in lines[: stages[-1]]), (
+        "the builder does not build from the repository's files"
+    )
+    installs = [x for x in final if re.search(r"\bpip\b.*\binstall\b", x)]
+    assert installs, "the final stage installs nothing"
+    for line in installs:
+        assert "--no-index" in line, f"may download from an index: {line}"
+        packages = re.split(r"\binstall\b", line, maxsplit=1)[1].split("&&")[0].split()
+        named = [p for p in packages if not p.startswith("-") and "=" not in p]
+        assert named and all(p.startswith("/wheels/") and p.endswith(".whl") for p in named), (
+            f"installs something other than the built wheels: {line}"
+        )
+    assert any("from=builder" in x for x in final), "the final stage does not use the builder"
+    users = [x.split(None, 1)[1] for x in final if x.upper().startswith("USER ")]
+    assert users, "the final stage runs as root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}, f"runs as {users[-1]}"
+    assert any(x.upper().startswith("HEALTHCHECK") and "/healthz" in x for x in final)
+    assert any(
+        x.upper().startswith("EXPOSE") and {"36421", "8080"} <= set(x.split()) for x in final
+    )
+    assert any(x.startswith("ENTRYPOINT") and '"ric"' in x for x in final)
+
+
+async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
+    """The compose topology started as processes from deploy/'s files and environment: three
+    nodes connect, Prometheus scrapes them, MQTT messages flow and mlb sends handovers."""
+    e2_port, http_port = free_port(), free_port()
+    broker = Broker(tmp_path)
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    listeners = re.findall(r"(?m)^listener .*$", conf)
+    assert listeners == ["listener 1883"], listeners
+    broker.conf.write_text(conf.replace(listeners[0], f"listener {broker.port} 127.0.0.1"))
+    env = runtime_environment(
+        {
+            "RIC_E2__HOST": "127.0.0.1",
+            "RIC_E2__PORT": str(e2_port),
+            "RIC_HTTP__HOST": "127.0.0.1",
+            "RIC_HTTP__PORT": str(http_port),
+            "RIC_MQTT__HOST": "127.0.0.1",
+            "RIC_MQTT__PORT": str(broker.port),
+            "RIC_AUDIT__PATH": str(tmp_path / "audit" / "controls.jsonl"),
+        }
+    )
+    assert env["RIC_MQTT__ENABLED"] == "true" and env["RIC_TRACE__RECORD"] == ""
+    prefix = env["RIC_MQTT__TOPIC_PREFIX"]
+    (tmp_path / "audit").mkdir()
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        await broker.start()
+        async with (
+            Subscriber(broker.port, f"{prefix}/#") as mqtt,
+            processes() as started,
+        ):
+            runtime = ric_command("runtime", {"/etc/ric/ric.toml": str(DEPLOY / "ric.toml")})
+            await spawn(started, "runtime", runtime, tmp_path, env)
+            await poll("the runtime's /healthz", lambda: get_json(f"{url}/healthz"), tmp_path)
+            for service, node in SIMULATORS.items():
+                argv = ric_command(
+                    service,
+                    {
+                        "/etc/ric/demo.toml": str(ROOT / "seeds" / "demo.toml"),
+                        "runtime:36421": f"127.0.0.1:{e2_port}",
+                    },
+                )
+                assert argv[-2:] == ["--nodes", node], argv
+                await spawn(started, service, argv, tmp_path)
+
+            async def three_nodes() -> Any:
+                body = await get_json(f"{url}/api/v1/nodes")
+                return body if body and len(body["nodes"]) == 3 else None
+
+            nodes = await poll("three nodes in the status API", three_nodes, tmp_path)
+            assert len({n["vendor"] for n in nodes["nodes"]}) == 3, nodes
+
+            async with prometheus_server(f"127.0.0.1:{http_port}", tmp_path) as prometheus:
+
+                async def scraped() -> Any:
+                    query = f"{prometheus}/api/v1/query?query=ric_e2_nodes_connected%3D%3D3"
+                    body = await get_json(query)
+                    return body and body["data"]["result"]
+
+                await poll("Prometheus to see ric_e2_nodes_connected == 3", scraped, tmp_path)
+
+            await wait_for(
+                lambda: (
+                    len(mqtt.on(f"{prefix}/state/nodes/+")) >= 3
+                    and bool(mqtt.on(f"{prefix}/kpm/+/+"))
+                ),
+                timeout=WAIT_S,
+                what="node states and KPM over MQTT",
+            )
+            online = {m.json()["node"] for m in mqtt.on(f"{prefix}/state/nodes/+")}
+            assert online == {n["id"] for n in nodes["nodes"]}
+
+            async def handovers() -> Any:
+                body = await get_json(f"{url}/api/v1/controls")
+                return body and [
+                    c for c in body["controls"] if c["xapp"] == "mlb" and c["action"] == "handover"
+                ]
+
+            sent = await poll("mlb's handovers in /api/v1/controls", handovers, tmp_path)
+            assert sent[0]["outcome"]
+            for name, proc in started:
+                assert proc.returncode is None, f"{name} exited\n{logs(tmp_path)}"
+        assert (tmp_path / "audit" / "controls.jsonl").stat().st_size > 0
+    finally:
+        await broker.close()
