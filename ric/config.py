@@ -377,9 +377,14 @@ def _env_value(text: str) -> Any:
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    """Merge ``RIC_A__B=value`` variables into ``data``; returns key -> variable name."""
+    """Merge ``RIC_A__B=value`` variables (and ``RIC_RIC_ID`` for the top-level ``ric_id``)
+    into ``data``; returns key -> variable name."""
     origin: dict[str, str] = {}
     for var, text in sorted(environ.items()):
+        if var == f"{ENV_PREFIX}RIC_ID":
+            data["ric_id"] = text
+            origin["ric_id"] = var
+            continue
         if not var.startswith(ENV_PREFIX) or "__" not in var:
             continue
         path = [p.lower() for p in var[len(ENV_PREFIX) :].split("__")]

@@ -23,8 +23,11 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
     path.write_text(
         '[e2]\nport = 1000\nkeep_alive_s = 2.5\n[xapps]\nload = ["kpimon"]\n[xapps.config.kpimon]\nprint_every_s = 3\n'
     )
-    config = load_config(path, environ={"RIC_E2__PORT": "2000", "RIC_LOG__FORMAT": "json"})
+    config = load_config(
+        path, environ={"RIC_E2__PORT": "2000", "RIC_LOG__FORMAT": "json", "RIC_RIC_ID": "ric-7"}
+    )
     assert (config.e2.port, config.e2.keep_alive_s, config.log.format) == (2000, 2.5, "json")
+    assert config.ric_id == "ric-7"
     assert config.xapps.config["kpimon"] == {"print_every_s": 3}
     assert (
         load_config(path, environ={"RIC_E2__PORT": "2000"}, overrides={"e2.port": 3000}).e2.port
