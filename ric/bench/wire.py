@@ -15,6 +15,7 @@ import numpy as np
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
 from ric.model import KPM_OID, RC_OID
+from ric.sim.metrics import CELL_METRICS as SIM_CELL_METRICS
 
 __all__ = [
     "CELL_METRICS",
@@ -34,19 +35,8 @@ PLMN: Final = ("001", "01")
 KPM_FUNCTION_ID: Final = 2
 RC_FUNCTION_ID: Final = 3
 
-CELL_METRICS: Final = (
-    "RRU.PrbUsedDl",
-    "RRU.PrbAvailDl",
-    "RRU.PrbTotDl",
-    "RRU.PrbUsedUl",
-    "RRU.PrbAvailUl",
-    "RRU.PrbTotUl",
-    "DRB.UEThpDl",
-    "DRB.UEThpUl",
-    "RRC.ConnMean",
-    "DRB.RlcSduDelayDl",
-)
-"""Ten cell-level TS 28.552 measurements, as a real gNB's KPM style 1 offers them."""
+CELL_METRICS: Final = tuple(SIM_CELL_METRICS)
+"""The ten cell-level TS 28.552 measurements the simulator computes (a gNB's KPM style 1)."""
 
 UE_METRICS: Final = (
     "DRB.UEThpDl",
