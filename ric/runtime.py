@@ -43,6 +43,8 @@ from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.model import Cause, CauseCode, NodeInfo
 from ric.plugins import Plugin, check_pin, configure
 from ric.privacy import Pseudonymizer
+from ric.sdl import SdlBackend
+from ric.sdl.memory import MemoryBackend
 from ric.sensors import LogSensor, SensorSet
 from ric.subscriptions import SubscriptionManager
 from ric.types import Check, Clock, Component, RealClock, Sensor
@@ -81,8 +83,12 @@ class Runtime:
         components: Sequence[Component] = (),
         clock: Clock | None = None,
         listen: bool = True,
+        sdl: SdlBackend | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
+        self.sdl: SdlBackend = sdl if sdl is not None else MemoryBackend()
+        """The shared data layer: the runtime's own state and the xApps' namespaces; opened
+        and closed with the runtime."""
         self.components = list(components)
         self.listen = listen
         self.sensor = SensorSet([LogSensor(), *sensors])
@@ -184,6 +190,7 @@ class Runtime:
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         try:
+            await stack.enter_async_context(self.sdl)
             self._tg = await stack.enter_async_context(asyncio.TaskGroup())
             for host in self.hosts:
                 self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
