@@ -22,6 +22,31 @@ sectors, band, bandwidth, power), the slices and their default PRB quotas, and t
     slice = "1-000001"
     hotspot = { center_m = [0.0, 150.0], radius_m = 80.0 }
 
+Slices may carry a service-level agreement that ``ric eval`` checks every tick, and the
+scenario may inject faults and traffic changes at given times (see :class:`SinrDegradation`
+and :class:`TrafficSurge`; :mod:`ric.sim.world` applies them)::
+
+    [[slices]]
+    id = "2-000002"
+    min_pct = 10
+    sla = { max_delay_ms = 5.0 }      # and/or min_thp_kbps = 2000.0
+
+    [[events]]
+    kind = "sinr_degradation"         # every UE's downlink SINR on `cell` drops by `db` dB
+    cell = "001-01-4097"
+    at_s = 120.0
+    until_s = 300.0                   # optional: absent = until the end
+    db = 15.0
+
+    [[events]]
+    kind = "traffic_surge"            # demand x `factor` for the UEs of `group` (a ue_groups
+    group = "hotspot"                 # name), or of `cell` (the UEs it serves at each step)
+    at_s = 200.0
+    until_s = 260.0
+    factor = 4.0
+
+An event is active during the steps that start at a time ``t`` with ``at_s <= t < until_s``.
+
 A bad file raises :class:`ric.errors.ConfigError` whose key is the path of the bad value,
 such as ``nodes[1].vendor``.
 """
@@ -31,7 +56,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -44,18 +69,22 @@ from pydantic import (
 )
 
 from ric.errors import ConfigError
-from ric.ids import SliceId
+from ric.ids import CellId, Plmn, SliceId
 from ric.sim.profiles import VENDOR_PROFILES
 from ric.sim.radio import BANDS, prb_count
 
 __all__ = [
     "AreaSpec",
+    "EventSpec",
     "HotspotSpec",
     "NodeSpec",
     "PlmnSpec",
     "RadioSpec",
     "Scenario",
+    "SinrDegradation",
+    "SlaSpec",
     "SliceSpec",
+    "TrafficSurge",
     "UeGroupSpec",
     "load_scenario",
     "parse_scenario",
@@ -171,8 +200,29 @@ _SST_DEFAULTS: Final[dict[int, tuple[float, float, float]]] = {
 }
 
 
+class SlaSpec(_Spec):
+    """A slice's service-level agreement, per UE: what ``ric eval`` counts violations of.
+
+    A (UE, tick) sample of an attached UE with traffic violates it when the UE's downlink
+    delay exceeds ``max_delay_ms``, or when its downlink throughput falls short of
+    ``min_thp_kbps`` (or of its own demand, when that is lower) by more than 1 %. A UE of the
+    slice that has traffic but no cell violates it too.
+    """
+
+    max_delay_ms: float | None = Field(None, gt=0.0)
+    """Largest acceptable RLC SDU delay in the downlink, ms."""
+    min_thp_kbps: float | None = Field(None, gt=0.0)
+    """Smallest acceptable per-UE mean downlink throughput, kbit/s."""
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.max_delay_ms is None and self.min_thp_kbps is None:
+            raise ValueError("an sla needs max_delay_ms and/or min_thp_kbps")
+        return self
+
+
 class SliceSpec(_Spec):
-    """A network slice, its default PRB quota in every cell, and its traffic profile."""
+    """A network slice, its default PRB quota in every cell, its traffic profile and SLA."""
 
     id: str
     min_pct: int = Field(0, ge=0, le=100)
@@ -183,6 +233,8 @@ class SliceSpec(_Spec):
     ul_kbps: float | None = Field(None, ge=0.0)
     base_delay_ms: float | None = Field(None, gt=0.0)
     """RLC SDU delay of an unloaded cell, ms (default by SST)."""
+    sla: SlaSpec | None = None
+    """The slice's service-level agreement, if any."""
 
     @field_validator("id")
     @classmethod
@@ -256,6 +308,61 @@ class UeGroupSpec(_Spec):
         return self
 
 
+class _EventBase(_Spec):
+    at_s: float = Field(ge=0.0)
+    """When the event starts, seconds from the start of the run."""
+    until_s: float | None = None
+    """When it ends (exclusive), seconds; None: at the end of the run."""
+
+    def active_at(self, t_s: float) -> bool:
+        """Whether the event is on at ``t_s``: ``at_s <= t_s < until_s``."""
+        return self.at_s <= t_s and (self.until_s is None or t_s < self.until_s)
+
+
+class SinrDegradation(_EventBase):
+    """A fault or interference: every UE's downlink SINR on ``cell`` drops by ``db`` dB."""
+
+    kind: Literal["sinr_degradation"]
+    cell: str
+    """The cell, as its NR CGI text (``001-01-4097``)."""
+    db: float = Field(gt=0.0, le=100.0)
+    """How far the SINR drops, dB."""
+
+
+class TrafficSurge(_EventBase):
+    """Downlink and uplink demand times ``factor``, for a UE group or a cell's UEs.
+
+    With ``group``, the UEs of every ``ue_groups`` entry of that name; with ``cell``, the UEs
+    that cell serves at each step (a UE that leaves the cell leaves the surge).
+    """
+
+    kind: Literal["traffic_surge"]
+    group: str | None = None
+    """A ``ue_groups`` name."""
+    cell: str | None = None
+    """A cell, as its NR CGI text; instead of ``group``."""
+    factor: float = Field(gt=0.0, le=1000.0)
+    """Demand multiplier (below 1: a drop in traffic)."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if (self.group is None) == (self.cell is None):
+            raise ValueError("a traffic_surge needs exactly one of group and cell")
+        return self
+
+
+EventSpec = Annotated[SinrDegradation | TrafficSurge, Field(discriminator="kind")]
+"""A scenario event: a fault or traffic change over a time window."""
+
+EVENT_KINDS: Final = ("sinr_degradation", "traffic_surge")
+
+
+def cell_names(plmn: PlmnSpec, nodes: tuple[NodeSpec, ...]) -> list[str]:
+    """The text ids of the cells of ``nodes``, in world order (node by node, sector by sector)."""
+    p = Plmn(plmn.mcc, plmn.mnc)
+    return [str(CellId(p, n.id * 4096 + k + 1)) for n in nodes for k in range(n.sectors)]
+
+
 class Scenario(_Spec):
     """A whole simulated network: nodes, slices, UE groups, radio model, seed and tick."""
 
@@ -273,6 +380,8 @@ class Scenario(_Spec):
     slices: tuple[SliceSpec, ...] = DEFAULT_SLICES
     nodes: tuple[NodeSpec, ...] = Field(min_length=1)
     ue_groups: tuple[UeGroupSpec, ...] = ()
+    events: tuple[EventSpec, ...] = ()
+    """Faults and traffic changes injected at given times, in file order."""
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -300,7 +409,29 @@ class Scenario(_Spec):
                     f"ue_groups[{i}].slice",
                     f"slice {group.slice} is not among the scenario's slices ({', '.join(slices)})",
                 )
+        self._check_events()
         return self
+
+    def _check_events(self) -> None:
+        cells = cell_names(self.plmn, self.nodes)
+        groups = sorted({g.name for g in self.ue_groups if g.name})
+        for i, event in enumerate(self.events):
+            if event.until_s is not None and event.until_s <= event.at_s:
+                raise ConfigError(
+                    f"events[{i}].until_s",
+                    f"until_s ({event.until_s}) must be after at_s ({event.at_s})",
+                )
+            if event.cell is not None and event.cell not in cells:
+                raise ConfigError(
+                    f"events[{i}].cell",
+                    f"unknown cell {event.cell!r}; the scenario's cells: {', '.join(cells)}",
+                )
+            group = getattr(event, "group", None)
+            if group is not None and group not in groups:
+                known = ", ".join(groups) or "none has a name"
+                raise ConfigError(
+                    f"events[{i}].group", f"unknown UE group {group!r}; named ue_groups: {known}"
+                )
 
     def node(self, node_id: int) -> NodeSpec:
         """The node with id ``node_id``; KeyError if none."""
@@ -317,7 +448,9 @@ class Scenario(_Spec):
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
     out = ""
-    for part in loc:
+    for k, part in enumerate(loc):
+        if k >= 2 and loc[k - 2] == "events" and part in EVENT_KINDS:
+            continue  # the union's tag, not a key of the file
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -337,6 +470,8 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
             problem += f" (got {first['input']!r})"
         if first["type"] == "extra_forbidden":
             problem = "unknown key"
+        if first["type"] == "union_tag_not_found":
+            problem = f"needs kind = one of {', '.join(map(repr, EVENT_KINDS))}"
         if len(errors) > 1:
             others = ", ".join(_key_path(e["loc"]) for e in errors[1:4])
             problem += f"; {len(errors) - 1} more error(s), at {others}"

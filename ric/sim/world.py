@@ -12,6 +12,8 @@ One step:
    with the distance moved; traffic demand fluctuates (log-normal, AR(1));
 2. radio: coupling loss UE-to-cell (path loss, sector antenna, shadowing), RSRP, and SINR
    with interference from the other *active* co-channel cells, weighted by their PRB load;
+   scenario events active at the step's start (``at_s <= t < until_s``) apply here: a SINR
+   degradation lowers every UE's SINR on its cell, a traffic surge multiplies demand;
 3. association: UEs keep their serving cell (only handover controls move them), except that
    unattached UEs attach to the best active cell and UEs whose SINR stays below the radio link
    failure threshold re-establish on the best cell;
@@ -50,7 +52,7 @@ from ric.sim.radio import (
     share_prbs,
     spectral_efficiency,
 )
-from ric.sim.scenario import AreaSpec, Scenario
+from ric.sim.scenario import AreaSpec, EventSpec, Scenario, SinrDegradation
 
 __all__ = ["NodeLayout", "SimControlError", "Snapshot", "World"]
 
@@ -133,6 +135,7 @@ class World:
         self._build_cells()
         self._build_slices()
         self._build_ues()
+        self._build_events()
         self._load = np.where(self._active, 0.5, 0.0)  # PRB utilisation 0..1, last step
         self._acc_cell = np.zeros((self.n_cells, CellCol.COUNT))
         self._acc_ue = np.zeros((self.n_ues, UeCol.COUNT))
@@ -286,6 +289,26 @@ class World:
         self._demand_ul_kbps = np.zeros(n)
         self._update_demand(0.0)
 
+    def _build_events(self) -> None:
+        self.events: tuple[EventSpec, ...] = self.scenario.events
+        """The scenario's events (faults, traffic changes), in file order; each has ``kind``,
+        ``at_s`` and ``until_s`` (None: to the end) and ``active_at(t_s)``."""
+        names = [g.name for g in self.scenario.ue_groups]
+        # Per event: the cell index it names (or -1) and, for a group surge, its UE mask.
+        self._event_cell: list[int] = []
+        self._event_ues: list[BoolArray | None] = []
+        for event in self.events:
+            cell = -1 if event.cell is None else self.cell_text.index(event.cell)
+            self._event_cell.append(cell)
+            group = getattr(event, "group", None)
+            if group is None:
+                self._event_ues.append(None)
+            else:
+                groups = [g for g, name in enumerate(names) if name == group]
+                self._event_ues.append(np.isin(self._ue_group, groups))
+        self._sinr_offset_db = np.zeros(self.n_cells)
+        self._active_events: tuple[int, ...] = ()
+
     def _sample_points(self, idx: IntArray) -> tuple[FloatArray, FloatArray]:
         u = self._rng.random((len(idx), 2))
         reg = self._region[idx]
@@ -352,6 +375,7 @@ class World:
         interference = rx_mw @ (self._co_channel * weight[:, None])
         with np.errstate(divide="ignore"):
             self._sinr_db = 10.0 * np.log10(rx_mw / (interference + self._noise_dl_mw[None, :]))
+        self._sinr_db += self._sinr_offset_db[None, :]
 
     def _best_cells(self, ues: IntArray, candidates: IntArray | None = None) -> IntArray:
         """Best active cell by RSRP for each UE (among ``candidates``), -1 if too weak."""
@@ -390,6 +414,7 @@ class World:
             corr * self._shadow_db + np.sqrt(1.0 - corr**2) * self._radio.shadowing_std_db * noise
         )
         self._update_demand(dt_s)
+        self._apply_events()
         self._refresh_radio()
         self._associate(dt_s)
         self._serve(dt_us)
@@ -423,6 +448,31 @@ class World:
         self._demand_dl_kbps = self._dl_base_kbps * factor
         self._demand_ul_kbps = self._ul_base_kbps * factor
 
+    def _apply_events(self) -> None:
+        """Set the SINR offsets and scale the demand for the events active at this step's
+        start (a loop over events; each one acts on whole arrays)."""
+        t_s = self.time_s
+        offset = np.zeros(self.n_cells)
+        surge = np.ones(self.n_ues)
+        active: list[int] = []
+        for i, event in enumerate(self.events):
+            if not event.active_at(t_s):
+                continue
+            active.append(i)
+            cell = self._event_cell[i]
+            if isinstance(event, SinrDegradation):
+                offset[cell] -= event.db
+                continue
+            mask = self._event_ues[i]
+            if mask is None:
+                mask = self._serving == cell
+            surge = np.where(mask, surge * event.factor, surge)
+        self._sinr_offset_db = offset
+        self._active_events = tuple(active)
+        if active:
+            self._demand_dl_kbps = self._demand_dl_kbps * surge
+            self._demand_ul_kbps = self._demand_ul_kbps * surge
+
     def _associate(self, dt_s: float) -> None:
         attached = self._serving >= 0
         rows = np.arange(self.n_ues)
@@ -441,6 +491,7 @@ class World:
         self.ue_prb_dl = np.zeros(n)
         """Downlink PRBs of each UE in the last step."""
         self.ue_delay_ms = np.zeros(n)
+        """Downlink delay (RLC SDU, HARQ included) of each UE in the last step, ms."""
         self.slice_prb_dl = np.zeros((self.n_cells, self.n_slices))
         """Downlink PRBs each slice of each cell used in the last step."""
 
@@ -582,6 +633,36 @@ class World:
     def serving(self) -> IntArray:
         """Serving cell index of each UE (-1: not attached), read-only."""
         return _ro(self._serving)
+
+    @property
+    def active(self) -> BoolArray:
+        """Whether each cell is switched on, read-only."""
+        return _ro(self._active)
+
+    @property
+    def cell_load(self) -> FloatArray:
+        """Downlink PRB utilisation of each cell in the last step, 0..1 (0 when off), read-only."""
+        return _ro(self._load)
+
+    @property
+    def demand_dl_kbps(self) -> FloatArray:
+        """Downlink traffic demand of each UE in the last step, kbit/s (surges included)."""
+        return _ro(self._demand_dl_kbps)
+
+    @property
+    def sinr_offset_db(self) -> FloatArray:
+        """SINR change the active events put on each cell, dB (0, or negative), read-only."""
+        return _ro(self._sinr_offset_db)
+
+    @property
+    def active_events(self) -> tuple[int, ...]:
+        """Indices into :attr:`events` of the events active in the last step."""
+        return self._active_events
+
+    @property
+    def ue_group(self) -> IntArray:
+        """Index into the scenario's ``ue_groups`` of each UE, read-only."""
+        return _ro(self._ue_group)
 
     @property
     def ue_slice(self) -> IntArray:

@@ -415,6 +415,7 @@ async def run_scenario(
     xapp_config: Mapping[str, Mapping[str, Any]] | None = None,
     record: str | Path | None = None,
     start_unix_s: float = 1_700_000_000.0,
+    on_tick: Callable[[World], None] | None = None,
 ) -> HarnessResult:
     """Run ``xapps`` against a simulated network for ``duration_s`` virtual seconds.
 
@@ -422,6 +423,8 @@ async def run_scenario(
     so ``"seeds/demo.toml"`` works from anywhere) or a loaded Scenario; ``seed`` overrides its
     seed; ``nodes`` runs only those node ids. ``xapp_config`` gives xApps their settings by
     name (``{"mlb": {"high_pct": 70}}``). ``record`` writes the run as a trace.
+    ``on_tick(world)`` is called after every world step, before the nodes report it: the
+    ground truth of each tick (``ric eval`` measures with it); it must not change the world.
     """
     if not duration_s > 0:
         raise ValueError(f"duration_s must be > 0, got {duration_s}")
@@ -449,6 +452,8 @@ async def run_scenario(
         for k in range(1, steps + 1):
             await run.run_clock_until(k * tick_s)
             world.step(tick_s)
+            if on_tick is not None:
+                on_tick(world)
             for agent in agents:
                 try:
                     agent.on_tick()
