@@ -26,11 +26,11 @@ test: lint system-deps
 	$(BIN)/pytest
 
 # The integration tests run real servers and fail (not skip) without them: Prometheus and
-# promtool (observability), the mosquitto broker (MQTT bridge) and docker-compose (which checks
-# deploy/docker-compose.yml). On Debian, whichever is
+# promtool (observability), the mosquitto broker (MQTT bridge), redis-server (the SDL's Redis
+# backend) and docker-compose (which checks deploy/docker-compose.yml). On Debian, whichever is
 # missing is installed with apt, as root or through sudo; elsewhere the message says what.
 # Each entry is command:package.
-SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto docker-compose:docker-compose
+SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto redis-server:redis-server docker-compose:docker-compose
 
 system-deps:
 	@missing=""; \

@@ -3,11 +3,12 @@
 Three doors, for three audiences:
 
 - ``ric`` (this module): what an xApp author needs: ``XApp``, ``Report``, ``KpmReport``, the
-  control actions and their outcomes;
+  control actions and their outcomes, the A1 policy types and events, the SDL namespace;
 - ``ric.e2``: the E2 transport (termination, sessions, conversion), for transport work;
 - ``ric.sim`` and ``ric.testing``: the simulator and the fakes for tests.
 """
 
+from ric.a1 import PolicyEvent, PolicyStatus, PolicyType
 from ric.actions import (
     CellState,
     Conflict,
@@ -29,6 +30,7 @@ from ric.errors import (
 from ric.ids import CellId, NodeId, SliceId
 from ric.model import Cause, CauseCode, CellInfo, NodeInfo
 from ric.report import EntityKind, KpmReport, Row
+from ric.sdl import Change, Namespace, SdlError
 from ric.xapp import Report, SubscriptionStatus, XApp, xapp
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "CellId",
     "CellInfo",
     "CellState",
+    "Change",
     "ConfigError",
     "Conflict",
     "ControlAction",
@@ -45,15 +48,20 @@ __all__ = [
     "GenericControl",
     "Handover",
     "KpmReport",
+    "Namespace",
     "NodeId",
     "NodeInfo",
     "NotConnectedError",
     "OutcomeKind",
     "PluginError",
+    "PolicyEvent",
+    "PolicyStatus",
+    "PolicyType",
     "ProtocolError",
     "Report",
     "RicError",
     "Row",
+    "SdlError",
     "SliceId",
     "SlicePrbQuota",
     "StateError",

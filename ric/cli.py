@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ric.errors import ConfigError, PluginError
+from ric.sdl import SdlError
 
 __all__ = ["main"]
 
@@ -343,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     from ric.trace.cli import add_commands as add_trace_commands  # ric trace ..., ric replay
 
     add_trace_commands(sub, _address, _run_async, add_tls_client_options)
+
+    from ric.a1.cli import add_command as add_policy_command  # ric policy ...
+
+    add_policy_command(sub, _http_url, _existing_file, _positive, _Parser)
+
+    from ric.eval.cli import add_command as add_eval_command  # ric eval
+
+    add_eval_command(sub, _run_async)
     return parser
 
 
@@ -592,8 +601,8 @@ def render_status(url: str, ready: Any, nodes: Any, xapps: Any) -> str:
             n["software_version"],
             str(len(n["cells"])),
             ", ".join(f["name"].removeprefix("ORAN-E2SM-") for f in n["ran_functions"]),
-            f"{n['indication_rate_per_s']:.1f}",
-            _duration(n["uptime_s"]),
+            f"{n['indication_rate_per_s']:.1f}" if n.get("connected", True) else "-",
+            _duration(n["uptime_s"]) if n.get("connected", True) else "down",
         ]
         for n in nodes["nodes"]
     ]
@@ -722,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, PluginError) as exc:
         print(f"ric {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
+    except (OSError, SdlError) as exc:  # SdlError: the configured store cannot be opened
         print(f"ric {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return result

@@ -43,6 +43,12 @@ falling back to plain strings). Every error names the key and the problem.
     [trace]                   # record every E2 frame (ric.trace); ric run --record FILE
     record = ""               # trace file to write ("" = off; .gz = compressed)
     flush_interval_s = 1.0
+
+    [sdl]                     # the shared data layer (ric.sdl): runtime state, xApp namespaces
+    backend = "memory"        # memory | sqlite (path = "ric-data/sdl.sqlite3") | redis
+    url = "redis://127.0.0.1:6379/0"
+    key_prefix = "ric"
+    shared = { cells = ["mlb", "energysaver"] }   # shared namespace -> xApps allowed
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ __all__ = [
     "MqttSettings",
     "MqttTlsSettings",
     "RuntimeConfig",
+    "SdlSettings",
     "TraceSettings",
     "XAppsSettings",
     "load_config",
@@ -353,6 +360,68 @@ class PrivacySettings(_Section):
     )
 
 
+_SDL_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+_SDL_RESERVED = ("xapp.", "ric.")
+
+
+class SdlSettings(_Section):
+    """The shared data layer (``ric.sdl``): where the runtime's state and the xApps'
+    namespaces live, and which shared namespaces each xApp may use."""
+
+    backend: Literal["memory", "sqlite", "redis"] = Field(
+        "memory", description="memory: lost at exit; sqlite: a file; redis: shared by replicas"
+    )
+    path: str = Field("ric-data/sdl.sqlite3", description="the SQLite file (backend = sqlite)")
+    url: str = Field(
+        "redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL, without a password"
+    )
+    password_file: str = Field("", description="file holding the Redis password")
+    key_prefix: str = Field("ric", description="first part of every Redis key and channel")
+    shared: dict[str, list[str]] = Field(
+        default_factory=dict, description="shared namespace -> the xApps allowed to use it"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo:
+            raise ValueError(
+                "must not hold a password: put it in a file readable only by the runtime "
+                "and name it with sdl.password_file"
+            )
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _KEY_PREFIX.match(value):
+            raise ValueError(
+                "must be 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter "
+                "or digit"
+            )
+        return value
+
+    @field_validator("shared")
+    @classmethod
+    def _check_shared(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, xapps in value.items():
+            if not _SDL_NAMESPACE.match(name):
+                raise ValueError(f"{name!r} is not a namespace name (letters, digits, _ . : -)")
+            if name.startswith(_SDL_RESERVED):
+                raise ValueError(
+                    f"{name!r} is reserved: xapp.* namespaces are each xApp's own, ric.* "
+                    "the runtime's"
+                )
+            if not all(isinstance(x, str) and x for x in xapps):
+                raise ValueError(f"{name!r} must list xApp names")
+        return value
+
+
 class RuntimeConfig(_Section):
     """The whole runtime configuration."""
 
@@ -367,6 +436,7 @@ class RuntimeConfig(_Section):
     mqtt: MqttSettings = MqttSettings()
     trace: TraceSettings = TraceSettings()
     privacy: PrivacySettings = PrivacySettings()
+    sdl: SdlSettings = SdlSettings()
 
 
 def _env_value(text: str) -> Any:
@@ -441,7 +511,12 @@ def load_config(
         err = exc.errors()[0]
         key = _key(tuple(err["loc"]))
         where = origin.get(key, source)
-        shown = err["type"] != "missing" and "input" in err and not key.endswith("password")
+        shown = (
+            err["type"] != "missing"
+            and "input" in err
+            and not key.endswith("password")
+            and key != "sdl.url"  # may hold a password: never echoed
+        )
         got = f", got {err['input']!r}" if shown else ""  # a password is never echoed
         msg = err["msg"][:1].lower() + err["msg"][1:]
         raise ConfigError(key, f"{msg}{got} (from {where})") from None

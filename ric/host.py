@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import enum
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ric.a1.policy import PolicyEvent, PolicyKind, PolicyStatus
 from ric.actions import Conflict, ControlAction, ControlOutcome
 from ric.model import NodeInfo
 from ric.plugins import configure
 from ric.report import KpmReport
+from ric.sdl import Listener, Namespace, SdlBackend, granted_namespace, xapp_namespace
+from ric.sdl.memory import MemoryBackend
 from ric.sensors import MemoryMetrics
 from ric.types import Clock, Metrics, MetricsProvider, Sensor
 from ric.xapp import SubscriptionStatus, XApp
 
-__all__ = ["HostServices", "RestartPolicy", "XAppHost", "XAppState"]
+__all__ = ["HostServices", "PolicySource", "RestartPolicy", "XAppHost", "XAppState"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,19 @@ class HostServices(Protocol):
         ...
 
 
+class PolicySource(Protocol):
+    """Where a host gets the current A1 policies of its xApp and reports their status
+    (``ric.a1.A1Service``)."""
+
+    async def snapshot(self, xapp: str, type_ids: Sequence[str]) -> list[PolicyEvent]:
+        """Every current policy of ``type_ids`` as a ``created`` event."""
+        ...
+
+    async def report(self, xapp: str, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
+        """Record ``xapp``'s enforcement status of a policy; False if it no longer exists."""
+        ...
+
+
 @dataclass(frozen=True)
 class RestartPolicy:
     """Back-off between restarts: doubles from ``min_s`` to ``max_s``; after ``healthy_s`` of
@@ -71,6 +88,19 @@ _Event = tuple[str, object]
 """A lifecycle event for the worker: (hook name, argument)."""
 
 
+class _InstanceNamespace(Namespace):
+    """A namespace whose watches are recorded, so that they end with the xApp instance."""
+
+    def __init__(self, backend: SdlBackend, name: str, watches: list[Callable[[], None]]) -> None:
+        super().__init__(backend, name)
+        self._watches = watches
+
+    def watch(self, listener: Listener) -> Callable[[], None]:
+        stop = super().watch(listener)
+        self._watches.append(stop)
+        return stop
+
+
 class _Context:
     """The XAppContext a host gives each instance."""
 
@@ -83,6 +113,7 @@ class _Context:
         self._host = host
         self._tg = tg
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watches: list[Callable[[], None]] = []
         sensor = host._sensor
         self.metrics: Metrics = (
             sensor.xapp_metrics(host.name)
@@ -107,6 +138,23 @@ class _Context:
     def publish(self, topic_suffix: str, payload: bytes) -> None:
         self._host._sensor.xapp_published(self.name, topic_suffix, payload)
 
+    async def policy_status(self, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
+        return await self._host.report_policy(type_id, policy_id, status)
+
+    @property
+    def sdl(self) -> Namespace:
+        return _InstanceNamespace(self._host.sdl, xapp_namespace(self.name), self._watches)
+
+    def shared(self, name: str) -> Namespace:
+        granted = granted_namespace(self.name, name, self._host.shared_namespaces)
+        return _InstanceNamespace(self._host.sdl, granted, self._watches)
+
+    def stop_watches(self) -> None:
+        """End the SDL watches made by this instance."""
+        for stop in list(self._watches):
+            stop()
+        self._watches.clear()
+
     def cancel_tasks(self) -> None:
         """End the tasks spawned by this instance (its timers)."""
         for task in list(self._tasks):
@@ -127,6 +175,9 @@ class XAppHost:
         clock: Clock,
         restart: RestartPolicy | None = None,
         queue_size: int | None = None,
+        policies: PolicySource | None = None,
+        sdl: SdlBackend | None = None,
+        shared_namespaces: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.cls = cls
         self.name = cls.name
@@ -146,6 +197,15 @@ class XAppHost:
         self._events: collections.deque[_Event] = collections.deque()
         self.statuses: dict[tuple[str, int], SubscriptionStatus] = {}
         """The latest SubscriptionStatus of each (node, report index)."""
+        self.sdl: SdlBackend = sdl if sdl is not None else MemoryBackend()
+        """The store of the xApp's own namespace and of the shared ones it is granted."""
+        self.shared_namespaces: Mapping[str, Sequence[str]] = shared_namespaces or {}
+        """Shared SDL namespace -> the xApps allowed to use it (``[sdl] shared``)."""
+        self.policies = policies
+        self.policy_types = frozenset(t.id for t in cls.policy_types)
+        """The ids of the A1 policy types the xApp handles."""
+        self._policies: dict[tuple[str, str], Mapping[str, Any]] = {}
+        """The policies the running instance was given, by (type id, policy id)."""
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
@@ -197,6 +257,57 @@ class XAppHost:
     def conflict(self, conflict: Conflict) -> None:
         """Tell the xApp another xApp's control conflicted with one of its own."""
         self._event("on_conflict", conflict)
+
+    def policy(self, event: PolicyEvent) -> None:
+        """Tell the xApp an A1 policy of one of its types changed (never dropped; while the
+        xApp restarts, its next instance gets every current policy instead)."""
+        if event.type_id in self.policy_types and self.accepting:
+            self._event("on_policy", event)
+
+    async def report_policy(self, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
+        """Record the xApp's enforcement status of a policy; False if it no longer exists
+        or the host has no policy source."""
+        if self.policies is None:
+            return False
+        return await self.policies.report(self.name, type_id, policy_id, status)
+
+    async def _on_policy(self, app: XApp, event: PolicyEvent) -> None:
+        # Each instance sees each change once, in a consistent order: a change that its start
+        # snapshot already held is skipped, a "created" for a policy it knows is an update.
+        key, known = (event.type_id, event.policy_id), self._policies
+        if event.kind == "deleted":
+            if known.pop(key, None) is None:
+                return
+        elif known.get(key) == event.body:
+            return
+        else:
+            kind: PolicyKind = "updated" if key in known else "created"
+            if kind != event.kind:
+                event = dataclasses.replace(event, kind=kind)
+            known[key] = event.body
+        status = await app.on_policy(event)
+        if status is None or event.kind == "deleted":
+            return
+        if not isinstance(status, PolicyStatus):
+            raise TypeError(
+                f"xApp {self.name}: on_policy returned {status!r}, not a PolicyStatus or None"
+            )
+        try:
+            await self.report_policy(event.type_id, event.policy_id, status)
+        except Exception:  # the store failed: the xApp did its part, the status stays unknown
+            log.exception(
+                "xApp %s: cannot record the status of policy %s/%s",
+                self.name,
+                event.type_id,
+                event.policy_id,
+                extra={"xapp": self.name},
+            )
+
+    def fail(self, reason: str) -> None:
+        """Mark the xApp failed without running it (it was refused after loading)."""
+        log.error("xApp %s not started: %s", self.name, reason, extra={"xapp": self.name})
+        self._stopping = True
+        self._set_state(XAppState.FAILED)
 
     def reconfigure(self, raw: Mapping[str, Any]) -> XApp.Config:
         """Replace the xApp's settings with ``raw``, validated against its Config; the new
@@ -273,19 +384,38 @@ class XAppHost:
 
     async def _run_instance(self) -> None:
         instance: XApp | None = None
+        context: _Context | None = None
         try:
             async with asyncio.TaskGroup() as tg:
                 context = _Context(self, tg)
                 instance = self.cls(context, self.config)
                 self.instance = instance
                 await instance.on_start()
+                await self._replay_policies()
                 self._set_state(XAppState.RUNNING)
                 await self._work(instance)
                 context.cancel_tasks()  # a graceful stop ends the instance's timers too
         finally:
+            if context is not None:
+                context.stop_watches()
             if instance is not None:
                 self._set_state(XAppState.STOPPING)
                 await self._stop_instance(instance)
+
+    async def _replay_policies(self) -> None:
+        """Queue every current policy of the xApp's types as ``created``, ahead of the other
+        events; policy events queued for the previous instance are dropped first (the
+        snapshot has them), and those that arrive while it is read follow it."""
+        if not self.policy_types or self.policies is None:
+            return
+        kept = [e for e in self._events if e[0] != "on_policy"]
+        self._events.clear()
+        self._events.extend(kept)
+        self._policies = {}
+        snapshot = await self.policies.snapshot(self.name, sorted(self.policy_types))
+        self._events.extendleft(reversed([("on_policy", event) for event in snapshot]))
+        if snapshot:
+            self._wake.set()
 
     async def _stop_instance(self, instance: XApp) -> None:
         try:
@@ -307,7 +437,10 @@ class XAppHost:
                 hook, arg = events.popleft()
                 if hook == "on_config":
                     app.config = arg  # type: ignore[assignment]  # a Config from reconfigure
-                await getattr(app, hook)(arg)
+                if hook == "on_policy":
+                    await self._on_policy(app, arg)  # type: ignore[arg-type]  # a PolicyEvent
+                else:
+                    await getattr(app, hook)(arg)
             elif reports:
                 report = reports.popleft()
                 t0 = clock.monotonic()

@@ -4,10 +4,12 @@
 ``GET /metrics``                        Prometheus exposition (text or OpenMetrics)
 ``GET /healthz``                        200 while the process serves HTTP (liveness)
 ``GET /readyz``                         200 or 503, with every readiness check and which failed
-``GET /api/v1/nodes[/{node_id}]``       connected E2 nodes
+``GET /api/v1/nodes[/{node_id}]``       E2 nodes: connected, and known from before
 ``GET /api/v1/xapps[/{name}]``          loaded xApps
 ``GET /api/v1/subscriptions``           E2 subscriptions (``?node=``, ``?xapp=``, ``?state=``)
 ``GET /api/v1/openapi.json``            the OpenAPI 3 document of all of the above
+``/A1-P/v2/...``                        the A1-P policy API (``ric.a1.http``; writes need
+                                        authentication like every write)
 ======================================  ==================================================
 
 ::
@@ -47,6 +49,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from ric.a1.http import A1
+from ric.a1.http import routes as a1_routes
 from ric.actions import OutcomeKind
 from ric.config import HttpSettings, RuntimeConfig
 from ric.e2.session import NodeSession
@@ -54,6 +58,7 @@ from ric.errors import ConfigError
 from ric.host import XAppHost
 from ric.metrics import PrometheusSensor
 from ric.runtime import Runtime
+from ric.sdl.state import node_summary
 from ric.types import Check, Component, Sensor
 
 __all__ = [
@@ -62,6 +67,7 @@ __all__ = [
     "IndicationRates",
     "build_app",
     "json_error",
+    "known_node_json",
     "node_json",
     "observability",
     "openapi_document",
@@ -294,53 +300,62 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-def node_json(session: NodeSession, rates: IndicationRates) -> dict[str, Any]:
-    """One node as the status API shows it."""
-    info = session.info
+def node_json(
+    session: NodeSession, rates: IndicationRates, record: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """One connected node as the status API shows it (``record``: its ``ric.nodes`` entry)."""
+    seen = record or {}
+    summary = node_summary(session.info)
     return {
-        "id": session.id,
-        "type": info.id.type.value,
-        "plmn": str(info.id.plmn),
-        "vendor": info.vendor,
-        "software_version": info.software_version,
+        **{k: summary[k] for k in ("id", "type", "plmn", "vendor", "software_version")},
+        "connected": True,
+        "first_seen": _iso(seen.get("first_seen", session.connected_at)),
+        "last_seen": _iso(time.time()),
         "peer": session.peer,
         "connected_since": _iso(session.connected_at),
         "uptime_s": round(max(time.time() - session.connected_at, 0.0), 3),
         "indications": session.indications,
         "indication_rate_per_s": round(rates.rate(session), 3),
-        "ran_functions": [
-            {"id": f.id, "oid": f.oid, "name": f.short_name, "revision": f.revision}
-            for f in sorted(info.ran_functions.values(), key=lambda f: f.id)
-        ],
-        "cells": [
-            {
-                "id": str(c.id),
-                "pci": c.pci,
-                "band": c.band,
-                "bandwidth_prbs": c.bandwidth_prbs,
-                "active": c.active,
-            }
-            for c in sorted(info.cells.values(), key=lambda c: str(c.id))
-        ],
+        "ran_functions": summary["ran_functions"],
+        "cells": summary["cells"],
+    }
+
+
+def known_node_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A node known from the SDL (seen before, maybe by a previous run) but not connected."""
+    keys = ("id", "type", "plmn", "vendor", "software_version", "ran_functions", "cells")
+    return {
+        **{k: record.get(k) for k in keys},
+        "connected": False,
+        "first_seen": _iso(float(record.get("first_seen", 0.0))),
+        "last_seen": _iso(float(record.get("last_seen", 0.0))),
     }
 
 
 @routes.get("/api/v1/nodes")
 async def nodes(request: web.Request) -> web.Response:
-    """The connected E2 nodes, by id."""
+    """The E2 nodes, by id: the connected ones and those seen before (``connected: false``)."""
     runtime, rates = request.app[RUNTIME], request.app[RATES]
-    sessions = sorted(runtime.sessions.items())
-    return web.json_response({"nodes": [node_json(s, rates) for _, s in sessions]})
+    sessions = runtime.sessions
+    out = [node_json(s, rates, runtime.state.nodes.get(k)) for k, s in sessions.items()]
+    out += [known_node_json(r) for r in runtime.state.known_nodes(sessions)]
+    return web.json_response({"nodes": sorted(out, key=lambda n: str(n["id"]))})
 
 
 @routes.get("/api/v1/nodes/{node_id}")
 async def node(request: web.Request) -> web.Response:
-    """One connected E2 node."""
+    """One E2 node, connected or seen before."""
     node_id = request.match_info["node_id"]
-    session = request.app[RUNTIME].sessions.get(node_id)
-    if session is None:
+    runtime = request.app[RUNTIME]
+    session = runtime.sessions.get(node_id)
+    if session is not None:
+        return web.json_response(
+            node_json(session, request.app[RATES], runtime.state.nodes.get(node_id))
+        )
+    record = runtime.state.nodes.get(node_id)
+    if record is None:
         return json_error(404, f"no node {node_id!r} is connected")
-    return web.json_response(node_json(session, request.app[RATES]))
+    return web.json_response(known_node_json(record))
 
 
 def _subscription_xapps(described: Mapping[str, object]) -> list[str]:
@@ -406,7 +421,9 @@ async def xapp(request: web.Request) -> web.Response:
 async def subscriptions(request: web.Request) -> web.Response:
     """The E2 subscriptions, optionally only those of one node, xApp or state."""
     query = request.query
-    out = _subscriptions(request.app[RUNTIME])
+    runtime = request.app[RUNTIME]
+    # Then the previous run's, restored from the SDL, of nodes that have not come back yet.
+    out = _subscriptions(runtime) + runtime.state.restored_subscriptions(runtime.sessions)
     if "node" in query:
         out = [s for s in out if s.get("node") == query["node"]]
     if "xapp" in query:
@@ -453,12 +470,14 @@ def build_app(
     """The aiohttp application serving ``runtime``: ``routes`` plus ``extra`` route tables."""
     app = web.Application(middlewares=[_json_errors, _auth])
     app[RUNTIME] = runtime
+    app[A1] = runtime.a1
     app[ACCESS] = access or Access(HttpSettings())
     if registry is not None:
         app[REGISTRY] = registry
     app[RATES] = rates or IndicationRates()
     app[READINESS] = Readiness(runtime)
     app.add_routes(routes)
+    app.add_routes(a1_routes)
     for table in extra:
         app.add_routes(table)
     return app

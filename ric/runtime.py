@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ric._proto.e2.v1 import e2_pb2
+from ric.a1 import A1Service
 from ric.actions import Conflict, ControlAction, ControlOutcome
 from ric.audit import AuditLog
 from ric.config import RuntimeConfig
@@ -37,14 +38,14 @@ from ric.e2.convert import (
 from ric.e2.endpoint import E2Endpoint, TerminationConfig
 from ric.e2.session import NodeSession
 from ric.e2.termination import E2Server
-from ric.errors import ProtocolError, StateError
+from ric.errors import PluginError, ProtocolError, StateError
 from ric.grants import Grant, Grants
 from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.model import Cause, CauseCode, NodeInfo
 from ric.plugins import Plugin, check_pin, configure
 from ric.privacy import Pseudonymizer
-from ric.sdl import SdlBackend
-from ric.sdl.memory import MemoryBackend
+from ric.sdl import SdlBackend, from_config
+from ric.sdl.state import RuntimeState
 from ric.sensors import LogSensor, SensorSet
 from ric.subscriptions import SubscriptionManager
 from ric.types import Check, Clock, Component, RealClock, Sensor
@@ -71,7 +72,8 @@ class Runtime:
     built-in log sensor; ``components`` are services started with the runtime (a component
     that is also a Sensor should be passed in both). With ``listen=False`` no gRPC server is
     started: nodes attach through ``ric.e2.memory.MemoryLink(runtime.endpoint)`` (the test
-    harness does, on a virtual ``clock``).
+    harness does, on a virtual ``clock``). ``sdl`` is the shared data layer; by default the
+    backend ``config.sdl`` names (in memory unless configured otherwise).
     """
 
     def __init__(
@@ -86,7 +88,7 @@ class Runtime:
         sdl: SdlBackend | None = None,
     ) -> None:
         self.config = config or RuntimeConfig()
-        self.sdl: SdlBackend = sdl if sdl is not None else MemoryBackend()
+        self.sdl: SdlBackend = sdl if sdl is not None else from_config(self.config.sdl)
         """The shared data layer: the runtime's own state and the xApps' namespaces; opened
         and closed with the runtime."""
         self.components = list(components)
@@ -112,8 +114,14 @@ class Runtime:
             },
             required=xcfg.require_grants,
         )
+        self.state = RuntimeState(self.sdl, self.config.ric_id, self.clock.time)
+        """The node and subscription registries kept in the SDL (``ric.sdl.state``)."""
         self.subscriptions = SubscriptionManager(
-            self.sensor, instances.__next__, max_per_xapp=xcfg.max_subscriptions, grants=grants
+            self.sensor,
+            instances.__next__,
+            max_per_xapp=xcfg.max_subscriptions,
+            grants=grants,
+            on_change=self._subscriptions_changed,
         )
         ccfg = self.config.conflicts
         arbiter = (
@@ -158,6 +166,9 @@ class Runtime:
         )
         self.server = E2Server(self.endpoint)
         self.hosts: list[XAppHost] = []
+        self.a1 = A1Service(self.sdl, lambda: self.hosts, self.clock.time)
+        """A1 policy types and policies (in the SDL) and their delivery to xApps."""
+        self._sources: dict[str, str] = {}
         for plugin in plugins:
             check_pin(plugin, xcfg.pins, required=xcfg.require_pins)
             self._make_host(plugin)
@@ -191,7 +202,12 @@ class Runtime:
         await stack.__aenter__()
         try:
             await stack.enter_async_context(self.sdl)
+            await self.state.load()
+            for host in self.hosts:  # before any xApp starts: a conflict refuses the plugin
+                await self.a1.register(host.cls, self._sources[host.name])
             self._tg = await stack.enter_async_context(asyncio.TaskGroup())
+            await self.a1.start(self._tg)  # A1 policy changes reach the xApps from now on
+            self.state.start(self._tg)
             for host in self.hosts:
                 self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
             if self.listen:
@@ -200,6 +216,7 @@ class Runtime:
                 await component.start(self)
                 stack.push_async_callback(self._stop_component, component)
         except BaseException:
+            self.a1.close()
             for host in self.hosts:
                 host.request_stop()
             await self.server.stop()
@@ -224,6 +241,7 @@ class Runtime:
     def _make_host(self, plugin: Plugin) -> XAppHost:
         if any(h.name == plugin.name for h in self.hosts):
             raise StateError(f"two xApps are named {plugin.name!r}; names must be unique")
+        A1Service.check_declaration(plugin.cls, plugin.source)
         xcfg = self.config.xapps
         host = XAppHost(
             plugin.cls,
@@ -236,8 +254,12 @@ class Runtime:
                 xcfg.restart_min_s, xcfg.restart_max_s, max_restarts=xcfg.max_restarts
             ),
             queue_size=xcfg.queue_size,
+            policies=self.a1,
+            sdl=self.sdl,
+            shared_namespaces=self.config.sdl.shared,
         )
         self.hosts.append(host)
+        self._sources[host.name] = plugin.source
         return host
 
     def add_xapp(self, plugin: Plugin) -> XAppHost:
@@ -273,6 +295,8 @@ class Runtime:
         return out
 
     async def _shutdown(self) -> None:
+        self.a1.close()
+        self.state.recording = False  # what the nodes held is what a restart re-arms
         for host in self.hosts:
             host.request_stop()
         sessions = list(self._sessions.values())
@@ -286,8 +310,15 @@ class Runtime:
         await self.server.stop()
         for session in list(self._sessions.values()):  # in-memory links have no server to end them
             self.endpoint.down(session, "RIC shutting down")
+        await self.state.close()
 
     async def _run_host(self, host: XAppHost) -> None:
+        if not self.a1.registered(host.name):  # added to a running runtime
+            try:
+                await self.a1.register(host.cls, self._sources[host.name])
+            except PluginError as exc:
+                host.fail(str(exc))
+                return
         for session in list(self._sessions.values()):
             host.node_up(session.info)
             self.subscriptions.sync(session, self.hosts)
@@ -367,6 +398,7 @@ class Runtime:
         """A node set up: register it, subscribe the xApps' reports, tell the xApps."""
         self._sessions[session.id] = session
         self._index_cells(session)
+        self.state.node_up(session.info)
         self.sensor.node_connected(session.info)
         self.subscriptions.sync(session, self.hosts)
         for host in self.hosts:
@@ -381,10 +413,24 @@ class Runtime:
         self._index_cells(session, remove=True)
         self.controls.node_down(session, reason)
         self.subscriptions.node_down(session)
+        self.state.node_down(session.info)
         self.sensor.node_disconnected(session.info, reason)
         for host in self.hosts:
             if host.accepting:
                 host.node_down(session.info)
+
+    def _subscriptions_changed(self, session: NodeSession) -> None:
+        """Record a live node's subscriptions (those of a node that went are kept as they
+        were: they are what is re-armed when it is back)."""
+        if self._sessions.get(session.id) is session:
+            self.state.subscriptions_changed(
+                session.id,
+                [
+                    s.record()
+                    for s in self.subscriptions.live(session)
+                    if not s.superseded and s.wants
+                ],
+            )
 
     def handle(self, session: NodeSession, kind: str, msg: Any) -> None:
         """Dispatch one message from a set-up node."""
@@ -459,6 +505,7 @@ class Runtime:
             cells=changes.get("cells", old.cells),
         )
         self._index_cells(session)
+        self.state.node_changed(session.info)
 
     def _on_reset_request(self, session: NodeSession, msg: e2_pb2.ResetRequest) -> None:
         log.warning("node %s reset: %s", session.id, msg.cause.detail, extra={"node": session.id})

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -258,6 +258,26 @@ class E2Subscription:
             "indications": self.indications,
         }
 
+    def record(self) -> dict[str, Any]:
+        """What the runtime keeps of this subscription in the SDL (``ric.subscriptions``): the
+        request, its xApps and the period each is served at (granted once active, asked
+        for until then)."""
+        granted = {t.want.host.name: t.every * self.period_ms for t in self.taps}
+        asked = {w.host.name: w.report.period_ms for w in self.wants}
+        return {
+            "request_id": list(self.request_id),
+            "node": self.node.id,
+            "ran_function_id": self.ran_function_id,
+            "xapps": sorted({w.host.name for w in self.wants}),
+            "per": self.key[0],
+            "cells": list(self.key[1]),
+            "metrics": list(self.metrics),
+            "period_ms": self.period_ms,
+            "style": self.style,
+            "state": self.state.value,
+            "xapp_period_ms": {**asked, **granted},
+        }
+
 
 class SubscriptionManager:
     """Keeps, on every node, the merged E2 subscriptions that the xApps' declarations call for.
@@ -274,8 +294,11 @@ class SubscriptionManager:
         max_per_xapp: int | None = None,
         requestor: int = 0,
         grants: Grants | None = None,
+        on_change: Callable[[NodeSession], None] | None = None,
     ) -> None:
         self._sensor = sensor
+        self._on_change = on_change
+        """Told after anything may have changed a node's subscriptions (never per indication)."""
         self._by_id: dict[tuple[int, int], E2Subscription] = {}
         self._next = next_instance or itertools.count(1).__next__
         self._max = max_per_xapp
@@ -358,6 +381,11 @@ class SubscriptionManager:
         for old in current.values():
             self._retire(old)
         self._drop_released(session, groups)
+        self._changed(session)
+
+    def _changed(self, session: NodeSession) -> None:
+        if self._on_change is not None:
+            self._on_change(session)
 
     def _granted(self, session: NodeSession, want: Want) -> bool:
         grant = self._grants.of(want.host.name)
@@ -585,6 +613,12 @@ class SubscriptionManager:
     def on_response(self, session: NodeSession, msg: e2_pb2.SubscriptionResponse) -> None:
         """The node admitted (some of) a subscription."""
         sub = self._find(session, msg.request_id, "SubscriptionResponse")
+        try:
+            self._admitted(sub, msg)
+        finally:
+            self._changed(session)
+
+    def _admitted(self, sub: E2Subscription, msg: e2_pb2.SubscriptionResponse) -> None:
         if sub.state is not SubscriptionState.REQUESTED:
             return
         if 1 not in msg.admitted_action_ids:
@@ -611,6 +645,7 @@ class SubscriptionManager:
         """The node refused a subscription."""
         sub = self._find(session, msg.request_id, "SubscriptionFailure")
         self._fail(sub, cause_from_proto(msg.cause))
+        self._changed(session)
 
     def _fail(self, sub: E2Subscription, cause: Cause) -> None:
         sub.state = SubscriptionState.FAILED
@@ -634,6 +669,7 @@ class SubscriptionManager:
         """The node ended a subscription the RIC asked it to delete."""
         sub = self._find(session, msg.request_id, "SubscriptionDeleteResponse")
         del self._by_id[sub.request_id]
+        self._changed(session)
 
     def on_delete_failure(
         self, session: NodeSession, msg: e2_pb2.SubscriptionDeleteFailure
@@ -641,16 +677,20 @@ class SubscriptionManager:
         """The node could not delete a subscription; the RIC forgets it anyway."""
         sub = self._find(session, msg.request_id, "SubscriptionDeleteFailure")
         del self._by_id[sub.request_id]
+        self._changed(session)
         log.warning("node %s failed to delete a subscription: %s", session.id, msg.cause.detail)
 
     def on_delete_required(
         self, session: NodeSession, msg: e2_pb2.SubscriptionDeleteRequired
     ) -> None:
         """The node ended subscriptions by itself; their xApps are told, with its cause."""
-        for item in msg.subscriptions:
-            sub = self._find(session, item.request_id, "SubscriptionDeleteRequired")
-            self._fail(sub, cause_from_proto(item.cause))
-            self._by_id.pop(sub.request_id, None)
+        try:
+            for item in msg.subscriptions:
+                sub = self._find(session, item.request_id, "SubscriptionDeleteRequired")
+                self._fail(sub, cause_from_proto(item.cause))
+                self._by_id.pop(sub.request_id, None)
+        finally:
+            self._changed(session)
 
     # -- the hot path -------------------------------------------------------------------------
 

@@ -8,7 +8,13 @@
 
 The fake context answers every control with the outcome ``answer`` returns (acknowledged by
 default) and records it; the metrics the xApp declares are kept in memory, so a test reads
-them with ``ctx.metrics.value(name, **labels)``.
+them with ``ctx.metrics.value(name, **labels)``. The xApp's SDL (``self.sdl`` and the shared
+namespaces ``shared={"cells": ["mlb"]}`` grants) is an in-memory store, ``ctx.sdl_backend``.
+
+A1 policies are handed to ``on_policy`` by hand, and what the xApp reports later is kept::
+
+    status = await app.on_policy(policy_event("slice-sla", "gold", {"sst": 1}))
+    assert ctx.policy_statuses == []        # (type id, policy id, PolicyStatus) of policy_status
 
 The harness runs whole xApps in a real runtime against a trace or a simulated network, on
 virtual time, and returns what they did (see ``ric.trace.harness``)::
@@ -24,14 +30,17 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
+from ric.a1.policy import PolicyEvent, PolicyKind, PolicyStatus
 from ric.actions import ControlAction, ControlOutcome, OutcomeKind
 from ric.model import NodeInfo
 from ric.report import EntityKind, KpmReport
+from ric.sdl import Namespace, SdlBackend, granted_namespace, xapp_namespace
+from ric.sdl.memory import MemoryBackend
 from ric.sensors import MemoryMetrics
 from ric.trace.harness import (
     ControlRecord,
@@ -52,6 +61,7 @@ __all__ = [
     "ManualClock",
     "XAppSpec",
     "make_report",
+    "policy_event",
     "run_scenario",
     "run_trace",
     "start_xapp",
@@ -121,9 +131,15 @@ class FakeContext:
         nodes: Iterable[NodeInfo] = (),
         answer: Callable[[ControlAction], ControlOutcome] | None = None,
         clock: ManualClock | None = None,
+        sdl: SdlBackend | None = None,
+        shared: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.name = name
         self.clock = clock or ManualClock()
+        self.sdl_backend: SdlBackend = sdl if sdl is not None else MemoryBackend()
+        """The xApp's SDL store: in memory unless given; a test can look at any namespace."""
+        self.shared_namespaces: Mapping[str, Sequence[str]] = shared or {}
+        """Shared namespace -> xApps allowed, like ``[sdl] shared`` in the runtime's config."""
         self.log = logging.LoggerAdapter(logging.getLogger(f"ric.xapp.{name}"), {"xapp": name})
         self.metrics = MemoryMetrics(name)
         """The xApp's own metrics, in memory: ``ctx.metrics.value("name", label=...)``."""
@@ -131,6 +147,8 @@ class FakeContext:
         self.outcomes: list[ControlOutcome] = []
         self.published: list[tuple[str, bytes]] = []
         """What the xApp published: (topic suffix, payload bytes), in order."""
+        self.policy_statuses: list[tuple[str, str, PolicyStatus]] = []
+        """What the xApp reported with ``policy_status``: (type id, policy id, status)."""
         self._nodes = {str(n.id): n for n in nodes}
         self._answer = answer or (lambda action: ControlOutcome(OutcomeKind.ACKNOWLEDGED, action))
         self._tasks: set[asyncio.Task[None]] = set()
@@ -150,9 +168,25 @@ class FakeContext:
         """What the xApp published, with each payload decoded from JSON."""
         return [(suffix, json.loads(payload)) for suffix, payload in self.published]
 
+    async def policy_status(self, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
+        """Record an enforcement status the xApp reported later (``policy_statuses``)."""
+        self.policy_statuses.append((type_id, policy_id, status))
+        return True
+
     def nodes(self) -> Mapping[str, NodeInfo]:
         """The nodes given at construction."""
         return self._nodes
+
+    @property
+    def sdl(self) -> Namespace:
+        """The xApp's own namespace (``xapp.<name>``) in ``sdl_backend``."""
+        return Namespace(self.sdl_backend, xapp_namespace(self.name))
+
+    def shared(self, name: str) -> Namespace:
+        """A shared namespace, if ``shared`` grants it to this xApp (else SdlError)."""
+        return Namespace(
+            self.sdl_backend, granted_namespace(self.name, name, self.shared_namespaces)
+        )
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:
         """Run the xApp's timer as a task (it sleeps on the manual clock)."""
@@ -179,6 +213,16 @@ async def start_xapp(
     app = cls(ctx, cls.Config.model_validate(dict(config or {})))
     await app.on_start()
     return app, ctx
+
+
+def policy_event(
+    type_id: str, policy_id: str, body: Mapping[str, Any], kind: PolicyKind = "created"
+) -> PolicyEvent:
+    """An A1 policy event to hand to ``app.on_policy``, as the runtime would deliver it::
+
+    status = await app.on_policy(policy_event("slice-sla", "gold", {"sst": 1, ...}))
+    """
+    return PolicyEvent(type_id, policy_id, kind, dict(body))
 
 
 def make_report(

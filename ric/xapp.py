@@ -35,10 +35,12 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from ric.a1.policy import PolicyEvent, PolicyStatus, PolicyType
 from ric.actions import Conflict, ControlAction, ControlOutcome
 from ric.ids import CellId
 from ric.model import Cause, NodeInfo
 from ric.report import EntityKind, KpmReport
+from ric.sdl import Namespace
 from ric.types import Clock, Metrics
 
 __all__ = [
@@ -223,6 +225,19 @@ class XAppContext(Protocol):
         """Hand a checked, encoded message to the runtime's sensors (the MQTT bridge)."""
         ...
 
+    @property
+    def sdl(self) -> Namespace:
+        """The xApp's own SDL namespace (``xapp.<name>``)."""
+        ...
+
+    def shared(self, name: str) -> Namespace:
+        """A shared SDL namespace the config grants this xApp; SdlError if it does not."""
+        ...
+
+    async def policy_status(self, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
+        """Record the xApp's enforcement status of an A1 policy; whether it was recorded."""
+        ...
+
 
 class XApp:
     """Base class of xApps. Override the class attributes and the hooks you need.
@@ -234,10 +249,12 @@ class XApp:
     - ``reports``: the ``Report`` declarations the runtime subscribes for;
     - ``controls``: the control action classes the xApp may send;
     - ``Config``: a pydantic model of the xApp's settings (``XApp.Config`` subclass);
-    - ``queue_size``: how many reports may wait; beyond that the oldest is dropped.
+    - ``queue_size``: how many reports may wait; beyond that the oldest is dropped;
+    - ``policy_types``: the A1 policy types (``PolicyType``) the xApp handles; their
+      policies arrive in ``on_policy``.
 
     Hooks are all ``async``: ``on_start``, ``on_stop``, ``on_node_up``, ``on_node_down``,
-    ``on_report``, ``on_subscription``, ``on_conflict``, ``on_config``.
+    ``on_report``, ``on_subscription``, ``on_conflict``, ``on_config``, ``on_policy``.
     """
 
     name: ClassVar[str] = ""
@@ -245,6 +262,7 @@ class XApp:
     reports: ClassVar[Sequence[Report]] = ()
     controls: ClassVar[Sequence[type[ControlAction]]] = ()
     queue_size: ClassVar[int] = 256
+    policy_types: ClassVar[Sequence[PolicyType]] = ()
 
     class Config(BaseModel):
         """Settings of an xApp; subclass it and add fields with defaults."""
@@ -308,6 +326,20 @@ class XApp:
         suffix = check_topic_suffix(name, topic_suffix)
         self._context.publish(suffix, encode_payload(name, suffix, payload))
 
+    async def policy_status(self, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
+        """Report the enforcement status of an A1 policy later than ``on_policy`` returned
+        (for example once a control it needed was acknowledged); the A1 status endpoint
+        serves it. Returns False when the policy no longer exists. Raises ValueError when
+        the xApp does not declare ``type_id`` in ``policy_types``."""
+        if type_id not in {t.id for t in type(self).policy_types}:
+            raise ValueError(
+                f"xApp {self._context.name}: policy_status for policy type {type_id!r}, which "
+                "it does not declare in policy_types"
+            )
+        if not isinstance(status, PolicyStatus):
+            raise TypeError(f"policy_status needs a ric.PolicyStatus, got {status!r}")
+        return await self._context.policy_status(type_id, policy_id, status)
+
     @property
     def metrics(self) -> Metrics:
         """This xApp's own metrics: declare them (in ``on_start``), then update them::
@@ -319,6 +351,27 @@ class XApp:
         under ``ric.testing`` they are kept in memory (``ctx.metrics.value(...)``).
         """
         return self._context.metrics
+
+    @property
+    def sdl(self) -> Namespace:
+        """This xApp's own namespace of the shared data layer (``xapp.<name>``): JSON values,
+        groups and change notifications, kept across restarts of the xApp (and of the
+        runtime, with the SQLite or Redis backend)::
+
+            await self.sdl.set("targets", {"001-01-4097": 0.8})
+            if await self.sdl.set_if_not_exists("leader", self.now()):
+                ...
+
+        No other xApp can name it; see :meth:`shared` for state shared between xApps.
+        """
+        return self._context.sdl
+
+    def shared(self, name: str) -> Namespace:
+        """The shared SDL namespace ``name``, if the runtime's config grants it to this xApp
+        (``[sdl] shared = { "cells" = ["mlb", "energysaver"] }``); otherwise SdlError naming
+        the xApp, the namespace and the config key to set. Watches made through it (and
+        through :attr:`sdl`) end when this instance stops."""
+        return self._context.shared(name)
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -349,6 +402,13 @@ class XApp:
         """Called when the xApp's settings were changed while it runs (for example over the
         MQTT bridge's config topic), between two handler calls; ``self.config`` is already
         ``config``. The default does nothing: handlers read ``self.config`` each time."""
+
+    async def on_policy(self, event: PolicyEvent) -> PolicyStatus | None:
+        """Called when an A1 policy of one of the declared ``policy_types`` is created,
+        updated or deleted (and, on every start, once per current policy as ``created``).
+        Return a ``PolicyStatus`` to report enforcement now, or None to report it later with
+        ``policy_status`` (or not at all; the status then says the xApp has not reported)."""
+        return None
 
 
 ReportHandler = Callable[[XApp, KpmReport], Awaitable[None]]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ric.sdl.memory import MemoryBackend
+from tests.conftest import wait_for
 
 
 def ric(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -155,3 +160,183 @@ def test_audit_verify_on_a_file_that_is_not_an_audit_log(tmp_path: Path) -> None
     missing = ric("audit", "verify", str(tmp_path / "none.jsonl"))
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
+
+
+# -- ric policy: against a real runtime's A1 API ----------------------------------------------
+
+
+async def policy_cli(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    """Run ``ric policy ARGS`` without blocking the loop the runtime serves on."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ric",
+        "policy",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_policy_commands_against_a_runtime(tmp_path: Path) -> None:
+    """``ric policy`` puts a type and a policy (from a file and from stdin), lists, gets and
+    shows the status the xApp reported, and deletes them."""
+    from tests.test_a1 import GOLD, SLA, enforcer
+    from tests.test_a1_http import TOKEN, served
+
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    (tmp_path / "type.json").write_text(json.dumps(SLA.to_json()))
+    (tmp_path / "gold.json").write_text(json.dumps(GOLD))
+    app = enforcer()
+    async with served(token, MemoryBackend(), app) as url:
+        auth = ["--url", url, "--token-file", str(token)]
+        assert await policy_cli("put-type", "loose", str(tmp_path / "type.json"), *auth) == (
+            0,
+            "policy type 'loose' created\n",
+            "",
+        )
+        assert await policy_cli("types", "--url", url) == (0, "loose\nslice-sla\n", "")
+        code, out, _ = await policy_cli("get-type", "slice-sla", "--url", url)
+        assert code == 0 and json.loads(out) == SLA.to_json()
+        put = ("put", "slice-sla", "gold", str(tmp_path / "gold.json"), *auth)
+        assert await policy_cli(*put) == (0, "policy 'gold' of type 'slice-sla' created\n", "")
+        stdin = json.dumps({**GOLD, "sst": 2}).encode()
+        code, out, _ = await policy_cli("put", "slice-sla", "gold", "-", *auth, stdin=stdin)
+        assert (code, out) == (0, "policy 'gold' of type 'slice-sla' updated\n")
+        assert await policy_cli("list", "slice-sla", "--url", url) == (0, "gold\n", "")
+        code, out, _ = await policy_cli("get", "slice-sla", "gold", "--url", url)
+        assert json.loads(out) == {**GOLD, "sst": 2}
+        await wait_for(lambda: len(app.events) == 2)
+        for _ in range(500):
+            code, out, _ = await policy_cli("status", "slice-sla", "gold", "--url", url)
+            if json.loads(out)["enforceStatus"] == "ENFORCED":
+                break
+        assert json.loads(out)["detail"] == "enforced by xApp enforcer"
+        assert await policy_cli("delete", "slice-sla", "gold", *auth) == (
+            0,
+            "policy 'gold' of type 'slice-sla' deleted\n",
+            "",
+        )
+        assert await policy_cli("delete-type", "loose", *auth) == (
+            0,
+            "policy type 'loose' deleted\n",
+            "",
+        )
+        await wait_for(lambda: len(app.events) == 3)
+
+
+async def test_policy_errors_from_the_server_are_one_line_and_status_1(tmp_path: Path) -> None:
+    """A refused request prints the server's reason in one line (the failing field for an
+    invalid policy, 401 without a token, 404 for an unknown type), exit status 1; nothing
+    listening is one line and status 1 too."""
+    from tests.test_a1 import enforcer
+    from tests.test_a1_http import TOKEN, served
+
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"sst": 1, "max_delay_ms": "soon"}))
+    async with served(token, MemoryBackend(), enforcer()) as url:
+        put = ("put", "slice-sla", "gold", str(bad), "--url", url)
+        assert await policy_cli(*put, "--token-file", str(token)) == (
+            1,
+            "",
+            "ric policy put: error: 400 Bad Request: policy 'gold' does not satisfy the schema "
+            "of policy type 'slice-sla': max_delay_ms: 'soon' is not of type 'number'\n",
+        )
+        code, _, err = await policy_cli(*put)
+        assert code == 1 and err.startswith("ric policy put: error: 401 Unauthorized: PUT ")
+        assert await policy_cli("list", "nope", "--url", url) == (
+            1,
+            "",
+            "ric policy list: error: 404 Not Found: there is no policy type 'nope'\n",
+        )
+    code, out, err = await policy_cli("types", "--url", url)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"ric policy types: error: cannot reach the runtime at {url}: connection refused "
+        "(is 'ric run' running, with HTTP on?)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["put", "t", "p", "/no/such.json"], "argument FILE.json: cannot read '/no/such.json'"),
+        (["put-type", "t", "{bad}"], "cannot read '{bad}'"),
+        (["types", "--url", "localhost:8080"], "is not an http:// URL"),
+        (["types", "--token-file", "/no/token"], "cannot read token file '/no/token'"),
+        (["get", "t"], "the following arguments are required: ID"),
+        (["frob"], "invalid choice: 'frob'"),
+    ],
+)
+def test_policy_bad_arguments_are_one_line_and_status_2(args: list[str], needle: str) -> None:
+    """A bad ``ric policy`` argument gets one line naming it, and exit status 2."""
+    result = ric("policy", *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+def test_policy_put_of_a_file_that_is_not_json_is_status_2(tmp_path: Path) -> None:
+    """A policy file that is not JSON is named with the parse error, exit status 2."""
+    path = tmp_path / "p.json"
+    path.write_text("{nope")
+    result = ric("policy", "put", "t", "p", str(path))
+    assert result.returncode == 2
+    assert f"'{path}' is not JSON: Expecting property name" in result.stderr
+
+
+def test_policy_help_reads_well() -> None:
+    """``ric policy --help`` lists the actions, and each action has help with the options."""
+    result = ric("policy", "--help")
+    assert result.returncode == 0
+    for action in ("types", "list", "get", "put", "delete", "status", "put-type"):
+        assert f"    {action} " in result.stdout
+    put = ric("policy", "put", "--help")
+    text = " ".join(put.stdout.split())
+    for needle in ("TYPE ID FILE.json", "--token-file FILE", "--tls-ca FILE", "('-': stdin)"):
+        assert needle in text
+
+
+async def test_policy_over_https_with_a_client_certificate(tmp_path: Path) -> None:
+    """Over HTTPS ``ric policy`` verifies the runtime against --tls-ca and authenticates a
+    write with --tls-cert/--tls-key; without the CA it fails in one line, status 1; a
+    certificate without its key is a usage error, status 2."""
+    from ric.certs import write_dev_pki
+    from tests.test_a1 import SLA
+    from tests.test_a1_http import TOKEN, served
+
+    pki = write_dev_pki(tmp_path / "pki", ["gnb-001-01-9"])
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    (tmp_path / "type.json").write_text(json.dumps(SLA.to_json()))
+    tls = {"tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key)}
+    async with served(token, MemoryBackend(), client_ca=str(pki.ca), **tls) as url:
+        assert url.startswith("https://")
+        cert = ["--tls-cert", str(pki.folder / "gnb-001-01-9.pem")]
+        key = ["--tls-key", str(pki.folder / "gnb-001-01-9.key")]
+        put = ("put-type", "slice-sla", str(tmp_path / "type.json"), "--url", url)
+        assert await policy_cli(*put, "--tls-ca", str(pki.ca), *cert, *key) == (
+            0,
+            "policy type 'slice-sla' created\n",
+            "",
+        )
+        assert await policy_cli("types", "--url", url, "--tls-ca", str(pki.ca)) == (
+            0,
+            "slice-sla\n",
+            "",
+        )
+        code, out, err = await policy_cli("types", "--url", url)
+        assert (code, out) == (1, "") and len(err.splitlines()) == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in err and f"cannot reach the runtime at {url}" in err
+        code, _, err = await policy_cli(*put, "--tls-ca", str(pki.ca), *cert)
+        assert (code, err) == (
+            2,
+            "ric policy put-type: error: --tls-cert and --tls-key go together\n",
+        )

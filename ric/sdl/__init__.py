@@ -16,6 +16,7 @@ Layers:
   :class:`~ric.sdl.redis.RedisBackend` (shared by several runtime replicas). One test suite
   runs against all three.
 - :class:`Namespace`: what the runtime and xApps use: JSON values under one namespace.
+- :func:`from_config`: the backend the ``[sdl]`` config section names.
 
 Keys and groups live in separate spaces of a namespace: ``set("a", ...)`` and
 ``group_add("a", ...)`` do not collide. Every change that modifies the store is announced to
@@ -30,11 +31,15 @@ import builtins
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ric.errors import RicError
+
+if TYPE_CHECKING:
+    from ric.config import SdlSettings
 
 __all__ = [
     "Change",
@@ -47,6 +52,9 @@ __all__ = [
     "check_namespace",
     "decode_value",
     "encode_value",
+    "from_config",
+    "granted_namespace",
+    "xapp_namespace",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,10 @@ def check_key(key: str, what: str = "key") -> str:
         raise SdlError(f"SDL {what} {key[:40]!r}... is longer than {MAX_KEY_CHARS} characters")
     if any(ord(c) < 32 or c == "\x7f" for c in key):
         raise SdlError(f"SDL {what} {key!r} contains a control character")
+    try:
+        key.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no backend can store it as UTF-8
+        raise SdlError(f"SDL {what} {key!r} is not valid Unicode text") from None
     return key
 
 
@@ -333,5 +345,61 @@ def _members(members: Sequence[str]) -> list[bytes]:
     for m in members:
         if not isinstance(m, str):
             raise SdlError(f"SDL group members are strings, got {m!r}")
-        out.append(m.encode())
+        try:
+            out.append(m.encode())
+        except UnicodeEncodeError:
+            raise SdlError(f"SDL group member {m!r} is not valid Unicode text") from None
     return out
+
+
+XAPP_PREFIX = "xapp."
+"""Each xApp's own namespace is ``xapp.<name>``; ``ric.*`` namespaces are the runtime's."""
+RESERVED_PREFIXES = (XAPP_PREFIX, "ric.")
+
+
+def xapp_namespace(xapp: str) -> str:
+    """The name of ``xapp``'s own namespace."""
+    return check_namespace(f"{XAPP_PREFIX}{xapp}")
+
+
+def granted_namespace(xapp: str, name: str, shared: Mapping[str, Collection[str]]) -> str:
+    """``name`` if it is a shared namespace that config grants to ``xapp`` (``[sdl] shared``),
+    else SdlError naming the xApp, the namespace and the config key to set."""
+    check_namespace(name)
+    if name == xapp_namespace(xapp):
+        return name
+    if name.startswith(RESERVED_PREFIXES):
+        whose = "another xApp's own" if name.startswith(XAPP_PREFIX) else "the runtime's"
+        raise SdlError(
+            f"xApp {xapp!r} may not use SDL namespace {name!r}: it is {whose} and cannot be "
+            "shared (use self.sdl for the xApp's own namespace)"
+        )
+    if xapp not in shared.get(name, ()):
+        raise SdlError(
+            f"xApp {xapp!r} may not use the shared SDL namespace {name!r}: list it in the "
+            f'config key sdl.shared."{name}" ([sdl] shared = {{ "{name}" = ["{xapp}"] }})'
+        )
+    return name
+
+
+def from_config(settings: SdlSettings) -> SdlBackend:
+    """The backend the ``[sdl]`` settings name, not yet opened (the runtime opens it)."""
+    if settings.backend == "sqlite":
+        from ric.sdl.sqlite import SqliteBackend
+
+        return SqliteBackend(settings.path)
+    if settings.backend == "redis":
+        from ric.sdl.redis import RedisBackend
+
+        password = None
+        if settings.password_file:
+            try:
+                password = Path(settings.password_file).read_text().strip()
+            except OSError as exc:
+                raise SdlError(
+                    f"cannot read sdl.password_file {settings.password_file}: {exc.strerror}"
+                ) from None
+        return RedisBackend(settings.url, key_prefix=settings.key_prefix, password=password)
+    from ric.sdl.memory import MemoryBackend
+
+    return MemoryBackend()

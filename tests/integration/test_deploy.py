@@ -232,6 +232,7 @@ async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
             "RIC_MQTT__HOST": "127.0.0.1",
             "RIC_MQTT__PORT": str(broker.port),
             "RIC_AUDIT__PATH": str(tmp_path / "audit" / "controls.jsonl"),
+            "RIC_SDL__PATH": str(tmp_path / "data" / "sdl.sqlite3"),
         }
     )
     assert env["RIC_MQTT__ENABLED"] == "true" and env["RIC_TRACE__RECORD"] == ""

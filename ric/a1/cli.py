@@ -1,0 +1,259 @@
+"""``ric policy``: the A1-P policy API of a running runtime from the command line.
+
+::
+
+    ric policy put-type slice-sla slice-sla.schema.json --token-file token
+    ric policy put slice-sla gold gold.json --token-file token
+    ric policy status slice-sla gold
+    ric policy delete slice-sla gold --token-file token
+
+Exit status 0 on success, 1 when the runtime refuses the request (its reason in one line) or
+cannot be reached, 2 for a bad argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import ssl
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_command", "request"]
+
+PREFIX = "/A1-P/v2"
+
+
+class _Failed(Exception):
+    """The request failed; the message is the line to print."""
+
+
+def _json_file(text: str) -> Any:
+    """The JSON in file ``text`` (``-``: standard input)."""
+    name = "standard input" if text == "-" else repr(text)
+    try:
+        data = sys.stdin.read() if text == "-" else Path(text).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {name}: {exc}") from None
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{name} is not JSON: {exc}") from None
+
+
+def _token(text: str) -> str:
+    try:
+        token = Path(text).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read token file {text!r}: {exc}") from None
+    if not token:
+        raise argparse.ArgumentTypeError(f"token file {text!r} is empty")
+    return token
+
+
+def _context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.url.startswith("https://"):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=args.tls_ca)
+        if args.tls_cert:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise _Failed(f"cannot load the TLS files: {exc}") from None
+    return context
+
+
+def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """Send one A1 request as ``args`` say (url, token, TLS, timeout); (status, JSON body or
+    None). An error answer or an unreachable runtime raises _Failed with the line to print."""
+    url = args.url + PREFIX + path
+    headers = {"Accept": "application/json"}
+    if args.token_file:
+        headers["Authorization"] = f"Bearer {args.token_file}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=args.timeout, context=_context(args)) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            answer = json.loads(raw)
+            detail = answer.get("detail") or answer.get("error") or raw.decode()
+        except (ValueError, AttributeError):
+            detail = raw.decode(errors="replace").strip() or exc.reason
+        raise _Failed(f"{exc.code} {exc.reason}: {detail}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, ConnectionRefusedError):
+            reason = "connection refused"
+        raise _Failed(
+            f"cannot reach the runtime at {args.url}: {reason} (is 'ric run' running, with "
+            "HTTP on?)"
+        ) from None
+    if not raw:
+        return status, None
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        raise _Failed(f"{url} did not answer JSON (is this a ric runtime?)") from None
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _lines(ids: list[str]) -> None:
+    for item in ids:
+        print(item)
+
+
+def _run(args: argparse.Namespace) -> int:
+    action = args.policy_command
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print(f"ric policy {action}: error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    try:
+        if action == "types":
+            _, ids = request(args, "GET", "/policytypes")
+            _lines(ids)
+        elif action == "get-type":
+            _, body = request(args, "GET", f"/policytypes/{_q(args.type)}")
+            print(json.dumps(body, indent=2))
+        elif action == "put-type":
+            status, _ = request(args, "PUT", f"/policytypes/{_q(args.type)}", args.file)
+            print(f"policy type {args.type!r} {'created' if status == 201 else 'updated'}")
+        elif action == "delete-type":
+            request(args, "DELETE", f"/policytypes/{_q(args.type)}")
+            print(f"policy type {args.type!r} deleted")
+        elif action == "list":
+            _, ids = request(args, "GET", f"/policytypes/{_q(args.type)}/policies")
+            _lines(ids)
+        else:
+            path = f"/policytypes/{_q(args.type)}/policies/{_q(args.id)}"
+            what = f"policy {args.id!r} of type {args.type!r}"
+            if action == "get":
+                print(json.dumps(request(args, "GET", path)[1], indent=2))
+            elif action == "put":
+                status, _ = request(args, "PUT", path, args.file)
+                print(f"{what} {'created' if status == 201 else 'updated'}")
+            elif action == "delete":
+                request(args, "DELETE", path)
+                print(f"{what} deleted")
+            else:
+                print(json.dumps(request(args, "GET", f"{path}/status")[1], indent=2))
+    except _Failed as exc:
+        print(f"ric policy {action}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_command(
+    sub: Any,
+    http_url: Callable[[str], str],
+    existing_file: Callable[[str], Path],
+    positive: Callable[[str], float],
+    parser_class: type[argparse.ArgumentParser],
+) -> None:
+    """Add ``ric policy`` and its actions to the ``ric`` subcommands ``sub``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        type=http_url,
+        default="http://127.0.0.1:8080",
+        metavar="URL",
+        help="the runtime's HTTP address (default http://127.0.0.1:8080)",
+    )
+    common.add_argument(
+        "--token-file",
+        type=_token,
+        metavar="FILE",
+        help="send the bearer token in FILE (as [http] token_file); writes need it",
+    )
+    common.add_argument(
+        "--tls-ca",
+        type=existing_file,
+        metavar="FILE",
+        help="with https://: verify the runtime's certificate against this CA (PEM) instead of "
+        "the system's",
+    )
+    common.add_argument(
+        "--tls-cert",
+        type=existing_file,
+        metavar="FILE",
+        help="with https://: authenticate with this client certificate (PEM; needs --tls-key)",
+    )
+    common.add_argument("--tls-key", type=existing_file, metavar="FILE", help="its private key")
+    common.add_argument(
+        "--timeout",
+        type=positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up on an answer after this long (default 10)",
+    )
+    policy = sub.add_parser(
+        "policy",
+        help="list, show, put and delete A1 policies and policy types of a running runtime",
+        description="Talk to a running runtime's A1-P policy API (/A1-P/v2 on its HTTP port): "
+        "policy types carry a JSON Schema, policies are validated against it and delivered to "
+        "the xApps that handle the type, which report whether they enforce them. Writes need "
+        "--token-file (or a client certificate).",
+        epilog="Exit status 0 on success, 1 when the runtime refuses the request (its reason in "
+        "one line) or cannot be reached, 2 for a bad argument. Example: ric policy put slice-sla "
+        "gold gold.json --token-file token",
+    )
+    actions = policy.add_subparsers(
+        dest="policy_command", metavar="ACTION", parser_class=parser_class
+    )
+    actions.required = True
+
+    def action(name: str, help: str, *positionals: tuple[str, str]) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(
+            name, help=help, description=help[:1].upper() + help[1:] + ".", parents=[common]
+        )
+        for dest, text in positionals:
+            if dest == "file":
+                p.add_argument(
+                    "file", type=_json_file, metavar="FILE.json", help=text + " ('-': stdin)"
+                )
+            else:
+                p.add_argument(dest, metavar=dest.upper(), help=text)
+        p.set_defaults(func=_run)
+        return p
+
+    type_arg = ("type", "the policy type id")
+    id_arg = ("id", "the policy id")
+    action("types", "list the policy type ids")
+    action("get-type", "print a policy type (its JSON Schema and name)", type_arg)
+    action(
+        "put-type",
+        "create or replace a policy type from a JSON file {policySchema, name, description}",
+        type_arg,
+        ("file", "the policy type object"),
+    )
+    action("delete-type", "delete a policy type that has no policies", type_arg)
+    action("list", "list the policy ids of a type", type_arg)
+    action("get", "print a policy", type_arg, id_arg)
+    action(
+        "put",
+        "create or update a policy from a JSON file, validated against its type's schema",
+        type_arg,
+        id_arg,
+        ("file", "the policy object"),
+    )
+    action("delete", "delete a policy (the xApps that handle its type are told)", type_arg, id_arg)
+    action(
+        "status",
+        "print whether a policy is enforced, by which xApps, and why not",
+        type_arg,
+        id_arg,
+    )

@@ -1,0 +1,174 @@
+"""The A1-P REST API (O-RAN A1AP v2 paths) on the runtime's HTTP server.
+
+==============================================================  ============================
+``GET /A1-P/v2/healthcheck``                                    200 while the policy store
+                                                                answers
+``GET /A1-P/v2/policytypes``                                    the policy type ids
+``GET|PUT|DELETE /A1-P/v2/policytypes/{policy_type_id}``        one policy type
+``GET /A1-P/v2/policytypes/{policy_type_id}/policies``          its policy ids
+``GET|PUT|DELETE .../policies/{policy_id}``                     one policy
+``GET .../policies/{policy_id}/status``                         its enforcement status
+==============================================================  ============================
+
+Errors are ``application/problem+json`` (``title``, ``status``, ``detail``; an invalid policy
+adds ``errors``, one per refused field). PUT answers 201 when it created, 200 when it
+replaced; DELETE answers 204. Writes pass the server's access rules (bearer token or client
+certificate) like every other write.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from ric.a1.policy import PolicyError
+from ric.a1.service import A1Service
+from ric.sdl import SdlError
+
+__all__ = ["A1", "PREFIX", "PROBLEM_JSON", "problem", "routes"]
+
+log = logging.getLogger(__name__)
+
+A1 = web.AppKey("a1", A1Service)
+"""The A1 service the routes serve: ``request.app[A1]``."""
+
+PREFIX = "/A1-P/v2"
+PROBLEM_JSON = "application/problem+json"
+routes = web.RouteTableDef()
+
+
+def problem(status: int, detail: str, title: str = "", **extra: Any) -> web.Response:
+    """An RFC 9457 / A1AP ProblemDetails answer."""
+    body = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return web.json_response(body, status=status, content_type=PROBLEM_JSON)
+
+
+Handler = Callable[[web.Request, A1Service], Awaitable[web.StreamResponse]]
+
+
+def _a1(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Give ``handler`` the A1 service; PolicyError and store failures as ProblemDetails."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request, request.app[A1])
+        except PolicyError as exc:
+            extra = {"errors": [e.to_json() for e in exc.errors]} if exc.errors else {}
+            return problem(exc.status, exc.detail, exc.title, **extra)
+        except SdlError as exc:
+            log.warning("A1 %s %s: the policy store failed: %s", request.method, request.path, exc)
+            return problem(503, f"the policy store is not available: {exc}")
+
+    return wrapped
+
+
+async def _body(request: web.Request) -> Any:
+    data = await request.read()
+    if not data.strip():
+        raise PolicyError(400, f"{request.method} {request.path} needs a JSON body")
+    try:
+        return json.loads(data)  # UnicodeDecodeError is a ValueError too
+    except ValueError as exc:
+        raise PolicyError(400, f"the body is not JSON: {exc}") from None
+
+
+def _written(created: bool, location: str, body: Any) -> web.Response:
+    headers = {"Location": location} if created else None
+    return web.json_response(body, status=201 if created else 200, headers=headers)
+
+
+@routes.get(f"{PREFIX}/healthcheck")
+@_a1
+async def healthcheck(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """200 while the A1 service can read its store."""
+    await a1.type_ids()
+    return web.Response(status=200)
+
+
+@routes.get(f"{PREFIX}/policytypes")
+@_a1
+async def policy_types(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """The policy type ids."""
+    return web.json_response(await a1.type_ids())
+
+
+@routes.get(f"{PREFIX}/policytypes/{{policy_type_id}}")
+@_a1
+async def get_policy_type(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """One policy type."""
+    return web.json_response(await a1.get_type(request.match_info["policy_type_id"]))
+
+
+@routes.put(f"{PREFIX}/policytypes/{{policy_type_id}}")
+@_a1
+async def put_policy_type(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """Create (201) or replace (200) a policy type."""
+    type_id = request.match_info["policy_type_id"]
+    body = await _body(request)
+    created = await a1.put_type(type_id, body)
+    return _written(created, request.path, await a1.get_type(type_id))
+
+
+@routes.delete(f"{PREFIX}/policytypes/{{policy_type_id}}")
+@_a1
+async def delete_policy_type(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """Delete a policy type that has no policies."""
+    await a1.delete_type(request.match_info["policy_type_id"])
+    return web.Response(status=204)
+
+
+@routes.get(f"{PREFIX}/policytypes/{{policy_type_id}}/policies")
+@_a1
+async def policies(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """The policy ids of a type."""
+    return web.json_response(await a1.policy_ids(request.match_info["policy_type_id"]))
+
+
+@routes.get(f"{PREFIX}/policytypes/{{policy_type_id}}/policies/{{policy_id}}")
+@_a1
+async def get_policy(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """One policy."""
+    info = request.match_info
+    return web.json_response(await a1.get_policy(info["policy_type_id"], info["policy_id"]))
+
+
+@routes.put(f"{PREFIX}/policytypes/{{policy_type_id}}/policies/{{policy_id}}")
+@_a1
+async def put_policy(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """Create (201) or update (200) a policy, validated against its type's schema."""
+    info = request.match_info
+    type_id, policy_id = info["policy_type_id"], info["policy_id"]
+    await a1.get_type(type_id)  # an unknown type is 404 before the body is looked at
+    body = await _body(request)
+    created = await a1.put_policy(type_id, policy_id, body)
+    return _written(created, request.path, body)
+
+
+@routes.delete(f"{PREFIX}/policytypes/{{policy_type_id}}/policies/{{policy_id}}")
+@_a1
+async def delete_policy(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """Delete a policy; the xApps that handle its type are told."""
+    info = request.match_info
+    await a1.delete_policy(info["policy_type_id"], info["policy_id"])
+    return web.Response(status=204)
+
+
+@routes.get(f"{PREFIX}/policytypes/{{policy_type_id}}/policies/{{policy_id}}/status")
+@_a1
+async def policy_status(request: web.Request, a1: A1Service) -> web.StreamResponse:
+    """The enforcement status of a policy, as the xApps that handle its type reported it."""
+    info = request.match_info
+    return web.json_response(await a1.status(info["policy_type_id"], info["policy_id"]))

@@ -1,0 +1,429 @@
+"""The runtime's A1 service: policy types and policies in the SDL, delivery to xApps, and the
+enforcement status they report.
+
+Everything lives in the SDL namespace ``ric.a1``, so with a persistent backend (SQLite,
+Redis) types, policies and statuses survive a runtime restart::
+
+    type/<type id>                      the PolicyTypeObject
+    policy/<type id>/<policy id>        the policy object
+    status/<type id>/<policy id>/<xapp> what that xApp last reported (cleared on every change)
+
+Delivery follows the store, not the API call: the service watches its namespace, so a change
+made by another replica on a shared (Redis) store reaches this runtime's xApps too. An xApp
+instance that starts gets every current policy of its types as ``created`` instead
+(``snapshot``), which covers whatever changed while it was down or restarting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ric.a1.policy import (
+    PolicyError,
+    PolicyEvent,
+    PolicyKind,
+    PolicyStatus,
+    PolicyType,
+    check_id,
+    validate_policy,
+)
+from ric.errors import PluginError
+from ric.sdl import Change, Namespace, SdlBackend
+
+if TYPE_CHECKING:
+    from ric.host import XAppHost
+    from ric.xapp import XApp
+
+__all__ = ["NAMESPACE", "A1Service"]
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "ric.a1"
+_RETRIES = 5
+
+
+def _iso(unix_s: float) -> str:
+    stamp = datetime.datetime.fromtimestamp(unix_s, datetime.UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class A1Service:
+    """Policy types and policies of one runtime (see the module docstring).
+
+    ``hosts`` returns the loaded xApp hosts (delivery goes to those whose class declares the
+    policy's type); ``now`` is Unix time for the status timestamps. Errors are PolicyError
+    with the HTTP status to answer.
+    """
+
+    def __init__(
+        self,
+        sdl: SdlBackend,
+        hosts: Callable[[], Sequence[XAppHost]],
+        now: Callable[[], float],
+    ) -> None:
+        self.store = Namespace(sdl, NAMESPACE)
+        self._hosts = hosts
+        self._now = now
+        self._declared: dict[str, tuple[PolicyType, list[str]]] = {}
+        """Types declared by loaded xApps: the type and the xApps that declared it."""
+        self._registered: set[str] = set()
+        self._tg: asyncio.TaskGroup | None = None
+        self._unwatch: Callable[[], None] | None = None
+        self._known: dict[str, Any] = {}
+        """The policies as last delivered, by store key (tells created from updated)."""
+        self._pending: collections.deque[str] = collections.deque()
+        self._consumer: asyncio.Task[None] | None = None
+        self._ready = False
+
+    # -- types ---------------------------------------------------------------------------
+
+    async def type_ids(self) -> list[str]:
+        """The ids of the policy types, sorted."""
+        return [k.removeprefix("type/") for k in await self.store.keys("type/")]
+
+    async def get_type(self, type_id: str) -> dict[str, Any]:
+        """The PolicyTypeObject of ``type_id``; PolicyError 404 if there is none."""
+        check_id("policy type id", type_id)
+        found = await self.store.get(f"type/{type_id}")
+        if found is None:
+            raise PolicyError(404, f"there is no policy type {type_id!r}")
+        return dict(found)
+
+    async def put_type(self, type_id: str, body: object) -> bool:
+        """Create or replace ``type_id`` from an A1 PolicyTypeObject; whether it was created.
+
+        A changed schema is refused (409) when an existing policy of the type does not
+        satisfy it, or when a loaded xApp declares the type differently.
+        """
+        new = PolicyType.from_json(type_id, body)
+        declared = self._declared.get(type_id)
+        if declared is not None and declared[0].to_json() != new.to_json():
+            raise PolicyError(
+                409,
+                f"policy type {type_id!r} is declared by xApp {', '.join(declared[1])}; its "
+                "definition changes with the xApp, not over A1",
+            )
+        return await self._store_type(new, lambda detail: PolicyError(409, detail))
+
+    async def _store_type(self, new: PolicyType, refuse: Callable[[str], Exception]) -> bool:
+        key, definition = f"type/{new.id}", new.to_json()
+        for _ in range(_RETRIES):
+            old = await self.store.get(key)
+            if old is None:
+                if await self.store.set_if_not_exists(key, definition):
+                    return True
+                continue
+            if old == definition:
+                return False
+            for policy_id, policy in (await self._policies_of(new.id)).items():
+                errors = validate_policy(new.schema, policy)
+                if errors:
+                    first = errors[0]
+                    raise refuse(
+                        f"policy type {new.id!r}: the new schema refuses existing policy "
+                        f"{policy_id!r} ({first.field or 'the policy object'}: {first.reason}); "
+                        "change or delete that policy first"
+                    )
+            if await self.store.set_if(key, old, definition):
+                log.info("policy type %s replaced", new.id)
+                return False
+        raise PolicyError(409, f"policy type {new.id!r} changed while it was written; try again")
+
+    async def delete_type(self, type_id: str) -> None:
+        """Delete ``type_id``; 404 if unknown, 409 if it has policies or an xApp declares it."""
+        old = await self.get_type(type_id)
+        declared = self._declared.get(type_id)
+        if declared is not None:
+            raise PolicyError(
+                409,
+                f"policy type {type_id!r} is declared by loaded xApp {', '.join(declared[1])} "
+                "and cannot be deleted while it runs",
+            )
+        policies = await self.store.keys(f"policy/{type_id}/")
+        if policies:
+            ids = [k.rsplit("/", 1)[1] for k in policies]
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            raise PolicyError(
+                409,
+                f"policy type {type_id!r} still has {len(ids)} policies ({shown}); delete them "
+                "first",
+            )
+        if not await self.store.delete_if(f"type/{type_id}", old):
+            raise PolicyError(409, f"policy type {type_id!r} changed while it was deleted")
+
+    # -- xApp-declared types -------------------------------------------------------------
+
+    @staticmethod
+    def check_declaration(cls: type[XApp], source: str) -> None:
+        """PluginError naming ``source`` unless ``cls.policy_types`` is a list of PolicyType
+        with distinct ids and, when there are any, ``on_policy`` is overridden and async."""
+        from ric.xapp import XApp
+
+        declared = cls.policy_types
+        if isinstance(declared, str | bytes) or not isinstance(declared, list | tuple):
+            raise PluginError(source, "policy_types must be a list of ric.PolicyType")
+        seen: set[str] = set()
+        for i, item in enumerate(declared):
+            if not isinstance(item, PolicyType):
+                raise PluginError(
+                    source, f"policy_types[{i}] is {type(item).__name__}, not ric.PolicyType"
+                )
+            if item.id in seen:
+                raise PluginError(source, f"policy_types declares {item.id!r} twice")
+            seen.add(item.id)
+        if not inspect.iscoroutinefunction(cls.on_policy):
+            raise PluginError(source, "on_policy must be an async method (async def on_policy)")
+        if declared and cls.on_policy is XApp.on_policy:
+            raise PluginError(source, "declares policy_types but does not override on_policy")
+
+    async def register(self, cls: type[XApp], source: str) -> None:
+        """Register the policy types ``cls`` declares; PluginError naming ``source`` when a
+        type conflicts with another loaded xApp's, or when a stored type of the same id has
+        a different schema that an existing policy does not satisfy (otherwise the xApp's
+        definition replaces the stored one)."""
+        for declared_type in cls.policy_types:
+            other = self._declared.get(declared_type.id)
+            if other is not None and other[0].to_json() != declared_type.to_json():
+                raise PluginError(
+                    source,
+                    f"declares policy type {declared_type.id!r} differently from xApp "
+                    f"{', '.join(other[1])}",
+                )
+        for declared_type in cls.policy_types:
+            await self._store_type(
+                declared_type,
+                lambda detail: PluginError(source, f"cannot declare it: {detail}"),
+            )
+            entry = self._declared.setdefault(declared_type.id, (declared_type, []))
+            if cls.name not in entry[1]:
+                entry[1].append(cls.name)
+        self._registered.add(cls.name)
+
+    def registered(self, name: str) -> bool:
+        """Whether the xApp ``name``'s types are registered."""
+        return name in self._registered
+
+    # -- policies ------------------------------------------------------------------------
+
+    async def _policies_of(self, type_id: str) -> dict[str, Any]:
+        prefix = f"policy/{type_id}/"
+        return {k.removeprefix(prefix): v for k, v in (await self.store.items(prefix)).items()}
+
+    async def policy_ids(self, type_id: str) -> list[str]:
+        """The ids of the policies of ``type_id``, sorted; 404 if the type is unknown."""
+        await self.get_type(type_id)
+        prefix = f"policy/{type_id}/"
+        return [k.removeprefix(prefix) for k in await self.store.keys(prefix)]
+
+    async def get_policy(self, type_id: str, policy_id: str) -> Any:
+        """The policy object; 404 naming the type or the policy if unknown."""
+        await self.get_type(type_id)
+        check_id("policy id", policy_id)
+        found = await self.store.get(f"policy/{type_id}/{policy_id}")
+        if found is None:
+            raise PolicyError(404, f"policy type {type_id!r} has no policy {policy_id!r}")
+        return found
+
+    async def put_policy(self, type_id: str, policy_id: str, body: object) -> bool:
+        """Create or update a policy after validating it against its type's schema; whether
+        it was created. An invalid policy is refused (400 naming the fields) and changes
+        nothing. The xApps that handle the type are told (see ``start``; not when nothing
+        changed)."""
+        definition = await self.get_type(type_id)
+        check_id("policy id", policy_id)
+        if not isinstance(body, Mapping):
+            raise PolicyError(400, f"policy {policy_id!r}: a policy is a JSON object")
+        errors = validate_policy(definition["policySchema"], body)
+        if errors:
+            first = errors[0]
+            raise PolicyError(
+                400,
+                f"policy {policy_id!r} does not satisfy the schema of policy type {type_id!r}: "
+                f"{first.field or 'the policy object'}: {first.reason}",
+                errors,
+                title="Invalid policy",
+            )
+        key = f"policy/{type_id}/{policy_id}"
+        for _ in range(_RETRIES):
+            old = await self.store.get(key)
+            if old == body:
+                return False
+            await self._forget_statuses(type_id, policy_id)  # before the xApps can report anew
+            if old is None:
+                if await self.store.set_if_not_exists(key, body):
+                    return True
+            elif await self.store.set_if(key, old, body):
+                return False
+        raise PolicyError(409, f"policy {policy_id!r} changed while it was written; try again")
+
+    async def delete_policy(self, type_id: str, policy_id: str) -> None:
+        """Delete a policy (404 if unknown) and tell the xApps that handle its type."""
+        old = await self.get_policy(type_id, policy_id)
+        if not await self.store.delete_if(f"policy/{type_id}/{policy_id}", old):
+            raise PolicyError(409, f"policy {policy_id!r} changed while it was deleted; try again")
+        await self._forget_statuses(type_id, policy_id)
+
+    async def _forget_statuses(self, type_id: str, policy_id: str) -> None:
+        stale = await self.store.keys(f"status/{type_id}/{policy_id}/")
+        await self.store.delete(*stale)
+
+    def handlers(self, type_id: str) -> list[XAppHost]:
+        """The loaded xApp hosts whose class declares ``type_id``."""
+        return [h for h in self._hosts() if type_id in h.policy_types]
+
+    # -- delivery and status -------------------------------------------------------------
+
+    async def start(self, tg: asyncio.TaskGroup) -> None:
+        """Deliver every later change of a policy in the store to the xApps that handle its
+        type, whoever made it (this runtime's API, or another replica on a shared store).
+        Changes are delivered in order by one task at a time, made in ``tg`` when needed."""
+        self._tg = tg
+        self._unwatch = self.store.watch(self._on_change)  # first: nothing is missed
+        self._known = await self.store.items("policy/")
+        self._ready = True
+        self._spawn()
+
+    def close(self) -> None:
+        """Stop delivering changes (the runtime shuts down)."""
+        self._ready = False
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
+
+    @property
+    def delivering(self) -> bool:
+        """Whether changes wait to be delivered to the xApps."""
+        return bool(self._pending) or self._consumer is not None
+
+    def _on_change(self, change: Change) -> None:
+        if change.key.startswith("policy/") and change.op in ("set", "delete"):
+            self._pending.append(change.key)
+            self._spawn()
+
+    def _spawn(self) -> None:
+        if self._consumer is None and self._pending and self._ready and self._tg is not None:
+            try:
+                self._consumer = self._tg.create_task(self._deliver(), name="a1:delivery")
+            except RuntimeError:  # the task group is shutting down: nobody to deliver to
+                self._pending.clear()
+
+    async def _deliver(self) -> None:
+        try:
+            while self._pending:
+                key = self._pending.popleft()
+                try:
+                    await self._deliver_one(key)
+                except Exception:  # the store failed: this change is lost for running xApps
+                    log.exception("A1: cannot deliver the change of %s to the xApps", key)
+        finally:
+            self._consumer = None
+
+    async def _deliver_one(self, key: str) -> None:
+        _, type_id, policy_id = key.split("/", 2)
+        body = await self.store.get(key)
+        old = self._known.get(key)
+        if body == old:
+            return
+        kind: PolicyKind
+        if body is None:
+            kind, body = "deleted", self._known.pop(key)
+        else:
+            kind = "created" if old is None else "updated"
+            self._known[key] = body
+        event = PolicyEvent(type_id, policy_id, kind, body)
+        for host in self.handlers(type_id):
+            host.policy(event)
+
+    async def snapshot(self, xapp: str, type_ids: Sequence[str]) -> list[PolicyEvent]:
+        """Every current policy of ``type_ids`` as a ``created`` event, for an xApp instance
+        that (re)starts; what ``xapp`` reported before is forgotten (the new instance has
+        not enforced anything yet)."""
+        events = []
+        for type_id in sorted(type_ids):
+            for policy_id, body in (await self._policies_of(type_id)).items():
+                await self.store.delete(f"status/{type_id}/{policy_id}/{xapp}")
+                events.append(PolicyEvent(type_id, policy_id, "created", body))
+        return events
+
+    async def report(self, xapp: str, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
+        """Record ``xapp``'s enforcement status of a policy; False (and nothing stored) when
+        the policy no longer exists."""
+        if await self.store.get(f"policy/{type_id}/{policy_id}") is None:
+            log.info(
+                "xApp %s reported on policy %s/%s, which no longer exists",
+                xapp,
+                type_id,
+                policy_id,
+                extra={"xapp": xapp},
+            )
+            return False
+        record = {
+            "enforced": status.enforced,
+            "reason": status.reason,
+            "cause": status.cause,
+            "at": self._now(),
+        }
+        await self.store.set(f"status/{type_id}/{policy_id}/{xapp}", record)
+        return True
+
+    async def status(self, type_id: str, policy_id: str) -> dict[str, Any]:
+        """The A1 enforcement status of a policy (404 if unknown).
+
+        ``enforceStatus`` is ENFORCED when every loaded xApp that handles the type reported
+        it enforced; otherwise NOT_ENFORCED with ``enforceReason`` and a ``detail`` naming
+        the xApp (or saying that no xApp handles the type, or whom it waits for).
+        """
+        await self.get_policy(type_id, policy_id)
+        prefix = f"status/{type_id}/{policy_id}/"
+        reports: Mapping[str, Any] = {
+            k.removeprefix(prefix): v for k, v in (await self.store.items(prefix)).items()
+        }
+        xapps: list[dict[str, Any]] = []
+        not_enforced: list[tuple[str, Mapping[str, Any]]] = []
+        waiting: list[str] = []
+        for host in self.handlers(type_id):
+            report = reports.get(host.name)
+            entry: dict[str, Any] = {"name": host.name, "state": host.state.value}
+            if report is None:
+                entry.update(enforced=None, reason="", at=None)
+                waiting.append(host.name)
+            else:
+                entry.update(
+                    enforced=bool(report["enforced"]),
+                    reason=str(report.get("reason", "")),
+                    at=_iso(float(report["at"])),
+                )
+                if not report["enforced"]:
+                    not_enforced.append((host.name, report))
+            xapps.append(entry)
+        out: dict[str, Any] = {"enforceStatus": "NOT_ENFORCED"}
+        if not xapps:
+            out.update(
+                enforceReason="OTHER_REASON",
+                detail=f"no loaded xApp handles policy type {type_id!r}",
+            )
+        elif not_enforced:
+            name, report = not_enforced[0]
+            why = report.get("reason") or "no reason given"
+            out.update(
+                enforceReason=report.get("cause", "OTHER_REASON"),
+                detail=f"xApp {name} does not enforce it: {why}",
+            )
+        elif waiting:
+            out.update(
+                enforceReason="OTHER_REASON",
+                detail=f"waiting for xApp {', '.join(waiting)} to report enforcement",
+            )
+        else:
+            out = {
+                "enforceStatus": "ENFORCED",
+                "detail": f"enforced by xApp {', '.join(x['name'] for x in xapps)}",
+            }
+        out["xapps"] = xapps
+        return out

@@ -1,0 +1,443 @@
+"""The Redis SDL backend: one store shared by several runtime replicas (redis-py's asyncio
+client on the runtime's own event loop).
+
+Key layout, for ``key_prefix`` ``ric`` and namespace ``ns`` (the braces are part of the key)::
+
+    ric:{ns}:k:<key>       a key's value (Redis string)
+    ric:{ns}:g:<group>     a group (Redis set of members)
+    ric:{ns}:index         the namespace's key names (sorted set, all scores 0)
+    ric:{ns}:changes       the namespace's change channel (pub/sub)
+
+Namespace names cannot contain braces, so ``{ns}`` ends unambiguously wherever the namespace
+has colons, and the key and group spaces (``:k:``, ``:g:``) cannot collide. Every key of a
+namespace has the same hash tag ``{ns}``, so the namespace lives in one slot of a Redis
+Cluster and the scripts below, which touch several of its keys, stay valid there.
+
+Every write is one Lua script: it changes the value, keeps the index in step and publishes
+the change on the namespace's channel, all atomically, so a conditional operation cannot
+interleave with another client's write and a watcher never hears of a change that did not
+happen. Listing keys reads the index with ``ZRANGEBYLEX`` (sorted, and a prefix is compared
+byte for byte: no glob pattern, so ``*``, ``?`` or ``[`` in it mean themselves).
+
+Change notifications: this backend's own writes reach its watchers directly, like the other
+backends; one pub/sub connection, subscribed (by pattern) to the change channels of every
+namespace under the prefix from ``open`` on, delivers the other replicas' changes. Redis
+pub/sub is at-most-once: a replica that is disconnected misses the changes of that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import json
+import logging
+import urllib.parse
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+from ric.sdl import Change, ChangeOp, SdlBackend, SdlError, check_namespace
+
+__all__ = ["RedisBackend"]
+
+log = logging.getLogger(__name__)
+
+_OPS: frozenset[str] = frozenset(("set", "delete", "group_add", "group_remove", "group_delete"))
+
+# KEYS[1] index, KEYS[2..n+1] value keys; ARGV[1] channel, then per key: name, value, message.
+_SET = """
+for i = 2, #KEYS do
+  local a = 3 * (i - 2) + 2
+  redis.call('SET', KEYS[i], ARGV[a + 1])
+  redis.call('ZADD', KEYS[1], 0, ARGV[a])
+  redis.call('PUBLISH', ARGV[1], ARGV[a + 2])
+end
+return #KEYS - 1
+"""
+
+# KEYS[1] index, KEYS[2] key; ARGV: channel, name, old, new, message.
+_SET_IF = """
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[1], ARGV[5])
+return 1
+"""
+
+# KEYS[1] index, KEYS[2] key; ARGV: channel, name, value, message.
+_SET_NX = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], 0, ARGV[2])
+redis.call('PUBLISH', ARGV[1], ARGV[4])
+return 1
+"""
+
+# KEYS[1] index, KEYS[2..n+1] keys; ARGV[1] channel, then per key: name, message.
+# Returns the names of the keys that existed.
+_DELETE = """
+local gone = {}
+for i = 2, #KEYS do
+  local a = 2 * (i - 2) + 2
+  if redis.call('DEL', KEYS[i]) == 1 then
+    redis.call('ZREM', KEYS[1], ARGV[a])
+    redis.call('PUBLISH', ARGV[1], ARGV[a + 1])
+    gone[#gone + 1] = ARGV[a]
+  end
+end
+return gone
+"""
+
+# KEYS[1] index, KEYS[2] key; ARGV: channel, name, old, message.
+_DELETE_IF = """
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[1], ARGV[4])
+return 1
+"""
+
+# KEYS[1] group; ARGV: channel, message, members... (SADD or SREM in place of CMD)
+_GROUP = """
+local n = 0
+for i = 3, #ARGV do n = n + redis.call('CMD', KEYS[1], ARGV[i]) end
+if n > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n
+"""
+
+# KEYS[1] group; ARGV: channel, message.
+_GROUP_DELETE = """
+local n = redis.call('DEL', KEYS[1])
+if n > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n
+"""
+
+
+def _where(url: str) -> str:
+    """``host:port/db`` (or the socket path) of ``url``, without user or password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or 6379
+    return f"{host}:{port}{parts.path if parts.path not in ('', '/') else ''}"
+
+
+class RedisBackend(SdlBackend):
+    """Keys and groups in a Redis server at ``url`` (``redis://host:port/db``, ``rediss://``
+    for TLS, ``unix:///path``), under ``key_prefix``; see the module docstring for the
+    layout. ``password`` is given apart so that it never appears in the URL, logs or errors.
+    """
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        key_prefix: str = "ric",
+        password: str | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        super().__init__()
+        if not key_prefix or any(c in key_prefix for c in "{}*?[]\\ "):
+            raise SdlError(
+                f"Redis SDL key prefix {key_prefix!r} must not be empty or hold {{}}*?[]"
+            )
+        self.url = url
+        self.key_prefix = key_prefix
+        self._where = _where(url)
+        self._timeout_s = timeout_s
+        self._origin = uuid.uuid4().hex
+        """Tags this backend's messages, so that it does not hear its own changes twice."""
+        kwargs: dict[str, Any] = {
+            "socket_connect_timeout": timeout_s,
+            # A few quick retries ride over a server restart; then the caller gets an error.
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            "socket_keepalive": True,
+        }
+        if password is not None:
+            kwargs["password"] = password
+        try:
+            self._client: aioredis.Redis = aioredis.Redis.from_url(
+                url, socket_timeout=timeout_s, **kwargs
+            )
+            # The change channel waits for messages without end: no read timeout there.
+            self._subscriber: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
+        except ValueError as exc:
+            raise SdlError(f"Redis SDL URL for {self._where} is not valid: {exc}") from None
+        self._scripts = {
+            "set": self._client.register_script(_SET),
+            "set_if": self._client.register_script(_SET_IF),
+            "set_nx": self._client.register_script(_SET_NX),
+            "delete": self._client.register_script(_DELETE),
+            "delete_if": self._client.register_script(_DELETE_IF),
+            "group_add": self._client.register_script(_GROUP.replace("CMD", "SADD")),
+            "group_remove": self._client.register_script(_GROUP.replace("CMD", "SREM")),
+            "group_delete": self._client.register_script(_GROUP_DELETE),
+        }
+        self._pubsub: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._state = "new"
+
+    def describe(self) -> str:
+        return f"redis {self._where} prefix {self.key_prefix!r}"
+
+    # -- key layout ----------------------------------------------------------------------
+
+    def _base(self, namespace: str) -> str:
+        return f"{self.key_prefix}:{{{check_namespace(namespace)}}}"
+
+    def _key(self, namespace: str, key: str) -> bytes:
+        return f"{self._base(namespace)}:k:{key}".encode()
+
+    def _group(self, namespace: str, group: str) -> bytes:
+        return f"{self._base(namespace)}:g:{group}".encode()
+
+    def _index(self, namespace: str) -> bytes:
+        return f"{self._base(namespace)}:index".encode()
+
+    def _channel(self, namespace: str) -> bytes:
+        return f"{self._base(namespace)}:changes".encode()
+
+    def _message(self, namespace: str, key: str, op: ChangeOp) -> bytes:
+        return json.dumps({"origin": self._origin, "ns": namespace, "key": key, "op": op}).encode()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, doing: str) -> SdlError:
+        return SdlError(f"Redis SDL at {self._where}: {doing} failed: {exc}")
+
+    async def open(self) -> None:
+        """Connect, check the server answers and start hearing other replicas' changes;
+        SdlError naming host:port (never the password) when it cannot."""
+        if self._state != "new":
+            raise SdlError(f"the Redis SDL at {self._where} was {self._state}; make a new one")
+        self._state = "open"
+        try:
+            await self._client.ping()
+            pubsub = self._subscriber.pubsub()
+            self._pubsub = pubsub
+            await pubsub.psubscribe(f"{self.key_prefix}:{{*}}:changes")
+            # Wait for the confirmation, so that no change made after open returns is missed.
+            confirm = await pubsub.get_message(timeout=self._timeout_s)
+            if confirm is None or confirm.get("type") != "psubscribe":
+                raise SdlError(f"Redis SDL at {self._where}: PSUBSCRIBE was not confirmed")
+        except (RedisError, OSError) as exc:
+            await self.close()
+            raise SdlError(f"cannot reach the Redis SDL at {self._where}: {exc}") from None
+        except BaseException:
+            await self.close()
+            raise
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen(), name=f"sdl-redis:{self._where}"
+        )
+
+    async def close(self) -> None:
+        """Stop listening and close the connections; safe when the server is gone, and when
+        called twice."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+        for client in (self._subscriber, self._client):
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    async def _listen(self) -> None:
+        """Deliver the changes other replicas publish; ride over lost connections."""
+        pubsub = self._pubsub
+        failures = 0
+        while True:
+            try:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                failures = 0
+            except (RedisError, OSError) as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("Redis SDL at %s: change channel lost (%s)", self._where, exc)
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                continue
+            if message is not None and message.get("type") == "pmessage":
+                self._remote(message["data"])
+
+    def _remote(self, data: bytes) -> None:
+        try:
+            msg = json.loads(data)
+            if msg["origin"] == self._origin:
+                return  # already told to this backend's watchers when it wrote
+            op = msg["op"]
+            if op not in _OPS:
+                raise ValueError(f"unknown op {op!r}")
+            change = Change(str(msg["ns"]), str(msg["key"]), cast(ChangeOp, op))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("Redis SDL at %s: bad change message %r: %s", self._where, data, exc)
+            return
+        self._notify(change)
+
+    async def _call(self, name: str, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
+        self._check_open()
+        try:
+            return await self._scripts[name](keys=list(keys), args=list(args))
+        except (RedisError, OSError) as exc:
+            raise self._error(exc, name) from exc
+
+    async def _command(self, doing: str, *args: bytes | str) -> Any:
+        self._check_open()
+        try:
+            return await cast(Any, self._client).execute_command(*args)
+        except (RedisError, OSError) as exc:
+            raise self._error(exc, doing) from exc
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise SdlError(f"the Redis SDL at {self._where} is not open (use 'async with')")
+
+    # -- keys ----------------------------------------------------------------------------
+
+    async def get(self, namespace: str, keys: Sequence[str]) -> dict[str, bytes]:
+        check_namespace(namespace)
+        names = list(dict.fromkeys(keys))
+        if not names:
+            return {}
+        values = await self._command("get", "MGET", *(self._key(namespace, k) for k in names))
+        return {k: bytes(v) for k, v in zip(names, values, strict=True) if v is not None}
+
+    async def set(self, namespace: str, items: Mapping[str, bytes]) -> None:
+        if not items:
+            check_namespace(namespace)
+            return
+        args: list[bytes] = [self._channel(namespace)]
+        for key, value in items.items():
+            args += [key.encode(), bytes(value), self._message(namespace, key, "set")]
+        await self._call(
+            "set", [self._index(namespace), *(self._key(namespace, k) for k in items)], args
+        )
+        for key in items:
+            self._notify(Change(namespace, key, "set"))
+
+    async def set_if(self, namespace: str, key: str, old: bytes, new: bytes) -> bool:
+        done = await self._call(
+            "set_if",
+            [self._index(namespace), self._key(namespace, key)],
+            [
+                self._channel(namespace),
+                key.encode(),
+                old,
+                new,
+                self._message(namespace, key, "set"),
+            ],
+        )
+        if done:
+            self._notify(Change(namespace, key, "set"))
+        return bool(done)
+
+    async def set_if_not_exists(self, namespace: str, key: str, value: bytes) -> bool:
+        done = await self._call(
+            "set_nx",
+            [self._index(namespace), self._key(namespace, key)],
+            [self._channel(namespace), key.encode(), value, self._message(namespace, key, "set")],
+        )
+        if done:
+            self._notify(Change(namespace, key, "set"))
+        return bool(done)
+
+    async def delete(self, namespace: str, keys: Sequence[str]) -> int:
+        names = list(dict.fromkeys(keys))
+        if not names:
+            check_namespace(namespace)
+            return 0
+        args: list[bytes] = [self._channel(namespace)]
+        for key in names:
+            args += [key.encode(), self._message(namespace, key, "delete")]
+        deleted = await self._call(
+            "delete", [self._index(namespace), *(self._key(namespace, k) for k in names)], args
+        )
+        for name in deleted:
+            self._notify(Change(namespace, bytes(name).decode(), "delete"))
+        return len(deleted)
+
+    async def delete_if(self, namespace: str, key: str, old: bytes) -> bool:
+        done = await self._call(
+            "delete_if",
+            [self._index(namespace), self._key(namespace, key)],
+            [self._channel(namespace), key.encode(), old, self._message(namespace, key, "delete")],
+        )
+        if done:
+            self._notify(Change(namespace, key, "delete"))
+        return bool(done)
+
+    async def keys(self, namespace: str, prefix: str = "") -> list[str]:
+        index = self._index(namespace)
+        if prefix:
+            low = b"[" + prefix.encode()
+            high = b"(" + prefix.encode() + b"\xff"  # no UTF-8 text has the byte 0xff
+        else:
+            low, high = b"-", b"+"
+        names = await self._command("keys", "ZRANGEBYLEX", index, low, high)
+        return [bytes(n).decode() for n in names]
+
+    # -- groups --------------------------------------------------------------------------
+
+    async def _group_change(
+        self, op: ChangeOp, namespace: str, group: str, members: Sequence[bytes]
+    ) -> int:
+        unique = list(dict.fromkeys(bytes(m) for m in members))
+        if not unique:
+            check_namespace(namespace)
+            return 0
+        n = int(
+            await self._call(
+                op,
+                [self._group(namespace, group)],
+                [self._channel(namespace), self._message(namespace, group, op), *unique],
+            )
+        )
+        if n:
+            self._notify(Change(namespace, group, op))
+        return n
+
+    async def group_add(self, namespace: str, group: str, members: Sequence[bytes]) -> int:
+        return await self._group_change("group_add", namespace, group, members)
+
+    async def group_remove(self, namespace: str, group: str, members: Sequence[bytes]) -> int:
+        return await self._group_change("group_remove", namespace, group, members)
+
+    async def group_members(self, namespace: str, group: str) -> builtins.set[bytes]:
+        members = await self._command("group_members", "SMEMBERS", self._group(namespace, group))
+        return {bytes(m) for m in members}
+
+    async def group_contains(self, namespace: str, group: str, member: bytes) -> bool:
+        found = await self._command(
+            "group_contains", "SISMEMBER", self._group(namespace, group), member
+        )
+        return bool(found)
+
+    async def group_size(self, namespace: str, group: str) -> int:
+        size = await self._command("group_size", "SCARD", self._group(namespace, group))
+        return int(size)
+
+    async def group_delete(self, namespace: str, group: str) -> bool:
+        done = await self._call(
+            "group_delete",
+            [self._group(namespace, group)],
+            [self._channel(namespace), self._message(namespace, group, "group_delete")],
+        )
+        if done:
+            self._notify(Change(namespace, group, "group_delete"))
+        return bool(done)

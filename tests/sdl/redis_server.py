@@ -1,0 +1,108 @@
+"""A real ``redis-server`` child process on a free loopback port, for the SDL tests.
+
+Started without persistence in a temporary directory and always stopped (and waited for).
+A missing ``redis-server`` fails the test, it does not skip it: ``make test`` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+START_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_path() -> str:
+    """The redis-server program; fails the test when it is not installed."""
+    for candidate in (
+        shutil.which("redis-server"),
+        "/usr/bin/redis-server",
+        "/usr/sbin/redis-server",
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail("redis-server is not installed: apt-get install redis-server (make test does it)")
+
+
+class RedisServer:
+    """One redis-server process at a time on a fixed loopback port: start, kill, start again."""
+
+    def __init__(self, folder: Path, password: str | None = None) -> None:
+        self.exe = redis_server_path()
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.password = password
+        self.log_path = folder / f"redis-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0`` (never with the password)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start the server and wait until it answers PING."""
+        assert self.proc is None, "redis-server is already running"
+        argv = [
+            self.exe,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.folder),
+            "--logfile", str(self.log_path),
+        ]  # fmt: skip
+        if self.password is not None:
+            argv += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"redis-server exited: {self._log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    answer = sock.recv(64)
+                if answer.startswith((b"+PONG", b"-NOAUTH")):
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.01)
+        pytest.fail(f"redis-server did not answer within {START_TIMEOUT_S} s: {self._log_tail()}")
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would, and wait for it."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text()[-2000:]
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.kill()
