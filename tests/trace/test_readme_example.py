@@ -24,8 +24,9 @@ async def test_mlb_relieves_the_hotspot(tmp_path: Path) -> None:
     assert {h.serving_cell for h in handovers} == {"001-01-4097"}
     assert OutcomeKind.ACKNOWLEDGED in result.outcomes("mlb")
     assert result.metrics["kpimon"].value("cells") == 9  # kpimon's own gauge
-    # Each second, the KPIs of 3 nodes and the RLC delay of 2 (Initech does not report it).
-    assert len(result.reports["kpimon"]) == 60 * (3 + 2)
+    # Each second, the cell KPIs of 3 nodes, the RLC delay of 2 (Initech does not report
+    # it) and the slice KPIs of 3.
+    assert len(result.reports["kpimon"]) == 60 * (3 + 2 + 3)
 
     replayed = await run_trace(tmp_path / "demo.trace.gz", [LoadBalancer], controls="recorded")
     assert [c.key() for c in replayed.controls] == [c.key() for c in result.controls]
