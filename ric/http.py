@@ -393,6 +393,7 @@ def xapp_json(
             for r in host.cls.reports
         ],
         "controls": sorted({c.kind for c in host.cls.controls}),
+        "policy_types": [t.id for t in host.cls.policy_types],
     }
 
 

@@ -106,6 +106,9 @@ def check_xapp(obj: Any, source: str) -> type[XApp]:
             raise PluginError(source, f"{hook} must be an async method (async def {hook})")
     if reports and obj.on_report is XApp.on_report:
         raise PluginError(source, "declares reports but does not override on_report")
+    from ric.a1.service import A1Service  # late: ric.a1 builds on the xApp SDK
+
+    A1Service.check_declaration(obj, source)
     return obj
 
 

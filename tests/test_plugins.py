@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ric import ConfigError, KpmReport, PluginError, Report, XApp
+from ric import ConfigError, KpmReport, PluginError, PolicyType, Report, XApp
 from ric.plugins import check_xapp, configure, discover, load
 
 
@@ -53,6 +53,16 @@ class NotAnXApp:
     name = "plain"
 
 
+class BadPolicyTypes(XApp):
+    name = "badpolicies"
+    policy_types = ["slice-sla"]  # type: ignore[list-item]
+
+
+class PolicyTypesWithoutHandler(XApp):
+    name = "nopolicyhandler"
+    policy_types = [PolicyType("slice-sla", {"type": "object"})]
+
+
 @pytest.mark.parametrize(
     ("obj", "needle"),
     [
@@ -64,6 +74,8 @@ class NotAnXApp:
         (BadName, "name 'Bad Name!' must be"),
         (BadReports, "reports[0] is str, not ric.Report"),
         (BadControls, "controls[0] is <class 'str'>, not a control action class"),
+        (BadPolicyTypes, "policy_types[0] is str, not ric.PolicyType"),
+        (PolicyTypesWithoutHandler, "declares policy_types but does not override on_policy"),
     ],
 )
 def test_bad_plugins_are_refused_naming_the_problem(obj: object, needle: str) -> None:
