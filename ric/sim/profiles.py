@@ -10,6 +10,8 @@ profile   KPM function id  KPM styles             RC (style/action)             
 acme      2                1-5 (1 with UL PRBs)   3/1 handover, 2/6 slice quota 3
 globex    1                1                      2/6 slice quota               4
 initech   2                1 (no delay metric)    100/1 cell state              3
+umbrella  5                1-5 (1 with UL PRBs)   3/1 handover, 2/6 slice       7
+                                                  quota, 100/1 cell state
 ========  ===============  =====================  ============================  ==========
 
 RAN function ids are the node's own numbering: the RIC must find functions by OID.
@@ -225,6 +227,18 @@ VENDOR_PROFILES: Final[Mapping[str, VendorProfile]] = {
         kpm_styles={1: _CELL_NO_DELAY},
         rc_actions=(CELL_STATE,),
         min_reporting_period_ms=500,
+    ),
+    # A node that offers mobility and energy saving on the same cells, so that a load
+    # balancer and an energy saver can meet (and conflict) on them.
+    "umbrella": VendorProfile(
+        name="umbrella",
+        vendor="Umbrella Radio Networks",
+        software_version="URN-gNB 3.0.2",
+        kpm_styles={1: _CELL_FULL, 2: _UE_FULL, 3: _UE_FULL, 4: _UE_FULL, 5: _UE_FULL},
+        rc_actions=(HANDOVER, SLICE_PRB_QUOTA, CELL_STATE),
+        kpm_function_id=5,
+        rc_function_id=7,
+        min_reporting_period_ms=10,
     ),
 }
 """The shipped vendor profiles, by name."""

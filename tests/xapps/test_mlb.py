@@ -1,29 +1,44 @@
-"""mlb hands the heaviest UEs of an overloaded cell to a lightly loaded neighbour, with
-hysteresis."""
+"""mlb steers cell-edge UEs off overloaded cells to neighbours with room and signal, learns from
+refusals and from how moved UEs fare, and does not ping-pong."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
 from mlb import LoadBalancer
 
 from ric import ControlOutcome, Handover, KpmReport, OutcomeKind
 from ric.actions import ControlAction
 from ric.ids import CellId, NodeId, Plmn
-from ric.model import Cause, CauseCode, CellInfo, NodeInfo
+from ric.model import (
+    RC_OID,
+    Cause,
+    CauseCode,
+    CellInfo,
+    NodeInfo,
+    RanFunction,
+    RcAction,
+    RcFunction,
+)
 from ric.report import EntityKind
-from ric.testing import make_report, start_xapp
+from ric.testing import FakeContext, make_report, run_scenario, start_xapp
 
 PLMN = Plmn("001", "01")
 NODE = "gnb-001-01-1"
+A, B, C = "001-01-1", "001-01-2", "001-01-3"
 
 
-def node() -> NodeInfo:
+def node(*, handover: bool = True) -> NodeInfo:
     a, b, c = (CellId(PLMN, n) for n in (1, 2, 3))
     cells = {
         a: CellInfo(a, 1, 78, 106, neighbours=(b, c)),
         b: CellInfo(b, 2, 78, 106, neighbours=(a,)),
         c: CellInfo(c, 3, 78, 106, neighbours=(a,)),
     }
-    return NodeInfo(NodeId(PLMN, 1), "v", "1", {}, cells)
+    actions = {(3, 1): RcAction(3, 1, "Handover")} if handover else {(2, 6): RcAction(2, 6, "q")}
+    rc = RanFunction(3, RC_OID, "ORAN-E2SM-RC", 1, RcFunction(actions))
+    return NodeInfo(NodeId(PLMN, 1), "v", "1", {3: rc}, cells)
 
 
 def cell_report(loads: list[float]) -> KpmReport:
@@ -31,78 +46,185 @@ def cell_report(loads: list[float]) -> KpmReport:
         NODE,
         EntityKind.CELL,
         {"RRU.PrbUsedDl": [x * 106 / 100 for x in loads], "RRU.PrbAvailDl": [106.0] * len(loads)},
-        ["001-01-1", "001-01-2", "001-01-3"][: len(loads)],
+        [A, B, C][: len(loads)],
     )
 
 
-def ue_report() -> KpmReport:
+def ue_report(rows: list[tuple[str, str, float, float, float]]) -> KpmReport:
+    """UE rows (ue, cell, PRBs, throughput kbit/s, SINR dB)."""
     return make_report(
         NODE,
         EntityKind.UE,
         {
-            "RRU.PrbUsedDl": [30.0, 50.0, 5.0],
-            "DRB.UEThpDl": [1.0, 1.0, 1.0],
-            "L1M.RSRP": [-90.0, -95.0, -80.0],
+            "RRU.PrbUsedDl": [r[2] for r in rows],
+            "DRB.UEThpDl": [r[3] for r in rows],
+            "L1M.RSRP": [-95.0] * len(rows),
+            "L1M.SINR": [r[4] for r in rows],
         },
-        ["10", "11", "12"],
-        cells=["001-01-1", "001-01-1", "001-01-2"],
+        [r[0] for r in rows],
+        cells=[r[1] for r in rows],
     )
 
 
-async def test_hands_heaviest_ues_to_least_loaded_neighbour_after_hold() -> None:
-    """Nothing happens on the first overloaded report; on the second, the two heaviest UEs of
-    the hot cell go to the neighbours below the low threshold, least loaded first."""
-    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 2, "per_cell": 2}, nodes=[node()])
-    await app.on_report(ue_report())
+EDGE_AND_CENTRE = [("10", A, 30.0, 4000.0, -2.0), ("11", A, 50.0, 4000.0, 20.0)]
+
+
+def handovers(ctx: FakeContext) -> list[tuple[str, str, str]]:
+    return [(c.ue, c.serving_cell, c.target_cell) for c in ctx.controls if isinstance(c, Handover)]
+
+
+async def test_moves_cell_edge_ue_after_hold_not_cell_centre_ue() -> None:
+    """Nothing happens on the first overloaded report; on the second, the cell-edge UE goes to
+    the first-listed neighbour with room, and the cell-centre UE (high SINR: no neighbour hears
+    it well) stays, however many PRBs it uses."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 2}, nodes=[node()])
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
     await app.on_report(cell_report([95.0, 20.0, 50.0]))
     assert ctx.controls == []
     await app.on_report(cell_report([95.0, 20.0, 50.0]))
-    assert ctx.controls == [
-        Handover("11", "001-01-1", "001-01-2"),
-        Handover("10", "001-01-1", "001-01-3"),
-    ]
+    assert handovers(ctx) == [("10", A, B)]
+    assert ctx.metrics.value("handovers_total", outcome="acknowledged") == 1
+    assert ctx.metrics.value("overloaded_cells") == 1
 
 
 async def test_no_target_above_low_threshold_and_cooldown() -> None:
     """Neighbours above low_pct receive nobody; a moved UE is left alone during its cool-down."""
-    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1, "per_cell": 1}, nodes=[node()])
-    await app.on_report(ue_report())
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node()])
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
     await app.on_report(cell_report([95.0, 70.0, 75.0]))
     assert ctx.controls == []
     await app.on_report(cell_report([95.0, 20.0, 75.0]))
+    await ctx.clock.advance(1.0)
     await app.on_report(cell_report([95.0, 20.0, 75.0]))
-    assert [c.ue for c in ctx.controls if isinstance(c, Handover)] == ["11", "10"]
+    assert handovers(ctx) == [("10", A, B)]
 
 
-async def test_refused_target_is_not_retried_for_that_ue() -> None:
-    """A handover the node refuses is not tried again to the same cell for that UE."""
+async def test_target_that_would_overload_is_skipped() -> None:
+    """A neighbour with room now, but not for the UE's PRBs at its predicted SINR there, is not
+    sent the UE."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node()])
+    await app.on_report(ue_report([("10", A, 80.0, 4000.0, -2.0)]))
+    await app.on_report(cell_report([95.0, 55.0, 58.0]))
+    assert ctx.controls == []
 
-    def refuse(action: ControlAction) -> ControlOutcome:
-        return ControlOutcome(
-            OutcomeKind.FAILED,
-            action,
-            cause=Cause(CauseCode.RIC_REQUEST_CONTROL_FAILED_TO_EXECUTE, "weak"),
-        )
 
+async def test_refused_target_is_not_retried_and_the_pair_learns() -> None:
+    """A handover the node refuses is not tried again to that cell for that UE, the next
+    neighbour is tried instead, and the refusing pair's learned success chance falls."""
+
+    def answer(action: ControlAction) -> ControlOutcome:
+        if isinstance(action, Handover) and action.target_cell == B:
+            cause = Cause(CauseCode.RIC_REQUEST_CONTROL_FAILED_TO_EXECUTE, "RSRP too low")
+            return ControlOutcome(OutcomeKind.FAILED, action, cause=cause)
+        return ControlOutcome(OutcomeKind.ACKNOWLEDGED, action)
+
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node()], answer=answer)
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    for _ in range(3):
+        await app.on_report(cell_report([95.0, 20.0, 30.0]))
+        await ctx.clock.advance(1.0)
+    assert handovers(ctx) == [("10", A, B), ("10", A, C)]
+    assert app.pairs[(A, B)].success(0) < 0.5
+    assert ctx.metrics.value("handovers_total", outcome="failed") == 1
+
+
+async def test_good_move_is_learned() -> None:
+    """verify_s after a move, a UE doing well on the target counts as a good move: the pair's
+    success chance rises and the error of its SINR prediction is learned."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node()])
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    assert handovers(ctx) == [("10", A, B)]
+    await ctx.clock.advance(2.0)
+    await app.on_report(cell_report([70.0, 45.0, 50.0]))
+    await app.on_report(ue_report([("10", B, 20.0, 6000.0, 1.0), ("11", A, 50.0, 4000.0, 20.0)]))
+    assert ctx.metrics.value("handover_verdicts_total", verdict="good") == 1
+    stats = app.pairs[(A, B)]
+    assert stats.success(0) > 0.5
+    assert stats.samples == pytest.approx(1.0)
+    assert stats.bias_db < 0  # the UE got less SINR there than the mirror model predicted
+
+
+async def test_move_that_hurt_is_moved_back_once() -> None:
+    """A moved UE whose throughput collapsed on a now congested target goes back to its source
+    (no longer overloaded) once, and is not moved out of it again during the ping-pong
+    guard."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node()])
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    await ctx.clock.advance(2.0)
+    await app.on_report(cell_report([60.0, 95.0, 50.0]))
+    await app.on_report(ue_report([("10", B, 20.0, 1000.0, 1.0), ("11", A, 50.0, 4000.0, 20.0)]))
+    assert handovers(ctx) == [("10", A, B), ("10", B, A)]
+    assert ctx.metrics.value("handover_verdicts_total", verdict="reverted") == 1
+    # Back on A and A overloaded again: UE 10 is neither moved to B (it left B) nor to C
+    # while its cool-down runs.
+    await ctx.clock.advance(5.0)
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    assert len(handovers(ctx)) == 2
+
+
+async def test_radio_link_failure_after_move_counts_as_bad() -> None:
+    """A moved UE that turns up on its old cell again without a handover (a radio link
+    failure on the target) counts as a bad move for the pair, and that target is blocked for
+    it."""
     app, ctx = await start_xapp(
-        LoadBalancer, {"hold_reports": 1, "per_cell": 1}, nodes=[node()], answer=refuse
+        LoadBalancer, {"hold_reports": 1, "cooldown_s": 0.0}, nodes=[node()]
     )
-    await app.on_report(ue_report())
-    await app.on_report(cell_report([95.0, 20.0, 75.0]))
-    await app.on_report(cell_report([95.0, 20.0, 75.0]))
-    await app.on_report(cell_report([95.0, 20.0, 75.0]))
-    assert [(c.ue, c.target_cell) for c in ctx.controls if isinstance(c, Handover)] == [
-        ("11", "001-01-2"),
-        ("10", "001-01-2"),
-    ]
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    await app.on_report(cell_report([95.0, 20.0, 30.0]))
+    await ctx.clock.advance(2.0)
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    assert ctx.metrics.value("handover_verdicts_total", verdict="bad") == 1
+    assert app.pairs[(A, B)].success(0) < 0.5
+    await app.on_report(cell_report([95.0, 20.0, 30.0]))
+    assert handovers(ctx) == [("10", A, B), ("10", A, C)]
 
 
-async def test_ue_report_without_rsrp_is_handled() -> None:
-    """A node that does not report RSRP per UE (partial admission) still lets mlb rank its UEs."""
+async def test_ue_report_without_signal_metrics_is_handled() -> None:
+    """A node that reports no RSRP or SINR per UE (partial admission) still lets mlb steer its
+    UEs, by PRBs and learned success alone."""
     app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1, "per_cell": 1}, nodes=[node()])
     report = make_report(
-        NODE, EntityKind.UE, {"RRU.PrbUsedDl": [30.0, 50.0]}, ["10", "11"], cells=["001-01-1"] * 2
+        NODE, EntityKind.UE, {"RRU.PrbUsedDl": [10.0, 20.0]}, ["10", "11"], cells=[A, A]
     )
     await app.on_report(report)
-    await app.on_report(cell_report([95.0, 20.0, 75.0]))
-    assert [c.ue for c in ctx.controls if isinstance(c, Handover)] == ["11"]
+    await app.on_report(cell_report([95.0, 20.0, 40.0]))
+    assert handovers(ctx) == [("11", A, B)]
+
+
+async def test_node_without_handover_control_is_left_alone() -> None:
+    """Cells of a node that does not offer the handover control are never steered."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node(handover=False)])
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    assert ctx.controls == []
+
+
+def test_config_needs_low_below_high() -> None:
+    """The load hysteresis must be a gap: low_pct at or above high_pct is refused."""
+    with pytest.raises(ValueError, match="low_pct"):
+        LoadBalancer.Config(high_pct=70.0, low_pct=70.0)
+
+
+async def test_hotspot_scenario_steers_with_few_refusals() -> None:
+    """On seeds/hotspot.toml mlb relieves the overloaded macro cell: most of its handovers are
+    acknowledged, none ping-pongs, and its metrics count every outcome."""
+    result = await run_scenario("seeds/hotspot.toml", [LoadBalancer], duration_s=60.0, seed=1)
+    kinds = result.outcomes("mlb")
+    acked = kinds.count(OutcomeKind.ACKNOWLEDGED)
+    assert acked >= 5
+    assert acked > 2 * kinds.count(OutcomeKind.FAILED)
+    metrics = result.metrics["mlb"]
+    total = sum(metrics.value("handovers_total", **s) for s in metrics.series("handovers_total"))
+    assert total == len(kinds)
+    last: dict[str, tuple[str, str]] = {}
+    for record in result.controls:
+        action = record.action
+        assert isinstance(action, Handover)
+        if record.kind is OutcomeKind.ACKNOWLEDGED:
+            prev = last.get(action.ue)
+            assert prev != (action.target_cell, action.serving_cell)
+            last[action.ue] = (action.serving_cell, action.target_cell)
+    assert not math.isnan(result.xapps["mlb"].load["001-01-4097"])  # type: ignore[attr-defined]
