@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from slicesla import SliceSla
 
 from ric._proto.e2.v1 import e2_pb2
 from ric.cli import render_status
@@ -255,3 +256,27 @@ async def test_runtimes_sharing_a_store_restore_only_their_own_nodes() -> None:
         assert other.state.nodes == {} and other.state.restored == {}
     async with runtime("ric-a") as again:
         assert set(again.state.nodes) == {NODE} and set(again.state.restored) == {NODE}
+
+
+async def test_a1_policies_survive_a_restart_and_reach_the_slice_sla_xapp(
+    store_config: RuntimeConfig,
+) -> None:
+    """A slice-sla policy put through A1 in one runtime is in the next one on the same SQLite
+    file or Redis server, delivered to slicesla as it starts and enforced (its targets in
+    force)."""
+    policy = {"targets": {"2-000002": {"max_delay_ms": 5.0}}}
+    async with Runtime(store_config, [Plugin(SliceSla, "slicesla")], listen=False) as first:
+        await first.a1.put_policy("slice-sla", "urllc", policy)
+    async with Runtime(store_config, [Plugin(SliceSla, "slicesla")], listen=False) as second:
+        host = second.host("slicesla")
+        await wait_for(
+            lambda: isinstance(host.instance, SliceSla) and "2-000002" in host.instance.targets,
+            what="the stored policy delivered to slicesla",
+        )
+        assert await second.a1.get_policy("slice-sla", "urllc") == policy
+        for _ in range(500):
+            status = await second.a1.status("slice-sla", "urllc")
+            if status["enforceStatus"] == "ENFORCED":
+                break
+            await asyncio.sleep(0.01)
+        assert status["enforceStatus"] == "ENFORCED", status

@@ -4,8 +4,11 @@ SLA misses in seeds/slices.toml."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
+import aiohttp
 import pytest
 from pydantic import ValidationError
 from slicesla import SLICE_SLA_POLICY, SliceSla, SliceTarget
@@ -22,6 +25,8 @@ from ric import (
 )
 from ric.a1 import validate_policy
 from ric.testing import FakeContext, make_report, policy_event, run_scenario, start_xapp
+from tests.conftest import wait_for
+from tests.integration.stack import running_ric
 
 URLLC = "2-000002"
 EMBB = "1-000001"
@@ -290,3 +295,58 @@ async def test_a_guarantee_where_the_slice_has_no_ues_is_relaxed_to_the_floor() 
     await feed(app, ctx, [slice_report((URLLC, 0.0, nan, 0.0, nan))] * 12)
     assert [q.min_pct for q in quotas(ctx)] == [10, 8, 6, 4, 2, 0]
     assert ctx.metrics.value("violations", slice=URLLC, target="delay") == 2
+
+
+async def test_targets_from_an_a1_policy_over_http_drive_quota_controls(tmp_path: Path) -> None:
+    """End to end on a live runtime with the simulator over gRPC: a slice-sla policy put over
+    the A1 API reaches slicesla, which reports it enforced (the status endpoint says so) and
+    then raises the URLLC slice's quota on the nodes, which acknowledge it; a policy that
+    breaks the type's schema is refused naming the field; deleting the policy reaches it."""
+    token = "slicesla-a1-token-0123456789"
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    overrides = {
+        "http.token_file": str(token_file),
+        "xapps.config.slicesla": {"hold_reports": 1, "cooldown_s": 0.0},
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        running_ric("slicesla", overrides=overrides) as ric,
+        aiohttp.ClientSession(headers=headers) as http,
+    ):
+        host = ric.runtime.host("slicesla")
+        await wait_for(lambda: host.instance is not None, what="slicesla started")
+        app = host.instance
+        assert isinstance(app, SliceSla)
+        base = f"{ric.url}/A1-P/v2/policytypes/slice-sla/policies"
+        policy = {"targets": {"2-000002": {"max_delay_ms": 0.1}}}  # tighter than any cell
+        async with http.put(f"{base}/urllc", json=policy) as response:
+            assert response.status == 201, await response.text()
+        await wait_for(lambda: "2-000002" in app.targets, what="the policy's targets in force")
+
+        for _ in range(500):  # the status follows the xApp's answer
+            async with http.get(f"{base}/urllc/status") as response:
+                status = await response.json()
+            if status["enforceStatus"] == "ENFORCED":
+                break
+            await asyncio.sleep(0.02)
+        assert status["enforceStatus"] == "ENFORCED", status
+        assert status["detail"] == "enforced by xApp slicesla"
+        await wait_for(
+            lambda: any(
+                c.slice == "2-000002" and c.outcome is OutcomeKind.ACKNOWLEDGED for c in app.changes
+            ),
+            timeout=20.0,
+            what="an acknowledged URLLC quota change",
+        )
+
+        bad = {"targets": {"2-000002": {"max_delay_ms": "fast"}}}
+        async with http.put(f"{base}/bad", json=bad) as response:
+            assert response.status == 400
+            assert "max_delay_ms" in (await response.json())["detail"]
+        async with http.get(base) as response:
+            assert await response.json() == ["urllc"]
+
+        async with http.delete(f"{base}/urllc") as response:
+            assert response.status == 204
+        await wait_for(lambda: "2-000002" not in app.targets, what="the targets withdrawn")
