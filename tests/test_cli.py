@@ -25,7 +25,9 @@ def ric(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["sim"], ["demo"], ["xapps"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["sim"], ["demo"], ["xapps"], ["eval"], ["policy"], ["policy", "put"]]
+)
 def test_every_command_has_help(command: list[str]) -> None:
     """``--help`` works for the top level and each command and describes it."""
     result = ric(*command, "--help")

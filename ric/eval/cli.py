@@ -92,9 +92,9 @@ def add_command(
         "violations, handovers, ping-pongs, radio link failures, active cell-hours, controls "
         "by outcome and conflicts, with the paired difference and whether it is beyond the "
         "seed-to-seed noise.",
-        epilog="Example: ric eval seeds/demo.toml --xapps mlb --seeds 1,2,3 --duration 300 "
+        epilog="Example: ric eval seeds/hotspot.toml --xapps mlb --seeds 1,2,3 --duration 300 "
         "--plot eval.png. A difference is beyond noise when a paired t-test over the seeds "
-        "rejects 'no effect' at 5 %% (two or more seeds). Exit status 0 after a report, 2 for "
+        "rejects 'no effect' at 5 % (two or more seeds). Exit status 0 after a report, 2 for "
         "a bad argument, scenario or xApp.",
     )
     p.add_argument(
