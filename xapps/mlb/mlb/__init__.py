@@ -222,6 +222,8 @@ class LoadBalancer(XApp):
         self._refused: dict[tuple[str, str], float] = {}
         self._moves: dict[str, _Move] = {}
         self._reverted: dict[str, float] = {}
+        self._info_of: tuple[NodeInfo, ...] = ()  # the announcements _info was built from
+        self._info: dict[str, tuple[bool, tuple[str, ...]]] = {}
         m = self.metrics
         self._m_ho: Counter = m.counter(
             "handovers_total", "Handovers mlb sent, by outcome.", ["outcome"]
@@ -261,12 +263,19 @@ class LoadBalancer(XApp):
                 self._where.pop(ue.ue, None)
 
     def _cell_info(self) -> dict[str, tuple[bool, tuple[str, ...]]]:
-        """(active, neighbours) of every known cell, as the nodes last announced them."""
-        return {
-            str(cid): (cell.active, tuple(str(n) for n in cell.neighbours))
-            for node in self.nodes().values()
-            for cid, cell in node.cells.items()
-        }
+        """(active, neighbours) of every known cell, as the nodes last announced them; rebuilt
+        only when a node's announcement changed (NodeInfo is immutable and replaced)."""
+        nodes = tuple(self.nodes().values())
+        if len(nodes) != len(self._info_of) or any(
+            a is not b for a, b in zip(nodes, self._info_of, strict=True)
+        ):
+            self._info_of = nodes
+            self._info = {
+                str(cid): (cell.active, tuple(str(n) for n in cell.neighbours))
+                for node in nodes
+                for cid, cell in node.cells.items()
+            }
+        return self._info
 
     # -- reports --------------------------------------------------------------------------
 
