@@ -4,6 +4,7 @@ delivery to xApps (create, update, delete, restarts, runtime restarts) and their
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,7 +15,7 @@ from ric.a1 import A1Service, PolicyError, check_schema, validate_policy
 from ric.config import load_config
 from ric.plugins import Plugin
 from ric.runtime import Runtime
-from ric.sdl import SdlBackend
+from ric.sdl import Namespace, SdlBackend
 from ric.sdl.memory import MemoryBackend
 from ric.sdl.sqlite import SqliteBackend
 from ric.testing import ManualClock, policy_event, start_xapp
@@ -182,6 +183,78 @@ async def test_types_and_policies_are_stored_and_refused_with_reasons() -> None:
     await a1.delete_policy("slice-sla", "gold")
     await a1.delete_type("slice-sla")
     assert await a1.type_ids() == []
+
+
+class RacingStore(MemoryBackend):
+    """A store on which someone else changes the policy type just before a policy is
+    written: ``race(store)`` runs once, inside the first policy write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.race: Callable[[RacingStore], Awaitable[None]] | None = None
+
+    async def _first(self, key: str) -> None:
+        if key.startswith("policy/") and self.race is not None:
+            race, self.race = self.race, None
+            await race(self)
+
+    async def set_if_not_exists(self, namespace: str, key: str, value: bytes) -> bool:
+        await self._first(key)
+        return await super().set_if_not_exists(namespace, key, value)
+
+    async def set_if(self, namespace: str, key: str, old: bytes, new: bytes) -> bool:
+        await self._first(key)
+        return await super().set_if(namespace, key, old, new)
+
+
+async def test_a_type_changed_or_deleted_while_a_policy_is_written_leaves_no_misfit() -> None:
+    """When the type is made stricter, or deleted, between a policy's validation and its
+    write (another request or replica), the write is undone and refused with 409: a new
+    policy is gone, an updated one is back to what it was; a change it still fits is fine."""
+    store = RacingStore()
+    a1 = A1Service(store, list, lambda: 0.0)
+    await a1.put_type("slice-sla", SLA.to_json())
+    strict = {
+        **SLA_SCHEMA,
+        "properties": {
+            **SLA_SCHEMA["properties"],
+            "max_delay_ms": {"type": "number", "maximum": 1},
+        },
+    }
+
+    async def stricter(backend: RacingStore) -> None:
+        await Namespace(backend, "ric.a1").set(
+            "type/slice-sla", PolicyType("slice-sla", strict).to_json()
+        )
+
+    async def delete(backend: RacingStore) -> None:
+        await Namespace(backend, "ric.a1").delete("type/slice-sla")
+
+    store.race = stricter
+    with pytest.raises(PolicyError, match="changed and no longer accepts it") as info:
+        await a1.put_policy("slice-sla", "gold", GOLD)
+    assert info.value.status == 409
+    assert await a1.policy_ids("slice-sla") == []
+
+    await a1.put_type("slice-sla", SLA.to_json())  # no policies: it may loosen again
+    await a1.put_policy("slice-sla", "gold", GOLD)
+    store.race = stricter
+    with pytest.raises(PolicyError, match="no longer accepts it"):
+        await a1.put_policy("slice-sla", "gold", {**GOLD, "max_delay_ms": 20.0})
+    assert await a1.get_policy("slice-sla", "gold") == GOLD  # what it was
+
+    await a1.delete_policy("slice-sla", "gold")
+    await a1.put_type("slice-sla", SLA.to_json())
+    store.race = stricter  # the stricter type still accepts this one
+    await a1.put_policy("slice-sla", "fast", {**GOLD, "max_delay_ms": 0.5})
+    assert await a1.get_policy("slice-sla", "fast") == {**GOLD, "max_delay_ms": 0.5}
+
+    await a1.delete_policy("slice-sla", "fast")
+    await a1.put_type("slice-sla", SLA.to_json())
+    store.race = delete
+    with pytest.raises(PolicyError, match="'slice-sla' was deleted while policy 'gold'"):
+        await a1.put_policy("slice-sla", "gold", GOLD)
+    assert await store.keys("ric.a1", "policy/") == []
 
 
 async def test_a_type_change_that_existing_policies_break_is_refused() -> None:

@@ -257,10 +257,38 @@ class A1Service:
             await self._forget_statuses(type_id, policy_id)  # before the xApps can report anew
             if old is None:
                 if await self.store.set_if_not_exists(key, body):
+                    await self._recheck(type_id, policy_id, definition, body, None)
                     return True
             elif await self.store.set_if(key, old, body):
+                await self._recheck(type_id, policy_id, definition, body, old)
                 return False
         raise PolicyError(409, f"policy {policy_id!r} changed while it was written; try again")
+
+    async def _recheck(
+        self,
+        type_id: str,
+        policy_id: str,
+        checked_against: Any,
+        body: Mapping[str, Any],
+        previous: Any,
+    ) -> None:
+        """After a policy was written: if its type was deleted or changed meanwhile (by
+        another request, or another replica) so that the policy no longer fits, put back what
+        was there before and refuse (409); nothing is left that its type does not accept."""
+        now = await self.store.get(f"type/{type_id}")
+        if now == checked_against:
+            return
+        if now is not None and not validate_policy(now["policySchema"], body):
+            return
+        key = f"policy/{type_id}/{policy_id}"
+        if previous is None:
+            await self.store.delete_if(key, body)
+        else:
+            await self.store.set_if(key, body, previous)
+        what = "was deleted" if now is None else "changed and no longer accepts it"
+        raise PolicyError(
+            409, f"policy type {type_id!r} {what} while policy {policy_id!r} was written; try again"
+        )
 
     async def delete_policy(self, type_id: str, policy_id: str) -> None:
         """Delete a policy (404 if unknown) and tell the xApps that handle its type."""
