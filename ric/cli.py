@@ -530,7 +530,7 @@ def _cmd_xapps(args: argparse.Namespace) -> int:
                 print(f'{item.name} = "{pin_of(item)}"')
         return 0
 
-    rows = [("NAME", "VERSION", "PACKAGE", "REPORTS", "CONTROLS", "STATUS")]
+    rows = [("NAME", "VERSION", "PACKAGE", "REPORTS", "CONTROLS", "A1 POLICY TYPES", "STATUS")]
     for item in discover():
         if isinstance(item, Plugin):
             cls = item.cls
@@ -538,10 +538,21 @@ def _cmd_xapps(args: argparse.Namespace) -> int:
                 f"{len(r.metrics)} metrics/{r.per}/{r.period_ms}ms" for r in cls.reports
             )
             controls = ", ".join(c.__name__ for c in cls.controls)
+            policies = ", ".join(t.id for t in cls.policy_types)
             package = f"{item.distribution} {item.dist_version}".strip()
-            rows.append((cls.name, cls.version, package, reports or "-", controls or "-", "ok"))
+            rows.append(
+                (
+                    cls.name,
+                    cls.version,
+                    package,
+                    reports or "-",
+                    controls or "-",
+                    policies or "-",
+                    "ok",
+                )
+            )
         else:
-            rows.append((item.plugin, "", "", "", "", f"error: {item.problem}"))
+            rows.append((item.plugin, "", "", "", "", "", f"error: {item.problem}"))
     if len(rows) == 1:
         print("no xApps installed (entry-point group ric.xapps)")
         return 0

@@ -87,12 +87,16 @@ def test_bad_xapp_config_names_the_xapp_key(tmp_path: Path) -> None:
 
 
 def test_xapps_lists_installed_examples() -> None:
-    """``ric xapps`` lists the installed example xApps as loadable."""
+    """``ric xapps`` lists the installed example xApps as loadable, with their controls and
+    the A1 policy types they handle."""
     result = ric("xapps")
     assert result.returncode == 0
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
-    assert rows["kpimon"].endswith("ok") and "ric-xapp-kpimon" in rows["kpimon"]
-    assert "Handover" in rows["mlb"]
+    assert set(rows) >= {"kpimon", "mlb", "slicesla", "energysaver", "anomaly"}
+    assert all(row.endswith("ok") for row in rows.values())
+    assert "ric-xapp-kpimon" in rows["kpimon"]
+    assert "Handover" in rows["mlb"] and "CellState" in rows["energysaver"]
+    assert "SlicePrbQuota" in rows["slicesla"] and "slice-sla" in rows["slicesla"]
 
 
 def test_run_serves_and_stops_by_itself() -> None:
