@@ -69,7 +69,7 @@ async def test_same_scenario_and_seed_give_the_same_controls() -> None:
     """A simulated run is deterministic: the same scenario and seed, the same controls (and
     the world ends in the same state)."""
     runs = [
-        await run_scenario("seeds/demo.toml", [LoadBalancer], duration_s=20, seed=3)
+        await run_scenario("seeds/demo.toml", [LoadBalancer], duration_s=20, seed=2)
         for _ in range(2)
     ]
     assert runs[0].controls and _keys(runs[0]) == _keys(runs[1])

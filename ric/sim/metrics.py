@@ -5,6 +5,10 @@ per cell-and-slice, in the columns named below. A report over any period is the 
 two snapshots of those integrals, turned into measurements by the functions here, so a node can
 serve any number of subscriptions with any reporting periods at the cost of one subtraction.
 
+The UE neighbour measurements are not period averages but the UE's last measurement at report
+time, as an RRC measurement report gives them: they come from the world's present state
+(:class:`UeNeighbours`) through :data:`UE_SNAPSHOT_METRICS`.
+
 Units are those of ``proto/ric/e2/v1/kpm.proto``:
 
 =====================  ============  ====================================================
@@ -18,14 +22,21 @@ RRC.ConnMean           UEs           mean number of connected UEs
 DRB.RlcSduDelayDl      0.1 ms        data-volume-weighted mean RLC SDU delay
 L1M.RSRP               dBm           mean RSRP of the serving cell (UE only)
 L1M.SINR               dB            mean SINR on the serving cell (UE only)
+L1M.RSRP.Nbr1 .. 3     dBm           RSRP of the UE's k-th strongest neighbour cell, now
+                                     (UE only; active cells other than the serving one)
+L1M.Nbr1.Nci .. 3      NR cell id    that neighbour's NR cell identity (36 bits, exact as
+                                     a double); its cell id is ``<mcc>-<mnc>-<nci>`` with
+                                     the serving cell's PLMN
 =====================  ============  ====================================================
 
-A metric with no value for a row (no UEs, no traffic, no time attached) is NaN.
+A metric with no value for a row (no UEs, no traffic, no time attached; no k-th neighbour
+heard, or the UE not attached) is NaN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -33,12 +44,19 @@ import numpy.typing as npt
 
 __all__ = [
     "CELL_METRICS",
+    "NEIGHBOUR_RANKS",
     "SLICE_METRICS",
     "UE_METRICS",
+    "UE_NEIGHBOUR_METRICS",
+    "UE_SNAPSHOT_METRICS",
     "CellCol",
     "SliceCol",
     "UeCol",
+    "UeNeighbours",
     "derive",
+    "derive_snapshot",
+    "neighbour_nci_metric",
+    "neighbour_rsrp_metric",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -136,6 +154,51 @@ SLICE_METRICS: Final[Mapping[str, Derivation]] = {
 """Per-slice measurements of a cell (KPM style 1 with ``per_slice``). RRU.PrbTotDl is the
 slice's share of the cell's available PRBs, in percent."""
 
+NEIGHBOUR_RANKS: Final = 3
+"""How many of its strongest neighbour cells a UE reports."""
+
+
+def neighbour_rsrp_metric(rank: int) -> str:
+    """The name of the RSRP of a UE's ``rank``-th strongest neighbour (1-based), in dBm."""
+    return f"L1M.RSRP.Nbr{rank}"
+
+
+def neighbour_nci_metric(rank: int) -> str:
+    """The name of the NR cell identity of a UE's ``rank``-th strongest neighbour (1-based)."""
+    return f"L1M.Nbr{rank}.Nci"
+
+
+@dataclass(frozen=True, slots=True)
+class UeNeighbours:
+    """The strongest neighbour cells of some UEs, now: rows x :data:`NEIGHBOUR_RANKS`,
+    strongest first, NaN where a UE hears fewer neighbours."""
+
+    rsrp_dbm: FloatArray
+    nci: FloatArray
+    """NR cell identities (integers, exact as doubles)."""
+
+
+SnapshotDerivation = Callable[[UeNeighbours], FloatArray]
+"""(the UEs' present neighbour measurements) -> column."""
+
+
+def _rank_col(field: str, rank: int) -> SnapshotDerivation:
+    return lambda n: np.asarray(getattr(n, field)[:, rank - 1], dtype=np.float64)
+
+
+UE_SNAPSHOT_METRICS: Final[Mapping[str, SnapshotDerivation]] = {
+    name: derivation
+    for k in range(1, NEIGHBOUR_RANKS + 1)
+    for name, derivation in (
+        (neighbour_rsrp_metric(k), _rank_col("rsrp_dbm", k)),
+        (neighbour_nci_metric(k), _rank_col("nci", k)),
+    )
+}
+"""UE-level measurements taken at report time, not averaged over the period."""
+
+UE_NEIGHBOUR_METRICS: Final[tuple[str, ...]] = tuple(UE_SNAPSHOT_METRICS)
+"""The neighbour measurement names, rank by rank: RSRP then cell identity."""
+
 
 def derive(
     table: Mapping[str, Derivation],
@@ -155,3 +218,17 @@ def derive(
         if fn is not None:
             out[:, j] = fn(delta, dt_us, avail)
     return out
+
+
+def derive_snapshot(
+    table: Mapping[str, SnapshotDerivation],
+    state: UeNeighbours,
+    metrics: list[str] | tuple[str, ...],
+    out: FloatArray,
+) -> None:
+    """Fill the columns of ``out`` (rows x metrics) whose metric is in ``table`` from ``state``;
+    the other columns are left as they are."""
+    for j, name in enumerate(metrics):
+        fn = table.get(name)
+        if fn is not None:
+            out[:, j] = fn(state)

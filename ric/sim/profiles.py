@@ -14,6 +14,9 @@ umbrella  5                1-5 (1 with UL PRBs)   3/1 handover, 2/6 slice       
                                                   quota, 100/1 cell state
 ========  ===============  =====================  ============================  ==========
 
+The UE-level styles of acme and umbrella also report each UE's three strongest neighbour cells
+(``L1M.RSRP.Nbr1..3``, ``L1M.Nbr1..3.Nci``, see :mod:`ric.sim.metrics`).
+
 RAN function ids are the node's own numbering: the RIC must find functions by OID.
 """
 
@@ -26,6 +29,7 @@ from typing import Final
 from ric._proto.e2.v1 import e2_pb2, kpm_pb2, rc_pb2
 from ric.actions import CellState, Handover, SlicePrbQuota
 from ric.model import KPM_OID, RC_OID
+from ric.sim.metrics import UE_NEIGHBOUR_METRICS
 
 __all__ = [
     "KPM_STYLE_NAMES",
@@ -79,6 +83,7 @@ _UE_FULL: Final = (
     "DRB.RlcSduDelayDl",
     "L1M.RSRP",
     "L1M.SINR",
+    *UE_NEIGHBOUR_METRICS,
 )
 
 _INT = rc_pb2.VALUE_TYPE_INT

@@ -23,7 +23,8 @@ One step:
 5. the time-integrals behind every measurement grow by value x dt.
 
 Measurements over any period are the difference of two :class:`Snapshot` of the integrals,
-see :mod:`ric.sim.metrics`.
+see :mod:`ric.sim.metrics`; the UEs' neighbour measurements are taken from the present state
+instead (:meth:`World.strongest_neighbours`), as a UE's measurement report would give them.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ MAX_NEIGHBOURS: Final = 16
 DEFAULT_MARGIN_M: Final = 250.0
 """How far the default UE area reaches beyond the outermost sites, metres."""
 MAX_TX_POWER_DBM: Final = 49.0
+MIN_HEARD_RSRP_DBM: Final = -156.0
+"""Weakest RSRP a UE measures and reports, dBm (the bottom of the TS 38.133 reporting range)."""
 
 
 class SimControlError(ValueError):
@@ -186,6 +189,7 @@ class World:
         self.cell_text: tuple[str, ...] = tuple(str(c) for c in cell_ids)
         """Cell ids in text form, by cell index."""
         self._cell_index = {c: i for i, c in enumerate(cell_ids)}
+        self._nci = np.array([float(c.nci) for c in cell_ids], dtype=np.float64)
         self.n_cells = len(cell_ids)
         self.n_sites = len(sc.nodes)
         self._site = np.array(site, dtype=np.int64)
@@ -836,10 +840,50 @@ class World:
             _m.SLICE_METRICS, delta, self._time_us - since.time_us, tuple(metrics), avail
         )
 
+    def strongest_neighbours(
+        self, ues: Sequence[int] | IntArray, k: int = _m.NEIGHBOUR_RANKS
+    ) -> tuple[IntArray, FloatArray]:
+        """The ``k`` strongest cells each UE hears now besides its serving cell, strongest
+        first: (cell indices, RSRP in dBm), both UEs x ``k``, -1 and NaN where there is none.
+
+        Cells switched off (RSRP -inf) and cells below :data:`MIN_HEARD_RSRP_DBM` are not
+        heard; a UE that is not attached reports no neighbour.
+        """
+        rows = np.asarray(ues, dtype=np.int64)
+        n = len(rows)
+        cells = np.full((n, k), -1, dtype=np.int64)
+        rsrp_out = np.full((n, k), np.nan)
+        take = min(k, self.n_cells)
+        if n == 0 or take == 0:
+            return cells, rsrp_out
+        rsrp = self._rsrp_dbm[rows].copy()
+        serving = self._serving[rows]
+        attached = serving >= 0
+        rsrp[np.flatnonzero(attached), serving[attached]] = -np.inf
+        if take < self.n_cells:
+            top = np.argpartition(-rsrp, take - 1, axis=1)[:, :take]
+        else:
+            top = np.broadcast_to(np.arange(self.n_cells), (n, self.n_cells))
+        top_rsrp = np.take_along_axis(rsrp, top, axis=1)
+        order = np.argsort(-top_rsrp, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_rsrp = np.take_along_axis(top_rsrp, order, axis=1)
+        heard = (top_rsrp >= MIN_HEARD_RSRP_DBM) & attached[:, None]
+        cells[:, :take] = np.where(heard, top, -1)
+        rsrp_out[:, :take] = np.where(heard, top_rsrp, np.nan)
+        return cells, rsrp_out
+
     def ue_matrix(
         self, since: Snapshot, ues: Sequence[int] | IntArray, metrics: Sequence[str]
     ) -> FloatArray:
-        """UE measurements (UEs x metrics) averaged since ``since``; NaN for no value."""
+        """UE measurements (UEs x metrics) averaged since ``since``, except the neighbour
+        ones, which are the UEs' measurements now; NaN for no value."""
         rows = np.asarray(ues, dtype=np.int64)
+        names = tuple(metrics)
         delta = self._acc_ue[rows] - since.ue[rows]
-        return _m.derive(_m.UE_METRICS, delta, self._time_us - since.time_us, tuple(metrics))
+        out = _m.derive(_m.UE_METRICS, delta, self._time_us - since.time_us, names)
+        if any(name in _m.UE_SNAPSHOT_METRICS for name in names):
+            cells, rsrp = self.strongest_neighbours(rows)
+            nci = np.where(cells >= 0, self._nci[np.maximum(cells, 0)], np.nan)
+            _m.derive_snapshot(_m.UE_SNAPSHOT_METRICS, _m.UeNeighbours(rsrp, nci), names, out)
+        return out

@@ -16,6 +16,7 @@ from ric.ids import CellId
 from ric.model import KPM_OID, RC_OID, CauseCode
 from ric.sim import VENDOR_PROFILES, Scenario, Simulator
 from ric.sim.agent import nr_cgi
+from ric.sim.metrics import UE_NEIGHBOUR_METRICS
 
 from .conftest import WAIT_S, FakeRic, FakeSession
 
@@ -221,6 +222,32 @@ async def test_ue_report_rows_follow_the_scope(small: Scenario, fake_ric: FakeRi
             assert thp >= 0.0
             assert -140.0 < rsrp < -30.0
             assert math.isfinite(sinr)
+
+
+async def test_ue_report_carries_neighbour_measurements(small: Scenario, fake_ric: FakeRic) -> None:
+    """An acme UE report asked for the neighbour measurements admits them all, and each row
+    names, strongest first, active cells of the world other than the UE's serving cell."""
+    async with running(small, fake_ric) as (sim, nodes):
+        world = sim.world
+        acme = nodes[1]
+        metrics = ["L1M.RSRP", *UE_NEIGHBOUR_METRICS]
+        acme.send(subscription_request=subscription(1, 2, 100, report(1, 5, metrics)))
+        resp = (await acme.recv("subscription_response")).subscription_response
+        assert list(resp.not_admitted_measurements) == []
+        matrix = (await acme.recv("indications")).indications.indications[0].kpm.matrix
+        assert list(matrix.metric_names) == metrics
+        assert len(matrix.entity_ids) > 0
+        width = len(metrics)
+        for row, serving in enumerate(matrix.entity_cells):
+            values = matrix.values[row * width : (row + 1) * width]
+            rsrp, ncis = values[1::2], values[2::2]
+            heard = [r for r in rsrp if not math.isnan(r)]
+            assert heard == sorted(heard, reverse=True)
+            for nci in ncis[: len(heard)]:
+                cell = CellId(world.plmn, int(nci))
+                assert world.cell_index(cell) is not None
+                assert str(cell) != serving
+            assert all(math.isnan(x) for x in ncis[len(heard) :])
 
 
 async def test_unsupported_metrics_are_not_admitted_and_not_reported(

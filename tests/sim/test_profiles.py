@@ -5,7 +5,7 @@ from __future__ import annotations
 from ric._proto.e2.v1 import e2_pb2
 from ric.model import KPM_OID, RC_OID
 from ric.sim import VENDOR_PROFILES
-from ric.sim.metrics import CELL_METRICS, UE_METRICS
+from ric.sim.metrics import CELL_METRICS, UE_METRICS, UE_NEIGHBOUR_METRICS, UE_SNAPSHOT_METRICS
 
 
 def _functions(name: str) -> tuple[e2_pb2.RanFunction, e2_pb2.RanFunction]:
@@ -49,7 +49,7 @@ def test_every_advertised_metric_is_computed_by_the_world() -> None:
     """Each metric a style advertises has a derivation at that style's entity level."""
     for profile in VENDOR_PROFILES.values():
         for style, names in profile.kpm_styles.items():
-            table = CELL_METRICS if style == 1 else UE_METRICS
+            table = CELL_METRICS if style == 1 else {**UE_METRICS, **UE_SNAPSHOT_METRICS}
             assert names, (profile.name, style)
             assert set(names) <= set(table), (profile.name, style)
 
@@ -60,3 +60,21 @@ def test_min_reporting_period_can_be_raised_to_the_tick() -> None:
     assert kpm.kpm.min_reporting_period_ms == 100
     kpm, _ = VENDOR_PROFILES["initech"].ran_functions(min_reporting_period_ms=100)
     assert kpm.kpm.min_reporting_period_ms == 500
+
+
+def test_only_ue_level_profiles_report_neighbour_measurements() -> None:
+    """Acme and umbrella report each UE's three strongest neighbours in styles 2-5; globex
+    and initech, with no UE-level style, report none."""
+    assert UE_NEIGHBOUR_METRICS == (
+        "L1M.RSRP.Nbr1",
+        "L1M.Nbr1.Nci",
+        "L1M.RSRP.Nbr2",
+        "L1M.Nbr2.Nci",
+        "L1M.RSRP.Nbr3",
+        "L1M.Nbr3.Nci",
+    )
+    for name, profile in VENDOR_PROFILES.items():
+        advertised = {m for names in profile.kpm_styles.values() for m in names}
+        has = set(UE_NEIGHBOUR_METRICS) <= advertised
+        assert has == (name in ("acme", "umbrella")), name
+        assert not advertised & set(UE_NEIGHBOUR_METRICS) or has, name

@@ -277,3 +277,105 @@ def test_step_refuses_non_positive_time(small: Scenario) -> None:
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="dt_s"):
             world.step(bad)
+
+
+NEIGHBOUR_METRICS = [name for k in (1, 2, 3) for name in (f"L1M.RSRP.Nbr{k}", f"L1M.Nbr{k}.Nci")]
+
+
+def _expected_neighbours(world: World, ue: int) -> list[tuple[int, float]]:
+    """(cell, RSRP) of the active cells other than the UE's serving one, strongest first."""
+    rsrp = world.rsrp_dbm[ue]
+    others = [
+        (c, float(rsrp[c]))
+        for c in range(world.n_cells)
+        if c != world.serving[ue] and world.active[c]
+    ]
+    return sorted(others, key=lambda x: -x[1])[:3]
+
+
+def test_neighbour_measurements_are_the_strongest_other_active_cells(demo: Scenario) -> None:
+    """Each UE reports its k-th strongest active non-serving cell now, as RSRP and an NR cell
+    identity that decodes to that cell of the world; a cell switched off is never reported."""
+    world = World(demo, seed=5)
+    _steps(world, 5)
+    strongest = int(np.bincount(world.serving[world.serving >= 0]).argmax())
+    world.set_cell_state(world.cell_ids[(strongest + 1) % world.n_cells], active=False)
+    off = (strongest + 1) % world.n_cells
+    _steps(world, 5)
+    since = world.snapshot()
+    _steps(world, 10)
+    ues = np.arange(world.n_ues)
+    values = world.ue_matrix(since, ues, NEIGHBOUR_METRICS)
+    for ue in ues.tolist():
+        expected = _expected_neighbours(world, ue)
+        assert len(expected) == 3
+        for k, (_cell, rsrp) in enumerate(expected):
+            assert values[ue, 2 * k] == rsrp
+            nci = values[ue, 2 * k + 1]
+            assert nci == int(nci)
+            cell_id = CellId(world.plmn, int(nci))
+            cell = world.cell_index(cell_id)
+            assert cell is not None and cell != off  # sectors may tie: any cell of that RSRP
+            assert world.rsrp_dbm[ue, cell] == rsrp
+            assert cell_id != world.serving_cell(ue + 1)
+
+
+def test_neighbour_measurements_are_taken_now_not_averaged(demo: Scenario) -> None:
+    """The neighbour measurements are the same whatever the period start, and follow the UE:
+    after a handover its old serving cell may be reported, its new one is not."""
+    world = World(demo, seed=2)
+    first = world.snapshot()
+    _steps(world, 10)
+    second = world.snapshot()
+    _steps(world, 3)
+    ues = np.arange(world.n_ues)
+    a = world.ue_matrix(first, ues, NEIGHBOUR_METRICS)
+    b = world.ue_matrix(second, ues, NEIGHBOUR_METRICS)
+    np.testing.assert_array_equal(a, b)
+    ue, _src, target = _handover_candidate(world)
+    world.handover(ue, world.cell_ids[target])
+    after = world.ue_matrix(second, [ue - 1], NEIGHBOUR_METRICS)[0]
+    assert world.cell_ids[target].nci not in {int(x) for x in after[1::2]}
+    assert list(after[::2]) == [r for _, r in _expected_neighbours(world, ue - 1)]
+
+
+def test_neighbour_measurements_are_nan_when_there_is_no_such_neighbour() -> None:
+    """With two cells a UE has one neighbour: ranks 2 and 3 are NaN, and with that neighbour
+    switched off so is rank 1; averaged metrics stay as they were."""
+    pair: dict[str, Any] = {
+        "nodes": [{"id": 1, "vendor": "acme", "position_m": [0.0, 0.0], "sectors": 2}],
+        "ue_groups": [{"count": 4, "hotspot": {"center_m": [0.0, 50.0], "radius_m": 30.0}}],
+    }
+    scenario = parse_scenario(pair)
+    world = World(scenario, seed=1)
+    since = world.snapshot()
+    _steps(world, 2)
+    names = ["L1M.RSRP", *NEIGHBOUR_METRICS]
+    values = world.ue_matrix(since, np.arange(4), names)
+    assert np.isfinite(values[:, :3]).all()
+    assert np.isnan(values[:, 3:]).all()
+    other = world.cell_ids[1 - int(world.serving[0])]
+    world.set_cell_state(other, active=False)
+    values = world.ue_matrix(since, np.arange(4), names)
+    assert np.isfinite(values[:, 0]).all()
+    assert np.isnan(values[:, 1:]).all()
+    cells, rsrp = world.strongest_neighbours([])
+    assert cells.shape == rsrp.shape == (0, 3)
+
+
+def test_cells_below_the_reporting_range_are_not_neighbours() -> None:
+    """A cell 20 km away, heard below -156 dBm (the bottom of the RSRP reporting range), is
+    not reported as a neighbour even when it is the only other cell."""
+    far: dict[str, Any] = {
+        "nodes": [
+            {"id": 1, "vendor": "acme", "position_m": [0.0, 0.0], "sectors": 1},
+            {"id": 2, "vendor": "acme", "position_m": [20000.0, 0.0], "sectors": 1},
+        ],
+        "ue_groups": [{"count": 3, "hotspot": {"center_m": [0.0, 0.0], "radius_m": 20.0}}],
+        "area": {"x_m": [-100.0, 100.0], "y_m": [-100.0, 100.0]},
+    }
+    world = World(parse_scenario(far))
+    assert (world.rsrp_dbm[:, 1] < -156.0).all()
+    cells, rsrp = world.strongest_neighbours(np.arange(3))
+    assert (cells == -1).all()
+    assert np.isnan(rsrp).all()

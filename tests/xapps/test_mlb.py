@@ -66,6 +66,26 @@ def ue_report(rows: list[tuple[str, str, float, float, float]]) -> KpmReport:
     )
 
 
+def ue_report_with_neighbours(
+    rows: list[tuple[str, str, float, float, float, list[tuple[int, float]]]],
+) -> KpmReport:
+    """UE rows (ue, cell, PRBs, serving RSRP dBm, serving SINR dB, [(neighbour NCI, RSRP)])
+    as a node reporting neighbour measurements sends them (NaN past the last neighbour)."""
+    metrics: dict[str, list[float]] = {
+        "RRU.PrbUsedDl": [r[2] for r in rows],
+        "DRB.UEThpDl": [4000.0] * len(rows),
+        "L1M.RSRP": [r[3] for r in rows],
+        "L1M.SINR": [r[4] for r in rows],
+    }
+    for k in range(3):
+        heard = [r[5][k] if k < len(r[5]) else (math.nan, math.nan) for r in rows]
+        metrics[f"L1M.RSRP.Nbr{k + 1}"] = [h[1] for h in heard]
+        metrics[f"L1M.Nbr{k + 1}.Nci"] = [float(h[0]) for h in heard]
+    return make_report(
+        NODE, EntityKind.UE, metrics, [r[0] for r in rows], cells=[r[1] for r in rows]
+    )
+
+
 EDGE_AND_CENTRE = [("10", A, 30.0, 4000.0, -2.0), ("11", A, 50.0, 4000.0, 20.0)]
 
 
@@ -202,6 +222,54 @@ async def test_node_without_handover_control_is_left_alone() -> None:
     assert ctx.controls == []
 
 
+async def test_measured_neighbour_below_min_rsrp_is_no_target() -> None:
+    """With neighbour measurements, the target is the measured neighbour with room and
+    enough RSRP, not the first listed one: B, heard below min_target_rsrp_dbm, is skipped."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node()])
+    report = ue_report_with_neighbours(
+        [
+            ("10", A, 30.0, -95.0, -2.0, [(3, -90.0), (2, -118.0)]),
+            ("12", A, 30.0, -95.0, -2.0, [(2, -116.0)]),
+        ]
+    )
+    await app.on_report(report)
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    assert handovers(ctx) == [("10", A, C)]
+    assert ctx.metrics.value("handovers_total", outcome="acknowledged") == 1
+
+
+async def test_measured_neighbour_predicts_the_target_sinr() -> None:
+    """Co-channel, the SINR on a measured neighbour comes from the RSRP difference and the
+    loads: a cell-edge UE hearing B 5 dB above its serving cell moves there, a UE hearing B
+    15 dB below stays, and so does a UE that hears no neighbour at all."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node()])
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    report = ue_report_with_neighbours(
+        [
+            ("10", A, 20.0, -95.0, -2.0, [(2, -90.0)]),
+            ("11", A, 50.0, -85.0, 15.0, [(2, -100.0)]),
+            ("12", A, 60.0, -95.0, -2.0, []),
+        ]
+    )
+    await app.on_report(report)
+    ue = app.ues[A][0]
+    assert ue.nbrs == ((B, -90.0),)
+    # S_t / (S_s / SINR - S_t u_t + S_s u_s), in units of S_s: 3.16 / (1.58 - 0.63 + 0.95)
+    assert app._measured_sinr(ue, A, B, -90.0) == pytest.approx(10 * math.log10(1.66), abs=0.1)
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    assert handovers(ctx) == [("10", A, B)]
+
+
+async def test_measured_targets_need_no_one_at_a_time_exploration() -> None:
+    """Targets the UEs measured are not guesses: several UEs go to a pair with no record in
+    one round, up to per_cell, where the prediction path would try one."""
+    app, ctx = await start_xapp(LoadBalancer, {"hold_reports": 1}, nodes=[node()])
+    rows = [(str(u), A, 5.0, -95.0, -2.0, [(2, -88.0)]) for u in (10, 11, 12, 13)]
+    await app.on_report(ue_report_with_neighbours(rows))
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    assert [h[2] for h in handovers(ctx)] == [B, B, B]
+
+
 def test_config_needs_low_below_high() -> None:
     """The load hysteresis must be a gap: low_pct at or above high_pct is refused."""
     with pytest.raises(ValueError, match="low_pct"):
@@ -228,3 +296,17 @@ async def test_hotspot_scenario_steers_with_few_refusals() -> None:
             assert prev != (action.target_cell, action.serving_cell)
             last[action.ue] = (action.serving_cell, action.target_cell)
     assert not math.isnan(result.xapps["mlb"].load["001-01-4097"])  # type: ignore[attr-defined]
+
+
+async def test_demo_scenario_uses_neighbour_measurements_without_refusals() -> None:
+    """On seeds/demo.toml (one carrier) the acme node reports its UEs' neighbours, so mlb
+    hands UEs of the overloaded cell only to cells they measured, and the node refuses none."""
+    result = await run_scenario("seeds/demo.toml", [LoadBalancer], duration_s=120.0, seed=1)
+    app = result.xapps["mlb"]
+    assert isinstance(app, LoadBalancer)
+    assert all(ue.nbrs is not None for ue in app.ues["001-01-4097"])
+    kinds = result.outcomes("mlb")
+    assert kinds and set(kinds) == {OutcomeKind.ACKNOWLEDGED}
+    for record in result.controls:
+        assert isinstance(record.action, Handover)
+        assert record.action.serving_cell == "001-01-4097"

@@ -8,8 +8,16 @@ The loop, on every cell report:
 2. **Targets.** Its active neighbours below ``low_pct`` may receive UEs, each only as long as
    what this round sends it keeps it below ``high_pct``: the gap between the two thresholds
    is the load hysteresis.
-3. **UEs.** UE reports carry the serving cell's RSRP and SINR only, no per-neighbour
-   measurement, so mlb predicts and learns what it cannot see:
+3. **UEs.** Where the node reports each UE's strongest neighbours (``L1M.RSRP.Nbr1..3`` and
+   ``L1M.Nbr1..3.Nci``, the UE's measurements at report time), a UE's targets are the
+   neighbours it hears at least ``min_target_rsrp_dbm`` strongly (with room, as above), and
+   its SINR on a co-channel one follows from what it measured: its serving SINR gives the
+   interference and noise it has; on the target, the target's share of that (RSRP times
+   load) goes and the source's joins, ``S_t / (S_s / SINR - S_t u_t + S_s u_s)`` (linear
+   units, ``u`` floored at 10 %), plus the pair's learned bias (below). Such a target needs
+   no one-UE-at-a-time exploration and starts from the best prior. Where the node reports
+   the serving cell's RSRP and SINR only (or a target is on another band), mlb predicts and
+   learns what it cannot see:
 
    - the UE's SINR on a co-channel target, by mirroring: a UE limited by a neighbour's
      interference has about minus its serving SINR there, less the source's load:
@@ -62,6 +70,13 @@ from ric.types import Counter, Gauge
 __all__ = ["LoadBalancer", "PairStats"]
 
 UE_METRICS = ("RRU.PrbUsedDl", "DRB.UEThpDl", "L1M.RSRP", "L1M.SINR")
+NEIGHBOUR_RANKS = 3
+NEIGHBOUR_METRICS = tuple(
+    name for k in range(1, NEIGHBOUR_RANKS + 1) for name in (f"L1M.RSRP.Nbr{k}", f"L1M.Nbr{k}.Nci")
+)
+"""Each UE's strongest neighbour cells at report time: RSRP (dBm) and NR cell identity."""
+LOAD_FLOOR = 0.1
+"""The lowest PRB utilisation assumed for a cell's interference (control channels, pilots)."""
 HANDOVER_KEY = (Handover.style, Handover.action_id)
 
 
@@ -69,6 +84,29 @@ def _rank_prior(rank: int) -> float:
     """Success chance of a pair not tried yet: the node lists neighbours by coverage overlap,
     so the first ones are likelier to hear the source's edge UEs."""
     return max(0.6 - 0.05 * rank, 0.35)
+
+
+def _neighbour_columns(report: KpmReport) -> tuple[np.ndarray, np.ndarray] | None:
+    """The report's neighbour measurements as (RSRP, NR cell identity), UEs x ranks, or None
+    when the node reports none (ranks it left out are NaN)."""
+    names = report.metrics
+    if "L1M.RSRP.Nbr1" not in names or "L1M.Nbr1.Nci" not in names:
+        return None
+    nan = np.full(len(report), np.nan)
+    rsrp = np.stack([report[n] if n in names else nan for n in NEIGHBOUR_METRICS[0::2]], axis=1)
+    nci = np.stack([report[n] if n in names else nan for n in NEIGHBOUR_METRICS[1::2]], axis=1)
+    return rsrp, nci
+
+
+def _neighbours(serving: str, rsrp: np.ndarray, nci: np.ndarray) -> tuple[tuple[str, float], ...]:
+    """(cell id, RSRP) of a UE's measured neighbours; a neighbour's cell id is its NR cell
+    identity with the serving cell's PLMN (``<mcc>-<mnc>-<nci>``)."""
+    plmn = serving.rsplit("-", 1)[0]
+    return tuple(
+        (f"{plmn}-{int(c)}", float(r))
+        for r, c in zip(rsrp.tolist(), nci.tolist(), strict=True)
+        if math.isfinite(r) and math.isfinite(c)
+    )
 
 
 def _efficiency(sinr_db: float) -> float:
@@ -85,6 +123,9 @@ class _Ue:
     rsrp_dbm: float
     sinr_db: float
     at: float = 0.0
+    nbrs: tuple[tuple[str, float], ...] | None = None
+    """The neighbour cells the UE measured (cell id, RSRP dBm), strongest first; None when
+    its node reports no neighbour measurements."""
 
 
 @dataclass(slots=True)
@@ -142,7 +183,8 @@ class LoadBalancer(XApp):
     version = "0.1.0"
     reports = [
         Report("RRU.PrbUsedDl", "RRU.PrbAvailDl", period_ms=1000, per="cell"),
-        Report(*UE_METRICS, period_ms=1000, per="ue"),
+        # Nodes without neighbour measurements leave them out of the UE report.
+        Report(*UE_METRICS, *NEIGHBOUR_METRICS, period_ms=1000, per="ue"),
     ]
     controls = [Handover]
 
@@ -161,6 +203,10 @@ class LoadBalancer(XApp):
         min_target_sinr_db: float = Field(0.0, ge=-20.0, le=30.0)
         """A move is skipped when the UE's predicted SINR on the target is below this (dB),
         and counts as bad when its SINR there turns out below it."""
+        min_target_rsrp_dbm: float = Field(-115.0, ge=-156.0, le=-44.0)
+        """Where the node reports UEs' neighbour measurements, only a neighbour the UE hears
+        at least this strongly (dBm) is a target: a margin above the RSRP a node needs to
+        accept a handover (typically -120 dBm)."""
         min_success: float = Field(0.3, ge=0.0, le=1.0)
         """A (pair, SINR band) whose learned success chance is below this is not tried."""
         sinr_bands_db: tuple[float, ...] = (0.0, 5.0, 10.0)
@@ -295,6 +341,7 @@ class LoadBalancer(XApp):
             return report[name] if name in report.metrics else nan
 
         prbs, thp, rsrp, sinr = (col(m) for m in UE_METRICS)
+        nbrs = _neighbour_columns(report)
         now = self.now()
         by_cell: dict[str, list[_Ue]] = {}
         for i, ue_id in enumerate(report.entity_ids):
@@ -306,6 +353,7 @@ class LoadBalancer(XApp):
                 float(rsrp[i]),
                 float(sinr[i]),
                 now,
+                None if nbrs is None else _neighbours(report.cells[i], nbrs[0][i], nbrs[1][i]),
             )
             by_cell.setdefault(row.cell, []).append(row)
             before = self._where.get(ue_id)
@@ -385,8 +433,49 @@ class LoadBalancer(XApp):
         bias = stats.bias_db if stats is not None and stats.samples >= 0.5 else 0.0
         if self._band_of(source) != self._band_of(target):
             return ue.sinr_db + bias
-        u_s = max(self.load.get(source, 100.0) / 100.0, 0.1)
+        u_s = max(self.load.get(source, 100.0) / 100.0, LOAD_FLOOR)
         return -ue.sinr_db - 10.0 * math.log10(u_s) + bias
+
+    def _measured_sinr(self, ue: _Ue, source: str, target: str, rsrp_dbm: float) -> float:
+        """The UE's SINR on co-channel ``target``, dB, from what it measured: its serving
+        SINR gives the interference and noise it has now; on the target, the target's share
+        of that (its RSRP times its load) goes and the source's joins:
+        ``S_t / (S_s / SINR - S_t u_t + S_s u_s)`` in linear units (``S``: RSRP, ``u``: PRB
+        utilisation, floored at 10 %). Without a serving SINR, interference-limited: the
+        RSRP difference less the source's load, ``RSRP_t - RSRP_s - 10 log10(u_s)``."""
+        u_s = max(self.load.get(source, 100.0) / 100.0, LOAD_FLOOR)
+        if math.isnan(ue.rsrp_dbm):
+            return math.nan
+        if math.isnan(ue.sinr_db):
+            return rsrp_dbm - ue.rsrp_dbm - 10.0 * math.log10(u_s)
+        u_t = max(self.load.get(target, 100.0) / 100.0, LOAD_FLOOR)
+        s_s = 10.0 ** (ue.rsrp_dbm / 10.0)
+        s_t = 10.0 ** (rsrp_dbm / 10.0)
+        rest = max(s_s / 10.0 ** (ue.sinr_db / 10.0) - s_t * u_t, 0.0)
+        return 10.0 * math.log10(s_t / (rest + s_s * u_s))
+
+    def _targets(
+        self,
+        ue: _Ue,
+        listed: list[tuple[int, str]],
+        info: dict[str, tuple[bool, tuple[str, ...]]],
+        sent: dict[str, float],
+    ) -> list[tuple[int, str, float]]:
+        """(rank, target, measured RSRP) of the UE's candidate targets: the neighbours it
+        measured at least ``min_target_rsrp_dbm`` strongly, with room, when its node reports
+        them; else the serving cell's listed neighbours with room (RSRP NaN)."""
+        if ue.nbrs is None:
+            return [(rank, t, math.nan) for rank, t in listed]
+        cfg = self.config
+        return [
+            (rank, t, rsrp)
+            for rank, (t, rsrp) in enumerate(ue.nbrs)
+            if rsrp >= cfg.min_target_rsrp_dbm
+            and t != ue.cell
+            and info.get(t, (False, ()))[0]
+            and not math.isnan(self.load.get(t, math.nan))
+            and self.load[t] + sent.get(t, 0.0) < cfg.low_pct
+        ]
 
     def _plan(
         self, cell: str, info: dict[str, tuple[bool, tuple[str, ...]]], sent: dict[str, float]
@@ -394,21 +483,19 @@ class LoadBalancer(XApp):
         cfg = self.config
         now = self.now()
         _, neighbours = info.get(cell, (False, ()))
-        targets = [
+        listed = [
             (rank, t)
             for rank, t in enumerate(neighbours)
             if info.get(t, (False, ()))[0]
             and not math.isnan(self.load.get(t, math.nan))
             and self.load[t] + sent.get(t, 0.0) < cfg.low_pct
         ]
-        if not targets:
-            return []
-        options: list[tuple[float, _Ue, str, float, float]] = []
+        options: list[tuple[float, _Ue, str, float, float, bool]] = []
         for ue in self.ues.get(cell, []):
             if not ue.prbs > 0 or now - self._moved_at.get(ue.ue, -math.inf) < cfg.cooldown_s:
                 continue
             band = self._band(ue.sinr_db)
-            for rank, t in targets:
+            for rank, t, rsrp in self._targets(ue, listed, info, sent):
                 if now - self._refused.get((ue.ue, t), -math.inf) < cfg.refuse_block_s:
                     continue
                 if now - self._left.get((ue.ue, t), -math.inf) < cfg.pingpong_guard_s:
@@ -416,10 +503,17 @@ class LoadBalancer(XApp):
                 stats = self.pairs.get((cell, t))
                 if stats is not None:
                     stats.fade(now, cfg.learn_halflife_s)
-                predicted = self._predicted_sinr(ue, cell, t, stats)
+                measured = not math.isnan(rsrp)
+                if measured and self._band_of(cell) == self._band_of(t):
+                    bias = stats.bias_db if stats is not None and stats.samples >= 0.5 else 0.0
+                    predicted = self._measured_sinr(ue, cell, t, rsrp) + bias
+                else:
+                    predicted = self._predicted_sinr(ue, cell, t, stats)
                 if predicted < cfg.min_target_sinr_db:  # NaN (no SINR reported) passes
                     continue
-                p = stats.success(band) if stats is not None else _rank_prior(rank)
+                # A measured neighbour needs no guess from its rank: the best prior.
+                prior = _rank_prior(0 if measured else rank)
+                p = stats.success(band) if stats is not None else prior
                 if p < cfg.min_success:
                     continue
                 # PRBs it would take on the target: as many bits at the predicted efficiency,
@@ -433,20 +527,21 @@ class LoadBalancer(XApp):
                 # Freed PRBs, likely to stick (cell-edge UEs free the most per bit), towards
                 # the neighbours with the most room.
                 room = (cfg.high_pct - self.load[t]) / cfg.high_pct
-                options.append((p * ue.prbs * room, ue, t, cost, predicted))
+                options.append((p * ue.prbs * room, ue, t, cost, predicted, measured))
         options.sort(key=lambda o: (-o[0], o[1].ue, o[2]))
         moves: list[Handover] = []
         chosen: set[str] = set()
         explored = False
-        for _, ue, t, added, predicted in options:
+        for _, ue, t, added, predicted, measured in options:
             if len(moves) == cfg.per_cell:
                 break
             if ue.ue in chosen:
                 continue
             # A pair with no record is tried with one UE at a time: a wrong guess costs that
-            # UE a radio link failure, and its outcome decides for the next ones.
+            # UE a radio link failure, and its outcome decides for the next ones. A target the
+            # UE measured is no guess.
             stats = self.pairs.get((cell, t))
-            untried = stats is None or sum(stats.good) + sum(stats.bad) < 0.5
+            untried = not measured and (stats is None or sum(stats.good) + sum(stats.bad) < 0.5)
             if untried and explored:
                 continue
             if self.load[t] + sent.get(t, 0.0) + added >= cfg.high_pct:

@@ -193,7 +193,15 @@ class MeasurementMatrix(_message.Message):
     values has len(entity_ids) * len(metric_names) doubles, row-major (one row per entity,
     one column per metric), NaN where there is no value. Units are those of TS 28.552:
     DRB.UEThpDl / DRB.UEThpUl in kbit/s, RRU.PrbUsedDl / RRU.PrbAvailDl in PRBs,
-    RRU.PrbTotDl in percent, DRB.RlcSduDelayDl in 0.1 ms, RRC.ConnMean in UEs.
+    RRU.PrbTotDl in percent, DRB.RlcSduDelayDl in 0.1 ms, RRC.ConnMean in UEs,
+    L1M.RSRP in dBm, L1M.SINR in dB.
+
+    UE-level neighbour measurements, rank k = 1..3 (the UE's k-th strongest cell other than its
+    serving cell, switched-off cells left out): L1M.RSRP.Nbr<k> in dBm and L1M.Nbr<k>.Nci, the
+    neighbour's NR cell identity (36 bits, exact as a double; its cell id in text form is
+    <mcc>-<mnc>-<nci> with the serving cell's PLMN). Unlike the others, which are means over
+    the granularity period, these are the UE's last measurement at report time, as in an RRC
+    measurement report. NaN when the UE hears no k-th neighbour.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
