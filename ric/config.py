@@ -125,7 +125,43 @@ class E2Settings(_Section):
     setup_timeout_s: float = Field(5.0, gt=0, description="time a new stream has to set up")
     error_burst: int = Field(20, ge=1, description="bad messages tolerated at once per node")
     error_refill_per_s: float = Field(1.0, ge=0, description="bad messages tolerated per second")
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="largest E2 message parsed, in bytes; a larger one is answered with an "
+        "ErrorIndication and spends the error budget (gRPC's own cap is 8x this)",
+    )
+    max_entities_per_matrix: int = Field(
+        20_000,
+        ge=1,
+        description="rows (cells, UEs or slices) one measurement matrix may carry; "
+        "a larger matrix is refused with an ErrorIndication",
+    )
+    max_values_per_batch: int = Field(
+        250_000,
+        ge=1,
+        description="values one IndicationBatch may carry over all its matrices; "
+        "a larger batch is refused whole with an ErrorIndication",
+    )
+    max_values_per_s_per_node: float | None = Field(
+        2_000_000.0,
+        gt=0,
+        description="indication values one node may send per second (burst: one second's "
+        "worth); beyond, indications are dropped and the node told at most once a second; "
+        "none: no limit",
+    )
     tls: TlsSettings = TlsSettings()
+
+    @model_validator(mode="after")
+    def _batch_fits_rate(self) -> E2Settings:
+        rate = self.max_values_per_s_per_node
+        if rate is not None and rate < self.max_values_per_batch:
+            raise ValueError(
+                f"e2.max_values_per_s_per_node ({rate:g}) is below e2.max_values_per_batch "
+                f"({self.max_values_per_batch}): a legal batch could never pass the rate limit"
+            )
+        return self
 
 
 class LogSettings(_Section):

@@ -46,12 +46,16 @@ class ProtocolError(RicError):
     """An E2 message breaks the wire contract; ``cause`` is what the peer is told.
 
     ``request_id`` is the (requestor, instance) pair of the subscription or control the
-    message was about, when there is one; the ErrorIndication names it.
+    message was about, when there is one, and ``ran_function_id`` its RAN function; the
+    ErrorIndication names both.
     """
 
-    def __init__(self, cause: Cause, request_id: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, cause: Cause, request_id: tuple[int, int] | None = None, ran_function_id: int = 0
+    ) -> None:
         self.cause = cause
         self.request_id = request_id
+        self.ran_function_id = ran_function_id
         super().__init__(f"{cause.code.name}: {cause.detail}" if cause.detail else cause.code.name)
 
 

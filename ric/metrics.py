@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from ric.actions import OutcomeKind
 from ric.config import MetricsSettings
+from ric.e2.session import E2_REFUSAL_REASONS, VALUE_REPLACEMENT_REASONS
 from ric.sensors import check_metric, label_key
 from ric.types import Check, Sensor
 
@@ -157,6 +158,23 @@ class _RuntimeCollector(Collector):
             for node, count in sorted(sensor.indications_by_node.items()):
                 family.add_metric([node], count)
             yield family
+            for name, doc, counts in (
+                (
+                    "ric_e2_node_refused",
+                    "E2 refusals per node and reason (opt-in: [metrics] per_node).",
+                    sensor.refused_by_node,
+                ),
+                (
+                    "ric_e2_node_values_replaced",
+                    "Indication values replaced by NaN per node and reason "
+                    "(opt-in: [metrics] per_node).",
+                    sensor.replaced_by_node,
+                ),
+            ):
+                family = CounterMetricFamily(name, doc, labels=["node", "reason"])
+                for (node, reason), count in sorted(counts.items()):
+                    family.add_metric([node, reason], count)
+                yield family
 
         handlers = dict(sensor.handler_seconds)
         latencies = dict(sensor.control_latency)
@@ -304,6 +322,9 @@ class PrometheusSensor(Sensor):
         # Hot-path numbers, read by the collector at scrape time.
         self.indication_count = 0
         self.indications_by_node: dict[str, int] = {}
+        # Per (node, reason), kept only with [metrics] per_node.
+        self.refused_by_node: dict[tuple[str, str], int] = {}
+        self.replaced_by_node: dict[tuple[str, str], int] = {}
         self.handler_seconds: dict[str, _FastHistogram] = {}
         self.control_counts: dict[tuple[str, str, str], int] = {}
         self.control_latency: dict[str, _FastHistogram] = {}
@@ -323,6 +344,24 @@ class PrometheusSensor(Sensor):
             ["cause"],
             registry=r,
         )
+        self.refused = prom.Counter(
+            "ric_e2_refused",
+            "E2 messages or indications refused for a bound or a mismatch with their "
+            "subscription, by reason; each answered with an ErrorIndication naming it.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in E2_REFUSAL_REASONS:
+            self.refused.labels(reason)
+        self.replaced = prom.Counter(
+            "ric_e2_values_replaced",
+            "Indication values outside the contract (infinite, or beyond +-1e15) replaced by "
+            "NaN, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in VALUE_REPLACEMENT_REASONS:
+            self.replaced.labels(reason)
         self.node_errors = prom.Counter(
             "ric_e2_node_errors",
             "Error indications nodes sent to the RIC, by cause.",
@@ -425,6 +464,18 @@ class PrometheusSensor(Sensor):
 
     def node_error_indication(self, node: str, cause: Cause) -> None:
         self.node_errors.labels(cause.code.name.lower()).inc()
+
+    def e2_refused(self, node: str, reason: str, detail: str) -> None:
+        self.refused.labels(reason).inc()
+        if self.settings.per_node:
+            key = (node, reason)
+            self.refused_by_node[key] = self.refused_by_node.get(key, 0) + 1
+
+    def values_replaced(self, node: str, reason: str, count: int) -> None:
+        self.replaced.labels(reason).inc(count)
+        if self.settings.per_node:
+            key = (node, reason)
+            self.replaced_by_node[key] = self.replaced_by_node.get(key, 0) + count
 
     def indications(self, node: str, count: int) -> None:
         self.indication_count += count

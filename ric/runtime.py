@@ -122,6 +122,8 @@ class Runtime:
             max_per_xapp=xcfg.max_subscriptions,
             grants=grants,
             on_change=self._subscriptions_changed,
+            max_entities_per_matrix=self.config.e2.max_entities_per_matrix,
+            max_values_per_batch=self.config.e2.max_values_per_batch,
         )
         ccfg = self.config.conflicts
         arbiter = (
@@ -156,6 +158,10 @@ class Runtime:
                 setup_timeout_s=e2.setup_timeout_s,
                 error_burst=e2.error_burst,
                 error_refill_per_s=e2.error_refill_per_s,
+                max_message_bytes=e2.max_message_bytes,
+                max_entities_per_matrix=e2.max_entities_per_matrix,
+                max_values_per_batch=e2.max_values_per_batch,
+                max_values_per_s_per_node=e2.max_values_per_s_per_node,
                 ric_id=self.config.ric_id,
                 tls_cert=e2.tls.cert if e2.tls.enabled else "",
                 tls_key=e2.tls.key if e2.tls.enabled else "",

@@ -138,6 +138,10 @@ class Stats(Sensor):
     setups: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     node_errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    refused: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    """E2 refusals by (node, reason)."""
+    replaced: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    """Indication values replaced by NaN, by (node, reason)."""
     indication_count: int = 0
     indications_by_node: collections.Counter[str] = field(default_factory=collections.Counter)
     delivered: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -165,6 +169,12 @@ class Stats(Sensor):
 
     def node_error_indication(self, node: str, cause: Cause) -> None:
         self.node_errors[cause.code.name] += 1
+
+    def e2_refused(self, node: str, reason: str, detail: str) -> None:
+        self.refused[(node, reason)] += 1
+
+    def values_replaced(self, node: str, reason: str, count: int) -> None:
+        self.replaced[(node, reason)] += count
 
     def indications(self, node: str, count: int) -> None:
         self.indication_count += count

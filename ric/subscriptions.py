@@ -18,6 +18,7 @@ back, everything is requested again from the declarations. A per-xApp limit caps
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import logging
 import time
@@ -36,7 +37,7 @@ from ric.grants import Grants
 from ric.host import XAppHost
 from ric.ids import CellId
 from ric.model import Cause, CauseCode, KpmFunction
-from ric.report import KpmReport
+from ric.report import EntityKind, KpmReport
 from ric.types import Sensor
 from ric.xapp import Report, SubscriptionStatus
 
@@ -295,8 +296,12 @@ class SubscriptionManager:
         requestor: int = 0,
         grants: Grants | None = None,
         on_change: Callable[[NodeSession], None] | None = None,
+        max_entities_per_matrix: int = 20_000,
+        max_values_per_batch: int = 250_000,
     ) -> None:
         self._sensor = sensor
+        self._max_entities = max_entities_per_matrix
+        self._max_batch = max_values_per_batch
         self._on_change = on_change
         """Told after anything may have changed a node's subscriptions (never per indication)."""
         self._by_id: dict[tuple[int, int], E2Subscription] = {}
@@ -695,13 +700,39 @@ class SubscriptionManager:
     # -- the hot path -------------------------------------------------------------------------
 
     def on_indications(self, session: NodeSession, batch: e2_pb2.IndicationBatch) -> None:
-        """Hand each indication's report to its xApps; answer bad ones, deliver the rest."""
+        """Hand each indication's report to its xApps; answer bad ones, deliver the rest.
+
+        In order: a batch over ``max_values_per_batch`` is refused whole; then each
+        indication must name a live subscription of this node, stay within
+        ``max_entities_per_matrix``, fit the node's rate (else it is dropped) and match its
+        subscription (kind, names, shape). Every refusal is answered with an ErrorIndication
+        that carries the subscription's request id and RAN function id.
+        """
         indications = batch.indications
-        self._sensor.indications(session.id, len(indications))
-        session.indications += len(indications)
-        by_id = self._by_id
         node = session.id
-        for ind in indications:
+        self._sensor.indications(node, len(indications))
+        session.indications += len(indications)
+        sizes = [len(ind.kpm.matrix.values) for ind in indications]
+        total = sum(sizes)
+        if total > self._max_batch:
+            keys = {(i.request_id.requestor, i.request_id.instance) for i in indications}
+            only = keys.pop() if len(keys) == 1 else None
+            session.protocol_error(
+                Cause(
+                    CauseCode.RIC_SERVICE_RIC_RESOURCE_LIMIT,
+                    f"IndicationBatch of {len(indications)} indication(s) carries {total:,} "
+                    f"values, over e2.max_values_per_batch = {self._max_batch:,}",
+                ),
+                only,
+                ran_function_id=self._function_of(session, only, indications[0]),
+                refused="batch_size",
+            )
+            return
+        by_id = self._by_id
+        replaced = functools.partial(self._sensor.values_replaced, node)
+        dropped = dropped_values = 0
+        dropped_ids: set[tuple[int, int]] = set()
+        for ind, size in zip(indications, sizes, strict=True):
             rid = ind.request_id
             key = (rid.requestor, rid.instance)
             sub = by_id.get(key)
@@ -712,6 +743,7 @@ class SubscriptionManager:
                         f"indication for subscription {key[0]}:{key[1]}, unknown on this node",
                     ),
                     key,
+                    ran_function_id=ind.ran_function_id,
                 )
                 continue
             if sub.state is not SubscriptionState.ACTIVE:
@@ -722,13 +754,51 @@ class SubscriptionManager:
                             f"indication for subscription {key[0]}:{key[1]}, which is {sub.state.value}",
                         ),
                         key,
+                        ran_function_id=sub.ran_function_id,
                     )
                 continue
+            entities = len(ind.kpm.matrix.entity_ids)
+            if entities > self._max_entities:
+                session.protocol_error(
+                    Cause(
+                        CauseCode.RIC_SERVICE_RIC_RESOURCE_LIMIT,
+                        f"matrix of {entities:,} entities is over "
+                        f"e2.max_entities_per_matrix = {self._max_entities:,}",
+                    ),
+                    key,
+                    ran_function_id=sub.ran_function_id,
+                    refused="matrix_size",
+                )
+                continue
+            if not session.take_values(size):
+                dropped += 1
+                dropped_values += size
+                dropped_ids.add(key)
+                continue
             try:
-                report = report_from_indication(node, ind)
+                report = report_from_indication(
+                    node, ind, kind=EntityKind(sub.key[0]), metrics=sub.metrics, replaced=replaced
+                )
             except ProtocolError as exc:
-                session.protocol_error(exc.cause, key)
+                session.protocol_error(
+                    exc.cause, key, ran_function_id=sub.ran_function_id, refused="matrix_mismatch"
+                )
                 continue
             sub.indications += 1
             for tap in sub.taps:
                 tap.feed(report)
+        if dropped:
+            one = dropped_ids.pop() if len(dropped_ids) == 1 else None
+            sub = by_id.get(one) if one is not None else None
+            session.over_rate(
+                dropped, dropped_values, one, sub.ran_function_id if sub is not None else 0
+            )
+
+    def _function_of(
+        self, session: NodeSession, key: tuple[int, int] | None, ind: e2_pb2.Indication
+    ) -> int:
+        """The RAN function of subscription ``key`` on ``session`` (else as the node said)."""
+        sub = self._by_id.get(key) if key is not None else None
+        if sub is not None and sub.node is session:
+            return sub.ran_function_id
+        return ind.ran_function_id if key is not None else 0

@@ -135,6 +135,15 @@ class Sensor:
     def e2_error(self, node: str | None, cause: Cause) -> None:
         """A bad E2 message was answered with an ErrorIndication or a setup failure."""
 
+    def e2_refused(self, node: str, reason: str, detail: str) -> None:
+        """An E2 message or indication from ``node`` was refused for a bound or a mismatch:
+        ``reason`` is ``message_size``, ``matrix_size``, ``batch_size``, ``indication_rate``
+        or ``matrix_mismatch``; ``detail`` names the bound and the figure."""
+
+    def values_replaced(self, node: str, reason: str, count: int) -> None:
+        """``count`` indication values from ``node`` were outside the contract and replaced by
+        NaN: ``reason`` is ``infinite`` or ``out_of_range``."""
+
     def node_error_indication(self, node: str, cause: Cause) -> None:
         """A node sent the RIC an ErrorIndication."""
 

@@ -8,6 +8,8 @@ cause the node will be told.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Final
 
 import numpy as np
 
@@ -26,9 +28,11 @@ from ric.model import (
     RcAction,
     RcFunction,
 )
-from ric.report import EntityKind, KpmReport
+from ric.report import EntityKind, FloatArray, KpmReport
 
 __all__ = [
+    "MAX_ABS_VALUE",
+    "ValuesReplaced",
     "cause_from_proto",
     "cause_to_proto",
     "cell_from_proto",
@@ -37,6 +41,7 @@ __all__ = [
     "control_request",
     "node_info_from_setup",
     "ran_function_from_proto",
+    "replace_invalid",
     "report_from_indication",
 ]
 
@@ -170,19 +175,81 @@ def node_info_from_setup(msg: e2_pb2.E2SetupRequest, accepted: dict[int, RanFunc
     )
 
 
-def report_from_indication(node: str, ind: e2_pb2.Indication) -> KpmReport:
-    """The columnar report carried by a KPM indication; ProtocolError if its matrix is bad."""
+MAX_ABS_VALUE: Final = 1e15
+"""The largest magnitude of a valid indication value (``kpm.proto``): far above any TS 28.552
+figure in its unit, far enough below the double range that unit conversions stay finite."""
+
+ValuesReplaced = Callable[[str, int], None]
+"""Told ``(reason, count)`` when values outside the contract were replaced by NaN."""
+
+
+def replace_invalid(values: FloatArray, replaced: ValuesReplaced | None = None) -> None:
+    """Replace, in place, every value the contract does not allow (infinite, or beyond
+    ``MAX_ABS_VALUE``) by NaN, and tell ``replaced`` how many of each. NaN stays NaN.
+
+    Two NaN-ignoring reductions decide the common case (all valid) without a temporary
+    array; only a matrix that holds bad values pays for the masks.
+    """
+    if values.size == 0:
+        return
+    if not (np.fmax.reduce(values) > MAX_ABS_VALUE or np.fmin.reduce(values) < -MAX_ABS_VALUE):
+        return
+    outside = np.abs(values) > MAX_ABS_VALUE
+    total = int(np.count_nonzero(outside))
+    infinite = int(np.count_nonzero(np.isinf(values)))
+    values[outside] = np.nan
+    if replaced is not None:
+        if infinite:
+            replaced("infinite", infinite)
+        if total > infinite:
+            replaced("out_of_range", total - infinite)
+
+
+def report_from_indication(
+    node: str,
+    ind: e2_pb2.Indication,
+    *,
+    kind: EntityKind | None = None,
+    metrics: tuple[str, ...] | None = None,
+    replaced: ValuesReplaced | None = None,
+) -> KpmReport:
+    """The columnar report carried by a KPM indication; ProtocolError if its matrix is bad.
+
+    With ``kind`` and ``metrics`` (what the subscription asked for), a matrix of another
+    kind, or with a name not asked for or named twice, is refused too. Values outside the
+    contract become NaN (see ``replace_invalid``).
+    """
     if ind.WhichOneof("content") != "kpm":
         raise _bad(CauseCode.PROTOCOL_SEMANTIC_ERROR, "indication carries no KPM content")
     kpm = ind.kpm
     m = kpm.matrix
-    kind = _ENTITY_KINDS.get(m.entity_kind)
-    if kind is None:
+    got = _ENTITY_KINDS.get(m.entity_kind)
+    if got is None:
         raise _bad(
             CauseCode.PROTOCOL_SEMANTIC_ERROR, f"matrix entity_kind {m.entity_kind} is unspecified"
         )
+    if kind is not None and got is not kind:
+        raise _bad(
+            CauseCode.PROTOCOL_SEMANTIC_ERROR,
+            f"matrix has {got.value} rows; the subscription asked for {kind.value} rows",
+        )
+    names = tuple(m.metric_names)
+    if (
+        metrics is not None
+        and names != metrics
+        and not (len(set(names)) == len(names) and set(metrics).issuperset(names))
+    ):
+        extra = sorted(set(names) - set(metrics))
+        twice = sorted({n for n in names if names.count(n) > 1})
+        problem = f"names {', '.join(extra)} not asked for" if extra else ""
+        if twice:
+            problem += ("; " if problem else "") + f"names {', '.join(twice)} twice"
+        raise _bad(
+            CauseCode.PROTOCOL_SEMANTIC_ERROR,
+            f"matrix metric names do not match the subscription: {problem}",
+        )
     n_ent = len(m.entity_ids)
-    n_met = len(m.metric_names)
+    n_met = len(names)
     if len(m.values) != n_ent * n_met:
         raise _bad(
             CauseCode.PROTOCOL_ABSTRACT_SYNTAX_ERROR_FALSELY_CONSTRUCTED_MESSAGE,
@@ -197,10 +264,11 @@ def report_from_indication(node: str, ind: e2_pb2.Indication) -> KpmReport:
             )
     # np.array reads the packed field in one C-level copy (about 10x faster than fromiter).
     values = np.array(m.values, dtype=np.float64)
+    replace_invalid(values, replaced)
     return KpmReport(
         node=node,
-        kind=kind,
-        metrics=tuple(m.metric_names),
+        kind=got,
+        metrics=names,
         entity_ids=tuple(m.entity_ids),
         values=values.reshape(n_ent, n_met),
         cells=tuple(m.entity_cells),

@@ -66,6 +66,11 @@ class TerminationConfig:
     # Error budget per node: this many bad messages at once, refilled at error_refill_per_s.
     error_burst: int = 20
     error_refill_per_s: float = 1.0
+    # Bounds on what a node may send (see E2Settings for why each default).
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_entities_per_matrix: int = 20_000
+    max_values_per_batch: int = 250_000
+    max_values_per_s_per_node: float | None = 2_000_000.0
     ric_id: str = "ric"
     # TLS: server certificate chain and key (PEM files); empty: plaintext (loopback only).
     tls_cert: str = ""
@@ -117,11 +122,16 @@ class E2Endpoint:
         caller sends it with ``setup_failure``); the refusal is counted.
         """
         msg: e2_pb2.NodeMessage | None = None
+        too_big = self._too_big(data)
         try:
+            if too_big is not None:
+                raise ProtocolError(too_big)
             msg = parse_node_message(data)
             session = self._setup(msg, peer, identities)
         except ProtocolError as exc:
             claimed = _claimed_id(msg)
+            if too_big is not None:
+                self.sensor.e2_refused(claimed, "message_size", too_big.detail)
             self.sensor.setup_result(False, claimed, exc.cause)
             self.sensor.e2_error(None if claimed == "?" else claimed, exc.cause)
             raise
@@ -131,7 +141,7 @@ class E2Endpoint:
     def setup_failure(self, cause: Cause, data: bytes | None) -> bytes:
         """The serialized E2SetupFailure answering a refused first message."""
         transaction_id = 0
-        if data is not None:
+        if data is not None and self._too_big(data) is None:
             with contextlib.suppress(DecodeError):
                 transaction_id = e2_pb2.NodeMessage.FromString(data).setup_request.transaction_id
         fail = e2_pb2.E2SetupFailure(transaction_id=transaction_id, cause=cause_to_proto(cause))
@@ -183,6 +193,7 @@ class E2Endpoint:
             self.sensor,
             error_burst=self.config.error_burst,
             error_refill_per_s=self.config.error_refill_per_s,
+            max_values_per_s=self.config.max_values_per_s_per_node,
         )
         session.send(
             e2_pb2.RicMessage(
@@ -218,7 +229,15 @@ class E2Endpoint:
     # -- after setup --------------------------------------------------------------------------
 
     def receive(self, session: NodeSession, data: bytes) -> None:
-        """Handle one message from a set-up node; a bad one is answered, never raised."""
+        """Handle one message from a set-up node; a bad one is answered, never raised.
+
+        A message over ``max_message_bytes`` is refused unparsed (and not shown to the frame
+        sensors, so the trace recorder does not copy it either).
+        """
+        too_big = self._too_big(data)
+        if too_big is not None:
+            session.protocol_error(too_big, refused="message_size")
+            return
         self.sensor.e2_frame(session.id, True, data)
         try:
             msg = parse_node_message(data)
@@ -232,7 +251,16 @@ class E2Endpoint:
                 return
             self.handler.handle(session, kind, getattr(msg, kind))
         except ProtocolError as exc:
-            session.protocol_error(exc.cause, exc.request_id)
+            session.protocol_error(exc.cause, exc.request_id, ran_function_id=exc.ran_function_id)
+
+    def _too_big(self, data: bytes) -> Cause | None:
+        limit = self.config.max_message_bytes
+        if len(data) <= limit:
+            return None
+        return Cause(
+            CauseCode.RIC_SERVICE_RIC_RESOURCE_LIMIT,
+            f"message of {len(data):,} bytes is over e2.max_message_bytes = {limit:,}",
+        )
 
     def encode(self, session: NodeSession, msg: e2_pb2.RicMessage) -> bytes:
         """Serialize one message for the node (and show it to the sensors)."""

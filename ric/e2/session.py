@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import time
+from collections.abc import Callable
 from typing import Final
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2
@@ -13,29 +15,65 @@ from ric.e2.convert import cause_to_proto
 from ric.model import Cause, CauseCode, NodeInfo
 from ric.types import Sensor
 
-__all__ = ["NodeSession"]
+__all__ = ["E2_REFUSAL_REASONS", "VALUE_REPLACEMENT_REASONS", "NodeSession"]
 
 log = logging.getLogger(__name__)
 
 _CLOSE: Final = None
 
+E2_REFUSAL_REASONS: Final = (
+    "message_size",
+    "matrix_size",
+    "batch_size",
+    "indication_rate",
+    "matrix_mismatch",
+)
+"""Why the termination refuses an E2 message or indication (``ric_e2_refused_total{reason}``)."""
+
+VALUE_REPLACEMENT_REASONS: Final = ("infinite", "out_of_range")
+"""Why an indication value is replaced by NaN (``ric_e2_values_replaced_total{reason}``)."""
+
+_RATE_NOTICE_S: Final = 1.0
+"""At most one ErrorIndication per this many seconds tells a node it is over its rate."""
+
 
 class _ErrorBudget:
     """A token bucket of bad messages: ``burst`` at once, refilled at ``refill_per_s``."""
 
-    def __init__(self, burst: int, refill_per_s: float) -> None:
+    def __init__(self, burst: int, refill_per_s: float, clock: Callable[[], float]) -> None:
         self.burst = burst
         self.refill = refill_per_s
         self.tokens = float(burst)
-        self.stamp = time.monotonic()
+        self._clock = clock
+        self.stamp = clock()
 
     def spend(self) -> bool:
         """Take one token; False when the bucket was already empty."""
-        now = time.monotonic()
+        now = self._clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.refill)
         self.stamp = now
         self.tokens -= 1.0
         return self.tokens >= 0.0
+
+
+class _ValueBucket:
+    """A token bucket of indication values: ``rate`` per second, one second's worth at once."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self._clock = clock
+        self.stamp = clock()
+
+    def take(self, count: int) -> bool:
+        """Take ``count`` values; False (and nothing taken) when the bucket holds fewer."""
+        now = self._clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if count > self.tokens:
+            return False
+        self.tokens -= count
+        return True
 
 
 class NodeSession:
@@ -56,10 +94,15 @@ class NodeSession:
         error_burst: int = 20,
         error_refill_per_s: float = 1.0,
         max_outbound: int = 10_000,
+        max_values_per_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.info = info
         self._sensor = sensor
-        self._budget = _ErrorBudget(error_burst, error_refill_per_s)
+        self._budget = _ErrorBudget(error_burst, error_refill_per_s, clock)
+        self._clock = clock
+        self._values = None if max_values_per_s is None else _ValueBucket(max_values_per_s, clock)
+        self._rate_noticed = -math.inf
         self.id = str(info.id)
         self.peer = peer
         self.keep_alive_s = keep_alive_s
@@ -104,14 +147,59 @@ class NodeSession:
             )
         self.send(e2_pb2.RicMessage(error_indication=err))
 
-    def protocol_error(self, cause: Cause, request_id: tuple[int, int] | None = None) -> None:
+    def protocol_error(
+        self,
+        cause: Cause,
+        request_id: tuple[int, int] | None = None,
+        *,
+        ran_function_id: int = 0,
+        refused: str | None = None,
+    ) -> None:
         """Answer a bad message: ErrorIndication, count it, and spend the error budget.
 
-        A node that keeps sending bad messages faster than the budget refills is disconnected.
+        ``request_id`` and ``ran_function_id`` name the subscription the message was about;
+        ``refused`` is the reason (one of ``E2_REFUSAL_REASONS``) when it was refused for a
+        bound or a mismatch, counted apart. A node that keeps sending bad messages faster than
+        the budget refills is disconnected.
         """
+        if refused is not None:
+            self._sensor.e2_refused(self.id, refused, cause.detail)
         self._sensor.e2_error(self.id, cause)
         log.warning("bad message from node %s: %s", self.id, cause, extra={"node": self.id})
-        self.send_error(cause, request_id=request_id)
+        self.send_error(cause, request_id=request_id, ran_function_id=ran_function_id)
+        self._spend_budget()
+
+    def take_values(self, count: int) -> bool:
+        """Whether the node may send ``count`` more indication values now (its rate bucket)."""
+        return self._values is None or self._values.take(count)
+
+    def over_rate(
+        self,
+        dropped: int,
+        values: int,
+        request_id: tuple[int, int] | None = None,
+        ran_function_id: int = 0,
+    ) -> None:
+        """Indications of ``values`` values in all were dropped for the node's rate: count each,
+        spend the error budget once (one message), and tell the node at most once a second
+        (naming the subscription when they were all of one)."""
+        rate = self._values.rate if self._values is not None else math.inf
+        detail = (
+            f"{dropped} indication(s) of {values:,} values dropped: over "
+            f"e2.max_values_per_s_per_node = {rate:,.0f}"
+        )
+        for _ in range(dropped):
+            self._sensor.e2_refused(self.id, "indication_rate", detail)
+        now = self._clock()
+        if now - self._rate_noticed >= _RATE_NOTICE_S:
+            self._rate_noticed = now
+            cause = Cause(CauseCode.MISC_CONTROL_PROCESSING_OVERLOAD, detail)
+            self._sensor.e2_error(self.id, cause)
+            log.warning("node %s is over its rate: %s", self.id, cause, extra={"node": self.id})
+            self.send_error(cause, request_id=request_id, ran_function_id=ran_function_id)
+        self._spend_budget()
+
+    def _spend_budget(self) -> None:
         if not self._budget.spend():
             self.send_error(Cause(CauseCode.PROTOCOL_UNSPECIFIED, "too many bad messages"))
             self.close("too many bad messages")

@@ -18,16 +18,27 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ric.e2.endpoint import E2Endpoint
+from ric.e2.endpoint import E2Endpoint, TerminationConfig
 from ric.e2.session import NodeSession
 from ric.errors import ProtocolError, StateError
 from ric.model import Cause, CauseCode
 
-__all__ = ["E2Server"]
+__all__ = ["TRANSPORT_CAP_FACTOR", "E2Server", "transport_cap"]
 
 log = logging.getLogger(__name__)
 
 SERVICE = "ric.e2.v1.E2Termination"
+
+
+TRANSPORT_CAP_FACTOR = 8
+"""gRPC's own receive cap is this many times ``max_message_bytes``: a message between the two
+reaches the termination and is answered with an ErrorIndication; one above the cap is refused
+by gRPC itself (RESOURCE_EXHAUSTED, which ends the node's stream) before it costs more memory."""
+
+
+def transport_cap(config: TerminationConfig) -> int:
+    """The ``grpc.max_receive_message_length`` of the E2 server (gRPC takes a C int)."""
+    return min(TRANSPORT_CAP_FACTOR * config.max_message_bytes, 2**31 - 1)
 
 
 class E2Server:
@@ -60,7 +71,7 @@ class E2Server:
                 ("grpc.so_reuseport", 0),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_receive_message_length", transport_cap(self._config)),
             ]
         )
         handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.stream_stream_rpc_method_handler(

@@ -19,6 +19,18 @@ Identifiers in text form (used in measurement matrices and in the SDK):
   slice  "<sst>-<sd>"                     for example "1-000001" (S-NSSAI, SD as 6 hex digits,
                                           "ffffff" when the slice has no SD)
 Every field that carries a number names its unit in its name or its comment.
+
+Bounds (RIC settings under [e2], defaults in brackets). What is over a bound is refused
+and answered with an ErrorIndication whose cause detail names the bound and the figure;
+each refusal spends the node's error budget, so a node that keeps doing it is disconnected:
+  one NodeMessage                 max_message_bytes [4 MiB]; not parsed beyond it. gRPC
+                                  itself ends the stream (RESOURCE_EXHAUSTED) above 8x that.
+  one measurement matrix          max_entities_per_matrix [20,000] entity rows
+  one IndicationBatch             max_values_per_batch [250,000] values over its matrices;
+                                  refused whole
+  indication values per second    max_values_per_s_per_node [2,000,000], one second's worth
+                                  at once; indications beyond are dropped and the node told
+                                  at most once a second (cause MISC_CONTROL_PROCESSING_OVERLOAD)
 """
 
 from collections import abc as _abc

@@ -191,7 +191,18 @@ class MeasurementMatrix(_message.Message):
     """One report: metric names once, entity ids once, all values in one packed array.
 
     values has len(entity_ids) * len(metric_names) doubles, row-major (one row per entity,
-    one column per metric), NaN where there is no value. Units are those of TS 28.552:
+    one column per metric), NaN where there is no value.
+
+    Valid values are finite doubles with |v| <= 1e15 (far above any figure below in its unit),
+    and NaN = "no value". The RIC replaces every other value (+Inf, -Inf, |v| > 1e15) by NaN
+    and counts it (ric_e2_values_replaced_total{reason="infinite"|"out_of_range"}); the rest
+    of the matrix is delivered.
+
+    The matrix must match the subscription its indication names: entity_kind as asked
+    (CELL for style 1, SLICE for style 1 with per_slice, UE for styles 2-5), metric_names
+    each among those asked for and none twice (a subset is fine; names not admitted may be left
+    out), and the shape above. Otherwise the indication is refused with an ErrorIndication that
+    carries the subscription's request_id and ran_function_id. Units are those of TS 28.552:
     DRB.UEThpDl / DRB.UEThpUl in kbit/s, RRU.PrbUsedDl / RRU.PrbAvailDl in PRBs,
     RRU.PrbTotDl in percent, DRB.RlcSduDelayDl in 0.1 ms, RRC.ConnMean in UEs,
     L1M.RSRP in dBm, L1M.SINR in dB.
