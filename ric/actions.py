@@ -103,7 +103,8 @@ class Handover(ControlAction):
         return f"ue:{self.ue}"
 
     def parameters(self) -> dict[str, ParamValue]:
-        return {"target_cell": self.target_cell}
+        # Both cells: a record of a handover must say where the UE was moved from, too.
+        return {"serving_cell": self.serving_cell, "target_cell": self.target_cell}
 
 
 @dataclass(frozen=True, slots=True)

@@ -305,11 +305,30 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="check the hash chain and name the first broken record",
         description="Check that no record of an audit log was altered, removed, inserted or "
-        "reordered. Exit status 0 when the chain is intact, 1 at the first broken record "
-        "(which is named), 2 when the file cannot be read.",
+        "reordered, whether its last line was torn by a crash, and, against an anchor the "
+        "runtime wrote (log line 'audit anchor COUNT:HEAD', MQTT <prefix>/audit/anchor, or "
+        "the SDL), whether records were cut from its end. Exit status 0 when all is intact, "
+        "1 at the first broken record (tampering, named), 3 for a torn last line only (a "
+        "crash: 'ric run' moves it aside), 4 when records the anchor covers are missing, "
+        "2 when the file or the anchor cannot be read. Records written after the last anchor "
+        "and cut before the next one cannot be detected.",
     )
     verify.add_argument(
         "file", type=_existing_file, metavar="FILE", help="the audit log (JSON Lines)"
+    )
+    anchor = verify.add_mutually_exclusive_group()
+    anchor.add_argument(
+        "--anchor",
+        type=_anchor,
+        metavar="COUNT:HEAD",
+        help="an anchor the runtime logged or published: its record COUNT must hash to HEAD",
+    )
+    anchor.add_argument(
+        "--anchor-sdl",
+        type=_existing_file,
+        metavar="CONFIG",
+        help="check against the last anchor in the SDL this runtime config names "
+        "(sqlite or redis; [ric_id] picks the runtime)",
     )
     verify.set_defaults(func=_cmd_audit_verify)
 
@@ -667,19 +686,57 @@ def _cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _anchor(text: str) -> Any:
+    from ric.audit import Anchor
+
+    try:
+        return Anchor.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sdl_anchor(config_file: Path) -> Any:
+    """The last audit anchor in the SDL a runtime config names; ConfigError when none."""
+    from ric.audit import read_anchor
+    from ric.config import load_config
+    from ric.sdl import from_config
+
+    config = load_config(config_file)
+    if config.sdl.backend == "memory":
+        raise ConfigError(
+            "--anchor-sdl",
+            f"{config_file} keeps the SDL in memory: its anchors ended with the runtime; use "
+            "--anchor COUNT:HEAD from the 'audit anchor' log line or MQTT",
+        )
+    backend = from_config(config.sdl)
+
+    async def read() -> Any:
+        async with backend:
+            return await read_anchor(backend, config.ric_id)
+
+    try:
+        anchor = asyncio.run(read())
+    except (ValueError, SdlError) as exc:  # exit status 2: the anchor cannot be read
+        raise ConfigError("--anchor-sdl", f"{backend.describe()}: {exc}") from None
+    if anchor is None:
+        raise ConfigError(
+            "--anchor-sdl",
+            f"no audit anchor for ric_id {config.ric_id!r} in {backend.describe()}",
+        )
+    return anchor
+
+
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from ric.audit import verify
 
+    anchor = _sdl_anchor(args.anchor_sdl) if args.anchor_sdl else args.anchor
     try:
-        result = verify(args.file)
-    except (OSError, UnicodeDecodeError) as exc:
+        result = verify(args.file, anchor)
+    except OSError as exc:
         print(f"ric audit verify: error: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if result.ok:
-        print(f"{args.file}: {result.records} records, chain intact")
-        return 0
-    print(f"{args.file}: {result.reason} ({result.records} records before it are intact)")
-    return 1
+    print(result.message(args.file))
+    return result.status.value
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ __all__ = [
     "E2Settings",
     "HttpSettings",
     "LogSettings",
+    "LoopSettings",
     "MetricsSettings",
     "MqttQosSettings",
     "MqttSettings",
@@ -211,6 +212,46 @@ class XAppsSettings(_Section):
         default_factory=dict,
         description="xApp name -> 'distribution==version' optionally followed by ' sha256:<hex>'",
     )
+    handler_budget_ms: float = Field(
+        100.0,
+        gt=0,
+        le=60_000,
+        description="a handler call (report, event or timer) longer than this is counted in "
+        "ric_xapp_handler_overruns_total and logged; handlers share the event loop, so one "
+        "that blocks this long stalls E2 and every other xApp",
+    )
+    max_publish_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="largest encoded XApp.publish payload the MQTT bridge is handed; a larger "
+        "one is refused, counted and logged (XApp.publish returns False)",
+    )
+
+
+class LoopSettings(_Section):
+    """The event-loop watchdog (``ric.watchdog``): measures the loop's lag and stalls, names
+    what held it, and keeps the RIC from blaming nodes for its own stalls."""
+
+    watchdog: bool = Field(
+        True, description="run the watchdog (on real time only; never on a virtual clock)"
+    )
+    tick_ms: float = Field(
+        10.0, ge=1.0, le=1000.0, description="how often the watchdog's beat runs on the loop"
+    )
+    stall_warning_ms: float = Field(
+        100.0,
+        ge=10.0,
+        le=60_000.0,
+        description="a stall longer than this is logged once, while it lasts, naming what runs",
+    )
+    recent_window_s: float = Field(
+        60.0,
+        ge=1.0,
+        le=86_400.0,
+        description="window of ric_event_loop_recent_longest_stall_seconds (the longest stall "
+        "in the last this many seconds)",
+    )
 
 
 class ConflictSettings(_Section):
@@ -235,6 +276,18 @@ class AuditSettings(_Section):
 
     path: str = Field("", description="JSON Lines file to append to; empty: memory only")
     keep: int = Field(1000, ge=1, description="records kept in memory for GET /api/v1/controls")
+    fsync: bool = Field(
+        False,
+        description="fsync after every record (each one then waits for the disk on the event "
+        "loop); off: the file is fsynced before each anchor and at close",
+    )
+    anchor_interval_s: float = Field(
+        60.0,
+        ge=1.0,
+        le=86_400.0,
+        description="the chain head (count, hash, time) is anchored in the SDL, the log and "
+        "MQTT this often, and at shutdown; records cut after the last anchor go unnoticed",
+    )
 
 
 class HttpSettings(_Section):
@@ -255,6 +308,54 @@ class HttpSettings(_Section):
     protect_reads: bool = Field(
         False, description="the status API and /metrics need authentication too"
     )
+    client_subjects: list[str] = Field(
+        default_factory=list,
+        description="client certificates that may write, as 'CN=<name>', 'DNS:<name>', "
+        "'IP:<address>', 'URI:<uri>' or 'email:<address>'; empty: any certificate under "
+        "client_ca",
+    )
+    max_body_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="largest request body read, in bytes; a larger one is answered 413",
+    )
+    max_json_depth: int = Field(
+        32, ge=2, le=512, description="deepest nesting of arrays and objects in a JSON body (400)"
+    )
+    max_json_values: int = Field(
+        50_000,
+        ge=10,
+        description="most values (numbers, strings, arrays, objects, ...) in one JSON body (400)",
+    )
+    max_in_flight: int = Field(
+        64,
+        ge=1,
+        description="requests served at once; beyond, 503 with Retry-After at once (probes "
+        "/healthz and /readyz are not counted)",
+    )
+    retry_after_s: int = Field(
+        1, ge=1, le=3600, description="the Retry-After of a 503 for too many requests in flight"
+    )
+    metrics_cache_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="a /metrics exposition is served to every scrape within this many seconds "
+        "of being built (and to all scrapes that arrive while it is built); 0: only the latter",
+    )
+
+    @field_validator("client_subjects")
+    @classmethod
+    def _check_subjects(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            kind, sep, name = entry.partition("=" if entry.startswith("CN=") else ":")
+            if not sep or not name or kind not in ("CN", "DNS", "IP", "URI", "email"):
+                raise ValueError(
+                    f"{entry!r} is not 'CN=<name>', 'DNS:<name>', 'IP:<address>', 'URI:<uri>' "
+                    "or 'email:<address>'"
+                )
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> HttpSettings:
@@ -263,6 +364,28 @@ class HttpSettings(_Section):
         if self.client_ca and not self.tls_cert:
             raise ValueError("http.client_ca needs TLS (http.tls_cert and http.tls_key)")
         return self
+
+
+class A1Settings(_Section):
+    """The A1 policy service: schema work runs in worker processes, each job with a budget."""
+
+    workers: int = Field(
+        2, ge=1, le=64, description="worker processes that check schemas and validate policies"
+    )
+    budget_s: float = Field(
+        2.0,
+        gt=0,
+        le=600,
+        description="time one validation job may run in a worker (a type's schema, a policy, "
+        "or all policies of a type on a change); beyond, the worker is killed and replaced, "
+        "and the request is answered 503",
+    )
+    regex_max_mem_bytes: int = Field(
+        1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="memory RE2 may use for one schema pattern; a larger pattern is refused",
+    )
 
 
 class MetricsSettings(_Section):
@@ -388,7 +511,8 @@ class TraceSettings(_Section):
 
 
 class PrivacySettings(_Section):
-    """Pseudonymisation of UE ids that leave the runtime (logs, MQTT, traces)."""
+    """Pseudonymisation of UE ids that leave the runtime (logs, MQTT, traces, the audit log
+    and /api/v1/controls, the demo view); the mapping never leaves the process."""
 
     pseudonymize_ue_ids: bool = False
     key_file: str = Field(
@@ -416,6 +540,9 @@ class SdlSettings(_Section):
     key_prefix: str = Field("ric", description="first part of every Redis key and channel")
     shared: dict[str, list[str]] = Field(
         default_factory=dict, description="shared namespace -> the xApps allowed to use it"
+    )
+    probe_interval_s: float = Field(
+        1.0, gt=0, le=60, description="how often the backend is probed for readiness (/readyz)"
     )
 
     @field_validator("url")
@@ -465,7 +592,9 @@ class RuntimeConfig(_Section):
     e2: E2Settings = E2Settings()
     log: LogSettings = LogSettings()
     xapps: XAppsSettings = XAppsSettings()
+    loop: LoopSettings = LoopSettings()
     http: HttpSettings = HttpSettings()
+    a1: A1Settings = A1Settings()
     metrics: MetricsSettings = MetricsSettings()
     conflicts: ConflictSettings = ConflictSettings()
     audit: AuditSettings = AuditSettings()

@@ -72,7 +72,8 @@ def render(runtime: Runtime, stats: Stats, started: float, rate: float) -> str:
     lines += ["", "RECENT CONTROLS"]
     recent = list(stats.recent_controls)[-8:]
     for xapp, outcome in recent:
-        lines.append(f"  {xapp:<8} {outcome}  {outcome.latency_s * 1000:.1f} ms")
+        shown = runtime.privacy.text(str(outcome))  # the terminal is an output like the log
+        lines.append(f"  {xapp:<8} {shown}  {outcome.latency_s * 1000:.1f} ms")
     if not recent:
         lines.append("  (none yet)")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ Topics (``<p>`` is ``topic_prefix``; every payload is JSON, times are Unix secon
     <p>/kpm/<node>/<cell>                   one cell's opted-in KPM values, with units
     <p>/controls/<xapp>                     one control action and its outcome
     <p>/conflicts                           one conflict between two xApps' controls
+    <p>/audit/anchor              retained  the audit chain's last anchor (count, head, time)
     <p>/xapps/<xapp>/<suffix>               what an xApp published (XApp.publish)
     <p>/config/<xapp>/set         inbound   new settings for an xApp (inbound_config = true)
     <p>/config/<xapp>/reply                 the answer: applied, or the error naming the key
@@ -368,6 +369,18 @@ class MqttBridge(Sensor):
         """Publish the xApp's new state (retained)."""
         body = {"ric_id": self.ric_id, "xapp": xapp, "state": state, "time": self.clock.time()}
         self._set_retained(f"{self.prefix}/state/xapps/{_level(xapp)}", body)
+
+    def audit_anchor(self, count: int, head: str, at: float) -> None:
+        """Publish the audit chain's anchor (retained), off the machine that holds the log:
+        ``anchor`` is what ``ric audit verify --anchor`` takes."""
+        body = {
+            "ric_id": self.ric_id,
+            "count": count,
+            "head": head,
+            "time": at,
+            "anchor": f"{count}:{head}",
+        }
+        self._set_retained(f"{self.prefix}/audit/anchor", body)
 
     def xapp_published(self, xapp: str, topic_suffix: str, payload: bytes) -> None:
         """Publish what an xApp sent, under ``<prefix>/xapps/<xapp>/``."""

@@ -25,7 +25,7 @@ from typing import Any
 from ric._proto.e2.v1 import e2_pb2
 from ric.a1 import A1Service
 from ric.actions import Conflict, ControlAction, ControlOutcome
-from ric.audit import AuditLog
+from ric.audit import AuditAnchors, AuditLog
 from ric.config import RuntimeConfig
 from ric.conflicts import Arbiter
 from ric.control import ControlRouter
@@ -49,6 +49,7 @@ from ric.sdl.state import RuntimeState
 from ric.sensors import LogSensor, SensorSet
 from ric.subscriptions import SubscriptionManager
 from ric.types import Check, Clock, Component, RealClock, Sensor
+from ric.watchdog import LoopWatchdog, add_project_package
 
 __all__ = ["Runtime"]
 
@@ -145,9 +146,24 @@ class Runtime:
         self.privacy = Pseudonymizer.from_config(pcfg.pseudonymize_ue_ids, pcfg.key_file)
         """UE-id pseudonyms for whatever leaves the runtime (MQTT, traces; logs via the CLI)."""
         acfg = self.config.audit
-        self.audit = AuditLog(Path(acfg.path) if acfg.path else None, keep=acfg.keep)
+        self.audit = AuditLog(
+            Path(acfg.path) if acfg.path else None,
+            keep=acfg.keep,
+            privacy=self.privacy,  # pseudonyms at the record's making: every reader sees them
+            fsync=acfg.fsync,
+        )
         self.audit.open()
         self.sensor.add(self.audit)
+        self.anchors = AuditAnchors(
+            self.audit,
+            self.sdl,
+            self.config.ric_id,
+            self.sensor,
+            self.clock,
+            acfg.anchor_interval_s,
+        )
+        """Anchors the audit chain's head in the SDL, the log and MQTT (with a file only)."""
+        self._anchoring: asyncio.Task[None] | None = None
         e2 = self.config.e2
         self.endpoint = E2Endpoint(
             self,
@@ -171,8 +187,16 @@ class Runtime:
             self.sensor,
         )
         self.server = E2Server(self.endpoint)
+        lcfg = self.config.loop
+        self.watchdog: LoopWatchdog | None = (
+            LoopWatchdog(lcfg, self.sensor)
+            if lcfg.watchdog and isinstance(self.clock, RealClock)
+            else None
+        )
+        """Measures the loop's lag and stalls (``ric.watchdog``); on real time only: under a
+        virtual clock the loop runs batches of virtual time and no peer waits in real time."""
         self.hosts: list[XAppHost] = []
-        self.a1 = A1Service(self.sdl, lambda: self.hosts, self.clock.time)
+        self.a1 = A1Service(self.sdl, lambda: self.hosts, self.clock.time, self.config.a1)
         """A1 policy types and policies (in the SDL) and their delivery to xApps."""
         self._sources: dict[str, str] = {}
         for plugin in plugins:
@@ -207,13 +231,19 @@ class Runtime:
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         try:
+            if self.watchdog is not None:  # first in, last out: it sees start-up and shutdown
+                self.watchdog.start()
+                stack.callback(self.watchdog.stop)
             await stack.enter_async_context(self.sdl)
+            stack.push_async_callback(self.a1.workers.aclose)  # after the SDL's writers stop
             await self.state.load()
             for host in self.hosts:  # before any xApp starts: a conflict refuses the plugin
                 await self.a1.register(host.cls, self._sources[host.name])
             self._tg = await stack.enter_async_context(asyncio.TaskGroup())
             await self.a1.start(self._tg)  # A1 policy changes reach the xApps from now on
             self.state.start(self._tg)
+            if self.audit.path is not None:
+                self._anchoring = self._tg.create_task(self.anchors.run(), name="audit-anchors")
             for host in self.hosts:
                 self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
             if self.listen:
@@ -260,12 +290,15 @@ class Runtime:
                 xcfg.restart_min_s, xcfg.restart_max_s, max_restarts=xcfg.max_restarts
             ),
             queue_size=xcfg.queue_size,
+            handler_budget_s=xcfg.handler_budget_ms / 1000.0,
+            max_publish_bytes=xcfg.max_publish_bytes,
             policies=self.a1,
             sdl=self.sdl,
             shared_namespaces=self.config.sdl.shared,
         )
         self.hosts.append(host)
         self._sources[host.name] = plugin.source
+        add_project_package(plugin.cls.__module__)  # stall warnings name the xApp's frames
         return host
 
     def add_xapp(self, plugin: Plugin) -> XAppHost:
@@ -316,6 +349,10 @@ class Runtime:
         await self.server.stop()
         for session in list(self._sessions.values()):  # in-memory links have no server to end them
             self.endpoint.down(session, "RIC shutting down")
+        if self._anchoring is not None:  # the last anchor covers every control that ended
+            self._anchoring.cancel()
+            await asyncio.wait({self._anchoring})
+            await self.anchors.anchor()
         await self.state.close()
 
     async def _run_host(self, host: XAppHost) -> None:

@@ -162,6 +162,10 @@ class Sensor:
     def handler_finished(self, xapp: str, seconds: float) -> None:
         """An xApp handler call took ``seconds``."""
 
+    def handler_overrun(self, xapp: str, handler: str, seconds: float) -> None:
+        """An xApp handler call (``on_report``, another hook, or a timer) took ``seconds``,
+        over ``[xapps] handler_budget_ms``."""
+
     def xapp_state(self, xapp: str, state: str) -> None:
         """An xApp changed state (starting, running, restarting, stopped, failed)."""
 
@@ -190,6 +194,21 @@ class Sensor:
     def xapp_published(self, xapp: str, topic_suffix: str, payload: bytes) -> None:
         """An xApp published ``payload`` (JSON, or the bytes it gave) under its own topic
         ``topic_suffix`` (already checked: no wildcards, no ``..``, no leading ``/``)."""
+
+    def xapp_publish_refused(self, xapp: str, topic_suffix: str, reason: str) -> None:
+        """An xApp's publish was refused and not sent: ``reason`` is ``too_large`` (over
+        ``[xapps] max_publish_bytes``) or ``unencodable`` (not JSON)."""
+
+    def loop_lag(self, seconds: float) -> None:
+        """The watchdog's beat ran ``seconds`` late (every tick, ``[loop] tick_ms``)."""
+
+    def loop_stalled(self, seconds: float, what: str) -> None:
+        """The event loop was held ``seconds``, over ``[loop] stall_warning_ms``; ``what``
+        is what the watchdog saw running (activity, task, code)."""
+
+    def audit_anchor(self, count: int, head: str, at: float) -> None:
+        """The audit chain was anchored: its first ``count`` records end in the record whose
+        hash is ``head`` (Unix time ``at``); sensors keep it outside the log (MQTT, the log)."""
 
 
 # -- xApp metrics ------------------------------------------------------------------------------
