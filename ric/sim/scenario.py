@@ -80,6 +80,9 @@ __all__ = [
     "NodeSpec",
     "PlmnSpec",
     "RadioSpec",
+    "RanCellSpec",
+    "RanRelationSpec",
+    "RanSpec",
     "Scenario",
     "SinrDegradation",
     "SlaSpec",
@@ -139,14 +142,110 @@ class RadioSpec(_Spec):
     min_rsrp_dbm: float = Field(-120.0, ge=-156.0, le=-44.0)
     """Weakest RSRP a UE attaches or is handed over to, dBm."""
     rlf_sinr_db: float = Field(-8.0, ge=-30.0, le=10.0)
-    """A UE whose serving SINR stays below this (dB) for rlf_time_s re-establishes."""
-    rlf_time_s: float = Field(1.0, gt=0.0)
+    """Qout: below this serving SINR (dB) a UE is out of sync and T310 runs (see RanSpec)."""
     interference_floor: float = Field(0.1, ge=0.0, le=1.0)
     """Share of an idle active cell's PRBs that still radiate (SSB, PDCCH), 0..1."""
     demand_sigma: float = Field(0.4, ge=0.0, le=3.0)
     """Log-normal spread of each UE's traffic demand around its group's mean."""
     demand_tau_s: float = Field(10.0, gt=0.0)
     """Correlation time of the demand fluctuation, s."""
+
+
+TIME_TO_TRIGGER_MS: Final = (0, 40, 64, 80, 100, 128, 160, 256, 320, 480, 512, 640, 1024, 1280, 2560, 5120)  # fmt: skip
+"""The TimeToTrigger values of TS 38.331, ms."""
+Q_OFFSET_DB: Final = (-24, -22, -20, -18, -16, -14, -12, -10, -8, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24)  # fmt: skip
+"""The Q-OffsetRange values of TS 38.331 (cell individual offsets), dB."""
+FILTER_COEFFICIENTS: Final = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 17, 19)
+"""The FilterCoefficient values of TS 38.331 (layer-3 RSRP filter)."""
+
+
+def _one_of(value: float, allowed: tuple[int, ...], what: str) -> float:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(map(str, allowed))} (TS 38.331)")
+    return value
+
+
+class RanCellSpec(_Spec):
+    """Handover parameters of one serving cell, overriding the ``[ran]`` defaults."""
+
+    cell: str
+    """The cell, as its NR CGI text (``001-01-4097``)."""
+    hysteresis_db: float | None = Field(None, ge=0.0, le=30.0)
+    time_to_trigger_ms: int | None = None
+
+    @field_validator("time_to_trigger_ms")
+    @classmethod
+    def _ttt(cls, value: int | None) -> int | None:
+        if value is not None:
+            _one_of(value, TIME_TO_TRIGGER_MS, "time_to_trigger_ms")
+        return value
+
+
+class RanRelationSpec(_Spec):
+    """A neighbour relation's cell individual offset (CIO, ``Ocn`` of event A3): the dB added
+    to ``target``'s RSRP when a UE served by ``source`` compares it with its serving cell."""
+
+    source: str
+    target: str
+    cio_db: float = 0.0
+
+    @field_validator("cio_db")
+    @classmethod
+    def _cio(cls, value: float) -> float:
+        return _one_of(value, Q_OFFSET_DB, "cio_db")
+
+
+class RanSpec(_Spec):
+    """The RAN's own mobility and radio link failure handling (TS 38.331 names and defaults).
+
+    With ``mobility = "a3"`` a connected UE is handed over by its serving cell when a
+    neighbour's layer-3 filtered RSRP plus the relation's CIO exceeds the serving cell's by
+    the hysteresis plus ``a3_offset_db`` for ``time_to_trigger_ms``; ``"none"`` leaves
+    mobility to handover controls (the radio link failure model runs either way).
+    """
+
+    mobility: Literal["a3", "none"] = "a3"
+    hysteresis_db: float = Field(3.0, ge=0.0, le=30.0)
+    """A3 hysteresis of every cell, dB (TS 38.331 Hysteresis, 0..30 in 0.5 dB)."""
+    time_to_trigger_ms: int = 320
+    """A3 time-to-trigger of every cell, ms (a TS 38.331 TimeToTrigger value)."""
+    a3_offset_db: float = Field(0.0, ge=-15.0, le=15.0)
+    """A3 offset (``Off``), dB."""
+    filter_coefficient: int = 4
+    """Layer-3 RSRP filter coefficient k (TS 38.331 FilterCoefficient; fc4 is its default)."""
+    interruption_ms: float = Field(40.0, ge=0.0, le=1000.0)
+    """Time a UE carries no traffic during a successful handover, ms."""
+    t304_ms: int = Field(1000, ge=50, le=10_000)
+    """How long a UE tries to reach a handover target before the handover fails, ms."""
+    t310_ms: int = Field(1000, ge=0, le=6000)
+    """How long a UE may stay out of sync (serving SINR below Qout) before radio link
+    failure, ms; it stops when the SINR is back above Qin."""
+    qin_offset_db: float = Field(2.0, ge=0.0, le=10.0)
+    """Qin (back in sync) above Qout (``radio.rlf_sinr_db``), dB."""
+    t311_ms: int = Field(1000, ge=1000, le=30_000)
+    """How long a UE looks for a cell to re-establish on after a failure before it goes
+    idle, ms."""
+    reestablishment_ms: float = Field(200.0, ge=0.0, le=10_000.0)
+    """Time from a failure to a re-established connection on a suitable cell, ms."""
+    mro_window_ms: int = Field(1000, ge=0, le=60_000)
+    """A failure this soon after a handover counts against that handover (too early or to
+    the wrong cell), ms."""
+    cells: tuple[RanCellSpec, ...] = ()
+    """Per-cell hysteresis and time-to-trigger."""
+    relations: tuple[RanRelationSpec, ...] = ()
+    """Cell individual offsets per neighbour relation (default 0 dB)."""
+
+    @field_validator("time_to_trigger_ms")
+    @classmethod
+    def _ttt(cls, value: int) -> int:
+        _one_of(value, TIME_TO_TRIGGER_MS, "time_to_trigger_ms")
+        return value
+
+    @field_validator("filter_coefficient")
+    @classmethod
+    def _fc(cls, value: int) -> int:
+        _one_of(value, FILTER_COEFFICIENTS, "filter_coefficient")
+        return value
 
 
 class NodeSpec(_Spec):
@@ -377,6 +476,8 @@ class Scenario(_Spec):
     area: AreaSpec | None = None
     """Default UE region; default the sites' bounding box widened by 250 m."""
     radio: RadioSpec = RadioSpec()
+    ran: RanSpec = RanSpec()
+    """The RAN's own handovers and radio link failure timers."""
     slices: tuple[SliceSpec, ...] = DEFAULT_SLICES
     nodes: tuple[NodeSpec, ...] = Field(min_length=1)
     ue_groups: tuple[UeGroupSpec, ...] = ()
@@ -410,7 +511,28 @@ class Scenario(_Spec):
                     f"slice {group.slice} is not among the scenario's slices ({', '.join(slices)})",
                 )
         self._check_events()
+        self._check_ran()
         return self
+
+    def _check_ran(self) -> None:
+        cells = cell_names(self.plmn, self.nodes)
+        known = ", ".join(cells)
+        for i, spec in enumerate(self.ran.cells):
+            if spec.cell not in cells:
+                raise ConfigError(
+                    f"ran.cells[{i}].cell", f"unknown cell {spec.cell!r}; the scenario's: {known}"
+                )
+        for i, rel in enumerate(self.ran.relations):
+            for end in ("source", "target"):
+                if getattr(rel, end) not in cells:
+                    raise ConfigError(
+                        f"ran.relations[{i}].{end}",
+                        f"unknown cell {getattr(rel, end)!r}; the scenario's: {known}",
+                    )
+            if rel.source == rel.target:
+                raise ConfigError(
+                    f"ran.relations[{i}].target", "a relation needs two different cells"
+                )
 
     def _check_events(self) -> None:
         cells = cell_names(self.plmn, self.nodes)

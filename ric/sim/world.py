@@ -14,9 +14,11 @@ One step:
    with interference from the other *active* co-channel cells, weighted by their PRB load;
    scenario events active at the step's start (``at_s <= t < until_s``) apply here: a SINR
    degradation lowers every UE's SINR on its cell, a traffic surge multiplies demand;
-3. association: UEs keep their serving cell (only handover controls move them), except that
-   unattached UEs attach to the best active cell and UEs whose SINR stays below the radio link
-   failure threshold re-establish on the best cell;
+3. connections (:mod:`ric.sim.mobility`): radio link monitoring (T310 while the serving SINR
+   is below Qout), the RAN's own A3 handovers (``[ran] mobility = "a3"``, the default) with
+   their interruption time and failures, re-establishment after a radio link failure; UEs
+   out of sync, failed or in a handover gap carry no traffic for that share of the step;
+   idle UEs attach to the best active cell;
 4. scheduling: each cell's PRBs are shared between slices under their quotas, then between
    the slice's UEs in proportion to their need; throughput = PRBs x per-PRB rate, URLLC and
    other delays grow with the slice's load;
@@ -42,6 +44,7 @@ from ric.ids import CellId, Plmn, SliceId
 from ric.model import CellInfo
 from ric.sim import metrics as _m
 from ric.sim.metrics import CellCol, SliceCol, UeCol
+from ric.sim.mobility import HO_XAPP, Mobility, MobilityReport
 from ric.sim.radio import (
     BANDS,
     bearing_deg,
@@ -133,8 +136,6 @@ class World:
         self._radio = scenario.radio
         self.plmn = Plmn(scenario.plmn.mcc, scenario.plmn.mnc)
         self._time_us = 0
-        self.rlf_count = 0
-        """Radio link failures (re-establishments) so far."""
         self._build_cells()
         self._build_slices()
         self._build_ues()
@@ -148,7 +149,11 @@ class World:
         self._refresh_radio()
         self._neighbours = self._compute_neighbours()
         self._serving = np.full(self.n_ues, -1, dtype=np.int64)
-        self._rlf_s = np.zeros(self.n_ues)
+        nbr = np.zeros((self.n_cells, self.n_cells), dtype=np.bool_)
+        for c, others in enumerate(self._neighbours):
+            nbr[c, list(others)] = True
+        self._mobility = Mobility(scenario, self.cell_text, nbr)
+        self._air = np.ones(self.n_ues)
         self._attach(np.arange(self.n_ues))
 
     # ---------------------------------------------------------------- construction
@@ -397,7 +402,6 @@ class World:
     def _attach(self, ues: IntArray) -> None:
         if len(ues):
             self._serving[ues] = self._best_cells(ues)
-            self._rlf_s[ues] = 0.0
 
     # ---------------------------------------------------------------- stepping
 
@@ -420,7 +424,7 @@ class World:
         self._update_demand(dt_s)
         self._apply_events()
         self._refresh_radio()
-        self._associate(dt_s)
+        self._associate(dt_us)
         self._serve(dt_us)
         self._time_us += dt_us
         self._snapshot = None
@@ -477,15 +481,12 @@ class World:
             self._demand_dl_kbps = self._demand_dl_kbps * surge
             self._demand_ul_kbps = self._demand_ul_kbps * surge
 
-    def _associate(self, dt_s: float) -> None:
-        attached = self._serving >= 0
-        rows = np.arange(self.n_ues)
-        sinr = np.where(attached, self._sinr_db[rows, np.maximum(self._serving, 0)], np.inf)
-        below = sinr < self._radio.rlf_sinr_db
-        self._rlf_s = np.where(below, self._rlf_s + dt_s, 0.0)
-        failed = self._rlf_s >= self._radio.rlf_time_s
-        self.rlf_count += int(failed.sum())
-        self._attach(np.flatnonzero(failed | ~attached))
+    def _associate(self, dt_us: int) -> None:
+        self._air = self._mobility.step(
+            dt_us, self._time_us, self._serving, self._rsrp_dbm, self._sinr_db, self._best_cells
+        )
+        idle = np.flatnonzero((self._serving < 0) & ~self._mobility.failed)
+        self._attach(idle)
 
     def _zero_instant(self) -> None:
         n = self.n_ues
@@ -520,10 +521,13 @@ class World:
             - UL_IOT_DB
         )
         rate_ul = prb_rate_kbps(spectral_efficiency(ul_snr), scs, self._ul_share[cell])
+        # A UE out of sync, failed or in a handover gap for part of the step has no traffic
+        # scheduled for that part.
+        air = self._air[ues]
         need_dl = np.zeros(len(ues))
-        np.divide(self._demand_dl_kbps[ues], rate_dl, out=need_dl, where=rate_dl > 0.0)
+        np.divide(self._demand_dl_kbps[ues] * air, rate_dl, out=need_dl, where=rate_dl > 0.0)
         need_ul = np.zeros(len(ues))
-        np.divide(self._demand_ul_kbps[ues], rate_ul, out=need_ul, where=rate_ul > 0.0)
+        np.divide(self._demand_ul_kbps[ues] * air, rate_ul, out=need_ul, where=rate_ul > 0.0)
 
         total = self._n_prb * self._active
         need_cs = np.asarray(np.bincount(key, need_dl, n_c * n_s), dtype=np.float64).reshape(
@@ -634,6 +638,20 @@ class World:
         return self.cell_ids[cell] if cell >= 0 else None
 
     @property
+    def mobility_model(self) -> str:
+        """The scenario's RAN mobility model: ``"a3"`` or ``"none"``."""
+        return self._mobility.model
+
+    @property
+    def rlf_count(self) -> int:
+        """Radio link failures so far: T310 expiries and failed handovers."""
+        return self._mobility.rlf
+
+    def mobility_report(self) -> MobilityReport:
+        """Handovers by cause, failures by cause, outage and interruption per UE so far."""
+        return self._mobility.report()
+
+    @property
     def serving(self) -> IntArray:
         """Serving cell index of each UE (-1: not attached), read-only."""
         return _ro(self._serving)
@@ -710,10 +728,14 @@ class World:
         return idx
 
     def handover(self, ue_id: int, target: CellId) -> int:
-        """Hand UE ``ue_id`` to cell ``target``; return the source cell index.
+        """Hand UE ``ue_id`` to cell ``target`` as an xApp commanded; return the source cell
+        index.
 
-        Refused when the UE or cell is unknown, the cell is off or already serves the UE, or
-        the cell's RSRP at the UE is below the scenario's ``min_rsrp_dbm``.
+        Refused when the UE or cell is unknown, the UE has no connection or is out of sync
+        (the command cannot reach it), the cell is off or already serves the UE, or the
+        cell's RSRP at the UE is below the scenario's ``min_rsrp_dbm``. Accepted, it executes
+        as a RAN handover does: the UE pays the interruption time, or, when the target's SINR
+        is below Qout, the handover fails and the UE re-establishes.
         """
         ue = self.ue_index(ue_id)
         if ue is None:
@@ -722,17 +744,43 @@ class World:
         if not self._active[t]:
             raise SimControlError(f"target cell {target} is switched off")
         source = int(self._serving[ue])
+        if source < 0:
+            raise SimControlError(f"UE {ue_id} has no connection (radio link failure or idle)")
         if source == t:
             raise SimControlError(f"UE {ue_id} is already served by {target}")
+        if self._mobility.out_of_sync(ue):
+            raise SimControlError(
+                f"UE {ue_id} is out of sync with {self.cell_text[source]} (T310 running): "
+                "the handover command cannot reach it"
+            )
         rsrp = float(self._rsrp_dbm[ue, t])
         if rsrp < self._radio.min_rsrp_dbm:
             raise SimControlError(
                 f"RSRP of {target} at UE {ue_id} is {rsrp:.1f} dBm, "
                 f"below the {self._radio.min_rsrp_dbm:.1f} dBm needed"
             )
-        self._serving[ue] = t
-        self._rlf_s[ue] = 0.0
+        self._mobility.execute(
+            np.array([ue], dtype=np.int64),
+            np.array([t], dtype=np.int64),
+            HO_XAPP,
+            self._time_us,
+            self._serving,
+            self._rsrp_dbm,
+            self._sinr_db,
+        )
         return source
+
+    def walk(self, ue_id: int, to_m: tuple[float, float], speed_mps: float) -> None:
+        """Send UE ``ue_id`` walking straight to ``to_m`` (metres east, north) at
+        ``speed_mps``; on arrival it goes on as its group's random waypoint says. For scripted
+        paths (a UE crossing a cell border) in scenarios and tests."""
+        ue = self.ue_index(ue_id)
+        if ue is None:
+            raise SimControlError(f"unknown UE {ue_id}")
+        if not 0.0 <= speed_mps <= 100.0:
+            raise SimControlError(f"speed must be 0..100 m/s, got {speed_mps}")
+        self._wx_m[ue], self._wy_m[ue] = to_m
+        self._speed_mps[ue] = speed_mps
 
     def set_slice_quota(
         self, cell: CellId, slice_id: SliceId, *, min_pct: int, max_pct: int, dedicated_pct: int
@@ -803,7 +851,7 @@ class World:
         if lost.any():
             target[lost] = self._best_cells(ues[lost])
         self._serving[ues] = target
-        self._rlf_s[ues] = 0.0
+        self._mobility.moved(ues, np.full(len(ues), c, dtype=np.int64), target, self._time_us)
         log.debug("cell %s off: %d UEs moved", self.cell_text[c], len(ues))
         return [int(u) + 1 for u in ues]
 

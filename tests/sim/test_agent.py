@@ -344,12 +344,17 @@ async def test_subscription_delete_stops_reports(small: Scenario, fake_ric: Fake
 
 
 def _handover_candidate(sim: Simulator) -> tuple[int, int, int]:
-    """(UE id, source, target) for a UE the other acme cell reaches well."""
+    """(UE id, source, target) for a UE the other acme cell reaches well (a usable SINR
+    there, so the handover executes instead of failing)."""
     world = sim.world
     a, b = world.nodes[1].cells
     for u, cell in enumerate(world.serving.tolist()):
         other = b if cell == a else a if cell == b else None
-        if other is not None and world.rsrp_dbm[u, other] > -112.0:
+        if (
+            other is not None
+            and world.rsrp_dbm[u, other] > -112.0
+            and world.sinr_db[u, other] > world.scenario.radio.rlf_sinr_db + 2.0
+        ):
             return u + 1, cell, other
     raise AssertionError("no UE of node 1 can be handed over between its cells")
 
@@ -358,6 +363,14 @@ async def test_handover_is_acknowledged_applied_and_reported(
     small: Scenario, fake_ric: FakeRic
 ) -> None:
     """A handover is acknowledged, moves the UE in the world, and shows in UE-level reports."""
+    # acme's two sectors are back to back: nobody has a usable SINR on the other one, so this
+    # test lowers Qout to let the handover execute, and keeps the RAN's A3 from undoing it.
+    small = small.model_copy(
+        update={
+            "radio": small.radio.model_copy(update={"rlf_sinr_db": -30.0}),
+            "ran": small.ran.model_copy(update={"mobility": "none"}),
+        }
+    )
     async with running(small, fake_ric) as (sim, nodes):
         acme = nodes[1]
         world = sim.world

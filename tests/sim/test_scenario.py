@@ -30,7 +30,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     target: Any = data
     parts = path.split(".")
     for part in parts[:-1]:
-        target = target[int(part)] if part.isdigit() else target[part]
+        target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
     last = parts[-1]
     if isinstance(target, list):
         target[int(last)] = value
@@ -107,6 +107,38 @@ def test_minimal_scenario_gets_defaults() -> None:
         ),
         (_with("tick_ms", 1), "tick_ms", "greater than or equal to 10"),
         (_with("nodes", []), "nodes", "at least 1"),
+        (_with("ran.mobility", "magic"), "ran.mobility", "'a3' or 'none'"),
+        (_with("ran.time_to_trigger_ms", 300), "ran.time_to_trigger_ms", "one of 0, 40, 64"),
+        (_with("ran.filter_coefficient", 10), "ran.filter_coefficient", "one of 0, 1"),
+        (_with("ran.t310_ms", 9000), "ran.t310_ms", "less than or equal to 6000"),
+        (
+            _with("ran.cells", [{"cell": "001-01-999", "hysteresis_db": 2.0}]),
+            "ran.cells[0].cell",
+            "unknown cell '001-01-999'",
+        ),
+        (
+            _with("ran.cells", [{"cell": "001-01-4097", "time_to_trigger_ms": 33}]),
+            "ran.cells[0].time_to_trigger_ms",
+            "TS 38.331",
+        ),
+        (
+            _with("ran.relations", [{"source": "001-01-4097", "target": "001-01-4097"}]),
+            "ran.relations[0].target",
+            "two different cells",
+        ),
+        (
+            _with("ran.relations", [{"source": "001-01-4097", "target": "001-01-1", "cio_db": 1}]),
+            "ran.relations[0].target",
+            "unknown cell",
+        ),
+        (
+            _with(
+                "ran.relations",
+                [{"source": "001-01-4097", "target": "001-01-4098", "cio_db": 7.0}],
+            ),
+            "ran.relations[0].cio_db",
+            "one of -24",
+        ),
     ],
 )
 def test_bad_scenario_names_the_key(data: dict[str, Any], key: str, fragment: str) -> None:

@@ -45,19 +45,26 @@ def demo() -> Scenario:
     return load_scenario(SEEDS / "demo.toml")
 
 
+def _fixed(scenario: Scenario) -> Scenario:
+    """``scenario`` with RAN mobility off, so only controls move UEs between cells."""
+    return scenario.model_copy(update={"ran": scenario.ran.model_copy(update={"mobility": "none"})})
+
+
 def _steps(world: World, n: int) -> None:
     for _ in range(n):
         world.step(TICK_S)
 
 
 def _handover_candidate(world: World) -> tuple[int, int, int]:
-    """(UE id, source cell, target cell) of a UE another active cell could take."""
+    """(UE id, source cell, target cell) of a UE another active cell could take, with a
+    usable SINR there (so the handover executes instead of failing)."""
     rsrp = world.rsrp_dbm
+    qout = world.scenario.radio.rlf_sinr_db
     for u, src in enumerate(world.serving.tolist()):
         if src < 0:
             continue
         for t in world.neighbours(src):
-            if rsrp[u, t] > -105.0:
+            if rsrp[u, t] > -105.0 and world.sinr_db[u, t] > qout + 2.0:
                 return u + 1, src, t
     raise AssertionError("no handover candidate in this world")
 
@@ -87,8 +94,8 @@ def test_same_seed_and_controls_give_identical_measurements(small: Scenario) -> 
 
 def test_handover_moves_the_ue_and_shows_in_measurements(demo: Scenario) -> None:
     """A handover changes the UE's serving cell, and UE and cell measurements follow it."""
-    world = World(demo)
-    twin = World(demo)
+    world = World(_fixed(demo))
+    twin = World(_fixed(demo))
     _steps(world, 5)
     _steps(twin, 5)
     ue, src, target = _handover_candidate(world)
