@@ -24,9 +24,11 @@ from ric.plugins import configure
 from ric.report import KpmReport
 from ric.sdl import Listener, Namespace, SdlBackend, granted_namespace, xapp_namespace
 from ric.sdl.memory import MemoryBackend
-from ric.sensors import MemoryMetrics
-from ric.types import Clock, Metrics, MetricsProvider, Sensor
-from ric.xapp import SubscriptionStatus, XApp
+from ric.sensors import MemoryMetrics, SensorSet
+from ric.types import Clock, Metrics, MetricsProvider, RealClock, Sensor
+from ric.watchdog import ACTIVITY
+from ric.watchdog import current as current_watchdog
+from ric.xapp import MAX_PUBLISH_BYTES, PublishRefused, SubscriptionStatus, XApp, encode_payload
 
 __all__ = ["HostServices", "PolicySource", "RestartPolicy", "XAppHost", "XAppState"]
 
@@ -135,8 +137,30 @@ class _Context:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def publish(self, topic_suffix: str, payload: bytes) -> None:
-        self._host._sensor.xapp_published(self.name, topic_suffix, payload)
+    @property
+    def publishing(self) -> bool:
+        sensor = self._host._sensor
+        if isinstance(sensor, SensorSet):
+            return sensor.listens("xapp_published")
+        return type(sensor).xapp_published is not Sensor.xapp_published
+
+    def publish(self, topic_suffix: str, payload: Any) -> bool:
+        if not self.publishing:  # no bridge: nothing to encode, nothing to refuse
+            return False
+        host = self._host
+        try:
+            data = encode_payload(self.name, topic_suffix, payload, host.max_publish_bytes)
+        except PublishRefused as exc:
+            host._sensor.xapp_publish_refused(self.name, topic_suffix, exc.reason)
+            self.log.error("%s; not sent", exc)
+            return False
+        host._sensor.xapp_published(self.name, topic_suffix, data)
+        return True
+
+    def handler_done(self, handler: str, started: float) -> None:
+        seconds = self.clock.monotonic() - started
+        if seconds > self._host.handler_budget_s:
+            self._host.overrun(handler, seconds, started)
 
     async def policy_status(self, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
         return await self._host.report_policy(type_id, policy_id, status)
@@ -178,6 +202,8 @@ class XAppHost:
         policies: PolicySource | None = None,
         sdl: SdlBackend | None = None,
         shared_namespaces: Mapping[str, Sequence[str]] | None = None,
+        handler_budget_s: float = 0.1,
+        max_publish_bytes: int = MAX_PUBLISH_BYTES,
     ) -> None:
         self.cls = cls
         self.name = cls.name
@@ -206,6 +232,11 @@ class XAppHost:
         """The ids of the A1 policy types the xApp handles."""
         self._policies: dict[tuple[str, str], Mapping[str, Any]] = {}
         """The policies the running instance was given, by (type id, policy id)."""
+        self.handler_budget_s = handler_budget_s
+        """A handler call longer than this is an overrun: counted and logged."""
+        self.overruns = 0
+        self.max_publish_bytes = max_publish_bytes
+        """The largest encoded payload the xApp may publish."""
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
@@ -432,23 +463,71 @@ class XAppHost:
         clock = self.clock
         sensor = self._sensor
         name = self.name
+        budget = self.handler_budget_s
+        activity = ACTIVITY
+        task = asyncio.current_task()
+        on_report = (task, f"xApp {name} on_report")
         while not self._stopping:
             if events:
                 hook, arg = events.popleft()
                 if hook == "on_config":
                     app.config = arg  # type: ignore[assignment]  # a Config from reconfigure
-                if hook == "on_policy":
-                    await self._on_policy(app, arg)  # type: ignore[arg-type]  # a PolicyEvent
-                else:
-                    await getattr(app, hook)(arg)
+                t0 = clock.monotonic()
+                previous, activity.current = activity.current, (task, f"xApp {name} {hook}")
+                try:
+                    if hook == "on_policy":
+                        await self._on_policy(app, arg)  # type: ignore[arg-type]  # PolicyEvent
+                    else:
+                        await getattr(app, hook)(arg)
+                finally:
+                    activity.current = previous
+                seconds = clock.monotonic() - t0
+                if seconds > budget:
+                    self.overrun(hook, seconds, t0)
             elif reports:
                 report = reports.popleft()
                 t0 = clock.monotonic()
-                await app.on_report(report)
-                sensor.handler_finished(name, clock.monotonic() - t0)
+                previous, activity.current = activity.current, on_report
+                try:
+                    await app.on_report(report)
+                finally:
+                    activity.current = previous
+                seconds = clock.monotonic() - t0
+                sensor.handler_finished(name, seconds)
+                if seconds > budget:
+                    self.overrun("on_report", seconds, t0)
             else:
                 wake.clear()
                 await wake.wait()
+
+    def overrun(self, handler: str, seconds: float, started: float) -> None:
+        """Count and log one handler call over the budget, saying whether it held the loop."""
+        self.overruns += 1
+        self._sensor.handler_overrun(self.name, handler, seconds)
+        dog = current_watchdog() if isinstance(self.clock, RealClock) else None
+        if dog is None:
+            how = "handlers run on the runtime's event loop: while one computes, nothing else runs"
+        else:
+            blocked = min(dog.stalled_since(started), seconds)
+            if blocked >= 0.5 * seconds:
+                how = (
+                    f"it blocked the event loop for {blocked * 1e3:.0f} ms of it: handlers run "
+                    "on the runtime's loop, so E2, HTTP and every other xApp waited"
+                )
+            else:
+                how = (
+                    f"it mostly awaited (the loop was held {blocked * 1e3:.0f} ms meanwhile); "
+                    "its own reports waited"
+                )
+        log.warning(
+            "xApp %s: %s took %.0f ms, over its %.0f ms budget ([xapps] handler_budget_ms); %s",
+            self.name,
+            handler,
+            seconds * 1e3,
+            self.handler_budget_s * 1e3,
+            how,
+            extra={"xapp": self.name},
+        )
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

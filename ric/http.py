@@ -60,6 +60,7 @@ from ric.metrics import PrometheusSensor
 from ric.runtime import Runtime
 from ric.sdl.state import node_summary
 from ric.types import Check, Component, Sensor
+from ric.watchdog import activity
 
 __all__ = [
     "RUNTIME",
@@ -122,6 +123,13 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception:  # CancelledError is not an Exception: it goes through
         log.exception("HTTP %s %s failed", request.method, request.path)
         return json_error(500, f"internal error while serving {request.method} {request.path}")
+
+
+@web.middleware
+async def _activity(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Name the request to the loop watchdog, so a stall during it is logged with its route."""
+    with activity(f"HTTP {request.method} {request.path[:120]}"):
+        return await handler(request)
 
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -469,7 +477,7 @@ def build_app(
     access: Access | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``runtime``: ``routes`` plus ``extra`` route tables."""
-    app = web.Application(middlewares=[_json_errors, _auth])
+    app = web.Application(middlewares=[_activity, _json_errors, _auth])
     app[RUNTIME] = runtime
     app[A1] = runtime.a1
     app[ACCESS] = access or Access(HttpSettings())

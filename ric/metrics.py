@@ -20,7 +20,9 @@ metrics through ``XApp.metrics``; here they become ``xapp_<name>_<metric>{xapp="
 from __future__ import annotations
 
 import bisect
+import collections
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -91,6 +93,25 @@ CONTROL_BUCKETS = (
 )
 """Upper bounds (seconds) of ``ric_control_latency_seconds``."""
 
+LOOP_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+"""Upper bounds (seconds) of ``ric_event_loop_lag_seconds``; 0.1 is the stall budget, so the
+number of beats later than it in a window is two bucket readings apart."""
+
 _ANSWERED = frozenset({OutcomeKind.ACKNOWLEDGED.value, OutcomeKind.FAILED.value})
 """Outcomes that a node answered: only these have a round-trip latency worth observing."""
 
@@ -128,6 +149,36 @@ class _FastHistogram:
             buckets.append((le, cumulative))
         buckets.append(("+Inf", cumulative + self.counts[-1]))
         family.add_metric(list(labels), buckets, self.sum)
+
+
+class _RecentMax:
+    """The largest value seen in the last ``window_s``, in ten slots (so a value leaves the
+    window at most a tenth of it late): two comparisons per observation."""
+
+    __slots__ = ("current", "end", "slot", "slots", "window")
+
+    def __init__(self, window_s: float) -> None:
+        self.window = window_s
+        self.slot = window_s / 10.0
+        self.slots: collections.deque[tuple[float, float]] = collections.deque(maxlen=11)
+        self.end = 0.0
+        self.current = 0.0
+
+    def observe(self, value: float, now: float) -> None:
+        if now >= self.end:
+            if self.current > 0.0:
+                self.slots.append((self.end, self.current))
+            self.end = now + self.slot
+            self.current = 0.0
+        if value > self.current:
+            self.current = value
+
+    def value(self, now: float) -> float:
+        since = now - self.window
+        recent = [v for end, v in self.slots if end > since]
+        if self.end > since:
+            recent.append(self.current)
+        return max(recent, default=0.0)
 
 
 class _RuntimeCollector(Collector):
@@ -211,6 +262,29 @@ class _RuntimeCollector(Collector):
         yield family
         yield from self._xapps(runtime)
         yield from self._e2(runtime, per_node)
+        yield from self._loop()
+
+    def _loop(self) -> Iterator[Metric]:
+        sensor = self._sensor
+        histogram = HistogramMetricFamily(
+            "ric_event_loop_lag_seconds",
+            "How late the watchdog's beat ran on the event loop (every [loop] tick_ms).",
+            labels=[],
+        )
+        sensor.loop_lag_seconds.add_to(histogram, [])
+        longest = GaugeMetricFamily(
+            "ric_event_loop_longest_stall_seconds",
+            "The longest time the event loop was held (the latest beat), since start.",
+            labels=[],
+        )
+        longest.add_metric([], sensor.loop_longest)
+        recent = GaugeMetricFamily(
+            "ric_event_loop_recent_longest_stall_seconds",
+            "The longest time the event loop was held in the last [loop] recent_window_s.",
+            labels=[],
+        )
+        recent.add_metric([], sensor.loop_recent.value(time.monotonic()))
+        yield from (histogram, longest, recent)
 
     def _xapps(self, runtime: Runtime | None) -> Iterator[Metric]:
         xapp = ["xapp"]
@@ -326,6 +400,9 @@ class PrometheusSensor(Sensor):
         self.refused_by_node: dict[tuple[str, str], int] = {}
         self.replaced_by_node: dict[tuple[str, str], int] = {}
         self.handler_seconds: dict[str, _FastHistogram] = {}
+        self.loop_lag_seconds = _FastHistogram(LOOP_BUCKETS)
+        self.loop_longest = 0.0
+        self.loop_recent = _RecentMax(60.0)
         self.control_counts: dict[tuple[str, str, str], int] = {}
         self.control_latency: dict[str, _FastHistogram] = {}
         self._xapps: dict[str, PrometheusXAppMetrics] = {}
@@ -374,6 +451,25 @@ class PrometheusSensor(Sensor):
             ["state"],
             registry=r,
         )
+        self.loop_stalls = prom.Counter(
+            "ric_event_loop_stalls",
+            "Times the event loop was held longer than [loop] stall_warning_ms (each logged "
+            "naming what ran).",
+            registry=r,
+        )
+        self.overruns = prom.Counter(
+            "ric_xapp_handler_overruns",
+            "xApp handler calls (reports, events, timers) over [xapps] handler_budget_ms.",
+            ["xapp"],
+            registry=r,
+        )
+        self.publish_refused = prom.Counter(
+            "ric_xapp_publish_refused",
+            "XApp.publish payloads refused and not sent, by reason (too_large: over [xapps] "
+            "max_publish_bytes; unencodable: not JSON).",
+            ["xapp", "reason"],
+            registry=r,
+        )
         self.crashes = prom.Counter(
             "ric_xapp_crashes", "Exceptions raised by the xApp's handlers.", ["xapp"], registry=r
         )
@@ -381,6 +477,13 @@ class PrometheusSensor(Sensor):
             "ric_xapp_limit_refusals",
             "Requests refused because the xApp reached a limit.",
             ["xapp", "limit"],
+            registry=r,
+        )
+        self.http_refusals = prom.Counter(
+            "ric_http_refused",
+            "HTTP requests refused at a bound ([http] max_in_flight, max_body_bytes, "
+            "max_json_depth, max_json_values; non-finite numbers; [a1] budget_s), by reason.",
+            ["reason"],
             registry=r,
         )
         self.late_answers = prom.Counter(
@@ -416,6 +519,12 @@ class PrometheusSensor(Sensor):
         """Read this runtime's state at scrape time; make zero series for what it can do."""
         self.runtime = runtime
         self.conflicts.labels(runtime.config.conflicts.policy)
+        if runtime.config.loop.recent_window_s != self.loop_recent.window:
+            self.loop_recent = _RecentMax(runtime.config.loop.recent_window_s)
+        for host in runtime.hosts:
+            self.overruns.labels(host.name)
+            for reason in ("too_large", "unencodable"):
+                self.publish_refused.labels(host.name, reason)
 
     async def stop(self) -> None:
         """Stop reading the runtime (its last counts stay)."""
@@ -495,6 +604,21 @@ class PrometheusSensor(Sensor):
     def xapp_crashed(self, xapp: str, error: BaseException) -> None:
         self.crashes.labels(xapp).inc()
 
+    def handler_overrun(self, xapp: str, handler: str, seconds: float) -> None:
+        self.overruns.labels(xapp).inc()
+
+    def xapp_publish_refused(self, xapp: str, topic_suffix: str, reason: str) -> None:
+        self.publish_refused.labels(xapp, reason).inc()
+
+    def loop_lag(self, seconds: float) -> None:
+        self.loop_lag_seconds.observe(seconds)
+        if seconds > self.loop_longest:
+            self.loop_longest = seconds
+        self.loop_recent.observe(seconds, time.monotonic())
+
+    def loop_stalled(self, seconds: float, what: str) -> None:
+        self.loop_stalls.inc()
+
     def control_finished(self, xapp: str, outcome: ControlOutcome) -> None:
         action = outcome.action.kind
         kind = outcome.kind.value
@@ -514,6 +638,9 @@ class PrometheusSensor(Sensor):
 
     def limit_reached(self, xapp: str, limit: str) -> None:
         self.limits.labels(xapp, limit).inc()
+
+    def http_refused(self, reason: str) -> None:
+        self.http_refusals.labels(reason).inc()
 
 
 def _version() -> str:

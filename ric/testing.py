@@ -51,7 +51,7 @@ from ric.trace.harness import (
     run_trace,
 )
 from ric.types import Cancellable
-from ric.xapp import XApp
+from ric.xapp import MAX_PUBLISH_BYTES, PublishRefused, XApp, encode_payload
 
 __all__ = [
     "ControlRecord",
@@ -133,6 +133,7 @@ class FakeContext:
         clock: ManualClock | None = None,
         sdl: SdlBackend | None = None,
         shared: Mapping[str, Sequence[str]] | None = None,
+        max_publish_bytes: int = MAX_PUBLISH_BYTES,
     ) -> None:
         self.name = name
         self.clock = clock or ManualClock()
@@ -147,6 +148,9 @@ class FakeContext:
         self.outcomes: list[ControlOutcome] = []
         self.published: list[tuple[str, bytes]] = []
         """What the xApp published: (topic suffix, payload bytes), in order."""
+        self.max_publish_bytes = max_publish_bytes
+        self.refused: list[tuple[str, str]] = []
+        """Publishes refused: (topic suffix, reason: ``too_large`` or ``unencodable``)."""
         self.policy_statuses: list[tuple[str, str, PolicyStatus]] = []
         """What the xApp reported with ``policy_status``: (type id, policy id, status)."""
         self._nodes = {str(n.id): n for n in nodes}
@@ -160,9 +164,23 @@ class FakeContext:
         self.outcomes.append(outcome)
         return outcome
 
-    def publish(self, topic_suffix: str, payload: bytes) -> None:
-        """Record a message the xApp published (``published``, ``published_json()``)."""
-        self.published.append((topic_suffix, payload))
+    publishing = True
+    """A FakeContext acts as if an MQTT bridge were installed: payloads are encoded."""
+
+    def publish(self, topic_suffix: str, payload: Any) -> bool:
+        """Encode and record a message the xApp published (``published``,
+        ``published_json()``) as the runtime with a bridge would; a refused one (over
+        ``max_publish_bytes``, or not JSON) goes to ``refused`` and returns False."""
+        try:
+            data = encode_payload(self.name, topic_suffix, payload, self.max_publish_bytes)
+        except PublishRefused as exc:
+            self.refused.append((topic_suffix, exc.reason))
+            return False
+        self.published.append((topic_suffix, data))
+        return True
+
+    def handler_done(self, handler: str, started: float) -> None:
+        """Nothing to hold a timer to without a runtime."""
 
     def published_json(self) -> list[tuple[str, Any]]:
         """What the xApp published, with each payload decoded from JSON."""

@@ -191,6 +191,11 @@ class Sensor:
     def limit_reached(self, xapp: str, limit: str) -> None:
         """An xApp was refused for reaching a limit: ``subscriptions`` or ``controls_per_s``."""
 
+    def http_refused(self, reason: str) -> None:
+        """The HTTP server refused a request at a bound: ``in_flight``, ``body_too_large``,
+        ``too_deep``, ``too_many_values``, ``not_finite``, ``number_out_of_range``,
+        ``not_json`` or ``budget`` (A1 schema work over ``[a1] budget_s``)."""
+
     def xapp_published(self, xapp: str, topic_suffix: str, payload: bytes) -> None:
         """An xApp published ``payload`` (JSON, or the bytes it gave) under its own topic
         ``topic_suffix`` (already checked: no wildcards, no ``..``, no leading ``/``)."""

@@ -45,6 +45,7 @@ from ric.types import Clock, Metrics
 
 __all__ = [
     "MAX_PUBLISH_BYTES",
+    "PublishRefused",
     "Report",
     "SubscriptionStatus",
     "XApp",
@@ -58,7 +59,8 @@ Per = Literal["cell", "ue", "slice"]
 _METRIC = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 MAX_PUBLISH_BYTES = 256 * 1024
-"""The largest payload ``XApp.publish`` accepts, once encoded."""
+"""The largest payload ``XApp.publish`` accepts, once encoded, unless ``[xapps]
+max_publish_bytes`` says otherwise."""
 
 
 def check_topic_suffix(xapp: str, suffix: str) -> str:
@@ -108,26 +110,72 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def encode_payload(xapp: str, suffix: str, payload: Any) -> bytes:
+class PublishRefused(ValueError):
+    """A payload ``XApp.publish`` does not send; ``reason`` is ``too_large`` or
+    ``unencodable``, and the message names the xApp, the topic suffix and the figure."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _at_least(value: Any, budget: int) -> int:
+    """A lower bound of ``value``'s encoded JSON size, given up on once it passes ``budget``:
+    the walk visits at most ``budget`` elements, so a payload far over the limit is refused
+    without the cost of encoding it."""
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, Mapping):
+        total = 2
+        for key, item in value.items():
+            total += _at_least(key, budget - total) + 2 + _at_least(item, budget - total)
+            if total > budget:
+                break
+        return total
+    if isinstance(value, list | tuple):
+        total = 2
+        for item in value:
+            total += 1 + _at_least(item, budget - total)
+            if total > budget:
+                break
+        return total
+    size = getattr(value, "size", None)  # NumPy arrays: at least one digit and a comma each
+    if isinstance(size, int) and getattr(value, "ndim", None):
+        return 2 * size
+    return 1
+
+
+def encode_payload(xapp: str, suffix: str, payload: Any, limit: int = MAX_PUBLISH_BYTES) -> bytes:
     """``payload`` as the bytes ``XApp.publish`` sends: ``bytes`` as they are, anything else
     as compact JSON (NumPy values as numbers and lists, NaN and infinities as null).
 
-    Raises ValueError naming the xApp and the topic suffix when JSON cannot encode it or it is
-    larger than ``MAX_PUBLISH_BYTES``.
+    Raises ``PublishRefused`` (a ValueError) naming the xApp and the topic suffix when JSON
+    cannot encode it or it is larger than ``limit`` bytes; a payload plainly over the limit is
+    refused before it is encoded.
     """
+    what = f"xApp {xapp}: the payload published to {suffix!r}"
     if isinstance(payload, bytes | bytearray | memoryview):
         data = bytes(payload)
     else:
         try:
+            least = _at_least(payload, limit)
+            if least > limit:
+                raise PublishRefused(
+                    f"{what} is over {limit} bytes (at least {least} when encoded), the "
+                    "[xapps] max_publish_bytes limit; send it in parts",
+                    "too_large",
+                )
             text = json.dumps(_jsonable(payload), separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:
-            problem = f"cannot be encoded as JSON: {exc}"
-            raise ValueError(f"xApp {xapp}: the payload published to {suffix!r} {problem}") from exc
+            if isinstance(exc, PublishRefused):
+                raise
+            raise PublishRefused(f"{what} cannot be encoded as JSON: {exc}", "unencodable") from exc
         data = text.encode()
-    if len(data) > MAX_PUBLISH_BYTES:
-        raise ValueError(
-            f"xApp {xapp}: the payload published to {suffix!r} is {len(data)} bytes, over the "
-            f"{MAX_PUBLISH_BYTES} byte limit"
+    if len(data) > limit:
+        raise PublishRefused(
+            f"{what} is {len(data)} bytes, over the {limit} byte limit ([xapps] "
+            "max_publish_bytes); send it in parts",
+            "too_large",
         )
     return data
 
@@ -221,8 +269,19 @@ class XAppContext(Protocol):
         """Run a task for this instance's lifetime."""
         ...
 
-    def publish(self, topic_suffix: str, payload: bytes) -> None:
-        """Hand a checked, encoded message to the runtime's sensors (the MQTT bridge)."""
+    def handler_done(self, handler: str, started: float) -> None:
+        """A handler the xApp runs itself (a timer) ended; it began at ``clock.monotonic()``
+        ``started`` (the host holds it to ``[xapps] handler_budget_ms``)."""
+        ...
+
+    @property
+    def publishing(self) -> bool:
+        """Whether a published message goes anywhere (an MQTT bridge is installed)."""
+        ...
+
+    def publish(self, topic_suffix: str, payload: Any) -> bool:
+        """Encode ``payload`` and hand it to the MQTT bridge under the checked suffix; False
+        when nothing was sent (no bridge, so nothing encoded; or refused, counted and logged)."""
         ...
 
     @property
@@ -295,12 +354,16 @@ class XApp:
         restarts the xApp like one in a handler)."""
         if interval_s <= 0:
             raise ValueError(f"every(): interval_s must be positive, got {interval_s}")
-        clock = self._context.clock
+        context = self._context
+        clock = context.clock
+        what = f"timer {getattr(fn, '__qualname__', 'every')}"
 
         async def tick() -> None:
             while True:
                 await clock.sleep(interval_s)
+                started = clock.monotonic()
                 await fn()
+                context.handler_done(what, started)
 
         self._context.spawn(tick(), f"{self._context.name}.every({interval_s:g})")
 
@@ -308,23 +371,32 @@ class XApp:
         """Current Unix time in seconds (virtual under the test harness)."""
         return self._context.clock.time()
 
-    def publish(self, topic_suffix: str, payload: Any) -> None:
+    @property
+    def publishing(self) -> bool:
+        """Whether :meth:`publish` sends anything (the runtime has an MQTT bridge): build a
+        costly payload only when it does."""
+        return self._context.publishing
+
+    def publish(self, topic_suffix: str, payload: Any) -> bool:
         """Publish ``payload`` under this xApp's own topics: on the MQTT bridge (when one is
-        configured; otherwise nothing is sent) it goes to
-        ``<prefix>/xapps/<name>/<topic_suffix>``::
+        configured) it goes to ``<prefix>/xapps/<name>/<topic_suffix>``::
 
             self.publish("alerts/overload", {"cell": cell, "prb_pct": float(pct)})
 
         ``payload`` is sent as JSON (NumPy values become numbers and lists, NaN and
         infinities ``null``); ``bytes`` are sent as they are. It never waits for the broker:
-        when the broker is slow or away, the message is dropped and counted. Raises
-        ValueError naming the problem for a bad suffix (a wildcard ``+`` or ``#``, a ``..``,
-        a leading ``/``, an empty level) or a payload that cannot be encoded or is over
-        ``MAX_PUBLISH_BYTES``.
+        when the broker is slow or away, the message is dropped and counted.
+
+        Returns True when the message was handed to the bridge, False when it was not sent:
+        no bridge is configured (then nothing is encoded: it costs nothing; see
+        :attr:`publishing`), or the payload was refused: over ``[xapps] max_publish_bytes``
+        once encoded (send it in parts) or not encodable as JSON. A refusal is logged as an
+        error and counted (``ric_xapp_publish_refused_total{xapp,reason}``), never raised.
+        Only a bad suffix raises ValueError naming the problem (a wildcard ``+`` or ``#``,
+        a ``..``, a leading ``/``, an empty level): that is a bug in the xApp, not its data.
         """
-        name = self._context.name
-        suffix = check_topic_suffix(name, topic_suffix)
-        self._context.publish(suffix, encode_payload(name, suffix, payload))
+        suffix = check_topic_suffix(self._context.name, topic_suffix)
+        return self._context.publish(suffix, payload)
 
     async def policy_status(self, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
         """Report the enforcement status of an A1 policy later than ``on_policy`` returned

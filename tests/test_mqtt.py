@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
-from ric import ControlOutcome, Handover, OutcomeKind, XApp
+from ric import ControlOutcome, Handover, OutcomeKind, Report, XApp
 from ric.config import MqttSettings, load_config
 from ric.errors import ConfigError, PluginError
 from ric.metrics import PrometheusSensor
@@ -22,7 +22,7 @@ from ric.plugins import Plugin, check_xapp
 from ric.report import EntityKind
 from ric.runtime import Runtime
 from ric.testing import ManualClock, make_report, start_xapp
-from ric.xapp import MAX_PUBLISH_BYTES
+from ric.xapp import MAX_PUBLISH_BYTES, PublishRefused, encode_payload
 from tests.conftest import wait_for
 
 
@@ -160,14 +160,121 @@ async def test_a_bad_publish_suffix_is_refused_with_a_clear_error(
     assert ctx.published == []
 
 
-async def test_a_payload_that_cannot_be_sent_is_refused() -> None:
-    """A payload JSON cannot encode, or one over the size limit, raises ValueError."""
+async def test_a_payload_that_cannot_be_sent_is_refused_not_raised() -> None:
+    """A payload JSON cannot encode, or one over the size limit, is refused: publish returns
+    False, nothing is sent, and the xApp goes on (no exception)."""
     app, ctx = await start_xapp(Talker)
-    with pytest.raises(ValueError, match="cannot be encoded as JSON"):
-        app.publish("x", {"when": object()})
-    with pytest.raises(ValueError, match="byte limit"):
-        app.publish("x", b"0" * (MAX_PUBLISH_BYTES + 1))
+    assert app.publish("x", {"when": object()}) is False
+    assert app.publish("x", b"0" * (MAX_PUBLISH_BYTES + 1)) is False
+    assert app.publish("x", {"cells": list(range(MAX_PUBLISH_BYTES))}) is False
     assert ctx.published == []
+    assert ctx.refused == [("x", "unencodable"), ("x", "too_large"), ("x", "too_large")]
+    assert app.publish("x", {"ok": 1}) is True
+
+
+def test_a_payload_far_over_the_limit_is_refused_before_it_is_encoded() -> None:
+    """The size check gives up on a huge payload after about the limit's worth of elements,
+    so a 1,000,000-element list is refused without encoding (the error names the limit)."""
+
+    class Counted(float):
+        """A number that counts how often the encoder converts it."""
+
+        seen = 0
+
+        def tolist(self) -> float:
+            Counted.seen += 1
+            return float(self)
+
+    payload = {"cells": [Counted(1.0) for _ in range(1_000_000)]}
+    with pytest.raises(PublishRefused, match="over 1024 bytes") as err:
+        encode_payload("kpimon", "kpis", payload, limit=1024)
+    assert err.value.reason == "too_large"
+    assert Counted.seen == 0
+
+
+class Publisher(XApp):
+    """Publishes a small and a huge payload on each report; counts what publish returned."""
+
+    name = "publisher"
+    reports = [Report("RRU.PrbUsedDl", period_ms=100)]
+    results: list[bool]
+
+    async def on_start(self) -> None:
+        self.results = []
+
+    async def on_report(self, report: Any) -> None:
+        self.results.append(self.publish("small", {"n": 1}))
+        self.results.append(self.publish("huge", {"cells": ["001-01-1"] * 100_000}))
+
+
+class Unencodable:
+    """A payload whose encoding would fail loudly: it must never be encoded without a bridge."""
+
+    def tolist(self) -> Any:
+        raise AssertionError("encoded although no MQTT bridge is configured")
+
+
+async def test_publish_without_a_bridge_costs_nothing_and_never_fails() -> None:
+    """With no MQTT bridge, publish returns False at once without encoding (not even a payload
+    that cannot be encoded or is far over the limit), and refuses nothing."""
+    config = load_config(environ={}, overrides={"e2.port": 0, "http.enabled": False})
+    sensor = PrometheusSensor(config.metrics, process=False)
+    plugins = [Plugin(Talker, "test:Talker")]
+    async with Runtime(config, plugins, sensors=[sensor], components=[sensor]) as runtime:
+        host = runtime.host("talker")
+        await wait_for(lambda: host.instance is not None, what="talker started")
+        app = host.instance
+        assert isinstance(app, Talker)
+        assert app.publishing is False
+        assert app.publish("x", Unencodable()) is False
+        assert app.publish("x", b"0" * (10 * MAX_PUBLISH_BYTES)) is False
+        text = generate_latest(sensor.registry).decode()
+    assert 'ric_xapp_publish_refused_total{reason="too_large",xapp="talker"} 0.0' in text
+
+
+async def test_an_over_size_publish_with_a_bridge_is_refused_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With a bridge, a payload over [xapps] max_publish_bytes is refused: publish returns
+    False, ric_xapp_publish_refused_total counts it, an error names the xApp, the topic and
+    the limit, the xApp keeps running; payloads within the limit still reach the bridge."""
+    config = load_config(
+        environ={},
+        overrides={
+            "e2.port": 0,
+            "http.enabled": False,
+            "mqtt.enabled": True,
+            "mqtt.port": _closed_port(),
+            "xapps.max_publish_bytes": 100_000,
+        },
+    )
+    sensor = PrometheusSensor(config.metrics, process=False)
+    bridge = mqtt_bridge(config)
+    assert bridge is not None
+    plugins = [Plugin(Publisher, "test:Publisher")]
+    async with Runtime(
+        config, plugins, sensors=[sensor, bridge], components=[sensor, bridge]
+    ) as rt:
+        host = rt.host("publisher")
+        await wait_for(lambda: host.instance is not None, what="publisher started")
+        app = host.instance
+        assert isinstance(app, Publisher) and app.publishing
+        for _ in range(2):
+            host.deliver(make_report("n", EntityKind.CELL, {"RRU.PrbUsedDl": [1.0]}, ["c"]))
+        await wait_for(lambda: len(app.results) == 4, what="two reports handled")
+        text = generate_latest(sensor.registry).decode()
+        assert host.state.value == "running" and host.restarts == 0
+        topics = [m.topic for m in bridge._queue]
+    assert app.results == [True, False, True, False]
+    assert topics.count("ric/xapps/publisher/small") == 2
+    assert "ric/xapps/publisher/huge" not in topics
+    assert 'ric_xapp_publish_refused_total{reason="too_large",xapp="publisher"} 2.0' in text
+    assert 'ric_xapp_crashes_total{xapp="publisher"}' not in text
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(
+        "xApp publisher: the payload published to 'huge'" in m and "100000 byte" in m
+        for m in errors
+    ), errors
 
 
 def test_on_config_must_be_async() -> None:

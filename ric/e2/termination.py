@@ -22,6 +22,7 @@ from ric.e2.endpoint import E2Endpoint, TerminationConfig
 from ric.e2.session import NodeSession
 from ric.errors import ProtocolError, StateError
 from ric.model import Cause, CauseCode
+from ric.watchdog import ACTIVITY, stalled_since
 
 __all__ = ["TRANSPORT_CAP_FACTOR", "E2Server", "transport_cap"]
 
@@ -227,14 +228,42 @@ class E2Server:
         loop = asyncio.get_running_loop()
         silence = 3 * session.keep_alive_s
         receive = self.endpoint.receive
+        activity = ACTIVITY
+        mark = (asyncio.current_task(), f"E2 node {session.id}")
+        last = loop.time()
+        handle: asyncio.TimerHandle | None = None
+
+        # One timer per silence window, not one per message: it re-arms itself from the last
+        # message. Only time the loop could run counts as silence: while the RIC's own loop
+        # was stalled it could not read either, so that time is not the node's fault.
+        def check() -> None:
+            nonlocal handle
+            now = loop.time()
+            heard = now - last - stalled_since(last)
+            if heard < silence:
+                handle = loop.call_at(now + silence - heard, check)
+            else:
+                deadline.reschedule(now)  # ends the read below with TimeoutError
+
         try:
-            async with asyncio.timeout_at(loop.time() + silence) as deadline:
+            async with asyncio.timeout(None) as deadline:
+                handle = loop.call_at(last + silence, check)
                 while not session.closed:
                     data = await context.read()
                     if data is grpc.aio.EOF:
                         return "stream closed by the node"
-                    deadline.reschedule(loop.time() + silence)
-                    receive(session, data)
+                    last = loop.time()
+                    previous, activity.current = activity.current, mark
+                    try:
+                        receive(session, data)
+                    finally:
+                        activity.current = previous
         except TimeoutError:
-            return f"no message for {silence:g} s (three keep-alive intervals)"
+            return (
+                f"no message for {silence:g} s (three keep-alive intervals, not counting "
+                "time the RIC's own loop was stalled)"
+            )
+        finally:
+            if handle is not None:
+                handle.cancel()
         return session.close_reason
