@@ -9,11 +9,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jsonschema
 import jsonschema.exceptions
-import jsonschema.validators
 from jsonschema.protocols import Validator
 
+from ric.a1.regex import FORMAT_CHECKER, VALIDATORS, PatternError, backtracking_keywords
 from ric.errors import RicError
 
 __all__ = [
@@ -42,13 +41,8 @@ _REASONS = ("SCOPE_NOT_APPLICABLE", "STATEMENT_NOT_APPLICABLE", "OTHER_REASON")
 MAX_ERRORS = 10
 """At most this many field errors are listed for one invalid policy."""
 
-_DIALECTS: dict[str, type[Validator]] = {
-    "http://json-schema.org/draft-04/schema": jsonschema.Draft4Validator,
-    "http://json-schema.org/draft-06/schema": jsonschema.Draft6Validator,
-    "http://json-schema.org/draft-07/schema": jsonschema.Draft7Validator,
-    "https://json-schema.org/draft/2019-09/schema": jsonschema.Draft201909Validator,
-    "https://json-schema.org/draft/2020-12/schema": jsonschema.Draft202012Validator,
-}
+_DIALECTS: dict[str, type[Validator]] = VALIDATORS
+"""The validator class of each dialect; their regular expressions run on RE2 (ric.a1.regex)."""
 
 
 class PolicyError(RicError):
@@ -64,6 +58,10 @@ class PolicyError(RicError):
         self.errors = tuple(errors)
         self.title = title
         super().__init__(detail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in a validation worker process and re-raised here: keep every field.
+        return (type(self), (self.status, self.detail, self.errors, self.title))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +129,20 @@ def check_schema(schema: object, what: str = "policySchema") -> type[Validator]:
         raise PolicyError(400, f"{what}: $schema {dialect!r} is not a dialect known here ({known})")
     cls = _DIALECTS[dialect.rstrip("#")]
     try:
-        cls.check_schema(dict(schema))
+        cls.check_schema(dict(schema), format_checker=FORMAT_CHECKER)  # type: ignore[call-arg]
     except jsonschema.exceptions.SchemaError as exc:
         where = "/" + "/".join(str(p) for p in exc.absolute_path)
+        if isinstance(exc.cause, PatternError):
+            raise PolicyError(400, f"{what}: at {where}: {exc.cause}") from None
         raise PolicyError(
             400, f"{what} is not a valid JSON Schema: at {where}: {exc.message}"
         ) from None
+    try:
+        why = backtracking_keywords(schema)
+    except PatternError as exc:
+        raise PolicyError(400, f"{what}: {exc}") from None
+    if why is not None:
+        raise PolicyError(400, f"{what} {why}")
     for where, ref in _refs(schema):
         if not ref.startswith("#"):
             raise PolicyError(
@@ -170,7 +176,9 @@ def validate_policy(schema: Mapping[str, Any], body: object) -> list[FieldError]
             cls(dict(schema)).iter_errors(body),  # type: ignore[arg-type]  # JSON data
             key=lambda e: [str(p) for p in e.absolute_path],
         )
-    except Exception as exc:  # an unresolvable $ref, a pattern the regex engine refuses
+    except PatternError as exc:  # a patternProperties key of a Draft 4 schema (no meta check)
+        raise PolicyError(400, f"the policy type's schema cannot be applied: {exc}") from None
+    except Exception as exc:  # an unresolvable $ref
         raise PolicyError(400, f"the policy type's schema cannot be applied: {exc}") from None
     for error in errors:
         path: list[str | int] = list(error.absolute_path)

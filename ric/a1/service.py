@@ -31,8 +31,9 @@ from ric.a1.policy import (
     PolicyStatus,
     PolicyType,
     check_id,
-    validate_policy,
 )
+from ric.a1.workers import ValidationPool
+from ric.config import A1Settings
 from ric.errors import PluginError
 from ric.sdl import Change, Namespace, SdlBackend
 
@@ -58,7 +59,8 @@ class A1Service:
 
     ``hosts`` returns the loaded xApp hosts (delivery goes to those whose class declares the
     policy's type); ``now`` is Unix time for the status timestamps. Errors are PolicyError
-    with the HTTP status to answer.
+    with the HTTP status to answer. Schema checks and policy validation run in worker
+    processes with a budget (``settings``, ``ric.a1.workers``); ``aclose`` stops them.
     """
 
     def __init__(
@@ -66,8 +68,10 @@ class A1Service:
         sdl: SdlBackend,
         hosts: Callable[[], Sequence[XAppHost]],
         now: Callable[[], float],
+        settings: A1Settings | None = None,
     ) -> None:
         self.store = Namespace(sdl, NAMESPACE)
+        self.workers = ValidationPool(settings)
         self._hosts = hosts
         self._now = now
         self._declared: dict[str, tuple[PolicyType, list[str]]] = {}
@@ -101,7 +105,7 @@ class A1Service:
         A changed schema is refused (409) when an existing policy of the type does not
         satisfy it, or when a loaded xApp declares the type differently.
         """
-        new = PolicyType.from_json(type_id, body)
+        new = await self.workers.policy_type(type_id, body)
         declared = self._declared.get(type_id)
         if declared is not None and declared[0].to_json() != new.to_json():
             raise PolicyError(
@@ -121,15 +125,18 @@ class A1Service:
                 continue
             if old == definition:
                 return False
-            for policy_id, policy in (await self._policies_of(new.id)).items():
-                errors = validate_policy(new.schema, policy)
-                if errors:
-                    first = errors[0]
-                    raise refuse(
-                        f"policy type {new.id!r}: the new schema refuses existing policy "
-                        f"{policy_id!r} ({first.field or 'the policy object'}: {first.reason}); "
-                        "change or delete that policy first"
-                    )
+            refused = await self.workers.first_refused(
+                f"the policies of type {new.id!r} against its new schema",
+                new.schema,
+                await self._policies_of(new.id),
+            )
+            if refused is not None:
+                policy_id, first = refused
+                raise refuse(
+                    f"policy type {new.id!r}: the new schema refuses existing policy "
+                    f"{policy_id!r} ({first.field or 'the policy object'}: {first.reason}); "
+                    "change or delete that policy first"
+                )
             if await self.store.set_if(key, old, definition):
                 log.info("policy type %s replaced", new.id)
                 return False
@@ -239,7 +246,9 @@ class A1Service:
         check_id("policy id", policy_id)
         if not isinstance(body, Mapping):
             raise PolicyError(400, f"policy {policy_id!r}: a policy is a JSON object")
-        errors = validate_policy(definition["policySchema"], body)
+        errors = await self.workers.validate(
+            f"policy {policy_id!r} of type {type_id!r}", definition["policySchema"], body
+        )
         if errors:
             first = errors[0]
             raise PolicyError(
@@ -278,7 +287,9 @@ class A1Service:
         now = await self.store.get(f"type/{type_id}")
         if now == checked_against:
             return
-        if now is not None and not validate_policy(now["policySchema"], body):
+        if now is not None and not await self.workers.validate(
+            f"policy {policy_id!r} of type {type_id!r}", now["policySchema"], body
+        ):
             return
         key = f"policy/{type_id}/{policy_id}"
         if previous is None:
@@ -323,6 +334,11 @@ class A1Service:
         unwatch, self._unwatch = self._unwatch, None
         if unwatch is not None:
             unwatch()
+
+    async def aclose(self) -> None:
+        """Stop delivering changes and stop the validation workers."""
+        self.close()
+        await self.workers.aclose()
 
     @property
     def delivering(self) -> bool:
