@@ -14,10 +14,16 @@ Definitions (one sample = one UE or one cell in one tick of the world):
   95th percentile over active cell-ticks, and the time-mean of the busiest cell;
 - SLA violations: UE-ticks of a slice with an ``sla`` that break it (see
   :class:`~ric.sim.scenario.SlaSpec`), in UE-seconds; slices without an SLA have none;
-- handovers: acknowledged Handover controls; a ping-pong is a handover of a UE back to the
-  cell its previous handover took it from (A -> B, then B -> A) within
-  :data:`PING_PONG_WINDOW_S`;
-- radio link failures: the world's re-establishments (``World.rlf_count``);
+- handovers: every successful handover the world executed, by cause (``a3``: the RAN's own
+  event A3; ``xapp``: an acknowledged Handover control; ``cell_off``: a cell switched off
+  moved its UEs); a ping-pong is a handover of a UE back to the cell its previous handover
+  (of any cause) took it from (A -> B, then B -> A) within :data:`PING_PONG_WINDOW_S`;
+- radio link failures: T310 expiries and failed handovers (``World.rlf_count``); failures
+  by cause (too late, too early, to the wrong cell), as :mod:`ric.sim.mobility` classifies
+  them; outage: UE-seconds out of sync or re-establishing; interruption: handover
+  interruption per UE, mean over the UEs, ms;
+- energy: each cell's power from its node's ``power`` model (active: idle plus load share
+  of full-load power; off: sleep power), integrated over the run, kWh;
 - active cell-hours: active cells x tick length, summed, in hours;
 - conflicts: controls the arbiter found in conflict (``ControlOutcome.conflict`` set: refused
   ones, outcome ``conflict``, and ones that won under the ``priority`` policy).
@@ -25,7 +31,6 @@ Definitions (one sample = one UE or one cell in one tick of the world):
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -35,8 +40,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from ric.actions import Handover, OutcomeKind
-from ric.sim.scenario import Scenario, SlaSpec
+from ric.actions import OutcomeKind
+from ric.sim.mobility import MobilityReport
+from ric.sim.scenario import Scenario, SlaSpec, cell_names
 from ric.sim.world import World
 from ric.trace.harness import ControlRecord
 
@@ -59,7 +65,6 @@ PING_PONG_WINDOW_S: Final = 10.0
 """A handover back to the previous cell within this many seconds is a ping-pong."""
 SLA_THP_TOLERANCE: Final = 0.01
 """A throughput short of its target by at most this fraction is not a violation."""
-_TIME_EPS_S: Final = 1e-6
 
 
 def percentile(values: Sequence[float] | FloatArray, q: float) -> float:
@@ -158,10 +163,23 @@ class RunMetrics:
     prb_util_busiest_cell_mean_pct: float
     sla_violation_ue_s: float
     unattached_ue_s: float
+    mobility: str
+    """The scenario's RAN mobility model (``a3`` or ``none``)."""
     handovers: int
+    """Successful handovers of every cause."""
+    handovers_a3: int
+    handovers_xapp: int
+    handovers_cell_off: int
     ping_pongs: int
     rlf: int
+    handover_failures: int
+    too_late: int
+    too_early: int
+    wrong_cell: int
+    outage_ue_s: float
+    interruption_ms_per_ue: float
     active_cell_hours: float
+    energy_kwh: float
     controls: int
     conflicts: int
     conflicts_refused: int
@@ -183,9 +201,19 @@ class RunMetrics:
             "sla_violation_ue_s": self.sla_violation_ue_s,
             "unattached_ue_s": self.unattached_ue_s,
             "handovers": float(self.handovers),
+            "handovers_a3": float(self.handovers_a3),
+            "handovers_xapp": float(self.handovers_xapp),
+            "handovers_cell_off": float(self.handovers_cell_off),
             "ping_pongs": float(self.ping_pongs),
             "rlf": float(self.rlf),
+            "handover_failures": float(self.handover_failures),
+            "too_late": float(self.too_late),
+            "too_early": float(self.too_early),
+            "wrong_cell": float(self.wrong_cell),
+            "outage_ue_s": self.outage_ue_s,
+            "interruption_ms_per_ue": self.interruption_ms_per_ue,
             "active_cell_hours": self.active_cell_hours,
+            "energy_kwh": self.energy_kwh,
             "controls": float(self.controls),
             "conflicts": float(self.conflicts),
             "conflicts_refused": float(self.conflicts_refused),
@@ -220,10 +248,13 @@ class TickRecorder:
         self._unattached = 0
         self._active_cell_s = 0.0
         self._last_t = 0.0
-        self._prev_serving: npt.NDArray[np.int64] | None = None
-        self._first_serving: npt.NDArray[np.int64] | None = None
-        self._first_t = 0.0
-        self._history: dict[int, list[tuple[float, int]]] = {}
+        idle_w, load_w, sleep_w = (
+            np.array([n.power.idle_w for n in scenario.nodes for _ in range(n.sectors)]),
+            np.array([n.power.full_load_w for n in scenario.nodes for _ in range(n.sectors)]),
+            np.array([n.power.sleep_w for n in scenario.nodes for _ in range(n.sectors)]),
+        )
+        self._power_w = (idle_w, load_w, sleep_w)
+        self._energy_j = 0.0
         self._series: dict[str, list[float]] = {
             "time_s": [],
             "prb_util_max_pct": [],
@@ -276,37 +307,21 @@ class TickRecorder:
             self._violations[s] += float(bad.sum()) * dt
             self._samples[s] += float(mine.sum()) * dt
 
-        if self._prev_serving is None:
-            self._first_t = t
-            self._first_serving = serving.copy()
-        else:  # only the UEs that changed cell: a few per tick
-            for ue in np.flatnonzero(serving != self._prev_serving).tolist():
-                self._history.setdefault(ue, []).append((t, int(serving[ue])))
-        self._prev_serving = serving.copy()
+        idle_w, load_w, sleep_w = self._power_w
+        power = np.where(active, idle_w + load * (load_w - idle_w), sleep_w)
+        self._energy_j += float(power.sum()) * dt
 
         series = self._series
         series["time_s"].append(t)
         series["prb_util_max_pct"].append(float(util.max()) if util.size else 0.0)
         series["active_cells"].append(float(n_active))
 
-    def serving_before(self, ue_index: int, t_s: float, target: str) -> str | None:
-        """The cell serving UE ``ue_index`` at the last tick at or before ``t_s`` (the one
-        before that, if it is already ``target``); None if unknown or not attached."""
-        if self._first_serving is None or not 0 <= ue_index < len(self._first_serving):
-            return None
-        first = (self._first_t, int(self._first_serving[ue_index]))
-        history = [first, *self._history.get(ue_index, [])]
-        times = [h[0] for h in history]
-        k = bisect.bisect_right(times, t_s + _TIME_EPS_S) - 1
-        if k < 0:
-            return None
-        cell = history[k][1]
-        if cell >= 0 and self.cell_text[cell] == target and k > 0:
-            cell = history[k - 1][1]
-        return self.cell_text[cell] if cell >= 0 else None
+    def _cell_names(self) -> tuple[str, ...]:
+        return tuple(cell_names(self.scenario.plmn, self.scenario.nodes))
 
-    def finish(self, controls: Sequence[ControlRecord], rlf: int) -> RunMetrics:
-        """The run's figures, from the ticks seen, its ``controls`` and its RLF count."""
+    def finish(self, controls: Sequence[ControlRecord], mobility: MobilityReport) -> RunMetrics:
+        """The run's figures, from the ticks seen, its ``controls`` and the world's
+        ``mobility`` report (``World.mobility_report()``) at the end."""
         tick_s = self.scenario.tick_ms / 1000.0
         thp = np.concatenate(self._thp) if self._thp else np.zeros(0)
         thp_slice = (
@@ -338,7 +353,6 @@ class TickRecorder:
                 has_sla=spec.sla is not None,
             )
 
-        handovers: list[tuple[float, str, str, str]] = []
         by_outcome: Counter[str] = Counter()
         by_xapp: dict[str, Counter[str]] = {}
         conflicts = refused = 0
@@ -349,15 +363,9 @@ class TickRecorder:
                 conflicts += 1
             if record.kind is OutcomeKind.CONFLICT:
                 refused += 1
-            action = record.action
-            if isinstance(action, Handover) and record.kind is OutcomeKind.ACKNOWLEDGED:
-                source = None
-                if action.ue.isdigit():  # the simulator's RAN UE ids: index + 1
-                    ue_index = int(action.ue) - 1
-                    source = self.serving_before(ue_index, record.time_s, action.target_cell)
-                handovers.append(
-                    (record.time_s, action.ue, source or action.serving_cell, action.target_cell)
-                )
+        log = mobility.handovers
+        causes = mobility.failures_by_cause
+        n_ues = len(mobility.interruption_s)
 
         return RunMetrics(
             duration_s=self._last_t,
@@ -368,10 +376,23 @@ class TickRecorder:
             prb_util_busiest_cell_mean_pct=busiest,
             sla_violation_ue_s=float(self._violations.sum()),
             unattached_ue_s=self._unattached * tick_s,
-            handovers=len(handovers),
-            ping_pongs=count_ping_pongs(handovers),
-            rlf=rlf,
+            mobility=mobility.model,
+            handovers=len(log.ue),
+            handovers_a3=log.count("a3"),
+            handovers_xapp=log.count("xapp"),
+            handovers_cell_off=log.count("cell_off"),
+            ping_pongs=count_ping_pongs(log.tuples(self.cell_text or self._cell_names())),
+            rlf=mobility.rlf,
+            handover_failures=mobility.handover_failures,
+            too_late=causes["too_late"],
+            too_early=causes["too_early"],
+            wrong_cell=causes["wrong_cell"],
+            outage_ue_s=float(mobility.outage_s.sum()),
+            interruption_ms_per_ue=(
+                1000.0 * float(mobility.interruption_s.sum()) / n_ues if n_ues else 0.0
+            ),
             active_cell_hours=self._active_cell_s / 3600.0,
+            energy_kwh=self._energy_j / 3.6e6,
             controls=len(controls),
             conflicts=conflicts,
             conflicts_refused=refused,

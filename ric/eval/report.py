@@ -11,7 +11,8 @@ JSON document (``--format json``), stable keys::
 
     {
       "schema": "ric.eval/1",
-      "scenario": {"name", "source", "tick_ms", "cells", "ues", "events"},
+      "scenario": {"name", "source", "tick_ms", "cells", "ues", "events", "ran"},
+      "ran_mobility": str,                     # the RAN mobility model, one line
       "xapps": [names], "seeds": [ints], "duration_s": float,
       "conflict_policy": str, "xapp_config": {xapp: {key: value}},
       "ping_pong_window_s": float, "noise_test": str,
@@ -28,9 +29,11 @@ JSON document (``--format json``), stable keys::
 
 Metric keys: ``ue_thp_dl_mean_kbps``, ``ue_thp_dl_p5_kbps``, ``prb_util_peak_pct``,
 ``prb_util_p95_pct``, ``prb_util_busiest_cell_mean_pct``, ``sla_violation_ue_s``,
-``unattached_ue_s``, ``handovers``, ``ping_pongs``, ``rlf``, ``active_cell_hours``,
-``controls``, ``conflicts``, ``conflicts_refused``, and per slice
-``slice.<S-NSSAI>.ue_thp_dl_mean_kbps`` / ``.ue_thp_dl_p5_kbps`` and, for slices with an SLA,
+``unattached_ue_s``, ``handovers``, ``handovers_a3``, ``handovers_xapp``,
+``handovers_cell_off``, ``ping_pongs``, ``rlf``, ``handover_failures``, ``too_late``,
+``too_early``, ``wrong_cell``, ``outage_ue_s``, ``interruption_ms_per_ue``,
+``active_cell_hours``, ``energy_kwh``, ``controls``, ``conflicts``, ``conflicts_refused``,
+and per slice ``slice.<S-NSSAI>.ue_thp_dl_mean_kbps`` / ``.ue_thp_dl_p5_kbps`` and, for slices with an SLA,
 ``.sla_violation_ue_s`` / ``.sla_violation_pct``. NaN (no sample) is written as ``null``.
 """
 
@@ -46,12 +49,14 @@ import numpy as np
 
 from ric.eval.metrics import PING_PONG_WINDOW_S
 from ric.eval.runner import Evaluation
+from ric.sim.scenario import Scenario
 
 __all__ = [
     "NOISE_TEST",
     "Comparison",
     "Spread",
     "compare",
+    "ran_model",
     "render_table",
     "summarise",
     "to_json",
@@ -78,15 +83,32 @@ _LABELS: Final[dict[str, tuple[str, str, float]]] = {
     "prb_util_busiest_cell_mean_pct": ("busiest cell PRB use, mean", "%", 1.0),
     "sla_violation_ue_s": ("slice SLA violations", "UE-s", 1.0),
     "unattached_ue_s": ("UEs without a cell", "UE-s", 1.0),
-    "handovers": ("handovers (acknowledged)", "", 1.0),
-    "ping_pongs": (f"ping-pongs (<= {PING_PONG_WINDOW_S:g} s)", "", 1.0),
-    "rlf": ("radio link failures", "", 1.0),
+    "handovers": ("handovers, all causes", "", 1.0),
+    "handovers_a3": ("handovers by the RAN (A3)", "", 1.0),
+    "handovers_xapp": ("handovers by xApp control", "", 1.0),
+    "handovers_cell_off": ("handovers: cell switched off", "", 1.0),
+    "ping_pongs": (f"ping-pongs, all handovers (<= {PING_PONG_WINDOW_S:g} s)", "", 1.0),
+    "rlf": ("radio link failures (T310, failed HO)", "", 1.0),
+    "handover_failures": ("handover executions failed", "", 1.0),
+    "too_late": ("failures: too late", "", 1.0),
+    "too_early": ("failures: too early", "", 1.0),
+    "wrong_cell": ("failures: wrong cell", "", 1.0),
+    "outage_ue_s": ("outage (out of sync, re-establishing)", "UE-s", 1.0),
+    "interruption_ms_per_ue": ("handover interruption per UE", "ms", 1.0),
     "active_cell_hours": ("active cell-hours", "h", 1.0),
+    "energy_kwh": ("energy, all cells", "kWh", 1.0),
     "controls": ("controls sent", "", 1.0),
     "conflicts": ("conflicts (arbiter)", "", 1.0),
     "conflicts_refused": ("controls refused: conflict", "", 1.0),
 }
-_KEY_UNITS: Final = {"kbps": "kbit/s", "pct": "%", "ue_s": "UE-s", "hours": "h"}
+_KEY_UNITS: Final = {
+    "kbps": "kbit/s",
+    "pct": "%",
+    "ue_s": "UE-s",
+    "hours": "h",
+    "kwh": "kWh",
+    "ms_per_ue": "ms",
+}
 
 
 def _describe(key: str) -> tuple[str, str, float]:
@@ -208,7 +230,9 @@ def to_json(ev: Evaluation, plot: str | None = None) -> dict[str, Any]:
             "cells": sum(n.sectors for n in sc.nodes),
             "ues": sc.ue_count,
             "events": [e.model_dump() for e in sc.events],
+            "ran": sc.ran.model_dump(),
         },
+        "ran_mobility": ran_model(sc),
         "xapps": list(ev.xapps),
         "seeds": list(ev.seeds),
         "duration_s": ev.duration_s,
@@ -247,7 +271,21 @@ def to_json(ev: Evaluation, plot: str | None = None) -> dict[str, Any]:
 
 
 _COUNTS: Final = frozenset(
-    {"handovers", "ping_pongs", "rlf", "controls", "conflicts", "conflicts_refused"}
+    {
+        "handovers",
+        "handovers_a3",
+        "handovers_xapp",
+        "handovers_cell_off",
+        "ping_pongs",
+        "rlf",
+        "handover_failures",
+        "too_late",
+        "too_early",
+        "wrong_cell",
+        "controls",
+        "conflicts",
+        "conflicts_refused",
+    }
 )
 
 
@@ -289,12 +327,33 @@ _RUN_COLUMNS: Final = (
     ("PRB PEAK", "prb_util_peak_pct"),
     ("PRB P95", "prb_util_p95_pct"),
     ("SLA UE-S", "sla_violation_ue_s"),
-    ("HO", "handovers"),
+    ("HO A3", "handovers_a3"),
+    ("HO XAPP", "handovers_xapp"),
     ("PING-PONG", "ping_pongs"),
     ("RLF", "rlf"),
+    ("OUTAGE", "outage_ue_s"),
     ("CELL-H", "active_cell_hours"),
+    ("KWH", "energy_kwh"),
     ("CONFLICTS", "conflicts"),
 )
+
+
+def ran_model(scenario: Scenario) -> str:
+    """One line saying which RAN mobility model the scenario's runs used, with its settings."""
+    ran = scenario.ran
+    timers = (
+        f"T310 {ran.t310_ms} ms, re-establishment {ran.reestablishment_ms:g} ms, "
+        f"handover interruption {ran.interruption_ms:g} ms"
+    )
+    if ran.mobility == "none":
+        return f"none (only handover controls move UEs); {timers}"
+    extra = ""
+    if ran.cells or ran.relations:
+        extra = f", {len(ran.cells)} per-cell override(s), {len(ran.relations)} CIO(s)"
+    return (
+        f"a3 (hysteresis {ran.hysteresis_db:g} dB, time-to-trigger {ran.time_to_trigger_ms} ms, "
+        f"offset {ran.a3_offset_db:g} dB, L3 filter k={ran.filter_coefficient}{extra}); {timers}"
+    )
 
 
 def render_table(ev: Evaluation, plot: str | None = None) -> str:
@@ -304,6 +363,7 @@ def render_table(ev: Evaluation, plot: str | None = None) -> str:
     lines = [
         f"ric eval: scenario {sc.name} ({ev.source}), xApps {', '.join(ev.xapps) or 'none'}, "
         f"seeds {seeds}, {ev.duration_s:g} s simulated per run, conflicts {ev.conflict_policy}",
+        f"RAN mobility: {ran_model(sc)}",
         f"{len(ev.runs)} runs in {ev.wall_s:.1f} s wall time",
         "",
         "per run (throughput in Mbit/s, PRB use in %):",

@@ -121,7 +121,7 @@ async def evaluate(
                 on_tick=recorder,
             )
             assert run.world is not None
-            metrics = recorder.finish(run.controls, run.world.rlf_count)
+            metrics = recorder.finish(run.controls, run.world.mobility_report())
             wall = time.perf_counter() - t0
             result.runs.append(RunResult(seed, variant, metrics, wall))
             if progress is not None:

@@ -79,6 +79,7 @@ __all__ = [
     "HotspotSpec",
     "NodeSpec",
     "PlmnSpec",
+    "PowerSpec",
     "RadioSpec",
     "RanCellSpec",
     "RanRelationSpec",
@@ -248,6 +249,29 @@ class RanSpec(_Spec):
         return value
 
 
+class PowerSpec(_Spec):
+    """Input power of each cell of a node, W, for the energy figures of ``ric eval``.
+
+    Linear in the cell's PRB use between ``idle_w`` and ``full_load_w`` while it is on;
+    ``sleep_w`` while it is off. The defaults follow the EARTH power model for a macro sector
+    with two transmit chains at 20 W each (Auer et al., IEEE Wireless Communications, 2011:
+    P0 = 130 W, slope 4.7, sleep 75 W per chain); they do not follow ``tx_power_dbm``.
+    """
+
+    idle_w: float = Field(260.0, ge=0.0, le=100_000.0)
+    full_load_w: float = Field(448.0, ge=0.0, le=100_000.0)
+    sleep_w: float = Field(150.0, ge=0.0, le=100_000.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.sleep_w <= self.idle_w <= self.full_load_w:
+            raise ValueError(
+                "needs sleep_w <= idle_w <= full_load_w, got "
+                f"{self.sleep_w} / {self.idle_w} / {self.full_load_w}"
+            )
+        return self
+
+
 class NodeSpec(_Spec):
     """One E2 node (a gNB) at one site with 1-3 sector cells."""
 
@@ -261,6 +285,8 @@ class NodeSpec(_Spec):
     bandwidth_mhz: int = 40
     tx_power_dbm: float = Field(43.0, ge=0.0, le=49.0)
     height_m: float = Field(25.0, gt=0.0, le=300.0)
+    power: PowerSpec = PowerSpec()
+    """Input power of each of the node's cells (energy figures only)."""
 
     @field_validator("vendor")
     @classmethod

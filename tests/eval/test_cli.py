@@ -26,8 +26,9 @@ def ric(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_eval_table_and_plot(tmp_path: Path) -> None:
-    """A short evaluation of mlb on the small scenario prints every run, the summary with the
-    noise verdicts, and writes a non-empty PNG."""
+    """A short evaluation of mlb on the small scenario prints the RAN mobility model, every
+    run, the summary with the noise verdicts and the RAN figures, and writes a non-empty
+    PNG."""
     png = tmp_path / "kpis.png"
     args = [str(SEEDS / "small.toml"), "--xapps", "mlb", "--seeds", "1,2", "--duration", "10"]
     result = ric("eval", *args, "--plot", str(png), "--set", "mlb.high_pct=70")
@@ -37,7 +38,10 @@ def test_eval_table_and_plot(tmp_path: Path) -> None:
     runs = [line.split()[:2] for line in out.splitlines() if line.startswith(("1 ", "2 "))]
     assert runs == [["1", "baseline"], ["1", "xApps"], ["2", "baseline"], ["2", "xApps"]]
     assert "BEYOND NOISE" in out and "UE DL throughput, 5th pct (Mbit/s)" in out
-    assert "active cell-hours" in out and "ping-pongs (<= 10 s)" in out
+    assert "active cell-hours" in out and "ping-pongs, all handovers (<= 10 s)" in out
+    assert "RAN mobility: a3 (hysteresis 3 dB, time-to-trigger 320 ms" in out
+    for label in ("handovers by the RAN (A3)", "failures: too late", "outage", "energy"):
+        assert label in out
     assert f"plot: {png}" in out
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 10_000
     assert "seed 2 xapps: 10 s simulated" in result.stderr
@@ -65,7 +69,9 @@ def test_eval_json_document(tmp_path: Path) -> None:
     assert [(r["seed"], r["variant"]) for r in doc["runs"]] == [(3, "baseline"), (3, "xapps")]
     base = doc["runs"][0]["metrics"]
     assert base["controls"] == 0 and base["active_cell_hours"] == pytest.approx(4 * 5 / 3600)
-    for key in ("ue_thp_dl_p5_kbps", "prb_util_peak_pct", "handovers", "conflicts", "rlf"):
+    assert doc["scenario"]["ran"]["mobility"] == "a3" and doc["ran_mobility"].startswith("a3 (")
+    keys = ("ue_thp_dl_p5_kbps", "prb_util_peak_pct", "handovers", "conflicts", "rlf")
+    for key in (*keys, "handovers_a3", "too_late", "outage_ue_s", "energy_kwh"):
         entry = doc["summary"][key]
         assert set(entry) == {"baseline", "xapps", "diff"}
         assert entry["diff"]["beyond_noise"] is None  # one seed cannot tell

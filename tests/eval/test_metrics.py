@@ -13,6 +13,7 @@ from ric.actions import ControlOutcome, Handover, OutcomeKind, SlicePrbQuota
 from ric.eval import TickRecorder, compare, count_ping_pongs, percentile, sla_violations
 from ric.eval.metrics import segment_percentiles
 from ric.sim import World, parse_scenario
+from ric.sim.mobility import FAILURE_CAUSES, HO_CAUSES, HandoverLog, MobilityReport
 from ric.sim.scenario import Scenario, SlaSpec
 from ric.trace.harness import ControlRecord, run_scenario
 
@@ -107,7 +108,10 @@ def _scenario() -> Scenario:
     return parse_scenario(
         {
             "tick_ms": 100,
-            "nodes": [{"id": 1, "vendor": "acme", "position_m": [0, 0], "sectors": 2}],
+            "nodes": [
+                {"id": 1, "vendor": "acme", "position_m": [0, 0], "sectors": 2},
+                {"id": 2, "vendor": "acme", "position_m": [500, 0], "sectors": 1},
+            ],
             "slices": [
                 {"id": "1-000001", "sla": {"min_thp_kbps": 800.0}},
                 {"id": "2-000002", "sla": {"max_delay_ms": 5.0}},
@@ -121,9 +125,33 @@ def _handover(t: float, ue: str, src: str, dst: str) -> ControlRecord:
     return ControlRecord(t, "mlb", ControlOutcome(OutcomeKind.ACKNOWLEDGED, action))
 
 
+def _mobility() -> MobilityReport:
+    """UE index 1 handed A -> B by an xApp at 0.2 s and back by the RAN at 0.25 s (a
+    ping-pong); UE 0 from A to C when A was switched off; 7 failures."""
+    log = HandoverLog(
+        time_s=np.array([0.2, 0.25, 0.3]),
+        ue=np.array([1, 1, 0]),
+        source=np.array([0, 1, 0]),
+        target=np.array([1, 0, 2]),
+        cause=np.array(
+            [HO_CAUSES.index("xapp"), HO_CAUSES.index("a3"), HO_CAUSES.index("cell_off")]
+        ),
+    )
+    return MobilityReport(
+        model="a3",
+        handovers=log,
+        rlf=7,
+        handover_failures=2,
+        failures_by_cause={c: k for k, c in enumerate(FAILURE_CAUSES)},
+        outage_s=np.array([1.2, 0.0, 2.4, 0.0]),
+        interruption_s=np.array([0.04, 0.08, 0.0, 0.0]),
+    )
+
+
 def test_tick_recorder_figures_by_hand() -> None:
-    """Throughput, utilisation, SLA, cell-hours, handovers and controls of three hand-made
-    ticks come out as computed by hand."""
+    """Throughput, utilisation, SLA, cell-hours, energy, handovers by cause, ping-pongs over
+    all handovers, failures and controls of three hand-made ticks come out as computed by
+    hand."""
     world = FakeWorld()
     rec = TickRecorder(_scenario())
     for k in range(1, 4):
@@ -134,11 +162,11 @@ def test_tick_recorder_figures_by_hand() -> None:
         rec(cast(World, world))
     quota = SlicePrbQuota(cell_id=A, slice="1-000001", min_pct=0, max_pct=50, dedicated_pct=0)
     controls = [
-        _handover(0.2, "2", C, B),  # the xApp's idea of the source is wrong: A is the truth
+        _handover(0.2, "2", A, B),  # counted from the world's log, not from the controls
         ControlRecord(0.25, "es", ControlOutcome(OutcomeKind.CONFLICT, quota)),
         ControlRecord(0.25, "mlb", ControlOutcome(OutcomeKind.FAILED, quota)),
     ]
-    m = rec.finish(controls, rlf=7)
+    m = rec.finish(controls, _mobility())
     # UE-ticks of attached UEs with demand: [1000, 500, 1000] three times
     assert m.ue_thp_dl_mean_kbps == pytest.approx(2500.0 / 3)
     assert m.ue_thp_dl_p5_kbps == pytest.approx(percentile([500.0] * 3 + [1000.0] * 6, 5.0))
@@ -155,8 +183,14 @@ def test_tick_recorder_figures_by_hand() -> None:
     assert m.slices["2-000002"].sla_violation_ue_s == pytest.approx(0.6)
     assert m.sla_violation_ue_s == pytest.approx(0.9)
     assert m.unattached_ue_s == pytest.approx(0.3)
-    assert m.handovers == 1 and m.ping_pongs == 0 and m.rlf == 7
-    assert rec.serving_before(1, 0.2, B) == A
+    assert m.mobility == "a3"
+    assert (m.handovers, m.handovers_a3, m.handovers_xapp, m.handovers_cell_off) == (3, 1, 1, 1)
+    assert m.ping_pongs == 1 and m.rlf == 7 and m.handover_failures == 2
+    assert (m.too_late, m.too_early, m.wrong_cell) == (0, 1, 2)
+    assert m.outage_ue_s == pytest.approx(3.6)
+    assert m.interruption_ms_per_ue == pytest.approx(30.0)
+    # EARTH defaults: active 260 W + load x 188 W, off 150 W; 811 W twice, then 999 W
+    assert m.energy_kwh == pytest.approx(0.1 * (811.0 * 2 + 999.0) / 3.6e6)
     assert m.controls == 3 and m.conflicts == 1 and m.conflicts_refused == 1
     assert m.controls_by_outcome == {"acknowledged": 1, "conflict": 1, "failed": 1}
     assert m.controls_by_xapp == {"es": {"conflict": 1}, "mlb": {"acknowledged": 1, "failed": 1}}
@@ -179,7 +213,7 @@ async def test_run_scenario_calls_on_tick_after_every_step() -> None:
     result = await run_scenario(_small(), [], duration_s=2.0, seed=1, on_tick=observe)
     assert seen == pytest.approx([0.1 * k for k in range(1, 21)])
     assert result.world is not None
-    m = rec.finish(result.controls, result.world.rlf_count)
+    m = rec.finish(result.controls, result.world.mobility_report())
     assert m.active_cell_hours == pytest.approx(4 * 2.0 / 3600)
     assert m.controls == 0 and m.handovers == 0
 
@@ -190,3 +224,15 @@ def _small() -> Scenario:
     from ..sim.conftest import SEEDS
 
     return load_scenario(SEEDS / "small.toml")
+
+
+def test_the_report_names_the_ran_mobility_model() -> None:
+    """The report's mobility line gives A3 with its settings by default, and says when a
+    scenario switched RAN mobility off."""
+    from ric.eval.report import ran_model
+
+    a3 = _scenario()
+    assert ran_model(a3).startswith("a3 (hysteresis 3 dB, time-to-trigger 320 ms, offset 0 dB")
+    assert "T310 1000 ms, re-establishment 200 ms, handover interruption 40 ms" in ran_model(a3)
+    off = a3.model_copy(update={"ran": a3.ran.model_copy(update={"mobility": "none"})})
+    assert ran_model(off).startswith("none (only handover controls move UEs)")
