@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import Mapping
 
 import numpy as np
+import pytest
+from prometheus_client import generate_latest
 
 from ric import ControlOutcome, KpmReport, NodeInfo, OutcomeKind, Report, XApp
 from ric.actions import ControlAction
+from ric.config import LoopSettings
 from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.ids import NodeId, Plmn
+from ric.metrics import PrometheusSensor
 from ric.report import EntityKind
 from ric.sensors import Stats
-from ric.types import RealClock
+from ric.types import RealClock, Sensor
+from ric.watchdog import LoopWatchdog
 from tests.conftest import wait_for
 
 
@@ -33,7 +40,7 @@ def report(value: float) -> KpmReport:
     )
 
 
-def host_for(cls: type[XApp], stats: Stats, **kwargs: object) -> XAppHost:
+def host_for(cls: type[XApp], stats: Sensor, **kwargs: object) -> XAppHost:
     return XAppHost(
         cls,
         cls.Config(),
@@ -205,3 +212,68 @@ async def test_stop_interrupts_the_restart_back_off() -> None:
     host.request_stop()
     await asyncio.wait_for(task, 5)
     assert host.state is XAppState.STOPPED
+
+
+class Sleeper(XApp):
+    """Blocks the loop with time.sleep on a positive report; a timer that awaits."""
+
+    name = "sleeper"
+    reports = [Report("m")]
+    handled: list[float]
+    ticks: int
+
+    async def on_start(self) -> None:
+        self.handled = []
+        self.ticks = 0
+        self.every(0.01, self.slow_timer)
+
+    async def slow_timer(self) -> None:
+        if self.ticks == 0:
+            await asyncio.sleep(0.15)  # awaits: the loop stays free
+        self.ticks += 1
+
+    async def on_report(self, report: KpmReport) -> None:
+        value = float(report["m"][0])
+        if value > 0:
+            time.sleep(0.15)  # noqa: ASYNC251  # the point: a handler that blocks the loop
+        self.handled.append(value)
+
+
+def _overruns(sensor: PrometheusSensor) -> float:
+    text = generate_latest(sensor.registry).decode()
+    match = re.search(r'^ric_xapp_handler_overruns_total\{xapp="sleeper"\} (\S+)$', text, re.M)
+    assert match is not None
+    return float(match.group(1))
+
+
+async def test_a_handler_over_its_budget_is_counted_and_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An on_report that blocks 150 ms (budget 100 ms) is counted in
+    ric_xapp_handler_overruns_total and named in one warning that says it blocked the loop; a
+    timer that awaits 150 ms is an overrun too, named as awaiting; fast calls are not."""
+    sensor = PrometheusSensor(process=False)
+    dog = LoopWatchdog(LoopSettings(), sensor)
+    dog.start()
+    host = host_for(Sleeper, sensor, handler_budget_s=0.1)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(host.run())
+            await wait_for(lambda: host.state is XAppState.RUNNING)
+            app = host.instance
+            assert isinstance(app, Sleeper)
+            await wait_for(lambda: app.ticks >= 3, what="the slow timer and fast ones")
+            host.deliver(report(0))
+            host.deliver(report(1))
+            host.deliver(report(0))
+            await wait_for(lambda: len(app.handled) == 3, what="three reports")
+            host.request_stop()
+    finally:
+        dog.stop()
+    assert host.overruns == 2 and _overruns(sensor) == 2.0
+    lines = [r.getMessage() for r in caplog.records if r.name == "ric.host"]
+    [blocking] = [line for line in lines if "on_report" in line]
+    assert blocking.startswith("xApp sleeper: on_report took ")
+    assert "over its 100 ms budget" in blocking and "it blocked the event loop" in blocking
+    [awaiting] = [line for line in lines if "timer" in line]
+    assert "timer Sleeper.slow_timer took" in awaiting and "mostly awaited" in awaiting
