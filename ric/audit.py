@@ -27,8 +27,8 @@ reopened after a restart continues the chain and the sequence numbers.
 appending. With ``[audit] fsync = false`` (the default) the file is fsynced before each anchor
 and at close, not per record: an fsync per control would stall the event loop for a disk
 flush each time; a power loss then loses at most the records since the last anchor, never
-one an anchor counts. A crash can leave a torn last line (no newline at its end, or bytes that
-are not JSON). At the next start that line is moved aside: appended to ``<path>.torn`` (never
+one an anchor counts. A crash can leave a torn last line (no newline at its end, or zero bytes
+in it). At the next start that line is moved aside: appended to ``<path>.torn`` (never
 overwritten or deleted, fsynced before the log is cut), the log truncated to its last good
 record, a WARNING logged, and the chain continues with a ``torn_tail`` record that names the
 bytes moved (count and SHA-256). More than one bad line at the end is not a crash: the
@@ -56,9 +56,10 @@ what the anchor covers (the old anchor is kept under ``<ric_id>.mismatch``).
 What is detected and what is not:
 
 - An edited, removed, inserted or reordered record before the last one: always (1).
-- A torn last line: always, and told apart from tampering (3). A garbled last line looks the
-  same as a torn write, so it is reported as torn; if it was an anchored record, the anchor
-  check reports it (4).
+- A torn last line: always, and told apart from tampering (3). A last line cut short (no
+  newline) or holding zero bytes looks the same whether a crash or a person made it, so it
+  is reported as torn; if it was an anchored record, the anchor check reports it (4). A
+  complete last line that is not a record (text, JSON without a hash) is tampering (1).
 - Records cut from the end: only against an anchor, and only those the anchor covers (4).
   Records written after the last anchor and cut before the next one are not detectable, and
   neither is a cut with no anchor given (the rest of the chain is intact).
@@ -275,6 +276,12 @@ def _record(raw: bytes) -> dict[str, Any] | None:
     return None
 
 
+def _torn(last: bytes) -> bool:
+    """Whether a final line is what a crash leaves: no newline at its end, or zero bytes
+    (file systems show blocks they had not written yet as zeros)."""
+    return not last.endswith(b"\n") or b"\x00" in last
+
+
 def _is_json(raw: bytes) -> bool:
     try:
         json.loads(raw)
@@ -298,7 +305,7 @@ def verify(path: Path, anchor: Anchor | None = None, *, limit: int | None = None
             line_no += 1
             following = fh.readline()
             record = _record(raw)
-            if not following and (not raw.endswith(b"\n") or not _is_json(raw)):
+            if not following and _torn(raw):
                 torn_line, torn_bytes = line_no, len(raw)
                 break
             if record is None:
@@ -480,15 +487,15 @@ class AuditLog(Sensor):
             start = _line_start(fh, size)
             fh.seek(start)
             last = fh.read(size - start)
-            complete = last.endswith(b"\n")
-            record = _record(last) if complete else None
-            if record is None and complete and _is_json(last):
+            torn = _torn(last)
+            record = None if torn else _record(last)
+            if record is None and not torn:
                 raise ConfigError(
                     "audit.path",
                     f"{self.path} does not end with an audit record; check it with "
                     f"'ric audit verify {self.path}'",
                 )
-            if record is None:
+            if torn:
                 before = None
                 if start:
                     fh.seek(prev_start := _line_start(fh, start))

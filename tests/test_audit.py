@@ -243,3 +243,262 @@ def test_chain_survives_restart_and_detects_an_edit(tmp_path: Path) -> None:
             check=False,
         ).stdout
     )
+
+
+# -- torn tails, tampering and anchors ---------------------------------------------------------
+
+
+def _verify(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``ric audit verify ARGS`` through the CLI's entry point: exit status and stdout."""
+    from ric.cli import main
+
+    status = main(["audit", "verify", *args])
+    return status, capsys.readouterr().out
+
+
+def test_torn_tail_is_moved_aside_and_the_chain_continues(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A half-written last line is appended to <path>.torn (never overwritten), cut from the
+    log with a WARNING, and the reopened log continues the chain after a torn_tail record."""
+    path = tmp_path / "audit.jsonl"
+    _write_log(path, 3)
+    with open(path, "ab") as fh:
+        fh.write(b'{"seq":4,"time":17670')  # power lost mid-write
+    with caplog.at_level("WARNING", logger="ric.audit"):
+        _write_log(path, 1)
+    torn = tmp_path / "audit.jsonl.torn"
+    assert torn.read_bytes() == b'{"seq":4,"time":17670\n'
+    assert "moved it to" in caplog.text and str(torn) in caplog.text
+    assert "after record 3" in caplog.text
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["seq"], r["type"]) for r in records] == [
+        (1, "control"),
+        (2, "control"),
+        (3, "control"),
+        (4, "torn_tail"),
+        (5, "control"),
+    ]
+    assert records[3]["bytes"] == 21 and records[3]["moved_to"] == str(torn)
+    # A second crash: its bytes are added to the .torn file, the first ones stay.
+    with open(path, "ab") as fh:
+        fh.write(b"\x00" * 40 + b'{"seq":6}\n')  # zeros a crash can leave, then a garbled line
+    _write_log(path, 1)
+    assert torn.read_bytes() == b'{"seq":4,"time":17670\n' + b"\x00" * 40 + b'{"seq":6}\n'
+    assert [json.loads(line)["seq"] for line in path.read_text().splitlines()][-2:] == [6, 7]
+
+
+def test_a_log_that_is_only_a_torn_line_starts_a_new_chain(tmp_path: Path) -> None:
+    """A log whose only line is torn (the first write was cut) is moved aside whole and the
+    chain starts from the genesis again."""
+    from ric.audit import GENESIS, verify
+
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"seq":1,"ti')
+    _write_log(path, 1)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["type"] for r in records] == ["torn_tail", "control"]
+    assert records[0]["prev"] == GENESIS
+    assert verify(path).ok
+
+
+def test_two_bad_lines_at_the_end_are_not_a_crash(tmp_path: Path) -> None:
+    """Two lines at the end that are not records are more than a torn write: the log is not
+    opened, with an error naming the file and the command that checks it; nothing is moved."""
+    path = tmp_path / "audit.jsonl"
+    _write_log(path, 2)
+    with open(path, "ab") as fh:
+        fh.write(b"garbage\n{half")
+    with pytest.raises(ConfigError, match=r"ends in two lines that are not audit records.*verify"):
+        AuditLog(path).open()
+    assert not (tmp_path / "audit.jsonl.torn").exists()
+
+
+def test_verify_tells_a_torn_tail_from_tampering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ric audit verify` answers a torn last line with exit status 3 and "torn tail (crash)",
+    a changed record in the body with 1 naming it, and an intact log with 0."""
+    path = tmp_path / "audit.jsonl"
+    _write_log(path, 4)
+    assert _verify(capsys, str(path)) == (0, f"{path}: 4 records, chain intact\n")
+    intact = path.read_bytes()
+    path.write_bytes(intact + b'{"seq":5,"time":1')
+    status, out = _verify(capsys, str(path))
+    assert status == 3
+    assert "torn tail (crash): the last line (line 5, 17 bytes)" in out
+    assert "the 4 records before it are intact" in out
+    lines = intact.decode().splitlines()
+    record = json.loads(lines[1])
+    record["target"] = "ue:99"
+    lines[1] = json.dumps(record, separators=(",", ":"))
+    path.write_text("\n".join(lines) + '\n{"seq":5,"time":1')
+    status, out = _verify(capsys, str(path))
+    assert status == 1
+    assert "record 2 (line 2) was altered" in out
+
+
+async def test_a_cut_tail_is_found_only_against_an_anchor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cutting the last records leaves an intact chain (verify alone says 0: it cannot see a
+    cut), but against the anchor taken before the cut it reports the records missing (4);
+    a cut log that went on with new records is reported as not matching the anchor."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.open()
+    for i in range(6):
+        log.control_finished(
+            "s1",
+            ControlOutcome(OutcomeKind.NOT_CONNECTED, Handover(str(i), "001-01-1", "001-01-2")),
+        )
+    anchor = await log.anchor(1767000000.0)
+    log.close()
+    assert anchor is not None and anchor.count == 6
+    lines = path.read_text().splitlines()
+    assert anchor.head == json.loads(lines[-1])["hash"]
+    assert _verify(capsys, str(path), "--anchor", str(anchor)) == (
+        0,
+        f"{path}: 6 records, chain intact; anchor 6 matches\n",
+    )
+    path.write_text("\n".join(lines[:4]) + "\n")  # two records cut
+    assert _verify(capsys, str(path)) == (0, f"{path}: 4 records, chain intact\n")
+    status, out = _verify(capsys, str(path), "--anchor", str(anchor))
+    assert status == 4
+    assert out.startswith(f"{path}: 2 records missing after record 4: the anchor 6:")
+    assert "of 2026-01-" not in out  # a hand-given anchor has no time
+    _write_log(path, 3)  # the runtime restarted on the cut log and went on
+    status, out = _verify(capsys, str(path), "--anchor", str(anchor))
+    assert status == 4
+    assert "records missing: record 6 does not hash to the anchor" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("57", "an anchor is COUNT:HEAD"),
+        ("x:" + "0" * 64, "an anchor is COUNT:HEAD"),
+        ("0:" + "a" * 64, "counts at least 1 record"),
+        ("5:abc", "64 lower-case hex digits"),
+    ],
+)
+def test_a_bad_anchor_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, needle: str
+) -> None:
+    """A malformed --anchor is refused with exit status 2 and a line saying what an anchor is."""
+    from ric.cli import main
+
+    path = tmp_path / "audit.jsonl"
+    _write_log(path, 1)
+    with pytest.raises(SystemExit) as exc:
+        main(["audit", "verify", str(path), "--anchor", text])
+    assert exc.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def _append_bytes(path: Path, data: bytes) -> None:
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
+class Quiet(XApp):
+    name = "quiet"
+    controls = [Handover]
+
+
+async def _controls(runtime: object, n: int) -> None:
+    """``n`` handovers from the ``quiet`` xApp (no node: each ends not_connected)."""
+    await wait_for(lambda: runtime.host("quiet").instance is not None)  # type: ignore[attr-defined]
+    app = runtime.host("quiet").instance  # type: ignore[attr-defined]
+    for i in range(n):
+        await app.control(Handover(str(i), "001-01-91", "001-01-92"))
+
+
+async def test_the_runtime_anchors_in_the_sdl_the_log_and_mqtt(
+    make_runtime: RuntimeFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At shutdown a real runtime anchors its audit chain in the SQLite SDL, an INFO log line
+    and the MQTT bridge's retained topic; `verify --anchor-sdl CONFIG` then passes, and after
+    the last records are cut it reports them missing; a runtime restarted on the cut log says
+    so in an ERROR line."""
+    from ric.mqtt import MqttBridge
+
+    path = tmp_path / "audit.jsonl"
+    config = tmp_path / "ric.toml"
+    config.write_text(
+        f'ric_id = "ric-a"\n[sdl]\nbackend = "sqlite"\npath = "{tmp_path / "sdl.sqlite3"}"\n'
+    )
+    settings = {
+        "ric_id": "ric-a",
+        "audit.path": str(path),
+        "sdl.backend": "sqlite",
+        "sdl.path": str(tmp_path / "sdl.sqlite3"),
+    }
+    runtime, _ = await make_runtime(Quiet, **settings)
+    bridge = MqttBridge(runtime.config.mqtt, ric_id="ric-a")
+    runtime.sensor.add(bridge)
+    await _controls(runtime, 5)
+    with caplog.at_level("INFO", logger="ric.events"):
+        await runtime.__aexit__(None, None, None)
+    head = json.loads(path.read_text().splitlines()[-1])["hash"]
+    assert f"audit anchor 5:{head} at " in caplog.text
+    body, _ = bridge._retained["ric/audit/anchor"]
+    assert (body["ric_id"], body["count"], body["anchor"]) == ("ric-a", 5, f"5:{head}")
+    # In a thread: the CLI runs its own event loop to read the SDL.
+    status, out = await asyncio.to_thread(_verify, capsys, str(path), "--anchor-sdl", str(config))
+    assert status == 0 and "5 records, chain intact; anchor 5 matches" in out
+
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:3]) + "\n")
+    status, out = await asyncio.to_thread(_verify, capsys, str(path), "--anchor-sdl", str(config))
+    assert status == 4 and "2 records missing after record 3" in out
+
+    with caplog.at_level("ERROR", logger="ric.audit"):
+        again, _ = await make_runtime(Quiet, **settings)
+        await wait_for(lambda: "does not hold what its last anchor covers" in caplog.text)
+    assert "2 records missing after record 3" in caplog.text
+    await again.__aexit__(None, None, None)
+
+
+def test_anchor_sdl_needs_a_store_that_outlives_the_runtime(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--anchor-sdl with an in-memory SDL, or a store with no anchor, is exit status 2 with a
+    line saying why."""
+    from ric.cli import main
+
+    path = tmp_path / "audit.jsonl"
+    _write_log(path, 1)
+    memory = tmp_path / "memory.toml"
+    memory.write_text('[sdl]\nbackend = "memory"\n')
+    assert main(["audit", "verify", str(path), "--anchor-sdl", str(memory)]) == 2
+    assert "keeps the SDL in memory" in capsys.readouterr().err
+    empty = tmp_path / "empty.toml"
+    empty.write_text(f'[sdl]\nbackend = "sqlite"\npath = "{tmp_path / "e.sqlite3"}"\n')
+    assert main(["audit", "verify", str(path), "--anchor-sdl", str(empty)]) == 2
+    assert "no audit anchor for ric_id 'ric'" in capsys.readouterr().err
+
+
+async def test_a_runtime_starts_on_a_torn_log_and_continues_its_chain(
+    make_runtime: RuntimeFactory, tmp_path: Path
+) -> None:
+    """A runtime whose audit log ends in a torn line (a power loss) starts, keeps the torn
+    bytes in <path>.torn and appends its controls to an intact chain."""
+    from ric.audit import verify
+
+    path = tmp_path / "audit.jsonl"
+    first, _ = await make_runtime(Quiet, **{"audit.path": str(path)})
+    await _controls(first, 2)
+    await first.__aexit__(None, None, None)
+    _append_bytes(path, b'{"seq":3,"time":1767000000.5,"type":"cont')  # power lost mid-write
+    second, _ = await make_runtime(Quiet, **{"audit.path": str(path)})
+    await _controls(second, 2)
+    await second.__aexit__(None, None, None)
+    assert (tmp_path / "audit.jsonl.torn").read_bytes().startswith(b'{"seq":3,"time":17')
+    result = verify(path)
+    assert result.ok and result.records == 5
+    types = [json.loads(line)["type"] for line in path.read_text().splitlines()]
+    assert types == ["control", "control", "torn_tail", "control", "control"]

@@ -143,3 +143,31 @@ async def test_error_indication_fails_pending_control(make_runtime: RuntimeFacto
         outcome = await task
         assert outcome.kind is OutcomeKind.FAILED and outcome.cause == cause
     assert stats.node_errors["PROTOCOL_SEMANTIC_ERROR"] == 1
+
+
+async def test_audit_records_carry_both_cells_and_cause_apart_from_detail(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """A handover's audit record names its serving and target cells, and a failed control's
+    record carries the node's cause (name and code) and its detail text in separate fields."""
+    runtime, _ = await started(make_runtime)
+    async with ScriptedNode(f"127.0.0.1:{runtime.port}") as node:
+        await node.setup()
+        task = await send(runtime, HO)
+        req = await node.recv_kind("control_request")
+        cause = Cause(CauseCode.RIC_REQUEST_CONTROL_FAILED_TO_EXECUTE, "target too weak")
+        await node.send(
+            e2_pb2.NodeMessage(
+                control_failure=e2_pb2.ControlFailure(
+                    request_id=req.request_id, cause=cause_to_proto(cause)
+                )
+            )
+        )
+        await task
+    (record,) = runtime.audit.last(1)
+    assert record["parameters"] == {"serving_cell": "001-01-11", "target_cell": "001-01-12"}
+    assert (record["cell"], record["rc"], record["target"]) == ("001-01-11", [3, 1], "ue:5")
+    assert record["outcome"] == "failed"
+    assert record["cause"] == "ric_request_control_failed_to_execute"
+    assert record["cause_code"] == 12
+    assert record["detail"] == "target too weak"

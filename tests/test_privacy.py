@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 
@@ -56,3 +57,39 @@ def test_logs_carry_pseudonyms_only() -> None:
     line = out.getvalue()
     assert "4242" not in line
     assert privacy.ue(4242) in line
+
+
+async def test_audit_file_and_controls_api_carry_the_pseudonym_the_log_shows(
+    tmp_path: Path,
+) -> None:
+    """With privacy on, a handover of UE 21 appears in the audit file, in memory and at
+    /api/v1/controls only as the pseudonym its log line shows, never as ue:21."""
+    from ric import Handover, XApp
+    from tests.conftest import wait_for
+    from tests.integration.stack import running_ric, xapp_plugins
+    from tests.test_http import get
+
+    class Mover(XApp):
+        name = "mover"
+        controls = [Handover]
+
+    path = tmp_path / "audit.jsonl"
+    out = io.StringIO()
+    overrides = {"privacy.pseudonymize_ue_ids": True, "audit.path": str(path)}
+    async with running_ric(*xapp_plugins(Mover), sim=False, overrides=overrides) as ric:
+        setup_logging("info", "json", stream=out, privacy=ric.runtime.privacy)
+        await wait_for(lambda: ric.runtime.host("mover").instance is not None)
+        app = ric.runtime.host("mover").instance
+        assert app is not None
+        outcome = await app.control(Handover("21", "001-01-91", "001-01-92"))
+        assert outcome.action.target == "ue:21"  # the xApp itself still sees the real id
+        status, body, _ = await get(f"{ric.url}/api/v1/controls")
+        pseudonym = f"ue:{ric.runtime.privacy.ue(21)}"
+    assert status == 200
+    assert [r["target"] for r in body["controls"]] == [pseudonym]
+    text = path.read_text()
+    assert pseudonym in text and "ue:21" not in text
+    assert "ue:21" not in json.dumps(body)
+    logged = [json.loads(line) for line in out.getvalue().splitlines()]
+    control_lines = [e["msg"] for e in logged if e["msg"].startswith("control from mover")]
+    assert control_lines and all(pseudonym in m and "ue:21" not in m for m in control_lines)
