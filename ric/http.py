@@ -35,10 +35,12 @@ import collections
 import contextlib
 import datetime
 import functools
+import gzip
 import hmac
 import importlib.resources
 import json
 import logging
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -49,13 +51,15 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from ric.a1.http import A1
+from ric.a1.http import A1, problem
+from ric.a1.http import PREFIX as A1_PREFIX
 from ric.a1.http import routes as a1_routes
 from ric.actions import OutcomeKind
 from ric.config import HttpSettings, RuntimeConfig
 from ric.e2.session import NodeSession
 from ric.errors import ConfigError
 from ric.host import XAppHost
+from ric.jsonbounds import JSON_BODY, JsonBody, JsonLimits
 from ric.metrics import PrometheusSensor
 from ric.runtime import Runtime
 from ric.sdl.state import node_summary
@@ -136,6 +140,60 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 """Paths that never need authentication (liveness and readiness probes)."""
 
 
+class InFlight:
+    """Requests being served, against ``[http] max_in_flight`` (probes are not counted)."""
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self.limit = settings.max_in_flight
+        self.retry_after_s = settings.retry_after_s
+        self.max_body_bytes = settings.max_body_bytes
+        self.count = 0
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+
+
+def _refusal(
+    request: web.Request, status: int, detail: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """An answer at a bound, in the form of the API asked (ProblemDetails on A1)."""
+    if request.path.startswith(A1_PREFIX):
+        return problem(status, detail, headers=dict(headers or {}))
+    return json_error(status, detail, headers)
+
+
+@web.middleware
+async def _bounds(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer at once, without queueing, beyond ``[http] max_in_flight`` (503 with
+    Retry-After) or for a declared body over ``[http] max_body_bytes`` (413)."""
+    if request.path in OPEN_PATHS:  # cheap, and must answer while the rest is busy
+        return await handler(request)
+    bounds, sensor = request.app[IN_FLIGHT], request.app[RUNTIME].sensor
+    if bounds.count >= bounds.limit:
+        sensor.http_refused("in_flight")
+        return _refusal(
+            request,
+            503,
+            f"{bounds.limit} requests are in flight already ([http] max_in_flight); retry after "
+            f"{bounds.retry_after_s} s",
+            {"Retry-After": str(bounds.retry_after_s)},
+        )
+    size = request.content_length
+    if size is not None and size > bounds.max_body_bytes:
+        sensor.http_refused("body_too_large")
+        return _refusal(
+            request,
+            413,
+            f"the request body ({size} bytes) is larger than the bound of "
+            f"{bounds.max_body_bytes} bytes ([http] max_body_bytes)",
+        )
+    bounds.count += 1
+    try:
+        return await handler(request)
+    finally:
+        bounds.count -= 1
+
+
 class Access:
     """Who may do what over HTTP: bearer token and/or verified client certificate.
 
@@ -145,8 +203,10 @@ class Access:
     """
 
     def __init__(self, settings: HttpSettings) -> None:
+        self.settings = settings
         self.protect_reads = settings.protect_reads
         self.client_certs = bool(settings.client_ca)
+        self.client_subjects = frozenset(settings.client_subjects)
         self._token: bytes | None = None
         if settings.token_file:
             try:
@@ -165,17 +225,40 @@ class Access:
         return self._token is not None or self.client_certs
 
     def authenticated(self, request: web.Request) -> bool:
-        """A valid bearer token, or a client certificate the TLS layer verified."""
-        header = request.headers.get("Authorization", "")
+        """A valid bearer token (the scheme in any case, RFC 7235), or a client certificate
+        the TLS layer verified and, with ``[http] client_subjects``, one of those listed."""
+        scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
         if (
             self._token is not None
-            and header.startswith("Bearer ")
-            and hmac.compare_digest(header[7:].strip().encode(), self._token)
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(credentials.strip().encode(), self._token)
         ):
             return True
-        if self.client_certs and request.transport is not None:
-            return bool(request.transport.get_extra_info("peercert"))
-        return False
+        names = self.certificate_names(request)
+        if not names:
+            return False
+        return not self.client_subjects or not self.client_subjects.isdisjoint(names)
+
+    def certificate_names(self, request: web.Request) -> set[str]:
+        """The names of the verified client certificate, as ``[http] client_subjects`` writes
+        them (``CN=...``, ``DNS:...``, ``IP:...``, ``URI:...``, ``email:...``); empty when
+        there is none (or client certificates are not configured)."""
+        if not self.client_certs or request.transport is None:
+            return set()
+        cert = request.transport.get_extra_info("peercert")
+        if not cert:
+            return set()
+        names = {
+            f"CN={value}"
+            for rdn in cert.get("subject", ())
+            for key, value in rdn
+            if key == "commonName"
+        }
+        kinds = {"DNS": "DNS", "IP Address": "IP", "URI": "URI", "email": "email"}
+        for kind, value in cert.get("subjectAltName", ()):
+            if kind in kinds:
+                names.add(f"{kinds[kind]}:{value}")
+        return names
 
 
 ACCESS = web.AppKey("access", Access)
@@ -189,6 +272,13 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)  # probes; and 404/405 say so before any 401
     write = request.method not in ("GET", "HEAD", "OPTIONS")
     if (write or access.protect_reads) and not access.authenticated(request):
+        names = access.certificate_names(request)
+        if names:
+            return json_error(
+                403,
+                f"{request.method} {request.path}: the client certificate "
+                f"({', '.join(sorted(names))}) is not in [http] client_subjects",
+            )
         if write and not access.configured:
             return json_error(
                 403,
@@ -286,17 +376,58 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if failed else 200)
 
 
+class Exposition:
+    """The last exposition of each format, served again for ``fresh_s`` seconds.
+
+    Building one walks every series on the loop; a thousand scrapes at once (or a scraper
+    gone wild) then cost one build per format and window, not one each. The gzip form is made
+    once per build too.
+    """
+
+    def __init__(self, fresh_s: float) -> None:
+        self.fresh_s = fresh_s
+        self.builds = 0
+        """Expositions built so far (what the cache saved is requests minus this)."""
+        self._last: dict[str, tuple[float, bytes, bytes | None]] = {}
+
+    def get(
+        self, registry: CollectorRegistry, accept: str, compress: bool
+    ) -> tuple[bytes, str, bool]:
+        """``(body, content type, gzipped)`` for a scrape that sends ``accept``."""
+        encoder, content_type = choose_encoder(accept)
+        now = time.monotonic()
+        entry = self._last.get(content_type)
+        if entry is None or now - entry[0] > self.fresh_s:
+            self.builds += 1
+            entry = (time.monotonic(), encoder(registry), None)
+            self._last[content_type] = entry
+        built, body, zipped = entry
+        if not compress or len(body) < 1024:
+            return body, content_type, False
+        if zipped is None:
+            zipped = gzip.compress(body, compresslevel=5)
+            self._last[content_type] = (built, body, zipped)
+        return zipped, content_type, True
+
+
+EXPOSITION = web.AppKey("exposition", Exposition)
+
+
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition, in the format the scraper asks for."""
+    """Prometheus exposition, in the format the scraper asks for (shared by the scrapes of
+    ``[http] metrics_cache_s``)."""
     registry = request.app.get(REGISTRY)
     if registry is None:
         return json_error(404, "metrics are not enabled on this runtime")
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    response = web.Response(body=encoder(registry), headers={"Content-Type": content_type})
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        response.enable_compression()
-    return response
+    compress = "gzip" in request.headers.get("Accept-Encoding", "")
+    body, content_type, zipped = request.app[EXPOSITION].get(
+        registry, request.headers.get("Accept", ""), compress
+    )
+    headers = {"Content-Type": content_type}
+    if zipped:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, headers=headers)
 
 
 # -- the status API ----------------------------------------------------------------------------
@@ -477,10 +608,23 @@ def build_app(
     access: Access | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``runtime``: ``routes`` plus ``extra`` route tables."""
-    app = web.Application(middlewares=[_activity, _json_errors, _auth])
+    access = access or Access(HttpSettings())
+    settings = access.settings
+    app = web.Application(
+        middlewares=[_bounds, _activity, _json_errors, _auth],
+        # aiohttp refuses a larger body as it reads it (a chunked one has no Content-Length).
+        client_max_size=settings.max_body_bytes,
+    )
     app[RUNTIME] = runtime
     app[A1] = runtime.a1
-    app[ACCESS] = access or Access(HttpSettings())
+    app[ACCESS] = access
+    app[IN_FLIGHT] = InFlight(settings)
+    app[JSON_BODY] = JsonBody(
+        settings.max_body_bytes,
+        JsonLimits(settings.max_json_depth, settings.max_json_values),
+        runtime.sensor.http_refused,
+    )
+    app[EXPOSITION] = Exposition(settings.metrics_cache_s)
     if registry is not None:
         app[REGISTRY] = registry
     app[RATES] = rates or IndicationRates()
@@ -535,6 +679,23 @@ class HttpServer:
             raise ConfigError("http.tls_cert", f"cannot load the HTTP TLS files: {exc}") from None
         return context
 
+    def _warn_shared_ca(self, e2_ca: str) -> None:
+        """Warn when any E2 node's certificate could write over HTTP."""
+        s = self.settings
+        if not (s.client_ca and e2_ca and not s.client_subjects):
+            return
+        try:
+            same = os.path.samefile(s.client_ca, e2_ca)
+        except OSError:
+            same = os.path.abspath(s.client_ca) == os.path.abspath(e2_ca)
+        if same:
+            log.warning(
+                "[http] client_ca is the same file as [e2.tls] client_ca (%s) and [http] "
+                "client_subjects is empty: any E2 node's certificate may write A1 policies; "
+                "list the operators' certificates in [http] client_subjects or use another CA",
+                s.client_ca,
+            )
+
     @property
     def url(self) -> str:
         """``http(s)://host:port`` of the running server (loopback when bound to all)."""
@@ -558,6 +719,7 @@ class HttpServer:
             access=Access(self.settings),
         )
         tls = self._tls()  # before anything is set up: bad files leave nothing behind
+        self._warn_shared_ca(runtime.config.e2.tls.client_ca)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         address = f"{self.settings.host}:{self.settings.port}"

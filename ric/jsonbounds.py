@@ -205,11 +205,12 @@ class JsonBody:
     ) -> None:
         self.max_body_bytes = max_body_bytes
         self.limits = limits
-        self._refused = refused
+        self.refused = refused
+        """Counts a refusal by its reason (also used by routes refusing for other bounds)."""
 
     def too_large(self, size: int | None = None) -> JsonRefused:
         """The refusal of a body over ``max_body_bytes`` (counted)."""
-        self._refused("body_too_large")
+        self.refused("body_too_large")
         got = f" ({size} bytes)" if size is not None else ""
         return JsonRefused(
             "body_too_large",
@@ -233,7 +234,7 @@ class JsonBody:
         try:
             return loads(data, self.limits)
         except JsonRefused as exc:
-            self._refused(exc.reason)
+            self.refused(exc.reason)
             raise
 
 

@@ -325,7 +325,8 @@ class Runtime:
             )
         else:
             e2 = Check("e2", self._stack is not None, "in-memory links only")
-        out = [e2]
+        sdl_ok, sdl_detail = self.sdl.health()
+        out = [e2, Check("sdl", sdl_ok, sdl_detail)]
         for host in self.hosts:
             running = host.state is XAppState.RUNNING
             out.append(Check(f"xapp:{host.name}", running, host.state.value))

@@ -78,13 +78,13 @@ async def test_healthz_says_alive() -> None:
 
 
 async def test_readyz_lists_every_check() -> None:
-    """/readyz answers 200 with each check (E2, every xApp, the HTTP server) passing."""
+    """/readyz answers 200 with each check (E2, the SDL, every xApp, the HTTP server) passing."""
     async with running_ric("kpimon", sim=False) as ric:
         await wait_for(lambda: ric.runtime.host("kpimon").state.value == "running")
         status, body, _ = await get(f"{ric.url}/readyz")
     assert status == 200
     assert body["ready"] is True and body["failed"] == []
-    assert [c["name"] for c in body["checks"]] == ["e2", "xapp:kpimon", "http"]
+    assert [c["name"] for c in body["checks"]] == ["e2", "sdl", "xapp:kpimon", "http"]
     validate(body, response_schema("/readyz", 200))
 
 

@@ -155,5 +155,11 @@ async def test_components_start_after_e2_and_stop_in_reverse() -> None:
     async with Runtime(config, [Plugin(Recorder, "test")], components=[first, second]) as runtime:
         await wait_for(lambda: runtime.host("recorder").state.value == "running")
         checks = {c.name: c.ok for c in runtime.checks()}
-        assert checks == {"e2": True, "xapp:recorder": True, "probe": True, "second": True}
+        assert checks == {
+            "e2": True,
+            "sdl": True,
+            "xapp:recorder": True,
+            "probe": True,
+            "second": True,
+        }
     assert log == ["start probe port=True", "start second port=True", "stop second", "stop probe"]

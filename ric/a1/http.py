@@ -19,7 +19,6 @@ certificate) like every other write.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -29,6 +28,8 @@ from aiohttp import web
 
 from ric.a1.policy import PolicyError
 from ric.a1.service import A1Service
+from ric.a1.workers import OverBudget
+from ric.jsonbounds import JSON_BODY, JsonRefused
 from ric.sdl import SdlError
 
 __all__ = ["A1", "PREFIX", "PROBLEM_JSON", "problem", "routes"]
@@ -43,7 +44,13 @@ PROBLEM_JSON = "application/problem+json"
 routes = web.RouteTableDef()
 
 
-def problem(status: int, detail: str, title: str = "", **extra: Any) -> web.Response:
+def problem(
+    status: int,
+    detail: str,
+    title: str = "",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
     """An RFC 9457 / A1AP ProblemDetails answer."""
     body = {
         "type": "about:blank",
@@ -52,7 +59,7 @@ def problem(status: int, detail: str, title: str = "", **extra: Any) -> web.Resp
         "detail": detail,
         **extra,
     }
-    return web.json_response(body, status=status, content_type=PROBLEM_JSON)
+    return web.json_response(body, status=status, content_type=PROBLEM_JSON, headers=headers)
 
 
 Handler = Callable[[web.Request, A1Service], Awaitable[web.StreamResponse]]
@@ -65,8 +72,13 @@ def _a1(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespons
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request, request.app[A1])
+        except OverBudget as exc:
+            request.app[JSON_BODY].refused("budget")
+            return problem(exc.status, exc.detail, exc.title, headers={"Retry-After": "1"})
         except PolicyError as exc:
-            extra = {"errors": [e.to_json() for e in exc.errors]} if exc.errors else {}
+            extra: dict[str, Any] = (
+                {"errors": [e.to_json() for e in exc.errors]} if exc.errors else {}
+            )
             return problem(exc.status, exc.detail, exc.title, **extra)
         except SdlError as exc:
             log.warning("A1 %s %s: the policy store failed: %s", request.method, request.path, exc)
@@ -76,13 +88,14 @@ def _a1(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespons
 
 
 async def _body(request: web.Request) -> Any:
-    data = await request.read()
-    if not data.strip():
-        raise PolicyError(400, f"{request.method} {request.path} needs a JSON body")
+    """The body as bounded JSON (``[http]`` bounds, see ``ric.jsonbounds``)."""
     try:
-        return json.loads(data)  # UnicodeDecodeError is a ValueError too
-    except ValueError as exc:
-        raise PolicyError(400, f"the body is not JSON: {exc}") from None
+        body = await request.app[JSON_BODY].read(request)
+    except JsonRefused as exc:
+        raise PolicyError(exc.status, exc.detail) from None
+    if body is None:
+        raise PolicyError(400, f"{request.method} {request.path} needs a JSON body")
+    return body
 
 
 def _written(created: bool, location: str, body: Any) -> web.Response:

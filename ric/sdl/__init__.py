@@ -155,6 +155,11 @@ class SdlBackend(abc.ABC):
         """Where the data lives, for logs (never a password)."""
         return self.kind
 
+    def health(self) -> tuple[bool, str]:
+        """Whether the store answers now, and why not (readiness: the runtime's ``sdl``
+        check). Cheap: it reads what the backend last learnt, it does not ask."""
+        return True, self.describe()
+
     # -- keys ----------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -399,7 +404,12 @@ def from_config(settings: SdlSettings) -> SdlBackend:
                 raise SdlError(
                     f"cannot read sdl.password_file {settings.password_file}: {exc.strerror}"
                 ) from None
-        return RedisBackend(settings.url, key_prefix=settings.key_prefix, password=password)
+        return RedisBackend(
+            settings.url,
+            key_prefix=settings.key_prefix,
+            password=password,
+            probe_interval_s=settings.probe_interval_s,
+        )
     from ric.sdl.memory import MemoryBackend
 
     return MemoryBackend()

@@ -40,7 +40,9 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ric.sdl import Change, ChangeOp, SdlBackend, SdlError, check_namespace
 
@@ -145,6 +147,7 @@ class RedisBackend(SdlBackend):
         key_prefix: str = "ric",
         password: str | None = None,
         timeout_s: float = 5.0,
+        probe_interval_s: float = 1.0,
     ) -> None:
         super().__init__()
         if not key_prefix or any(c in key_prefix for c in "{}*?[]\\ "):
@@ -185,10 +188,42 @@ class RedisBackend(SdlBackend):
         }
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
+        self._probe_interval_s = probe_interval_s
+        self._reachable = True
+        self._why = ""
         self._state = "new"
 
     def describe(self) -> str:
         return f"redis {self._where} prefix {self.key_prefix!r}"
+
+    def health(self) -> tuple[bool, str]:
+        if self._state != "open":
+            return False, f"the Redis SDL at {self._where} is {self._state}"
+        if not self._reachable:
+            return False, f"the Redis SDL at {self._where} is unreachable: {self._why}"
+        return True, self.describe()
+
+    def _seen(self, reachable: bool, why: str = "") -> None:
+        """Record what the last command or probe learnt; log when it changes."""
+        if reachable == self._reachable:
+            return
+        self._reachable, self._why = reachable, why
+        if reachable:
+            log.info("Redis SDL at %s is reachable again", self._where)
+        else:
+            log.warning("Redis SDL at %s is unreachable: %s", self._where, why)
+
+    async def _probe(self) -> None:
+        """PING every ``probe_interval_s`` so readiness follows the server while idle."""
+        while True:
+            await asyncio.sleep(self._probe_interval_s)
+            try:
+                await asyncio.wait_for(self._client.ping(), self._timeout_s)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._seen(False, str(exc) or type(exc).__name__)
+            else:
+                self._seen(True)
 
     # -- key layout ----------------------------------------------------------------------
 
@@ -236,9 +271,9 @@ class RedisBackend(SdlBackend):
         except BaseException:
             await self.close()
             raise
-        self._listener = asyncio.get_running_loop().create_task(
-            self._listen(), name=f"sdl-redis:{self._where}"
-        )
+        loop = asyncio.get_running_loop()
+        self._listener = loop.create_task(self._listen(), name=f"sdl-redis:{self._where}")
+        self._prober = loop.create_task(self._probe(), name=f"sdl-redis-probe:{self._where}")
 
     async def close(self) -> None:
         """Stop listening and close the connections; safe when the server is gone, and when
@@ -246,11 +281,12 @@ class RedisBackend(SdlBackend):
         if self._state == "closed":
             return
         self._state = "closed"
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        for task in (self._prober, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._prober = self._listener = None
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -293,16 +329,26 @@ class RedisBackend(SdlBackend):
     async def _call(self, name: str, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         self._check_open()
         try:
-            return await self._scripts[name](keys=list(keys), args=list(args))
+            result = await self._scripts[name](keys=list(keys), args=list(args))
+        except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError) as exc:
+            self._seen(False, str(exc))
+            raise self._error(exc, name) from exc
         except (RedisError, OSError) as exc:
             raise self._error(exc, name) from exc
+        self._seen(True)
+        return result
 
     async def _command(self, doing: str, *args: bytes | str) -> Any:
         self._check_open()
         try:
-            return await cast(Any, self._client).execute_command(*args)
+            result = await cast(Any, self._client).execute_command(*args)
+        except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError) as exc:
+            self._seen(False, str(exc))
+            raise self._error(exc, doing) from exc
         except (RedisError, OSError) as exc:
             raise self._error(exc, doing) from exc
+        self._seen(True)
+        return result
 
     def _check_open(self) -> None:
         if self._state != "open":

@@ -72,6 +72,11 @@ class SqliteBackend(SdlBackend):
     def describe(self) -> str:
         return f"sqlite {self.path}"
 
+    def health(self) -> tuple[bool, str]:
+        if self._state is _State.OPEN:
+            return True, self.describe()
+        return False, f"{self.describe()} is {self._state.value}"
+
     async def open(self) -> None:
         """Create the directory and file if missing, and open the connection; SdlError naming
         the path when that fails."""
