@@ -26,7 +26,18 @@ def ric(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["run"], ["sim"], ["demo"], ["xapps"], ["eval"], ["policy"], ["policy", "put"]]
+    "command",
+    [
+        [],
+        ["run"],
+        ["sim"],
+        ["demo"],
+        ["xapps"],
+        ["eval"],
+        ["policy"],
+        ["policy", "put"],
+        ["audit", "verify"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     """``--help`` works for the top level and each command and describes it."""

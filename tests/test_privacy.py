@@ -93,3 +93,23 @@ async def test_audit_file_and_controls_api_carry_the_pseudonym_the_log_shows(
     logged = [json.loads(line) for line in out.getvalue().splitlines()]
     control_lines = [e["msg"] for e in logged if e["msg"].startswith("control from mover")]
     assert control_lines and all(pseudonym in m and "ue:21" not in m for m in control_lines)
+
+
+def test_the_demo_view_shows_pseudonyms() -> None:
+    """With privacy on, the demo's recent-controls view shows a UE's pseudonym, not its id."""
+    import time
+
+    from ric import ControlOutcome, Handover, OutcomeKind
+    from ric.config import load_config
+    from ric.demo import render
+    from ric.runtime import Runtime
+    from ric.sensors import Stats
+
+    config = load_config(environ={}, overrides={"privacy.pseudonymize_ue_ids": True})
+    runtime = Runtime(config, listen=False)
+    stats = Stats()
+    action = Handover("21", "001-01-91", "001-01-92")
+    stats.control_finished("mlb", ControlOutcome(OutcomeKind.ACKNOWLEDGED, action))
+    view = render(runtime, stats, time.time(), 0.0)
+    assert f"handover ue:{runtime.privacy.ue(21)}" in view
+    assert "ue:21" not in view
