@@ -119,6 +119,9 @@ class PublishRefused(ValueError):
         self.reason = reason
 
 
+_SCALARS = frozenset({float, int, bool, type(None)})
+
+
 def _at_least(value: Any, budget: int) -> int:
     """A lower bound of ``value``'s encoded JSON size, given up on once it passes ``budget``:
     the walk visits at most ``budget`` elements, so a payload far over the limit is refused
@@ -128,21 +131,33 @@ def _at_least(value: Any, budget: int) -> int:
     if isinstance(value, Mapping):
         total = 2
         for key, item in value.items():
-            total += _at_least(key, budget - total) + 2 + _at_least(item, budget - total)
+            total += (len(key) if isinstance(key, str) else 1) + 4
+            if type(item) not in _SCALARS:
+                total += _at_least(item, budget - total)
             if total > budget:
                 break
         return total
     if isinstance(value, list | tuple):
-        total = 2
-        for item in value:
-            total += 1 + _at_least(item, budget - total)
-            if total > budget:
-                break
+        total = 1 + 2 * len(value)  # every item is at least one character and a comma
+        if total <= budget:
+            for item in value:
+                if type(item) not in _SCALARS:
+                    total += _at_least(item, budget - total) - 1
+                    if total > budget:
+                        break
         return total
     size = getattr(value, "size", None)  # NumPy arrays: at least one digit and a comma each
     if isinstance(size, int) and getattr(value, "ndim", None):
         return 2 * size
     return 1
+
+
+def _plain(value: Any) -> Any:
+    """``json.dumps``' fallback for NumPy values (arrays and scalars)."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def encode_payload(xapp: str, suffix: str, payload: Any, limit: int = MAX_PUBLISH_BYTES) -> bytes:
@@ -165,7 +180,10 @@ def encode_payload(xapp: str, suffix: str, payload: Any, limit: int = MAX_PUBLIS
                     "[xapps] max_publish_bytes limit; send it in parts",
                     "too_large",
                 )
-            text = json.dumps(_jsonable(payload), separators=(",", ":"), allow_nan=False)
+            try:  # at C speed when there is no NaN or infinity to turn into null
+                text = json.dumps(payload, separators=(",", ":"), allow_nan=False, default=_plain)
+            except (TypeError, ValueError):
+                text = json.dumps(_jsonable(payload), separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:
             if isinstance(exc, PublishRefused):
                 raise

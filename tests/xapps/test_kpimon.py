@@ -12,6 +12,7 @@ from ric.ids import CellId, NodeId, Plmn
 from ric.model import CellInfo, NodeInfo
 from ric.report import EntityKind
 from ric.testing import make_report, run_scenario, start_xapp
+from ric.xapp import MAX_PUBLISH_BYTES
 
 
 async def test_kpis_from_both_reports_in_operator_units() -> None:
@@ -161,3 +162,40 @@ async def test_per_slice_kpis_from_the_simulated_network() -> None:
         shares[k.cell] = shares.get(k.cell, 0.0) + k.prb_util_pct
     for cell in kpimon.snapshot():  # the slices' PRB shares add up to the cell's use
         assert shares[cell.cell] == pytest.approx(cell.prb_util_pct, abs=0.5)
+
+
+async def test_a_node_of_5000_cells_is_published_in_parts_within_the_limit() -> None:
+    """A report of 5,000 cells is published as 10 messages of at most 500 cells, each within
+    the bridge's size limit, together holding every cell once; nothing is refused."""
+    app, ctx = await start_xapp(KpiMonitor, {"print_every_s": 0})
+    cells = [f"001-01-{i}" for i in range(1, 5001)]
+    columns = {
+        "RRU.PrbUsedDl": [53.123456789] * 5000,
+        "RRU.PrbAvailDl": [106.0] * 5000,
+        "DRB.UEThpDl": [12_345.678901] * 5000,
+        "DRB.UEThpUl": [2_345.678901] * 5000,
+        "RRC.ConnMean": [12.5] * 5000,
+    }
+    await app.on_report(make_report("gnb-001-01-1", EntityKind.CELL, columns, cells))
+    assert ctx.refused == []
+    assert len(ctx.published) == 10
+    assert all(len(payload) <= MAX_PUBLISH_BYTES for _, payload in ctx.published)
+    seen: list[str] = []
+    for n, (topic, body) in enumerate(ctx.published_json(), start=1):
+        assert topic == "kpis/gnb-001-01-1/cells"
+        assert (body["part"], body["parts"], len(body["cells"])) == (n, 10, 500)
+        seen += body["cells"]
+    assert sorted(seen) == sorted(cells)
+    assert ctx.metrics.value("cells") == 5000
+    assert app.kpis("001-01-5000").ues == 12.5
+
+
+async def test_without_a_bridge_nothing_is_built_for_publishing() -> None:
+    """When publish would send nothing (no MQTT bridge), kpimon builds no payload at all."""
+    app, ctx = await start_xapp(KpiMonitor, {"print_every_s": 0})
+    ctx.publishing = False
+    cells = [f"001-01-{i}" for i in range(1, 5001)]
+    report = make_report("gnb-001-01-1", EntityKind.CELL, {"RRC.ConnMean": [1.0] * 5000}, cells)
+    await app.on_report(report)
+    assert ctx.published == [] and ctx.refused == []
+    assert len(app.snapshot()) == 5000

@@ -15,8 +15,11 @@ slice KPIs labelled with node, cell and slice (``xapp_kpimon_slice_prb_utilizati
 ``cells`` and ``slices`` count what it has KPIs for.
 
 With ``publish`` on, each report's KPIs also go to the MQTT bridge (when the runtime has one;
-otherwise publishing costs only the encoding) as one JSON message per report, under
-``<prefix>/xapps/kpimon/kpis/<node>/cells`` and ``.../kpis/<node>/slices``, in operator units.
+otherwise nothing is built or encoded) as JSON, under ``<prefix>/xapps/kpimon/kpis/<node>/cells``
+and ``.../kpis/<node>/slices``, in operator units: one message per report, or, for a node with
+more than ``publish_max_rows`` cells (or slices), several messages of at most that many rows,
+each saying which ``part`` of how many ``parts`` it is, so a node of 5,000 cells stays within
+the bridge's size limit.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import Field
 
 from ric import EntityKind, KpmReport, NodeInfo, Report, XApp
 from ric.types import Gauge
@@ -135,6 +140,10 @@ class SliceKpis:
         )
 
 
+def _number(value: float) -> float | None:
+    return None if value != value else value  # NaN is "no value": null in JSON
+
+
 def _pct(used: float, avail: float) -> float:
     return 100.0 * used / avail if avail > 0 else math.nan  # NaN compares false: stays NaN
 
@@ -158,6 +167,9 @@ class KpiMonitor(XApp):
         """Log the KPI table this often (seconds); 0 turns logging off."""
         publish: bool = True
         """Publish each report's KPIs on the MQTT bridge (a no-op when it is off)."""
+        publish_max_rows: int = Field(500, ge=1, le=1000)
+        """Cells (or slices) per published message: a row is at most ~200 bytes of JSON, so
+        500 rows stay well under the bridge's 256 KiB default; bigger reports go in parts."""
 
     config: Config
     latest: dict[str, dict[str, float]]
@@ -167,6 +179,8 @@ class KpiMonitor(XApp):
     """Latest per-slice values by (cell, slice), in the report's units."""
     slices_updated: dict[tuple[str, str], float]
     gauges: dict[str, Gauge]
+    _bound: dict[str, tuple[str, dict[str, Gauge]]]
+    """Per cell: its node and its gauge series by metric, bound once."""
     slice_gauges: dict[str, Gauge]
     cell_count: Gauge
     slice_count: Gauge
@@ -177,6 +191,7 @@ class KpiMonitor(XApp):
         self.updated = {}
         self.slices = {}
         self.slices_updated = {}
+        self._bound = {}
         labels = ("node", "cell")
         self.gauges = {
             metric: self.metrics.gauge(name, doc, labels)
@@ -200,6 +215,7 @@ class KpiMonitor(XApp):
         for cell in gone:
             self.latest.pop(cell, None)
             self.node_of.pop(cell, None)
+            self._bound.pop(cell, None)
             for gauge in self.gauges.values():
                 gauge.remove(node=str(node.id), cell=cell)
         for key in [k for k in self.slices if k[0] in gone]:
@@ -215,70 +231,105 @@ class KpiMonitor(XApp):
             self._slice_report(report)
             return
         now = self.now()
-        for i, cell in enumerate(report.entity_ids):
-            values = self.latest.setdefault(cell, {})
-            for j, metric in enumerate(report.metrics):
-                values[metric] = float(report.values[i, j])
-            self.node_of[cell] = report.node
-            self.updated[cell] = now
-            self._export(report.node, cell, values)
-        self.cell_count.set(len(self.latest))
-        if self.config.publish:
-            cells = {c: self._cell_json(self.kpis(c)) for c in report.entity_ids}
-            self.publish(
-                f"kpis/{report.node}/cells", {"node": report.node, "at": now, "cells": cells}
+        node = report.node
+        metrics = report.metrics
+        latest, node_of, updated = self.latest, self.node_of, self.updated
+        # One conversion of the matrix to rows of Python floats, not one per value.
+        for cell, row in zip(report.entity_ids, report.values.tolist(), strict=True):
+            values = latest.get(cell)
+            if values is None:
+                values = latest[cell] = {}
+            values.update(zip(metrics, row, strict=True))
+            node_of[cell] = node
+            updated[cell] = now
+            self._export(node, cell, values)
+        self.cell_count.set(len(latest))
+        if self.config.publish and self.publishing:
+            self._publish_parts(
+                f"kpis/{node}/cells",
+                node,
+                now,
+                "cells",
+                [(c, self._cell_json(self.kpis(c))) for c in report.entity_ids],
             )
+
+    def _publish_parts(self, topic: str, node: str, at: float, key: str, rows: list[Any]) -> None:
+        """Publish ``rows`` in messages of at most ``publish_max_rows``; cells go as an object
+        by cell id, slices as a list (as in one message)."""
+        size = self.config.publish_max_rows
+        parts = max(1, -(-len(rows) // size))
+        for part in range(parts):
+            chunk = rows[part * size : (part + 1) * size]
+            body: dict[str, Any] = {
+                "node": node,
+                "at": at,
+                key: dict(chunk) if key == "cells" else chunk,
+            }
+            if parts > 1:
+                body["part"] = part + 1
+                body["parts"] = parts
+            self.publish(topic, body)
 
     def _slice_report(self, report: KpmReport) -> None:
         now = self.now()
+        publish = self.config.publish and self.publishing
         rows: list[dict[str, Any]] = []
-        for i, slice_id in enumerate(report.entity_ids):
+        metrics = report.metrics
+        for i, (slice_id, row) in enumerate(
+            zip(report.entity_ids, report.values.tolist(), strict=True)
+        ):
             key = (report.cells[i], slice_id)
             self.node_of.setdefault(key[0], report.node)
             values = self.slices.setdefault(key, {})
-            for j, metric in enumerate(report.metrics):
-                values[metric] = float(report.values[i, j])
+            values.update(zip(metrics, row, strict=True))
             self.slices_updated[key] = now
             labels = {"node": report.node, "cell": key[0], "slice": slice_id}
             for metric, gauge in self.slice_gauges.items():
                 value = values.get(metric, math.nan)
                 if not math.isnan(value):
                     gauge.labels(**labels).set(value * SLICE_GAUGES[metric][1])
-            if self.config.publish:
+            if publish:
                 k = self.slice_kpis(*key)
                 rows.append(
                     {
                         "cell": k.cell,
                         "slice": k.slice,
-                        "prb_util_pct": k.prb_util_pct,
-                        "dl_mbps": k.dl_mbps,
-                        "ues": k.ues,
-                        "delay_ms": k.delay_ms,
+                        "prb_util_pct": _number(k.prb_util_pct),
+                        "dl_mbps": _number(k.dl_mbps),
+                        "ues": _number(k.ues),
+                        "delay_ms": _number(k.delay_ms),
                     }
                 )
         self.slice_count.set(len(self.slices))
-        if self.config.publish:
-            self.publish(
-                f"kpis/{report.node}/slices", {"node": report.node, "at": now, "slices": rows}
-            )
+        if publish:
+            self._publish_parts(f"kpis/{report.node}/slices", report.node, now, "slices", rows)
 
     @staticmethod
-    def _cell_json(k: CellKpis) -> dict[str, float]:
+    def _cell_json(k: CellKpis) -> dict[str, float | None]:
+        # NaN as None here keeps the encoding on json's C path.
         return {
-            "prb_util_pct": k.prb_util_pct,
-            "dl_mbps": k.dl_mbps,
-            "ul_mbps": k.ul_mbps,
-            "ues": k.ues,
-            "delay_ms": k.delay_ms,
+            "prb_util_pct": _number(k.prb_util_pct),
+            "dl_mbps": _number(k.dl_mbps),
+            "ul_mbps": _number(k.ul_mbps),
+            "ues": _number(k.ues),
+            "delay_ms": _number(k.delay_ms),
         }
 
     def _export(self, node: str, cell: str, values: dict[str, float]) -> None:
+        # The cell's series are looked up once and kept: a report then costs one set per KPI.
+        bound = self._bound.get(cell)
+        if bound is None or bound[0] != node:
+            bound = self._bound[cell] = (node, {})
+        series = bound[1]
         for metric, gauge in self.gauges.items():
             value = values.get(metric, math.nan)
             if metric == "RRU.PrbUsedDl":
                 value = _pct(value, values.get("RRU.PrbAvailDl", math.nan)) / 100.0
             if not math.isnan(value):  # a KPI the node does not give has no series
-                gauge.labels(node=node, cell=cell).set(value * CELL_GAUGES[metric][1])
+                target = series.get(metric)
+                if target is None:
+                    target = series[metric] = gauge.labels(node=node, cell=cell)
+                target.set(value * CELL_GAUGES[metric][1])
 
     def kpis(self, cell: str) -> CellKpis:
         """The KPIs of one cell in operator units (NaN where the node gives no value)."""
