@@ -27,7 +27,7 @@ The model, with TS 38.331 / TS 38.300 names (the simulator's docs list the const
   re-establishes on the best suitable cell ``ran.reestablishment_ms`` after the failure (T304
   first, for a handover failure), or goes idle when none is found within T311; idle UEs
   attach to the best cell as soon as there is one.
-- **Failures by cause** (mobility robustness, TS 38.300 15.5.2.2), decided at
+- **Failures by cause** (mobility robustness optimisation, TS 38.300 15.5.2), decided at
   re-establishment: *too late* (RLF, no handover within ``ran.mro_window_ms`` before it, back
   on a different cell), *too early* (RLF shortly after a handover and back on its source
   cell, or a failed handover and back on its source or target), *wrong cell* (shortly after
