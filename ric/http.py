@@ -606,6 +606,7 @@ def build_app(
     extra: Iterable[web.RouteTableDef] = (),
     rates: IndicationRates | None = None,
     access: Access | None = None,
+    exposition: Exposition | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``runtime``: ``routes`` plus ``extra`` route tables."""
     access = access or Access(HttpSettings())
@@ -624,7 +625,7 @@ def build_app(
         JsonLimits(settings.max_json_depth, settings.max_json_values),
         runtime.sensor.http_refused,
     )
-    app[EXPOSITION] = Exposition(settings.metrics_cache_s)
+    app[EXPOSITION] = exposition or Exposition(settings.metrics_cache_s)
     if registry is not None:
         app[REGISTRY] = registry
     app[RATES] = rates or IndicationRates()
@@ -660,6 +661,8 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task[None] | None = None
         self._rates = IndicationRates()
+        self.exposition = Exposition(self.settings.metrics_cache_s)
+        """The /metrics expositions this server built and shares (``builds`` counts them)."""
 
     def __repr__(self) -> str:
         return f"HttpServer({self.url if self._runner else 'stopped'})"
@@ -717,6 +720,7 @@ class HttpServer:
             extra=self._routes,
             rates=self._rates,
             access=Access(self.settings),
+            exposition=self.exposition,
         )
         tls = self._tls()  # before anything is set up: bad files leave nothing behind
         self._warn_shared_ca(runtime.config.e2.tls.client_ca)

@@ -584,3 +584,77 @@ def test_bad_declarations_are_refused_at_load(cls: type[XApp], needle: str) -> N
     with pytest.raises(PluginError) as info:
         runtime(cls)
     assert needle in str(info.value) and f"test:{cls.__name__}" in str(info.value)
+
+
+# -- linear-time patterns and the validation workers -------------------------------------
+
+REDOS = {"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}}
+
+
+def test_a_backtracking_pattern_is_matched_in_linear_time() -> None:
+    """The ReDoS pattern ^(a+)+$ against 40 'a' and a '!' simply does not match (RE2), and
+    patternProperties and additionalProperties go through RE2 too."""
+    errors = validate_policy(REDOS, {"name": "a" * 40 + "!"})
+    assert [(e.field, e.reason) for e in errors] == [
+        ("name", f"'{'a' * 40}!' does not match '^(a+)+$'")
+    ]
+    assert validate_policy(REDOS, {"name": "a" * 40}) == []
+    keyed = {"patternProperties": {"^(x+)+$": {"type": "integer"}}, "additionalProperties": False}
+    errors = validate_policy(keyed, {"xxx": "s", "x" * 40 + "!": 1})
+    assert {e.reason for e in errors} == {
+        "'s' is not of type 'integer'",
+        f"'{'x' * 40}!' does not match any of the regexes: '^(x+)+$'",
+    }
+
+
+@pytest.mark.parametrize(
+    ("schema", "needle"),
+    [
+        ({"pattern": "(a)\\1"}, "pattern '(a)\\\\1' cannot be used: invalid escape sequence"),
+        ({"pattern": "(?=a)b"}, "pattern '(?=a)b' cannot be used: invalid perl operator"),
+        ({"patternProperties": {"(?<!a)b": {}}}, "pattern '(?<!a)b' cannot be used"),
+        (
+            {
+                "$schema": "http://json-schema.org/draft-04/schema#",
+                "patternProperties": {"(a)\\1": {}},
+            },
+            "pattern '(a)\\\\1' cannot be used",
+        ),
+        (
+            {"unevaluatedProperties": False, "patternProperties": {"^a": {}}},
+            "uses unevaluatedProperties together with patternProperties",
+        ),
+    ],
+)
+def test_patterns_re2_cannot_run_are_refused_with_the_type(
+    schema: dict[str, Any], needle: str
+) -> None:
+    """A type whose schema has a pattern RE2 refuses (back-reference, look-around), or that
+    would need Python's re, is refused with a 400 naming the pattern and the reason."""
+    with pytest.raises(PolicyError) as info:
+        PolicyType.from_json("t", {"policySchema": schema})
+    assert info.value.status == 400
+    assert needle in info.value.detail
+
+
+async def test_a_job_over_its_budget_is_stopped_and_its_worker_replaced() -> None:
+    """A job that runs past [a1] budget_s is answered OverBudget (503) naming the budget, and
+    the next job runs on a replaced worker."""
+    import time
+
+    from ric.a1.workers import OverBudget, ValidationPool
+    from ric.config import A1Settings
+
+    pool = ValidationPool(A1Settings(workers=1, budget_s=0.3))
+    try:
+        with pytest.raises(OverBudget, match=r"budget of 0.3 s \(\[a1\] budget_s\)") as info:
+            await pool.run("a sleeping job", time.sleep, 30)
+        assert info.value.status == 503 and pool.over_budget == 1
+        assert await pool.validate("gold", SLA_SCHEMA, GOLD) == []
+        with pytest.raises(PolicyError, match="policy type 'x'") as error:
+            await pool.policy_type("x", {"policySchema": {"pattern": "(a)\\1"}})
+        assert error.value.status == 400  # a PolicyError from the worker comes through whole
+    finally:
+        await pool.aclose()
+    with pytest.raises(PolicyError, match="shutting down"):
+        await pool.validate("late", SLA_SCHEMA, GOLD)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -304,3 +305,172 @@ async def test_a_failing_store_is_503_naming_it(token_file: Path, tmp_path: Path
             status, body, response = await call("GET", f"{url}{path}")
             detail = assert_problem(status, body, response, 503)
             assert detail.startswith("the policy store is not available: ")
+
+
+# -- bounds: bodies, JSON, patterns, budgets, requests in flight ---------------------------
+
+
+def refused(ric: Ric, reason: str) -> float:
+    """``ric_http_refused_total{reason}`` as the runtime's Prometheus sensor has it."""
+    value = ric.sensor.registry.get_sample_value("ric_http_refused_total", {"reason": reason})
+    return value or 0.0
+
+
+class Ticks:
+    """The longest gap between 10 ms ticks of a task on the loop, while it runs."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.01)
+            now = loop.time()
+            self.longest = max(self.longest, now - last)
+            last = now
+
+    async def __aenter__(self) -> Ticks:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def test_a_redos_policy_answers_at_once_and_the_loop_keeps_ticking(ric: Ric) -> None:
+    """The issue's ReDoS: a type with pattern ^(a+)+$, then a policy of 40 'a' and a '!',
+    answers 400 naming the field in under a second (RE2 matches in linear time, in a worker)
+    while a 10 ms tick on the runtime's loop never waits 100 ms."""
+    url = f"{ric.url}{BASE}/redos"
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}}
+    assert (await call("PUT", url, {"policySchema": schema}))[0] == 201
+    loop = asyncio.get_running_loop()
+    async with Ticks() as ticks:
+        started = loop.time()
+        status, body, response = await call("PUT", f"{url}/policies/p", {"name": "a" * 40 + "!"})
+        took = loop.time() - started
+    assert_problem(status, body, response, 400)
+    assert body["errors"][0]["field"] == "name" and "does not match" in body["errors"][0]["reason"]
+    assert took < 1.0, took
+    assert ticks.longest < 0.1, ticks.longest
+    assert (await call("PUT", f"{url}/policies/p", {"name": "a" * 40}))[0] == 201
+
+
+async def test_a_backreference_pattern_is_refused_at_type_put(ric: Ric) -> None:
+    """A pattern RE2 cannot compile is refused at type PUT with 400 naming it and why."""
+    schema = {"properties": {"x": {"pattern": "(a)\\1"}}}
+    status, body, response = await call("PUT", f"{ric.url}{BASE}/t", {"policySchema": schema})
+    detail = assert_problem(status, body, response, 400)
+    assert "pattern '(a)\\\\1' cannot be used: invalid escape sequence" in detail
+
+
+async def test_nan_and_infinity_are_400_naming_the_field(ric: Ric) -> None:
+    """{"max_delay_ms": NaN} (which the issue saw answered 503) and 1e400 are 400 naming
+    the field, counted by reason, and nothing is stored."""
+    url = f"{ric.url}{BASE}/slice-sla/policies/gold"
+    before = refused(ric, "not_finite")
+    status, body, response = await call("PUT", url, raw=b'{"sst": 1, "max_delay_ms": NaN}')
+    assert assert_problem(status, body, response, 400) == (
+        "max_delay_ms: NaN is not a JSON number (NaN and Infinity are not JSON)"
+    )
+    status, body, response = await call("PUT", url, raw=b'{"sst": 1, "max_delay_ms": 1e400}')
+    assert "max_delay_ms: 1e400 does not fit a double" in assert_problem(
+        status, body, response, 400
+    )
+    assert refused(ric, "not_finite") == before + 1
+    assert refused(ric, "number_out_of_range") >= 1
+    assert (await call("GET", url))[0] == 404
+
+
+async def test_a_100000_deep_body_is_400_too_deep_without_an_error_log(
+    ric: Ric, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 100,000-deep JSON body (a 500 with a RecursionError before) is 400 "too deep" naming
+    the bound, and nothing is logged as an error."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    status, body, response = await call("PUT", f"{ric.url}{BASE}/t", raw=deep)
+    detail = assert_problem(status, body, response, 400)
+    assert (
+        detail.startswith("the JSON body is too deep: 100000 levels") and "max_json_depth" in detail
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert refused(ric, "too_deep") == 1
+
+
+async def test_a_body_over_the_bound_is_413_declared_or_chunked(ric: Ric) -> None:
+    """A body over [http] max_body_bytes is 413 naming the bound, whether its size is
+    declared (refused before reading) or it comes chunked (refused while reading)."""
+    big = b'{"policySchema": {"description": "' + b"x" * 300_000 + b'"}}'
+    status, body, response = await call("PUT", f"{ric.url}{BASE}/t", raw=big)
+    assert "larger than the bound of 262144 bytes" in assert_problem(status, body, response, 413)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.put(f"{ric.url}{BASE}/t", data=chunks(), headers=headers) as answer,
+    ):
+        assert answer.status == 413
+        assert "max_body_bytes" in (await answer.json(content_type=None))["detail"]
+    assert refused(ric, "body_too_large") == 2
+    assert (await call("GET", f"{ric.url}{BASE}"))[1] == ["slice-sla"]
+
+
+async def test_validation_over_budget_is_503_and_the_runtime_goes_on(token_file: Path) -> None:
+    """A policy whose validation outlives [a1] budget_s (uniqueItems over 10,000 objects,
+    quadratic) is answered 503 with Retry-After naming the budget, counted; the next
+    request is served."""
+    overrides = {"http.token_file": str(token_file), "a1.budget_s": 0.3}
+    async with running_ric(sim=False, overrides=overrides) as ric:
+        url = f"{ric.url}{BASE}/uniq"
+        schema = {"type": "object", "properties": {"xs": {"type": "array", "uniqueItems": True}}}
+        assert (await call("PUT", url, {"policySchema": schema}))[0] == 201
+        slow = {"xs": [{"i": i} for i in range(10_000)]}
+        status, body, response = await call("PUT", f"{url}/policies/p", slow)
+        detail = assert_problem(status, body, response, 503)
+        assert "longer than the budget of 0.3 s ([a1] budget_s)" in detail
+        assert response.headers["Retry-After"] == "1"
+        assert refused(ric, "budget") == 1
+        assert (await call("PUT", f"{url}/policies/p", {"xs": [1, 2]}))[0] == 201
+
+
+async def test_beyond_max_in_flight_requests_get_503_with_retry_after(token_file: Path) -> None:
+    """With one request in flight (a PUT whose body never comes) and max_in_flight = 1,
+    another request is answered 503 with Retry-After at once, and counted; probes still
+    answer; when the first ends, requests are served again."""
+    overrides = {"http.token_file": str(token_file), "http.max_in_flight": 1}
+    async with running_ric(sim=False, overrides=overrides) as ric:
+        port = int(ric.url.rsplit(":", 1)[1])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"PUT {BASE}/t HTTP/1.1\r\nHost: ric\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+        )
+        await writer.drain()
+        for _ in range(500):
+            status, body, response = await call("GET", f"{ric.url}/api/v1/nodes")
+            if status == 503:
+                break
+            await asyncio.sleep(0.01)
+        assert status == 503, "the stalled PUT never counted as in flight"
+        assert response.headers["Retry-After"] == "1"
+        assert "1 requests are in flight already ([http] max_in_flight)" in body["error"]
+        assert (await call("GET", f"{ric.url}/healthz"))[0] == 200
+        assert refused(ric, "in_flight") >= 1
+        writer.close()  # the stalled PUT ends with its connection
+        await writer.wait_closed()
+        for _ in range(500):
+            if (await call("GET", f"{ric.url}/api/v1/nodes"))[0] == 200:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("requests were not served again after the stalled one ended")

@@ -79,28 +79,37 @@ class ValidationPool:
         self.settings = settings or A1Settings()
         self._pool: ProcessPool | None = None
         self._closed = False
+        self._starting = asyncio.Lock()
         self.over_budget = 0
         """Jobs stopped for running past their budget (their workers were replaced)."""
 
-    def _ensure(self) -> ProcessPool:
+    async def _started(self) -> ProcessPool:
         if self._closed:
             raise PolicyError(503, "the A1 service is shutting down")
-        if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
-            self._pool = ProcessPool(
-                max_workers=self.settings.workers,
-                initializer=_start_worker,
-                initargs=(self.settings.regex_max_mem_bytes,),
-                context=context,
-            )
+        async with self._starting:
+            if self._pool is None:
+                # Starting workers waits for the fork server's imports (~0.5 s the first
+                # time): never on the loop.
+                self._pool = await asyncio.to_thread(self._make)
         return self._pool
+
+    def _make(self) -> ProcessPool:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        pool = ProcessPool(
+            max_workers=self.settings.workers,
+            initializer=_start_worker,
+            initargs=(self.settings.regex_max_mem_bytes,),
+            context=context,
+        )
+        pool.schedule(int)  # starts the pool's threads and workers here, off the loop
+        return pool
 
     async def run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker within the budget; ``what`` names the job in errors.
         PolicyError raised by ``fn`` comes through as it is."""
         budget = self.settings.budget_s
-        future = self._ensure().schedule(fn, args=args, timeout=budget)
+        future = (await self._started()).schedule(fn, args=args, timeout=budget)
         try:
             return await asyncio.wrap_future(future)
         except concurrent.futures.TimeoutError:
