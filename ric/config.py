@@ -24,6 +24,9 @@ falling back to plain strings). Every error names the key and the problem.
     [xapps.config.kpimon]     # one xApp's own settings, checked by its Config schema
     print_every_s = 2.0
 
+    [loop]                    # the event-loop watchdog (ric.watchdog)
+    stall_warning_ms = 100    # a longer stall is logged while it lasts, naming what runs
+
     [http]                    # /metrics, /healthz, /readyz, /api/v1 (ric.http)
     enabled = true
     host = "127.0.0.1"
@@ -152,16 +155,32 @@ class E2Settings(_Section):
         "worth); beyond, indications are dropped and the node told at most once a second; "
         "none: no limit",
     )
+    max_indications_per_batch: int = Field(
+        256,
+        ge=1,
+        description="indications one IndicationBatch may carry (each costs fixed work); "
+        "a batch with more is refused whole with an ErrorIndication",
+    )
+    max_indications_per_s_per_node: float | None = Field(
+        1000.0,
+        gt=0,
+        description="indications one node may send per second (burst: one second's worth); "
+        "beyond, they are dropped as for the value rate; none: no limit",
+    )
     tls: TlsSettings = TlsSettings()
 
     @model_validator(mode="after")
     def _batch_fits_rate(self) -> E2Settings:
-        rate = self.max_values_per_s_per_node
-        if rate is not None and rate < self.max_values_per_batch:
-            raise ValueError(
-                f"e2.max_values_per_s_per_node ({rate:g}) is below e2.max_values_per_batch "
-                f"({self.max_values_per_batch}): a legal batch could never pass the rate limit"
-            )
+        for rate_key, batch_key in (
+            ("max_values_per_s_per_node", "max_values_per_batch"),
+            ("max_indications_per_s_per_node", "max_indications_per_batch"),
+        ):
+            rate, most = getattr(self, rate_key), getattr(self, batch_key)
+            if rate is not None and rate < most:
+                raise ValueError(
+                    f"e2.{rate_key} ({rate:g}) is below e2.{batch_key} ({most}): "
+                    "a legal batch could never pass the rate limit"
+                )
         return self
 
 

@@ -14,10 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import generate_latest
 
 from ric._proto.e2.v1 import e2_pb2, e2_pb2_grpc
 from ric.config import LoopSettings, load_config
+from ric.http import build_app
 from ric.metrics import PrometheusSensor
 from ric.runtime import Runtime
 from ric.testing import ManualClock
@@ -202,3 +205,25 @@ async def test_a_stalled_loop_does_not_drop_a_node_that_kept_sending(
         keeper.stop_sending.set()
         await asyncio.to_thread(keeper.join, 10)
     assert not keeper.is_alive()
+
+
+async def test_an_http_request_is_labelled_for_the_watchdog() -> None:
+    """While the HTTP server runs a request, the activity label names its method and path
+    (so a stall during it is logged with its route); after it, the label is restored."""
+    routes = web.RouteTableDef()
+
+    @routes.get("/test/activity")
+    async def label(request: web.Request) -> web.Response:
+        task, text = ACTIVITY.current
+        assert task is asyncio.current_task()
+        return web.Response(text=text)
+
+    config = load_config(environ={}, overrides={"e2.port": 0})
+    before = ACTIVITY.current
+    async with Runtime(config, listen=False) as runtime:
+        app = build_app(runtime, extra=[routes])
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get("/test/activity")
+            assert response.status == 200
+            assert await response.text() == "HTTP GET /test/activity"
+    assert ACTIVITY.current == before
