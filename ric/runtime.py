@@ -125,6 +125,7 @@ class Runtime:
             on_change=self._subscriptions_changed,
             max_entities_per_matrix=self.config.e2.max_entities_per_matrix,
             max_values_per_batch=self.config.e2.max_values_per_batch,
+            max_indications_per_batch=self.config.e2.max_indications_per_batch,
         )
         ccfg = self.config.conflicts
         arbiter = (
@@ -178,6 +179,8 @@ class Runtime:
                 max_entities_per_matrix=e2.max_entities_per_matrix,
                 max_values_per_batch=e2.max_values_per_batch,
                 max_values_per_s_per_node=e2.max_values_per_s_per_node,
+                max_indications_per_batch=e2.max_indications_per_batch,
+                max_indications_per_s_per_node=e2.max_indications_per_s_per_node,
                 ric_id=self.config.ric_id,
                 tls_cert=e2.tls.cert if e2.tls.enabled else "",
                 tls_key=e2.tls.key if e2.tls.enabled else "",

@@ -298,10 +298,12 @@ class SubscriptionManager:
         on_change: Callable[[NodeSession], None] | None = None,
         max_entities_per_matrix: int = 20_000,
         max_values_per_batch: int = 250_000,
+        max_indications_per_batch: int = 256,
     ) -> None:
         self._sensor = sensor
         self._max_entities = max_entities_per_matrix
         self._max_batch = max_values_per_batch
+        self._max_indications = max_indications_per_batch
         self._on_change = on_change
         """Told after anything may have changed a node's subscriptions (never per indication)."""
         self._by_id: dict[tuple[int, int], E2Subscription] = {}
@@ -702,27 +704,37 @@ class SubscriptionManager:
     def on_indications(self, session: NodeSession, batch: e2_pb2.IndicationBatch) -> None:
         """Hand each indication's report to its xApps; answer bad ones, deliver the rest.
 
-        In order: a batch over ``max_values_per_batch`` is refused whole; then each
-        indication must name a live subscription of this node, stay within
-        ``max_entities_per_matrix``, fit the node's rate (else it is dropped) and match its
-        subscription (kind, names, shape). Every refusal is answered with an ErrorIndication
+        In order: a batch over ``max_indications_per_batch`` or ``max_values_per_batch`` is
+        refused whole; then each indication must name a live subscription of this node, stay
+        within ``max_entities_per_matrix``, fit the node's rates (else it is dropped) and match
+        its subscription (kind, names, shape). Every refusal is answered with an ErrorIndication
         that carries the subscription's request id and RAN function id.
         """
         indications = batch.indications
         node = session.id
         self._sensor.indications(node, len(indications))
         session.indications += len(indications)
-        sizes = [len(ind.kpm.matrix.values) for ind in indications]
-        total = sum(sizes)
-        if total > self._max_batch:
+        count = len(indications)
+        if count > self._max_indications:
+            too_big = (
+                f"IndicationBatch of {count:,} indications is over "
+                f"e2.max_indications_per_batch = {self._max_indications:,}"
+            )
+            sizes = []
+        else:
+            sizes = [len(ind.kpm.matrix.values) for ind in indications]
+            total = sum(sizes)
+            too_big = (
+                f"IndicationBatch of {count} indication(s) carries {total:,} values, "
+                f"over e2.max_values_per_batch = {self._max_batch:,}"
+                if total > self._max_batch
+                else ""
+            )
+        if too_big:
             keys = {(i.request_id.requestor, i.request_id.instance) for i in indications}
             only = keys.pop() if len(keys) == 1 else None
             session.protocol_error(
-                Cause(
-                    CauseCode.RIC_SERVICE_RIC_RESOURCE_LIMIT,
-                    f"IndicationBatch of {len(indications)} indication(s) carries {total:,} "
-                    f"values, over e2.max_values_per_batch = {self._max_batch:,}",
-                ),
+                Cause(CauseCode.RIC_SERVICE_RIC_RESOURCE_LIMIT, too_big),
                 only,
                 ran_function_id=self._function_of(session, only, indications[0]),
                 refused="batch_size",
@@ -733,6 +745,8 @@ class SubscriptionManager:
         dropped = dropped_values = 0
         dropped_ids: set[tuple[int, int]] = set()
         for ind, size in zip(indications, sizes, strict=True):
+            if session.closed:  # its error budget ran out: the rest is not worth reading
+                break
             rid = ind.request_id
             key = (rid.requestor, rid.instance)
             sub = by_id.get(key)
@@ -770,7 +784,7 @@ class SubscriptionManager:
                     refused="matrix_size",
                 )
                 continue
-            if not session.take_values(size):
+            if not session.take_indication(size):
                 dropped += 1
                 dropped_values += size
                 dropped_ids.add(key)

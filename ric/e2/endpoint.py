@@ -71,6 +71,8 @@ class TerminationConfig:
     max_entities_per_matrix: int = 20_000
     max_values_per_batch: int = 250_000
     max_values_per_s_per_node: float | None = 2_000_000.0
+    max_indications_per_batch: int = 256
+    max_indications_per_s_per_node: float | None = 1000.0
     ric_id: str = "ric"
     # TLS: server certificate chain and key (PEM files); empty: plaintext (loopback only).
     tls_cert: str = ""
@@ -194,6 +196,7 @@ class E2Endpoint:
             error_burst=self.config.error_burst,
             error_refill_per_s=self.config.error_refill_per_s,
             max_values_per_s=self.config.max_values_per_s_per_node,
+            max_indications_per_s=self.config.max_indications_per_s_per_node,
         )
         session.send(
             e2_pb2.RicMessage(

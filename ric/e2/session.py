@@ -56,8 +56,8 @@ class _ErrorBudget:
         return self.tokens >= 0.0
 
 
-class _ValueBucket:
-    """A token bucket of indication values: ``rate`` per second, one second's worth at once."""
+class _RateBucket:
+    """A token bucket: ``rate`` tokens per second, one second's worth at once."""
 
     def __init__(self, rate: float, clock: Callable[[], float]) -> None:
         self.rate = rate
@@ -65,15 +65,12 @@ class _ValueBucket:
         self._clock = clock
         self.stamp = clock()
 
-    def take(self, count: int) -> bool:
-        """Take ``count`` values; False (and nothing taken) when the bucket holds fewer."""
+    def refill(self) -> float:
+        """Add what has accrued since the last call; the tokens now held."""
         now = self._clock()
         self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if count > self.tokens:
-            return False
-        self.tokens -= count
-        return True
+        return self.tokens
 
 
 class NodeSession:
@@ -95,13 +92,17 @@ class NodeSession:
         error_refill_per_s: float = 1.0,
         max_outbound: int = 10_000,
         max_values_per_s: float | None = None,
+        max_indications_per_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.info = info
         self._sensor = sensor
         self._budget = _ErrorBudget(error_burst, error_refill_per_s, clock)
         self._clock = clock
-        self._values = None if max_values_per_s is None else _ValueBucket(max_values_per_s, clock)
+        self._values = None if max_values_per_s is None else _RateBucket(max_values_per_s, clock)
+        self._indications = (
+            None if max_indications_per_s is None else _RateBucket(max_indications_per_s, clock)
+        )
         self._rate_noticed = -math.inf
         self.id = str(info.id)
         self.peer = peer
@@ -169,9 +170,17 @@ class NodeSession:
         self.send_error(cause, request_id=request_id, ran_function_id=ran_function_id)
         self._spend_budget()
 
-    def take_values(self, count: int) -> bool:
-        """Whether the node may send ``count`` more indication values now (its rate bucket)."""
-        return self._values is None or self._values.take(count)
+    def take_indication(self, values: int) -> bool:
+        """Whether the node may send one more indication of ``values`` values now (its two
+        rate buckets); if so, both are charged."""
+        v, i = self._values, self._indications
+        if (v is not None and v.refill() < values) or (i is not None and i.refill() < 1):
+            return False
+        if v is not None:
+            v.tokens -= values
+        if i is not None:
+            i.tokens -= 1
+        return True
 
     def over_rate(
         self,
@@ -183,10 +192,17 @@ class NodeSession:
         """Indications of ``values`` values in all were dropped for the node's rate: count each,
         spend the error budget once (one message), and tell the node at most once a second
         (naming the subscription when they were all of one)."""
-        rate = self._values.rate if self._values is not None else math.inf
+        bounds = [
+            f"e2.max_values_per_s_per_node = {self._values.rate:,.0f}"
+            if self._values is not None
+            else "",
+            f"e2.max_indications_per_s_per_node = {self._indications.rate:,.0f}"
+            if self._indications is not None
+            else "",
+        ]
         detail = (
             f"{dropped} indication(s) of {values:,} values dropped: over "
-            f"e2.max_values_per_s_per_node = {rate:,.0f}"
+            f"{' or '.join(b for b in bounds if b)}"
         )
         for _ in range(dropped):
             self._sensor.e2_refused(self.id, "indication_rate", detail)

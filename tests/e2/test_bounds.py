@@ -197,6 +197,45 @@ async def test_batch_over_the_value_bound_is_refused_whole(make_runtime: Runtime
         assert p.seen_from(BAD) == 0
 
 
+async def test_batch_over_the_indication_bound_is_refused_whole(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """An IndicationBatch with more indications than e2.max_indications_per_batch is refused
+    whole, however small each one is."""
+    runtime, stats = await make_runtime(Recorder, **{"e2.max_indications_per_batch": 4})
+    async with pair(runtime) as p:
+        tiny = [indication(p.bad_req.request_id, p.metrics, rows(1), seq=i) for i in range(5)]
+        await p.bad.send(batch(*tiny))
+        err = await p.bad.recv_kind("error_indication")
+        assert "IndicationBatch of 5 indications is over e2.max_indications_per_batch = 4" in (
+            err.cause.detail
+        )
+        assert (rid_of(err), err.ran_function_id) == (key(p.bad_req), 2)
+        assert stats.refused[(BAD, "batch_size")] == 1
+        await p.bad.send(batch(*tiny[:4]))
+        await wait_for(lambda: p.seen_from(BAD) == 4, what="a legal batch")
+        await p.good_still_served(stats, 11)
+
+
+async def test_node_over_its_indication_rate_is_dropped(make_runtime: RuntimeFactory) -> None:
+    """Tiny indications beyond a node's indications per second are dropped and the node told,
+    naming e2.max_indications_per_s_per_node."""
+    runtime, stats = await make_runtime(
+        Recorder,
+        **{"e2.max_indications_per_s_per_node": 3, "e2.max_indications_per_batch": 3},
+    )
+    async with pair(runtime) as p:
+        tiny = [indication(p.bad_req.request_id, p.metrics, rows(1), seq=i) for i in range(3)]
+        await p.bad.send(batch(*tiny))
+        await p.bad.send(batch(*tiny))
+        err = await p.bad.recv_kind("error_indication")
+        assert err.cause.code == CauseCode.MISC_CONTROL_PROCESSING_OVERLOAD
+        assert "e2.max_indications_per_s_per_node = 3" in err.cause.detail
+        assert stats.refused[(BAD, "indication_rate")] >= 1
+        assert p.seen_from(BAD) <= 5
+        await p.good_still_served(stats, 12)
+
+
 async def test_node_over_its_value_rate_is_dropped_and_told(make_runtime: RuntimeFactory) -> None:
     """Indications beyond a node's values per second are dropped and counted, the node is told
     with an ErrorIndication naming the bound, and one that keeps it up is disconnected by its

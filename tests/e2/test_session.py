@@ -20,7 +20,11 @@ class FakeClock:
 
 
 def session(
-    stats: Stats, clock: FakeClock, rate: float | None = 1000.0, burst: int = 20
+    stats: Stats,
+    clock: FakeClock,
+    rate: float | None = 1000.0,
+    burst: int = 20,
+    indications: float | None = None,
 ) -> NodeSession:
     info = NodeInfo(
         id=NodeId(Plmn("001", "01"), 1, NodeType.GNB),
@@ -37,6 +41,7 @@ def session(
         error_burst=burst,
         error_refill_per_s=0.0,
         max_values_per_s=rate,
+        max_indications_per_s=indications,
         clock=clock,
     )
 
@@ -45,21 +50,35 @@ async def test_value_bucket_holds_one_second_and_refills_at_the_rate() -> None:
     """A node may send one second's worth of values at once, then values at the rate."""
     clock = FakeClock()
     s = session(Stats(), clock)
-    assert s.take_values(600)
-    assert s.take_values(400)
-    assert not s.take_values(1)
+    assert s.take_indication(600)
+    assert s.take_indication(400)
+    assert not s.take_indication(1)
     clock.now += 0.25
-    assert not s.take_values(251)
-    assert s.take_values(250)
+    assert not s.take_indication(251)
+    assert s.take_indication(250)
     clock.now += 10.0
-    assert not s.take_values(1001)  # never more than one second's worth banked
-    assert s.take_values(1000)
+    assert not s.take_indication(1001)  # never more than one second's worth banked
+    assert s.take_indication(1000)
+
+
+async def test_indication_bucket_counts_indications_whatever_their_size() -> None:
+    """With an indication rate, tiny indications run out of it; the value bucket is charged
+    only for the indications that pass."""
+    clock = FakeClock()
+    s = session(Stats(), clock, rate=1000.0, indications=2.0)
+    assert s.take_indication(600)
+    assert s.take_indication(300)
+    assert not s.take_indication(1)  # values left, but no indication
+    clock.now += 0.5  # one indication and 500 values accrue
+    assert not s.take_indication(601)
+    assert s.take_indication(600)
+    assert not s.take_indication(0)
 
 
 async def test_no_rate_means_no_limit() -> None:
-    """Without a rate every value passes."""
+    """Without rates every indication and value passes."""
     s = session(Stats(), FakeClock(), rate=None)
-    assert s.take_values(10**12)
+    assert all(s.take_indication(10**12) for _ in range(100))
 
 
 async def test_over_rate_notice_at_most_once_a_second() -> None:

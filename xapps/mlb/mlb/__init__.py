@@ -38,7 +38,9 @@ The loop, on every cell report:
    ``prb_inflation``.
 4. **Act, then check.** At most ``per_cell`` handovers per overloaded cell per report. A
    refusal (the node's cause: typically too weak a signal at the target) blocks that target
-   for that UE for ``refuse_block_s`` and counts against the pair. ``verify_s`` after an
+   for that UE for ``refuse_block_s`` and counts against the pair; a refusal because the
+   UE is no longer served there (the RAN's own handover took it since the last UE report)
+   only drops the UE from that cell until the next report. ``verify_s`` after an
    accepted move the UE's reports judge it: good, or bad when the UE fell back by itself
    (radio link failure), its SINR there is below ``min_target_sinr_db``, or its throughput
    fell below ``revert_ratio`` of what it had on a target that is now congested; in that last
@@ -64,7 +66,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import Field, model_validator
 
-from ric import ControlOutcome, Handover, KpmReport, NodeInfo, OutcomeKind, Report, XApp
+from ric import (
+    CauseCode,
+    ControlOutcome,
+    Handover,
+    KpmReport,
+    NodeInfo,
+    OutcomeKind,
+    Report,
+    XApp,
+)
 from ric.types import Counter, Gauge
 
 __all__ = ["LoadBalancer", "PairStats"]
@@ -586,6 +597,17 @@ class LoadBalancer(XApp):
                 continue
             self._moves.pop(move.ue, None)
             self._moved_at.pop(move.ue, None)
+            if (
+                outcome.cause is not None
+                and outcome.cause.code is CauseCode.RIC_REQUEST_TARGET_UNKNOWN
+            ):
+                # The UE is no longer where the last UE report put it (the RAN's own handover
+                # or a radio link failure took it away): forget it there until the next
+                # report; that says nothing about the target.
+                self.ues[move.serving_cell] = [
+                    u for u in self.ues.get(move.serving_cell, []) if u.ue != move.ue
+                ]
+                continue
             if outcome.kind is OutcomeKind.FAILED:
                 # The node refused: for this UE that target is out of reach for a while, and
                 # the pair learns (a conflict or a timeout says nothing about the radio).

@@ -26,11 +26,14 @@ each refusal spends the node's error budget, so a node that keeps doing it is di
   one NodeMessage                 max_message_bytes [4 MiB]; not parsed beyond it. gRPC
                                   itself ends the stream (RESOURCE_EXHAUSTED) above 8x that.
   one measurement matrix          max_entities_per_matrix [20,000] entity rows
-  one IndicationBatch             max_values_per_batch [250,000] values over its matrices;
+  one IndicationBatch             max_indications_per_batch [256] indications and
+                                  max_values_per_batch [250,000] values over its matrices;
                                   refused whole
-  indication values per second    max_values_per_s_per_node [2,000,000], one second's worth
-                                  at once; indications beyond are dropped and the node told
-                                  at most once a second (cause MISC_CONTROL_PROCESSING_OVERLOAD)
+  per node and second             max_values_per_s_per_node [2,000,000] values and
+                                  max_indications_per_s_per_node [1,000] indications, one
+                                  second's worth at once; indications beyond are dropped and
+                                  the node told at most once a second (cause
+                                  MISC_CONTROL_PROCESSING_OVERLOAD)
 """
 
 from collections import abc as _abc
