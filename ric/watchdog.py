@@ -64,8 +64,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_STALL_HISTORY = 4096
-"""Stalls kept for ``stalled_since``: at one per tick at worst, minutes of history."""
+_STALL_HISTORY = 16_384
+"""Stalls kept for ``stalled_since`` (about 1 MB): even with every 10 ms beat late, close to
+three minutes, the longest E2 silence window (three 60 s keep-alive intervals)."""
 
 
 class Activity:
