@@ -279,6 +279,29 @@ async def test_metrics_endpoint_speaks_both_formats() -> None:
             assert b"ric_ready" in gzip.decompress(await r.read())
 
 
+async def test_concurrent_scrapes_share_one_exposition() -> None:
+    """1,000 concurrent GET /metrics within [http] metrics_cache_s cost one exposition per
+    format (not one each) and all get the same body; after the window a new one is built."""
+    overrides = {"http.metrics_cache_s": 60.0, "http.max_in_flight": 2000}
+    async with running_ric(sim=False, overrides=overrides) as ric:
+        exposition = ric.http.exposition
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def scrape() -> bytes:
+                async with http.get(f"{ric.url}/metrics") as response:
+                    assert response.status == 200
+                    return await response.read()
+
+            bodies = await asyncio.gather(*(scrape() for _ in range(1000)))
+        assert exposition.builds == 1 and len(set(bodies)) == 1
+        exposition.fresh_s = 0.0
+        await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as http, http.get(f"{ric.url}/metrics") as response:
+            assert response.status == 200
+        assert exposition.builds == 2
+
+
 async def test_metrics_without_a_registry_is_404() -> None:
     """An HTTP server built without a metrics registry says so at /metrics."""
     config = load_config(environ={}, overrides={"e2.port": 0, "http.port": 0})
@@ -395,7 +418,7 @@ async def test_status_prints_nodes_and_xapps_as_tables(ric: Ric) -> None:
     code, out, err = await ric_cli("status", "--url", ric.url)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == f"ric at {ric.url}: ready (4 checks pass)"
+    assert lines[0] == f"ric at {ric.url}: ready (5 checks pass)"
     assert lines[2].split() == [
         "NODE",
         "VENDOR",

@@ -4,6 +4,7 @@ across replicas, passwords kept out of errors, and a server that goes away."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,48 @@ async def test_bad_prefix_and_url_are_refused() -> None:
         RedisBackend("redis://127.0.0.1:1/0", key_prefix="a*{b}")
     with pytest.raises(SdlError, match="not valid"):
         RedisBackend("http://127.0.0.1:1/0")
+
+
+async def test_readiness_follows_the_redis_server(
+    tmp_path: Path, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/readyz has an sdl check: it fails while the Redis server is down (WARNING logged once)
+    and passes again when it is back (INFO logged), found by the backend's probe alone."""
+    import aiohttp
+
+    from ric.config import load_config
+    from ric.http import HttpServer
+    from ric.runtime import Runtime
+
+    async def readyz(url: str) -> tuple[int, dict[str, object]]:
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/readyz") as response:
+            return response.status, await response.json()
+
+    caplog.set_level(logging.INFO, logger="ric.sdl.redis")
+    server = RedisServer(tmp_path).start()
+    try:
+        config = load_config(environ={}, overrides={"e2.port": 0, "http.port": 0})
+        sdl = RedisBackend(server.url, key_prefix=key_prefix, timeout_s=1.0, probe_interval_s=0.05)
+        http = HttpServer(config.http)
+        async with Runtime(config, components=[http], sdl=sdl):
+            status, body = await readyz(http.url)
+            assert (
+                status == 200
+                and {"name": "sdl", "ok": True, "detail": sdl.describe()}
+                in (
+                    body["checks"]  # type: ignore[operator]
+                )
+            )
+            server.kill()
+            await wait_for(lambda: not sdl.health()[0], what="the sdl check to fail")
+            status, body = await readyz(http.url)
+            assert status == 503 and body["failed"] == ["sdl"]
+            warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+            assert sum(f"127.0.0.1:{server.port}/0 is unreachable" in w for w in warnings) == 1
+            server.start()
+            await wait_for(lambda: sdl.health()[0], what="the sdl check to pass again")
+            assert (await readyz(http.url))[0] == 200
+            infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+            assert f"Redis SDL at 127.0.0.1:{server.port}/0 is reachable again" in infos
+    finally:
+        server.kill()
