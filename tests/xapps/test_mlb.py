@@ -238,6 +238,23 @@ async def test_measured_neighbour_below_min_rsrp_is_no_target() -> None:
     assert ctx.metrics.value("handovers_total", outcome="acknowledged") == 1
 
 
+@pytest.mark.parametrize(("setting", "moved"), [(None, False), (3.0, True), ("none", True)])
+async def test_a_neighbour_weaker_than_the_serving_cell_is_no_target(
+    setting: float | str | None, moved: bool
+) -> None:
+    """By default a UE is not moved to a neighbour it hears 2 dB below its serving cell (the
+    RAN's own A3 would hand it straight back); with max_below_serving_db at 3 dB, or without
+    the limit, it is (the SINR floor is lowered so the RSRP rule alone decides)."""
+    config: dict[str, object] = {"hold_reports": 1, "min_target_sinr_db": -20.0}
+    if setting is not None:
+        config["max_below_serving_db"] = None if setting == "none" else setting
+    app, ctx = await start_xapp(LoadBalancer, config, nodes=[node()])
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    await app.on_report(ue_report_with_neighbours([("10", A, 2.0, -80.0, 12.0, [(2, -82.0)])]))
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    assert handovers(ctx) == ([("10", A, B)] if moved else [])
+
+
 async def test_measured_neighbour_predicts_the_target_sinr() -> None:
     """Co-channel, the SINR on a measured neighbour comes from the RSRP difference and the
     loads: a cell-edge UE hearing B 5 dB above its serving cell moves there, a UE hearing B

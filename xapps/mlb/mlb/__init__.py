@@ -10,7 +10,9 @@ The loop, on every cell report:
    is the load hysteresis.
 3. **UEs.** Where the node reports each UE's strongest neighbours (``L1M.RSRP.Nbr1..3`` and
    ``L1M.Nbr1..3.Nci``, the UE's measurements at report time), a UE's targets are the
-   neighbours it hears at least ``min_target_rsrp_dbm`` strongly (with room, as above), and
+   neighbours it hears at least ``min_target_rsrp_dbm`` strongly and at most
+   ``max_below_serving_db`` below its serving cell (further below, the RAN's own A3
+   handover would undo the move), with room as above, and
    its SINR on a co-channel one follows from what it measured: its serving SINR gives the
    interference and noise it has; on the target, the target's share of that (RSRP times
    load) goes and the source's joins, ``S_t / (S_s / SINR - S_t u_t + S_s u_s)`` (linear
@@ -218,6 +220,13 @@ class LoadBalancer(XApp):
         """Where the node reports UEs' neighbour measurements, only a neighbour the UE hears
         at least this strongly (dBm) is a target: a margin above the RSRP a node needs to
         accept a handover (typically -120 dBm)."""
+        max_below_serving_db: float | None = Field(0.0, ge=0.0, le=30.0)
+        """Where the node reports UEs' neighbour measurements, a neighbour the UE hears more
+        than this far (dB) below its serving cell is not a target: the RAN's own A3 event
+        would hand the UE straight back. Keep it well under the RAN's A3 hysteresis (3 dB by
+        default): the measurement is up to a report old, and at 3 dB on seeds/hotspot.toml
+        (seeds 1-3) the RAN undid half of mlb's moves within seconds. None: no limit (a RAN
+        without its own mobility)."""
         min_success: float = Field(0.3, ge=0.0, le=1.0)
         """A (pair, SINR band) whose learned success chance is below this is not tried."""
         sinr_bands_db: tuple[float, ...] = (0.0, 5.0, 10.0)
@@ -478,10 +487,13 @@ class LoadBalancer(XApp):
         if ue.nbrs is None:
             return [(rank, t, math.nan) for rank, t in listed]
         cfg = self.config
+        floor = cfg.min_target_rsrp_dbm
+        if cfg.max_below_serving_db is not None and not math.isnan(ue.rsrp_dbm):
+            floor = max(floor, ue.rsrp_dbm - cfg.max_below_serving_db)
         return [
             (rank, t, rsrp)
             for rank, (t, rsrp) in enumerate(ue.nbrs)
-            if rsrp >= cfg.min_target_rsrp_dbm
+            if rsrp >= floor
             and t != ue.cell
             and info.get(t, (False, ()))[0]
             and not math.isnan(self.load.get(t, math.nan))
