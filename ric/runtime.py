@@ -50,6 +50,7 @@ from ric.sensors import LogSensor, SensorSet
 from ric.subscriptions import SubscriptionManager
 from ric.types import Check, Clock, Component, RealClock, Sensor
 from ric.watchdog import LoopWatchdog, add_project_package
+from ric.watchdog import current as current_watchdog
 
 __all__ = ["Runtime"]
 
@@ -234,6 +235,10 @@ class Runtime:
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         try:
+            if self.watchdog is not None and current_watchdog() is not None:
+                # One watchdog per loop: a second runtime on the same loop (an embedder's
+                # tests, two replicas in one process) is measured by the first one's.
+                self.watchdog = None
             if self.watchdog is not None:  # first in, last out: it sees start-up and shutdown
                 self.watchdog.start()
                 stack.callback(self.watchdog.stop)
