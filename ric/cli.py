@@ -457,22 +457,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sensors, components = [*sensors, recorder], [*components, recorder]
 
     async def serve() -> int:
-        async with Runtime(config, plugins, sensors=sensors, components=components) as runtime:
-            tune_gc()
-            names = ", ".join(p.name for p in plugins) or "none"
-            print(
-                f"ric: E2 on {config.e2.host}:{runtime.port}, xApps: {names}",
-                file=sys.stderr,
-                flush=True,
-            )
-            _announce_http(components)
-            if args.duration:
-                await asyncio.sleep(args.duration)
-            else:
-                await runtime.wait_closed()
+        runtime = Runtime(config, plugins, sensors=sensors, components=components)
+        with contextlib.ExitStack() as stack:
+            if config.e2.tls.enabled:  # failed handshakes are only in gRPC core's own log
+                _tap_grpc_log(runtime.sensor, stack)
+            async with runtime:
+                tune_gc()
+                return await announce_and_wait(runtime)
+
+    async def announce_and_wait(runtime: Runtime) -> int:
+        names = ", ".join(p.name for p in plugins) or "none"
+        print(
+            f"ric: E2 on {config.e2.host}:{runtime.port}, xApps: {names}",
+            file=sys.stderr,
+            flush=True,
+        )
+        _announce_http(components)
+        if args.duration:
+            await asyncio.sleep(args.duration)
+        else:
+            await runtime.wait_closed()
         return 0
 
     return _run_async(serve)
+
+
+def _tap_grpc_log(sensor: Any, stack: contextlib.ExitStack) -> None:
+    """Count and log the TLS handshake failures gRPC's core prints on standard error."""
+    from ric.e2.corelog import CoreLogTap
+
+    loop = asyncio.get_running_loop()
+
+    def failed(reason: str, detail: str) -> None:  # on the tap's thread
+        loop.call_soon_threadsafe(sensor.e2_tls_failure, reason, detail)
+
+    tap = CoreLogTap(failed)
+    tap.start()
+    stack.callback(tap.stop)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:

@@ -430,6 +430,13 @@ class PrometheusSensor(Sensor):
         )
         for reason in E2_REFUSAL_REASONS:
             self.refused.labels(reason)
+        self.tls_failures = prom.Counter(
+            "ric_e2_tls_failures",
+            "TLS handshakes on the E2 port that failed, by reason (what gRPC's core logged; "
+            "the peer is not reported). Counted by `ric run` with E2 TLS on.",
+            ["reason"],
+            registry=r,
+        )
         self.replaced = prom.Counter(
             "ric_e2_values_replaced",
             "Indication values outside the contract (infinite, or beyond +-1e15) replaced by "
@@ -579,6 +586,9 @@ class PrometheusSensor(Sensor):
         if self.settings.per_node:
             key = (node, reason)
             self.refused_by_node[key] = self.refused_by_node.get(key, 0) + 1
+
+    def e2_tls_failure(self, reason: str, detail: str) -> None:
+        self.tls_failures.labels(reason).inc()
 
     def values_replaced(self, node: str, reason: str, count: int) -> None:
         self.replaced.labels(reason).inc(count)

@@ -108,6 +108,13 @@ class LogSensor(Sensor):
     def node_error_indication(self, node: str, cause: Cause) -> None:
         log.warning("node %s reports an error: %s", node, cause, extra={"node": node})
 
+    def e2_tls_failure(self, reason: str, detail: str) -> None:
+        log.warning(
+            "E2 TLS handshake failed (%s): %s; the peer is unknown (gRPC does not report it)",
+            reason,
+            detail,
+        )
+
     def xapp_state(self, xapp: str, state: str) -> None:
         log.info("xApp %s is %s", xapp, state, extra={"xapp": xapp})
 
@@ -152,6 +159,8 @@ class Stats(Sensor):
     """E2 refusals by (node, reason)."""
     replaced: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     """Indication values replaced by NaN, by (node, reason)."""
+    tls_failures: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Failed TLS handshakes on the E2 port, by reason."""
     indication_count: int = 0
     indications_by_node: collections.Counter[str] = field(default_factory=collections.Counter)
     delivered: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -185,6 +194,9 @@ class Stats(Sensor):
 
     def values_replaced(self, node: str, reason: str, count: int) -> None:
         self.replaced[(node, reason)] += count
+
+    def e2_tls_failure(self, reason: str, detail: str) -> None:
+        self.tls_failures[reason] += 1
 
     def indications(self, node: str, count: int) -> None:
         self.indication_count += count

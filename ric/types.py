@@ -144,6 +144,11 @@ class Sensor:
         """``count`` indication values from ``node`` were outside the contract and replaced by
         NaN: ``reason`` is ``infinite`` or ``out_of_range``."""
 
+    def e2_tls_failure(self, reason: str, detail: str) -> None:
+        """A TLS handshake on the E2 port failed (``ric.e2.corelog``): ``reason`` is one of
+        ``ric.e2.corelog.REASONS``' values or ``other``; ``detail`` is gRPC's own words. The
+        peer is unknown: gRPC does not report it."""
+
     def node_error_indication(self, node: str, cause: Cause) -> None:
         """A node sent the RIC an ErrorIndication."""
 
