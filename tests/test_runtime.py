@@ -42,7 +42,16 @@ async def test_closed_loop_handover_moves_the_ue(make_runtime: RuntimeFactory) -
     """An xApp hands a UE to another cell over gRPC, the simulated node acknowledges, and the
     next UE report from that node shows the UE on the target cell."""
     runtime, stats = await make_runtime(Mover)
-    async with Simulator(load_scenario(SMALL), f"127.0.0.1:{runtime.port}") as sim:
+    small = load_scenario(SMALL)
+    # What is tested is the xApp's control loop: the RAN's own A3 must not move the UE on
+    # before the next report, and acme's back-to-back sectors need a lower Qout to execute.
+    small = small.model_copy(
+        update={
+            "radio": small.radio.model_copy(update={"rlf_sinr_db": -30.0}),
+            "ran": small.ran.model_copy(update={"mobility": "none"}),
+        }
+    )
+    async with Simulator(small, f"127.0.0.1:{runtime.port}") as sim:
         await sim.wait_ready()
         app = runtime.host("mover").instance
         assert isinstance(app, Mover)
