@@ -353,8 +353,18 @@ class HttpSettings(_Section):
         description="requests served at once; beyond, 503 with Retry-After at once (probes "
         "/healthz and /readyz are not counted)",
     )
+    max_connections: int = Field(
+        128,
+        ge=1,
+        description="connections served at once; one beyond gets a prepared 503 with "
+        "Retry-After before its request is parsed (probes /healthz and /readyz are always "
+        "served), so a flood of connections cannot turn into one long turn of the event loop",
+    )
     retry_after_s: int = Field(
-        1, ge=1, le=3600, description="the Retry-After of a 503 for too many requests in flight"
+        1,
+        ge=1,
+        le=3600,
+        description="the Retry-After of a 503 for too many requests or connections at once",
     )
     metrics_cache_s: float = Field(
         1.0,

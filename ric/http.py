@@ -41,6 +41,7 @@ import importlib.resources
 import json
 import logging
 import os
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -192,6 +193,243 @@ async def _bounds(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     finally:
         bounds.count -= 1
+
+
+class ConnectionGate:
+    """At most ``[http] max_connections`` connections are served at once (a protocol factory in
+    front of aiohttp's).
+
+    A connection beyond the bound gets a prepared 503 with Retry-After as soon as its request
+    line has arrived, and is closed right after: no request parsing, no handler task, no
+    middleware, so a flood of connections costs the event loop a few tens of microseconds each
+    instead of a full request, and none of them stays open. The requests in flight (``max_in_flight``)
+    are bounded inside; this bounds how many connections can be ready on one turn of the loop,
+    which is what a flood would otherwise turn into one long stall. Probes (``/healthz``,
+    ``/readyz``) are handed to the server, so liveness and readiness answer during a flood.
+    While every slot is taken and ``_OVERFLOW_WAITING`` overflow connections wait for their
+    request line, ``_Listener`` stops accepting: new connections wait in the kernel's queue.
+    """
+
+    def __init__(self, server: Any, settings: HttpSettings, refused: Callable[[], None]) -> None:
+        self.server = server
+        self.limit = settings.max_connections
+        self.retry_after_s = settings.retry_after_s
+        self.refused = refused
+        self.waiting = 0
+        """Overflow connections waiting for their request line (to tell a probe)."""
+        self._answers: dict[bool, bytes] = {}
+
+    def full(self) -> bool:
+        """Every connection slot is taken and as many overflow connections wait as may."""
+        return len(self.server.connections) >= self.limit and self.waiting >= _OVERFLOW_WAITING
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if len(self.server.connections) < self.limit:
+            return self.server()  # type: ignore[no-any-return]
+        return _Overflow(self)
+
+    def answer(self, a1: bool) -> bytes:
+        """The prepared 503 (a ProblemDetails on A1 paths), as bytes on the wire."""
+        cached = self._answers.get(a1)
+        if cached is None:
+            detail = (
+                f"{self.limit} connections are being served already ([http] max_connections); "
+                f"retry after {self.retry_after_s} s"
+            )
+            if a1:
+                kind = "application/problem+json"
+                body = json.dumps(
+                    {
+                        "type": "about:blank",
+                        "title": "Service Unavailable",
+                        "status": 503,
+                        "detail": detail,
+                    }
+                ).encode()
+            else:
+                kind = "application/json"
+                body = json.dumps({"error": detail}).encode()
+            head = (
+                "HTTP/1.1 503 Service Unavailable\r\n"
+                f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+                f"Retry-After: {self.retry_after_s}\r\nConnection: close\r\n\r\n"
+            )
+            cached = self._answers[a1] = head.encode() + body
+        return cached
+
+
+_ACCEPT_PER_TURN = 16
+"""Connections accepted per turn of the loop: a burst of connections is taken in slices, so
+that one turn never sets up hundreds of them while E2 messages wait."""
+_LISTEN_QUEUE = 1024
+"""Connections the kernel holds completed until they are accepted (beyond it, it drops the
+client's handshake and the client retries): the queue a burst waits in, bounded."""
+_PAUSE_S = 0.01
+"""How long accepting pauses while the gate is full."""
+
+
+class _Listener:
+    """The HTTP listening socket, accepted from the loop: ``_ACCEPT_PER_TURN`` connections a
+    turn, and none while the gate is full (they then wait in the kernel's listen queue)."""
+
+    def __init__(self, sock: socket.socket, gate: ConnectionGate, tls: ssl.SSLContext | None):
+        self.sock = sock
+        self._gate = gate
+        self._tls = tls
+        self._loop = asyncio.get_running_loop()
+        self._setups: set[asyncio.Task[Any]] = set()
+        self._resume: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @classmethod
+    def bind(
+        cls, host: str, port: int, gate: ConnectionGate, tls: ssl.SSLContext | None
+    ) -> _Listener:
+        """Bind ``host:port`` (the first address it resolves to); OSError if it cannot."""
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(_LISTEN_QUEUE)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        listener = cls(sock, gate, tls)
+        listener._loop.add_reader(sock.fileno(), listener._accept)
+        return listener
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self.sock.getsockname()[1])
+
+    def _accept(self) -> None:
+        for _ in range(_ACCEPT_PER_TURN):
+            if self._gate.full():
+                self._pause()
+                return
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors, for example: try again shortly
+                log.warning("HTTP: cannot accept a connection: %s", exc)
+                self._pause()
+                return
+            conn.setblocking(False)
+            setup = self._loop.create_task(self._connect(conn))
+            self._setups.add(setup)
+            setup.add_done_callback(self._setups.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._gate, conn, ssl=self._tls)
+        except (OSError, ssl.SSLError) as exc:  # a client gone or failing TLS: its own loss
+            log.debug("HTTP: a connection failed to set up: %s", exc)
+            conn.close()
+
+    def _pause(self) -> None:
+        if self._resume is None and not self._closed:
+            self._loop.remove_reader(self.sock.fileno())
+            self._resume = self._loop.call_later(_PAUSE_S, self._resumed)
+
+    def _resumed(self) -> None:
+        self._resume = None
+        if not self._closed:
+            self._loop.add_reader(self.sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        """Stop accepting and close the socket (connections being set up are cancelled)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._resume is not None:
+            self._resume.cancel()
+        else:
+            self._loop.remove_reader(self.sock.fileno())
+        for setup in self._setups:
+            setup.cancel()
+        self.sock.close()
+
+
+_OVERFLOW_LINE_BYTES = 8192
+"""A request line longer than this on an overflow connection is answered without looking."""
+_OVERFLOW_WAITING = 32
+"""Overflow connections that may wait for their request line at once; beyond, accepting
+pauses. Sockets held open turn ready together when a flooding client finally writes: this
+bounds that burst."""
+
+
+class _Overflow(asyncio.Protocol):
+    """One connection beyond ``max_connections``: a probe goes on to the server, anything else
+    gets the prepared 503 (see ``ConnectionGate``)."""
+
+    def __init__(self, gate: ConnectionGate) -> None:
+        self._gate = gate
+        self._look = True
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._gate.waiting += 1
+        # A client that never sends its request line is closed after this.
+        self._timer = asyncio.get_running_loop().call_later(
+            max(1.0, float(self._gate.retry_after_s)), transport.close
+        )
+
+    def _done_waiting(self) -> None:
+        if self._look:
+            self._look = False
+            self._gate.waiting -= 1
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def _refuse(self, path: str) -> None:
+        transport = self._transport
+        assert transport is not None
+        self._done_waiting()
+        self._gate.refused()
+        transport.write(self._gate.answer(path.startswith(A1_PREFIX)))
+        # Closed at once, not when the client is done: a connection kept open until then is
+        # one more socket that turns ready on some later turn of the loop, and a flood of them
+        # turns ready together. What the client sent so far has been read, so the close is an
+        # orderly one; a client still sending a large body may see a reset after the answer.
+        transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        if transport.is_closing():
+            return
+        self._buffer += data
+        end = self._buffer.find(b"\r\n")
+        if end < 0 and len(self._buffer) <= _OVERFLOW_LINE_BYTES:
+            return
+        parts = self._buffer[: max(end, 0)].split(b" ")
+        path = parts[1].split(b"?", 1)[0].decode("latin-1") if len(parts) >= 2 else ""
+        if path in OPEN_PATHS:  # probes get the server
+            self._done_waiting()
+            handler = self._gate.server()
+            transport.set_protocol(handler)
+            handler.connection_made(transport)
+            handler.data_received(self._buffer)
+            return
+        self._refuse(path)
+
+    def eof_received(self) -> bool | None:
+        if self._transport is not None:
+            self._transport.close()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done_waiting()
 
 
 class Access:
@@ -659,6 +897,7 @@ class HttpServer:
         self.port = 0
         self._routes = list(routes)
         self._runner: web.AppRunner | None = None
+        self._listener: _Listener | None = None
         self._watch: asyncio.Task[None] | None = None
         self._rates = IndicationRates()
         self.exposition = Exposition(self.settings.metrics_cache_s)
@@ -727,16 +966,21 @@ class HttpServer:
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         address = f"{self.settings.host}:{self.settings.port}"
+        assert runner.server is not None
+        gate = ConnectionGate(
+            runner.server,
+            self.settings,
+            functools.partial(runtime.sensor.http_refused, "connections"),
+        )
         try:
-            site = web.TCPSite(runner, self.settings.host, self.settings.port, ssl_context=tls)
-            await site.start()
+            listener = _Listener.bind(self.settings.host, self.settings.port, gate, tls)
         except OSError as exc:
             await runner.cleanup()
-            # asyncio says "error while attempting to bind on address (...): <reason>".
-            reason = str(exc.strerror or exc).rsplit("): ", 1)[-1]
+            reason = str(exc.strerror or exc).lower()
             raise OSError(f"cannot listen for HTTP on {address}: {reason}") from exc
         self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self._listener = listener
+        self.port = listener.port
         readiness = app[READINESS]
         self._watch = asyncio.create_task(self._watch_readiness(runtime, readiness), name="http")
         log.info("HTTP on %s (metrics, health, status API)", self.url)
@@ -758,6 +1002,9 @@ class HttpServer:
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

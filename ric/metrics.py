@@ -488,8 +488,9 @@ class PrometheusSensor(Sensor):
         )
         self.http_refusals = prom.Counter(
             "ric_http_refused",
-            "HTTP requests refused at a bound ([http] max_in_flight, max_body_bytes, "
-            "max_json_depth, max_json_values; non-finite numbers; [a1] budget_s), by reason.",
+            "HTTP requests refused at a bound ([http] max_connections, max_in_flight, "
+            "max_body_bytes, max_json_depth, max_json_values; non-finite numbers; [a1] "
+            "budget_s), by reason.",
             ["reason"],
             registry=r,
         )

@@ -282,7 +282,11 @@ async def test_metrics_endpoint_speaks_both_formats() -> None:
 async def test_concurrent_scrapes_share_one_exposition() -> None:
     """1,000 concurrent GET /metrics within [http] metrics_cache_s cost one exposition per
     format (not one each) and all get the same body; after the window a new one is built."""
-    overrides = {"http.metrics_cache_s": 60.0, "http.max_in_flight": 2000}
+    overrides = {
+        "http.metrics_cache_s": 60.0,
+        "http.max_in_flight": 2000,
+        "http.max_connections": 2000,
+    }
     async with running_ric(sim=False, overrides=overrides) as ric:
         exposition = ric.http.exposition
         connector = aiohttp.TCPConnector(limit=0)
@@ -528,3 +532,45 @@ async def test_ric_demo_shows_its_http_address() -> None:
     assert code == 0, err
     assert re.search(r"E2 127\.0\.0\.1:\d+  HTTP http://127\.0\.0\.1:\d+", out), out
     assert hostport("http://127.0.0.1:1/") == "127.0.0.1:1"
+
+
+async def test_connections_beyond_the_bound_get_a_prepared_503_and_probes_still_pass() -> None:
+    """With [http] max_connections taken by a client that sends nothing, a new request gets a
+    503 with Retry-After before it is parsed (counted by reason), an A1 one as ProblemDetails,
+    and /healthz is still served."""
+    overrides = {"e2.port": 0, "http.port": 0, "http.max_connections": 1, "http.retry_after_s": 7}
+    config = load_config(environ={}, overrides=overrides)
+    sensors, components = observability(config)
+    async with Runtime(config, sensors=sensors, components=components):
+        http = next(c for c in components if isinstance(c, HttpServer))
+        _, idle = await asyncio.open_connection("127.0.0.1", http.port)  # holds the one slot
+        try:
+            await asyncio.sleep(0.1)
+
+            async def raw(path: str) -> bytes:
+                reader, writer = await asyncio.open_connection("127.0.0.1", http.port)
+                writer.write(
+                    f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                )
+                answer = await reader.read()
+                writer.close()
+                return answer
+
+            plain, a1, probe = (
+                await raw("/api/v1/nodes"),
+                await raw("/A1-P/v2/policytypes"),
+                await raw("/healthz"),
+            )
+        finally:
+            idle.close()
+        sensor = next(s for s in sensors if isinstance(s, PrometheusSensor))
+        refused = sensor.registry.get_sample_value(
+            "ric_http_refused_total", {"reason": "connections"}
+        )
+    head, _, body = plain.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503") and b"\r\nRetry-After: 7\r\n" in head
+    assert "[http] max_connections" in json.loads(body)["error"]
+    a1_head, _, a1_body = a1.partition(b"\r\n\r\n")
+    assert b"application/problem+json" in a1_head and json.loads(a1_body)["status"] == 503
+    assert probe.startswith(b"HTTP/1.1 200")
+    assert refused == 2
