@@ -16,9 +16,9 @@ The pool is driven from the event loop itself, with no thread in the runtime's p
 each worker is a child process (``python -m ric.a1.workers``) that the loop talks to over its
 standard input and output (length-prefixed pickles of the function, its arguments and its
 result). A process pool with manager threads in the runtime (``concurrent.futures``, pebble)
-hands the GIL back and forth with them for every job, and the E2 loop thread then waits for
-the GIL behind them after each system call: under a burst of A1 requests that convoy held the
-loop for over 100 ms at a time. Workers start on first use (their imports take about half a
+hands the GIL back and forth with them for every job, and the E2 loop thread can then wait
+for the GIL behind them after each system call; here nothing competes with the loop for it.
+Workers start on first use (their imports take about half a
 second, off the loop) and are reused; at most ``[a1] workers`` jobs run at once, the others
 wait their turn (the HTTP server bounds how many requests can wait).
 """
