@@ -50,6 +50,7 @@ async def test_sleep_waits_on_the_given_clock() -> None:
     b = Backoff(0.5, 4.0, clock=clock)
     start = clock.monotonic()
     task = asyncio.create_task(b.sleep())
+    await asyncio.sleep(0)  # let it start waiting on the clock
     await clock.advance(0.5)
     assert await task == 0.5
     assert clock.monotonic() - start == pytest.approx(0.5)
