@@ -257,10 +257,3 @@ def ack(req: e2_pb2.ControlRequest) -> bytes:
             request_id=req.request_id, ran_function_id=req.ran_function_id, outcome="done"
         )
     ).SerializeToString()
-
-
-def count_values(msg: e2_pb2.NodeMessage) -> int:
-    """Measurement values carried by a NodeMessage (0 unless it holds indications)."""
-    if msg.WhichOneof("message") != "indications":
-        return 0
-    return sum(len(i.kpm.matrix.values) for i in msg.indications.indications)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 import time
@@ -112,14 +111,9 @@ class NodeSession:
         self.closed = False
         self.close_reason = ""
         self._outbound: asyncio.Queue[e2_pb2.RicMessage | None] = asyncio.Queue(max_outbound)
-        self._transactions = itertools.count(1)
 
     def __repr__(self) -> str:
         return f"NodeSession({self.id} from {self.peer})"
-
-    def next_transaction_id(self) -> int:
-        """A fresh transaction id for a RIC-initiated global procedure."""
-        return next(self._transactions) % 256
 
     def send(self, msg: e2_pb2.RicMessage) -> bool:
         """Queue ``msg`` for the node; False (and the session closes) if the node is not reading."""

@@ -44,7 +44,6 @@ __all__ = [
     "TraceHeader",
     "TraceReader",
     "TraceWriter",
-    "is_gzip",
 ]
 
 FORMAT_VERSION: Final = 1
@@ -187,12 +186,6 @@ class TraceHeader:
             created_unix_us=msg.created_unix_us,
             format_version=msg.format_version,
         )
-
-
-def is_gzip(path: str | Path) -> bool:
-    """Whether the file at ``path`` starts like a gzip stream."""
-    with open(path, "rb") as fh:
-        return fh.read(2) == _GZIP_MAGIC
 
 
 def _record(payload: bytes) -> bytes:
