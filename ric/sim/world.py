@@ -701,11 +701,6 @@ class World:
         """SINR every UE would have on every cell (UEs x cells), dB; -inf for cells off."""
         return _ro(self._sinr_db)
 
-    @property
-    def ue_positions_m(self) -> FloatArray:
-        """UE positions (UEs x 2: east, north), metres."""
-        return np.stack([self._ux_m, self._uy_m], axis=1)
-
     def ues_in_cells(self, cells: Iterable[int]) -> IntArray:
         """Indices of the UEs served by any of ``cells``, in UE id order."""
         mask = np.isin(self._serving, np.fromiter(cells, dtype=np.int64))
