@@ -3,7 +3,8 @@
 Three doors, for three audiences:
 
 - ``ric`` (this module): what an xApp author needs: ``XApp``, ``Report``, ``KpmReport``, the
-  control actions and their outcomes, the A1 policy types and events, the SDL namespace;
+  control actions and their outcomes, the A1 policy types and events, the SDL namespace, the
+  metric types ``self.metrics`` hands out (``Counter``, ``Gauge``, ``Histogram``);
 - ``ric.e2``: the E2 transport (termination, sessions, conversion), for transport work;
 - ``ric.sim`` and ``ric.testing``: the simulator and the fakes for tests.
 """
@@ -31,6 +32,7 @@ from ric.ids import CellId, NodeId, SliceId
 from ric.model import Cause, CauseCode, CellInfo, NodeInfo
 from ric.report import EntityKind, KpmReport, Row
 from ric.sdl import Change, Namespace, SdlError
+from ric.types import Counter, Gauge, Histogram
 from ric.xapp import Report, SubscriptionStatus, XApp, xapp
 
 __all__ = [
@@ -44,9 +46,12 @@ __all__ = [
     "Conflict",
     "ControlAction",
     "ControlOutcome",
+    "Counter",
     "EntityKind",
+    "Gauge",
     "GenericControl",
     "Handover",
+    "Histogram",
     "KpmReport",
     "Namespace",
     "NodeId",

@@ -53,8 +53,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
-from ric import KpmReport, NodeInfo, Report, XApp
-from ric.types import Counter, Gauge
+from ric import Counter, Gauge, KpmReport, NodeInfo, Report, XApp
 
 __all__ = ["FEATURES", "Alert", "AnomalyDetector"]
 

@@ -39,8 +39,17 @@ from dataclasses import dataclass
 
 from pydantic import Field, model_validator
 
-from ric import CellState, Conflict, ControlOutcome, KpmReport, NodeInfo, Report, XApp
-from ric.types import Counter, Gauge
+from ric import (
+    CellState,
+    Conflict,
+    ControlOutcome,
+    Counter,
+    Gauge,
+    KpmReport,
+    NodeInfo,
+    Report,
+    XApp,
+)
 
 __all__ = ["CellView", "EnergySaver"]
 

@@ -30,8 +30,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ric import EntityKind, KpmReport, NodeInfo, Report, XApp
-from ric.types import Gauge
+from ric import EntityKind, Gauge, KpmReport, NodeInfo, Report, XApp
 
 __all__ = ["CellKpis", "KpiMonitor", "SliceKpis"]
 

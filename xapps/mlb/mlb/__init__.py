@@ -71,6 +71,8 @@ from pydantic import Field, model_validator
 from ric import (
     CauseCode,
     ControlOutcome,
+    Counter,
+    Gauge,
     Handover,
     KpmReport,
     NodeInfo,
@@ -78,7 +80,6 @@ from ric import (
     Report,
     XApp,
 )
-from ric.types import Counter, Gauge
 
 __all__ = ["LoadBalancer", "PairStats"]
 

@@ -50,7 +50,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ric import (
     ControlOutcome,
+    Counter,
     EntityKind,
+    Gauge,
     KpmReport,
     NodeInfo,
     OutcomeKind,
@@ -62,7 +64,6 @@ from ric import (
     SlicePrbQuota,
     XApp,
 )
-from ric.types import Counter, Gauge
 
 __all__ = ["SLICE_SLA_POLICY", "QuotaChange", "SliceSla", "SliceTarget"]
 
