@@ -11,7 +11,7 @@ from kpimon import KpiMonitor
 from mlb import LoadBalancer
 
 from ric import Handover, KpmReport, Report, XApp
-from ric.testing import HarnessResult, ManualClock, run_scenario, run_trace
+from ric.testing import HarnessResult, run_scenario, run_trace
 from ric.trace import TraceError, scan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,25 +34,6 @@ def _first_half(source: Path, dest: Path) -> Path:
 
 def _keys(result: HarnessResult) -> list[tuple[object, ...]]:
     return [c.key() for c in result.controls]
-
-
-async def test_manual_clock_steps_to_each_deadline() -> None:
-    """next_due names the earliest pending wait; advance_to wakes waits in time order."""
-    clock = ManualClock()
-    woke: list[str] = []
-
-    async def sleeper(name: str, seconds: float) -> None:
-        await clock.sleep(seconds)
-        woke.append(name)
-
-    tasks = [asyncio.create_task(sleeper("b", 2.0)), asyncio.create_task(sleeper("a", 1.0))]
-    handle = clock.call_later(0.5, lambda: woke.append("cancelled"))
-    await asyncio.sleep(0)
-    handle.cancel()
-    assert clock.next_due() == 1.0
-    await clock.advance_to(5.0)
-    await asyncio.gather(*tasks)
-    assert woke == ["a", "b"] and clock.monotonic() == 5.0 and clock.next_due() is None
 
 
 async def test_mlb_against_a_trace_twice_gives_identical_controls(demo_trace: Path) -> None:

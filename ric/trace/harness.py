@@ -38,6 +38,7 @@ from typing import Any
 
 from ric._proto.e2.v1 import e2_pb2
 from ric.actions import ControlAction, ControlOutcome, OutcomeKind
+from ric.clock import ManualClock
 from ric.config import RuntimeConfig, load_config
 from ric.e2.convert import report_from_indication
 from ric.e2.memory import MemoryLink
@@ -238,8 +239,6 @@ class _Run:
         start_unix_s: float,
         source: str,
     ) -> None:
-        from ric.testing import ManualClock  # ric.testing re-exports this module
-
         self.clock = ManualClock(start=start_unix_s)
         self.collector = _Collector(self.clock.monotonic)
         self.reports: dict[str, list[KpmReport]] = {}
