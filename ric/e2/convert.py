@@ -38,7 +38,9 @@ __all__ = [
     "cell_from_proto",
     "cell_id_from_proto",
     "cell_id_to_proto",
+    "cell_to_proto",
     "control_request",
+    "node_id_to_proto",
     "node_info_from_setup",
     "ran_function_from_proto",
     "replace_invalid",
@@ -51,6 +53,7 @@ _NODE_TYPES = {
     common_pb2.NODE_TYPE_GNB_DU: NodeType.GNB_DU,
     common_pb2.NODE_TYPE_ENB: NodeType.ENB,
 }
+_NODE_TYPES_TO_PROTO = {domain: wire for wire, domain in _NODE_TYPES.items()}
 _ENTITY_KINDS = {
     kpm_pb2.ENTITY_KIND_CELL: EntityKind.CELL,
     kpm_pb2.ENTITY_KIND_UE: EntityKind.UE,
@@ -113,6 +116,29 @@ def cell_from_proto(msg: common_pb2.Cell) -> CellInfo:
         neighbours=tuple(cell_id_from_proto(n, f"neighbour of {cell_id}") for n in msg.neighbours),
         active=msg.active,
         tx_power_dbm=msg.tx_power_dbm,
+    )
+
+
+def cell_to_proto(info: CellInfo) -> common_pb2.Cell:
+    """The wire form of a cell, as a node announces it in setup or a configuration update."""
+    return common_pb2.Cell(
+        cgi=cell_id_to_proto(info.id),
+        pci=info.pci,
+        band=info.band,
+        bandwidth_prbs=info.bandwidth_prbs,
+        subcarrier_spacing_khz=info.subcarrier_spacing_khz,
+        neighbours=[cell_id_to_proto(n) for n in info.neighbours],
+        active=info.active,
+        tx_power_dbm=info.tx_power_dbm,
+    )
+
+
+def node_id_to_proto(node_id: NodeId) -> common_pb2.GlobalNodeId:
+    """The wire form of a global node id."""
+    return common_pb2.GlobalNodeId(
+        plmn=common_pb2.PlmnId(mcc=node_id.plmn.mcc, mnc=node_id.plmn.mnc),
+        node_id=node_id.node_id,
+        type=_NODE_TYPES_TO_PROTO[node_id.type],
     )
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -27,28 +25,35 @@ import numpy as np
 import numpy.typing as npt
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, e2_pb2_grpc, kpm_pb2, rc_pb2
+from ric.backoff import Backoff
+from ric.e2.convert import cell_to_proto
+from ric.e2node import (
+    Applied,
+    E2Node,
+    NodeDescription,
+    Refused,
+    RequestKey,
+    SetupFailed,
+    SetupRefused,
+    read_setup_answer,
+    setup_request,
+)
 from ric.ids import CellId, NodeId, NodeType, Plmn, SliceId
-from ric.model import CauseCode, CellInfo
+from ric.model import CauseCode
 from ric.sim.profiles import VENDOR_PROFILES, VendorProfile
 from ric.sim.world import SimControlError, Snapshot, World
 
-__all__ = ["NodeAgent", "cell_to_proto", "nr_cgi"]
+__all__ = ["NodeAgent"]
 
 log = logging.getLogger(__name__)
 
-MAX_ACTIONS: Final = 16
-"""Most actions one subscription may carry (E2AP maxofRICactionID is 16)."""
 DEFAULT_KEEP_ALIVE_MS: Final = 5_000
 MAX_PENDING: Final = 256
 """Messages queued for the RIC beyond which new indication batches are dropped."""
 UE_STYLES: Final = frozenset({2, 3, 4, 5})
-
-
-def nr_cgi(cell: CellId) -> common_pb2.NrCgi:
-    """The NrCgi proto of a cell id."""
-    return common_pb2.NrCgi(
-        plmn=common_pb2.PlmnId(mcc=cell.plmn.mcc, mnc=cell.plmn.mnc), nr_cell_identity=cell.nci
-    )
+RECONNECT_JITTER: Final = 0.2
+"""Each reconnect delay is spread this much either way, so that many nodes that lost the RIC
+together do not return together."""
 
 
 def _cell_id(cgi: common_pb2.NrCgi) -> CellId | None:
@@ -65,31 +70,6 @@ def _slice_id(snssai: common_pb2.Snssai) -> SliceId | None:
         return None
 
 
-def cell_to_proto(info: CellInfo) -> common_pb2.Cell:
-    """The Cell proto a node announces for ``info``."""
-    return common_pb2.Cell(
-        cgi=nr_cgi(info.id),
-        pci=info.pci,
-        band=info.band,
-        bandwidth_prbs=info.bandwidth_prbs,
-        subcarrier_spacing_khz=info.subcarrier_spacing_khz,
-        neighbours=[nr_cgi(n) for n in info.neighbours],
-        active=info.active,
-        tx_power_dbm=info.tx_power_dbm,
-    )
-
-
-def _cause(code: CauseCode, detail: str = "") -> common_pb2.Cause:
-    return common_pb2.Cause(code=common_pb2.CauseCode.ValueType(code), detail=detail)
-
-
-def _cause_name(code: int) -> str:
-    try:
-        return CauseCode(code).name
-    except ValueError:
-        return f"cause {code}"
-
-
 def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
@@ -100,25 +80,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name} {exc.details() or ''}".strip()
     return str(exc) or type(exc).__name__
-
-
-class _Refused(Exception):
-    """A request the node turns down, with the E2 cause it answers."""
-
-    def __init__(self, code: CauseCode, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-
-
-class _SetupRefused(Exception):
-    def __init__(self, wait_s: float, cause: str) -> None:
-        super().__init__(cause)
-        self.wait_s = wait_s
-
-
-class _StreamEnded(Exception):
-    pass
 
 
 @dataclass(slots=True)
@@ -138,7 +99,7 @@ class _Action:
 
 @dataclass(slots=True)
 class _Subscription:
-    request_id: tuple[int, int]
+    request_id: RequestKey
     ran_function_id: int
     period_s: float
     period_ms: int
@@ -147,8 +108,11 @@ class _Subscription:
     next_due_s: float
 
 
-class NodeAgent:
+class NodeAgent(E2Node[_Action, _Subscription]):
     """One simulated E2 node of a :class:`~ric.sim.world.World`, connected to a RIC at ``target``.
+
+    The world is the data source behind the shared E2 procedures (:class:`ric.e2node.E2Node`):
+    it says what each admitted action reports, and controls change it.
 
     ``ready`` is set while the node has a live, set-up association; ``setups`` counts
     successful E2 setups (so reconnects can be observed).
@@ -169,6 +133,8 @@ class NodeAgent:
     ) -> None:
         if node_id not in world.nodes:
             raise KeyError(f"the world has no node {node_id}")
+        self.node_id = NodeId(world.plmn, node_id, NodeType.GNB)
+        super().__init__(str(self.node_id), log)
         self.world = world
         self.target = target
         self.credentials = credentials
@@ -176,7 +142,6 @@ class NodeAgent:
         plaintext."""
         self.layout = world.nodes[node_id]
         self.profile: VendorProfile = VENDOR_PROFILES[self.layout.vendor]
-        self.node_id = NodeId(world.plmn, node_id, NodeType.GNB)
         self.epoch_unix_ms = epoch_unix_ms
         """Unix time in ms of world time 0, for indication timestamps."""
         self.ready = asyncio.Event()
@@ -193,33 +158,28 @@ class NodeAgent:
         self._cell_set = frozenset(self._cells)
         tick_ms = world.scenario.tick_ms
         self._min_period_ms = max(self.profile.min_reporting_period_ms, tick_ms)
-        self._subs: dict[tuple[int, int], _Subscription] = {}
         self._out: asyncio.Queue[e2_pb2.NodeMessage] | None = None
         self._sink: Callable[[e2_pb2.NodeMessage], None] | None = None
-        self._transaction = 0
-        self._keep_alive_seq = 0
-        self._after_control: list[e2_pb2.NodeMessage] = []
 
     def __repr__(self) -> str:
         return f"NodeAgent({self.node_id}, {self.profile.name}, target={self.target!r})"
 
     # ---------------------------------------------------------------- association
 
-    def setup_request(self) -> e2_pb2.E2SetupRequest:
-        """The E2SetupRequest this node sends: identity, RAN functions and cells."""
-        return e2_pb2.E2SetupRequest(
-            transaction_id=self._next_transaction(),
-            node_id=common_pb2.GlobalNodeId(
-                plmn=common_pb2.PlmnId(mcc=self.node_id.plmn.mcc, mnc=self.node_id.plmn.mnc),
-                node_id=self.node_id.node_id,
-                type=common_pb2.NODE_TYPE_GNB,
-            ),
+    def describe(self) -> NodeDescription:
+        """What this node announces in E2 setup: identity, RAN functions and cells."""
+        return NodeDescription(
+            node_id=self.node_id,
             vendor=self.profile.vendor,
             software_version=self.profile.software_version,
             ran_functions=self.profile.ran_functions(min_reporting_period_ms=self._min_period_ms),
-            cells=[cell_to_proto(self.world.cell_info(c)) for c in self._cells],
+            cells=[self.world.cell_info(c) for c in self._cells],
             keep_alive_interval_ms=self._keep_alive_ms,
         )
+
+    def setup_request(self) -> e2_pb2.E2SetupRequest:
+        """The E2SetupRequest this node sends (a new transaction each time)."""
+        return setup_request(self.describe(), self.next_transaction())
 
     def attach(self, send: Callable[[e2_pb2.NodeMessage], None]) -> None:
         """Serve an association set up elsewhere: what the node says goes to ``send`` (for
@@ -227,7 +187,7 @@ class NodeAgent:
         the RIC's messages to :meth:`handle`. Use instead of :meth:`run`, after the caller did
         the E2 setup with :meth:`setup_request`; subscriptions start afresh."""
         self._sink = send
-        self._subs.clear()
+        self.drop_subscriptions()
         self.setups += 1
         self.ready.set()
 
@@ -237,34 +197,35 @@ class NodeAgent:
         self._drop_session()
 
     async def run(self) -> None:
-        """Keep an E2 association with the RIC until cancelled: connect, set up, serve, retry."""
-        backoff = self._reconnect_initial_s
+        """Keep an E2 association with the RIC until cancelled: connect, set up, serve, retry.
+
+        Between attempts it waits a capped exponential back-off with jitter, starting short
+        again after an association that was set up; a refused setup with a time-to-wait waits
+        exactly that long instead."""
+        # An initial delay above the cap raises the cap, rather than refusing the node.
+        cap_s = max(self._reconnect_initial_s, self._reconnect_max_s)
+        retry = Backoff(self._reconnect_initial_s, cap_s, jitter=RECONNECT_JITTER)
         while True:
-            wait = backoff
             setups_before = self.setups
+            told_wait_s = 0.0
             try:
                 await self._connect_once()
                 log.info("%s: the RIC closed the stream; reconnecting", self.node_id)
-            except _SetupRefused as exc:
+            except SetupRefused as exc:
                 log.warning("%s: E2 setup refused: %s", self.node_id, exc)
-                if exc.wait_s > 0:
-                    wait = exc.wait_s
+                told_wait_s = exc.wait_s
             except Exception as exc:  # the association is gone, whatever ended it; retry
                 self._log_loss(exc)
             finally:
                 self._drop_session()
             if self.setups > setups_before:
-                backoff = self._reconnect_initial_s
-                wait = min(wait, backoff)
-            if wait == backoff:
-                # Jitter, so that many nodes that lost the RIC together do not return together.
-                wait *= random.uniform(0.8, 1.2)
-            await asyncio.sleep(wait)
-            backoff = min(backoff * 2.0, self._reconnect_max_s)
+                retry.reset()
+            delay = retry.next()
+            await asyncio.sleep(told_wait_s or delay)
 
     def _log_loss(self, exc: Exception) -> None:
         leaves = _leaves(exc)
-        expected = (grpc.aio.AioRpcError, _StreamEnded, TimeoutError)
+        expected = (grpc.aio.AioRpcError, SetupFailed, TimeoutError)
         reason = "; ".join(_describe(e) for e in leaves)
         if all(isinstance(e, expected) for e in leaves):
             log.info("%s: association with %s lost: %s", self.node_id, self.target, reason)
@@ -279,7 +240,7 @@ class NodeAgent:
 
     def _drop_session(self) -> None:
         self.ready.clear()
-        self._subs.clear()
+        self.drop_subscriptions()
         self._out = None
 
     async def _connect_once(self) -> None:
@@ -302,34 +263,23 @@ class NodeAgent:
         await call.write(e2_pb2.NodeMessage(setup_request=self.setup_request()))
         async with asyncio.timeout(self._setup_timeout_s):
             first = await call.read()
-        if not isinstance(first, e2_pb2.RicMessage):
-            raise _StreamEnded("the RIC closed the stream before answering E2 setup")
-        kind = first.WhichOneof("message")
-        if kind == "setup_failure":
-            failure = first.setup_failure
-            raise _SetupRefused(
-                failure.time_to_wait_ms / 1000.0,
-                f"{_cause_name(failure.cause.code)} {failure.cause.detail}".strip(),
-            )
-        if kind != "setup_response":
-            raise _StreamEnded(f"expected E2 setup response, got {kind}")
-        response = first.setup_response
-        if response.rejected_ran_functions:
+        accepted = read_setup_answer(first)
+        if accepted.rejected_ran_functions:
             log.warning(
                 "%s: the RIC rejected RAN functions %s",
                 self.node_id,
-                [r.ran_function_id for r in response.rejected_ran_functions],
+                list(accepted.rejected_ran_functions),
             )
         keep_alive_ms = (
-            response.keep_alive_interval_ms or self._keep_alive_ms or DEFAULT_KEEP_ALIVE_MS
+            accepted.keep_alive_interval_ms or self._keep_alive_ms or DEFAULT_KEEP_ALIVE_MS
         )
         out: asyncio.Queue[e2_pb2.NodeMessage] = asyncio.Queue()
         self._out = out
-        self._subs.clear()
+        self.drop_subscriptions()
         self.setups += 1
         self.ready.set()
         log.info(
-            "%s (%s) set up with RIC %s", self.node_id, self.profile.name, response.ric_id or "?"
+            "%s (%s) set up with RIC %s", self.node_id, self.profile.name, accepted.ric_id or "?"
         )
         async with asyncio.TaskGroup() as tg:
             writer = tg.create_task(self._write_loop(call, out))
@@ -352,14 +302,7 @@ class NodeAgent:
     async def _keep_alive_loop(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            self._keep_alive_seq += 1
-            self._send(
-                e2_pb2.NodeMessage(
-                    keep_alive=e2_pb2.KeepAlive(
-                        sequence=self._keep_alive_seq, sent_at_unix_ms=int(time.time() * 1000)
-                    )
-                )
-            )
+            self._send(self.keep_alive())
 
     async def _read_loop(
         self, call: grpc.aio.StreamStreamCall[e2_pb2.NodeMessage, e2_pb2.RicMessage]
@@ -379,179 +322,63 @@ class NodeAgent:
         elif self._out is not None:
             self._out.put_nowait(msg)
 
-    def _next_transaction(self) -> int:
-        self._transaction = (self._transaction + 1) % 256
-        return self._transaction
-
-    # ---------------------------------------------------------------- RIC messages
-
     def handle(self, msg: e2_pb2.RicMessage) -> None:
         """Handle one message from the RIC (after setup); answers go to the send queue."""
-        kind = msg.WhichOneof("message")
-        if kind == "subscription_request":
-            self._on_subscription(msg.subscription_request)
-        elif kind == "subscription_delete_request":
-            self._on_subscription_delete(msg.subscription_delete_request)
-        elif kind == "control_request":
-            self._on_control(msg.control_request)
-        elif kind == "reset_request":
-            dropped = len(self._subs)
-            self._subs.clear()
-            log.info("%s: reset by the RIC, %d subscriptions dropped", self.node_id, dropped)
-            self._send(
-                e2_pb2.NodeMessage(
-                    reset_response=e2_pb2.ResetResponse(
-                        transaction_id=msg.reset_request.transaction_id
-                    )
-                )
-            )
-        elif kind == "error_indication":
-            err = msg.error_indication
-            log.warning(
-                "%s: error indication from the RIC: %s %s (request %d/%d)",
-                self.node_id,
-                _cause_name(err.cause.code),
-                err.cause.detail,
-                err.request_id.requestor,
-                err.request_id.instance,
-            )
-        elif kind in (
-            "keep_alive",
-            "configuration_update_acknowledge",
-            "service_update_acknowledge",
-            "reset_response",
-        ):
-            log.debug("%s: %s from the RIC", self.node_id, kind)
-        else:
-            log.warning("%s: unexpected %s from the RIC", self.node_id, kind)
-            self._send(
-                e2_pb2.NodeMessage(
-                    error_indication=e2_pb2.ErrorIndication(
-                        cause=_cause(
-                            CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE,
-                            f"{kind} is not expected after E2 setup",
-                        )
-                    )
-                )
-            )
+        for answer in self.answer(msg):
+            self._send(answer)
 
-    # ---------------------------------------------------------------- subscriptions
+    # ---------------------------------------------------------------- subscriptions (source)
 
-    def _on_subscription(self, req: e2_pb2.SubscriptionRequest) -> None:
-        key = (req.request_id.requestor, req.request_id.instance)
-        try:
-            sub = self._admit(req, key)
-        except _Refused as exc:
-            log.info("%s: subscription %s refused: %s", self.node_id, key, exc.detail)
-            self._send(
-                e2_pb2.NodeMessage(
-                    subscription_failure=e2_pb2.SubscriptionFailure(
-                        request_id=req.request_id,
-                        ran_function_id=req.ran_function_id,
-                        cause=_cause(exc.code, exc.detail),
-                    )
-                )
-            )
-            return
-        self._subs[key] = sub
+    @property
+    def kpm_function_id(self) -> int:
+        """This node's KPM RAN function id (its vendor profile's)."""
+        return self.profile.kpm_function_id
 
-    def _admit(self, req: e2_pb2.SubscriptionRequest, key: tuple[int, int]) -> _Subscription:
-        if req.ran_function_id != self.profile.kpm_function_id:
-            raise _Refused(
-                CauseCode.RIC_REQUEST_RAN_FUNCTION_ID_INVALID,
-                f"RAN function {req.ran_function_id} is not this node's KPM function "
-                f"({self.profile.kpm_function_id})",
-            )
-        if key in self._subs:
-            raise _Refused(
-                CauseCode.RIC_REQUEST_DUPLICATE_ACTION, f"request id {key[0]}/{key[1]} is in use"
-            )
-        if req.WhichOneof("event_trigger") != "kpm_trigger":
-            raise _Refused(CauseCode.PROTOCOL_SEMANTIC_ERROR, "no KPM event trigger")
-        period_ms = req.kpm_trigger.reporting_period_ms
-        if period_ms < self._min_period_ms:
-            raise _Refused(
-                CauseCode.RIC_REQUEST_FUNCTION_RESOURCE_LIMIT,
-                f"reporting period {period_ms} ms is below this node's minimum {self._min_period_ms} ms",
-            )
-        if not req.actions:
-            raise _Refused(CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED, "no actions")
-        if len(req.actions) > MAX_ACTIONS:
-            raise _Refused(
-                CauseCode.RIC_REQUEST_EXCESSIVE_ACTIONS,
-                f"{len(req.actions)} actions, at most {MAX_ACTIONS}",
-            )
-        ids = [a.action_id for a in req.actions]
-        if len(set(ids)) != len(ids):
-            raise _Refused(CauseCode.RIC_REQUEST_DUPLICATE_ACTION, f"action ids repeat: {ids}")
-        response = e2_pb2.SubscriptionResponse(
-            request_id=req.request_id, ran_function_id=req.ran_function_id
-        )
-        actions: list[_Action] = []
-        refusals: list[_Refused] = []
-        for action in req.actions:
-            try:
-                admitted, skipped = self._admit_action(action)
-            except _Refused as exc:
-                refusals.append(exc)
-                response.not_admitted_actions.add(
-                    action_id=action.action_id, cause=_cause(exc.code, exc.detail)
-                )
-                continue
-            actions.append(admitted)
-            response.admitted_action_ids.append(action.action_id)
-            for name in skipped:
-                response.not_admitted_measurements.add(
-                    action_id=action.action_id,
-                    metric_name=name,
-                    cause=_cause(
-                        CauseCode.RIC_REQUEST_MEASUREMENT_NOT_SUPPORTED,
-                        f"style {admitted.style} of {self.profile.name} does not report {name}",
-                    ),
-                )
-        if not actions:
-            first = refusals[0]
-            detail = "; ".join(
-                f"action {a.action_id}: {r.detail}"
-                for a, r in zip(req.actions, refusals, strict=True)
-            )
-            raise _Refused(first.code, f"no action admitted ({detail})")
-        self._send(e2_pb2.NodeMessage(subscription_response=response))
-        now = self.world.time_s
+    @property
+    def min_period_ms(self) -> int:
+        """The profile's minimum reporting period, and never below one world tick."""
+        return self._min_period_ms
+
+    def is_rc_function(self, ran_function_id: int) -> bool:
+        """Whether ``ran_function_id`` is this node's RC function."""
+        return ran_function_id == self.profile.rc_function_id
+
+    def subscribe(
+        self, key: RequestKey, ran_function_id: int, period_ms: int, actions: list[_Action]
+    ) -> _Subscription:
+        """Report the subscription from now on, one period after now."""
         return _Subscription(
             request_id=key,
-            ran_function_id=req.ran_function_id,
+            ran_function_id=ran_function_id,
             period_s=period_ms / 1000.0,
             period_ms=period_ms,
             actions=actions,
             since=self.world.snapshot(),
-            next_due_s=now + period_ms / 1000.0,
+            next_due_s=self.world.time_s + period_ms / 1000.0,
         )
 
-    def _admit_action(self, action: e2_pb2.Action) -> tuple[_Action, list[str]]:
-        if action.type != e2_pb2.ACTION_TYPE_REPORT:
-            raise _Refused(
-                CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED, "only REPORT actions are supported"
-            )
-        if action.WhichOneof("definition") != "kpm":
-            raise _Refused(CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED, "no KPM action definition")
-        defn = action.kpm
+    def skipped(self, defn: kpm_pb2.KpmActionDefinition, action: _Action) -> dict[str, str]:
+        """The measurements the action's style does not report on this vendor's node."""
+        return {
+            m: f"style {action.style} of {self.profile.name} does not report {m}"
+            for m in dict.fromkeys(defn.metric_names)
+            if m not in action.metrics
+        }
+
+    def admit_action(self, defn: kpm_pb2.KpmActionDefinition, action_id: int) -> _Action:
+        """The action on the world: its style's measurements on this profile, and its scope as
+        world indices."""
         supported = self.profile.metrics(defn.report_style)
         if not supported:
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED,
                 f"report style {defn.report_style} is not supported by {self.profile.name} "
                 f"(styles {sorted(self.profile.kpm_styles)})",
             )
-        if defn.per_slice and defn.report_style != 1:
-            raise _Refused(
-                CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED, "per_slice is for report style 1 only"
-            )
         wanted = list(dict.fromkeys(defn.metric_names))
         admitted = tuple(m for m in wanted if m in supported)
-        skipped = [m for m in wanted if m not in supported]
         if not admitted:
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_MEASUREMENT_NOT_SUPPORTED,
                 f"none of the measurements {wanted} is reported by style {defn.report_style}"
                 if wanted
@@ -568,54 +395,25 @@ class NodeAgent:
             if scope.slices
             else tuple(range(self.world.n_slices))
         )
-        return (
-            _Action(
-                action_id=action.action_id,
-                style=defn.report_style,
-                metrics=admitted,
-                cells=cells,
-                ue_ids=frozenset(scope.ue_ids),
-                slices=slices,
-                slice_filter=bool(scope.slices),
-                per_slice=defn.per_slice,
-            ),
-            skipped,
-        )
-
-    def _on_subscription_delete(self, req: e2_pb2.SubscriptionDeleteRequest) -> None:
-        key = (req.request_id.requestor, req.request_id.instance)
-        sub = self._subs.get(key)
-        if sub is None or sub.ran_function_id != req.ran_function_id:
-            self._send(
-                e2_pb2.NodeMessage(
-                    subscription_delete_failure=e2_pb2.SubscriptionDeleteFailure(
-                        request_id=req.request_id,
-                        ran_function_id=req.ran_function_id,
-                        cause=_cause(
-                            CauseCode.RIC_REQUEST_ID_UNKNOWN,
-                            f"no subscription {key[0]}/{key[1]} on RAN function {req.ran_function_id}",
-                        ),
-                    )
-                )
-            )
-            return
-        del self._subs[key]
-        self._send(
-            e2_pb2.NodeMessage(
-                subscription_delete_response=e2_pb2.SubscriptionDeleteResponse(
-                    request_id=req.request_id, ran_function_id=req.ran_function_id
-                )
-            )
+        return _Action(
+            action_id=action_id,
+            style=defn.report_style,
+            metrics=admitted,
+            cells=cells,
+            ue_ids=frozenset(scope.ue_ids),
+            slices=slices,
+            slice_filter=bool(scope.slices),
+            per_slice=defn.per_slice,
         )
 
     # ---------------------------------------------------------------- reporting
 
     def on_tick(self) -> None:
         """Send, in one IndicationBatch, every report due at the world's current time."""
-        if (self._out is None and self._sink is None) or not self._subs:
+        if (self._out is None and self._sink is None) or not self.subscriptions:
             return
         now = self.world.time_s
-        due = [sub for sub in self._subs.values() if now + 1e-9 >= sub.next_due_s]
+        due = [sub for sub in self.subscriptions.values() if now + 1e-9 >= sub.next_due_s]
         if not due:
             return
         snap = self.world.snapshot()
@@ -691,56 +489,13 @@ class NodeAgent:
 
     # ---------------------------------------------------------------- control
 
-    def _on_control(self, req: e2_pb2.ControlRequest) -> None:
-        self._after_control.clear()
-        try:
-            outcome = self._control(req)
-        except _Refused as exc:
-            self._after_control.clear()
-            log.info(
-                "%s: control %d/%d failed: %s",
-                self.node_id,
-                req.request_id.requestor,
-                req.request_id.instance,
-                exc.detail,
-            )
-            self._send(
-                e2_pb2.NodeMessage(
-                    control_failure=e2_pb2.ControlFailure(
-                        request_id=req.request_id,
-                        ran_function_id=req.ran_function_id,
-                        cause=_cause(exc.code, exc.detail),
-                    )
-                )
-            )
-            return
-        log.info("%s: control applied: %s", self.node_id, outcome)
-        if req.ack_requested:
-            self._send(
-                e2_pb2.NodeMessage(
-                    control_acknowledge=e2_pb2.ControlAcknowledge(
-                        request_id=req.request_id,
-                        ran_function_id=req.ran_function_id,
-                        outcome=outcome,
-                    )
-                )
-            )
-        # What the control changed is announced after it is acknowledged.
-        for msg in self._after_control:
-            self._send(msg)
-        self._after_control.clear()
-
-    def _control(self, req: e2_pb2.ControlRequest) -> str:
-        if req.ran_function_id != self.profile.rc_function_id:
-            raise _Refused(
-                CauseCode.RIC_REQUEST_RAN_FUNCTION_ID_INVALID,
-                f"RAN function {req.ran_function_id} is not this node's RC function "
-                f"({self.profile.rc_function_id})",
-            )
+    def apply_control(self, req: e2_pb2.ControlRequest) -> Applied:
+        """Apply an RC control to the world; a cell state change is announced afterwards in a
+        configuration update."""
         header = req.header
         spec = self.profile.rc_action(header.style, header.action_id)
         if spec is None:
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED,
                 f"RC style {header.style} action {header.action_id} is not supported by {self.profile.name}",
             )
@@ -750,20 +505,24 @@ class NodeAgent:
         params = dict(message.generic.parameters) if kind == "generic" else {}
         try:
             if key == (3, 1):
-                return self._handover(
-                    header, message.handover if kind == "handover" else None, params
+                return Applied(
+                    self._handover(header, message.handover if kind == "handover" else None, params)
                 )
             if key == (2, 6):
-                return self._slice_quota(
-                    header, message.slice_prb_quota if kind == "slice_prb_quota" else None, params
+                return Applied(
+                    self._slice_quota(
+                        header,
+                        message.slice_prb_quota if kind == "slice_prb_quota" else None,
+                        params,
+                    )
                 )
             if key == (100, 1):
                 return self._cell_state(
                     header, message.cell_state if kind == "cell_state" else None, params
                 )
         except SimControlError as exc:
-            raise _Refused(CauseCode.RIC_REQUEST_CONTROL_FAILED_TO_EXECUTE, str(exc)) from exc
-        raise _Refused(
+            raise Refused(CauseCode.RIC_REQUEST_CONTROL_FAILED_TO_EXECUTE, str(exc)) from exc
+        raise Refused(
             CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED,
             f"RC style {key[0]} action {key[1]} has no handler",
         )
@@ -772,7 +531,7 @@ class NodeAgent:
         cell = _cell_id(cgi)
         idx = None if cell is None else self.world.cell_index(cell)
         if idx is None or idx not in self._cell_set:
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_TARGET_UNKNOWN,
                 f"{what} {cell or cgi} is not a cell of this node",
             )
@@ -785,13 +544,13 @@ class NodeAgent:
         params: dict[str, rc_pb2.Value],
     ) -> str:
         if header.WhichOneof("target") != "ue":
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID, "handover needs a UE target"
             )
         ue_id = header.ue.ue_id
         idx = self.world.ue_index(ue_id)
         if idx is None or int(self.world.serving[idx]) not in self._cell_set:
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_TARGET_UNKNOWN, f"UE {ue_id} is not served by this node"
             )
         target: CellId | None
@@ -803,11 +562,11 @@ class NodeAgent:
             except ValueError:
                 target = None
         else:
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID, "handover needs a target cell"
             )
         if target is None:
-            raise _Refused(CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID, "malformed target cell")
+            raise Refused(CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID, "malformed target cell")
         source = self.world.handover(ue_id, target)
         return f"UE {ue_id} handed over from {self.world.cell_text[source]} to {target}"
 
@@ -818,14 +577,14 @@ class NodeAgent:
         params: dict[str, rc_pb2.Value],
     ) -> str:
         if header.WhichOneof("target") != "slice":
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID,
                 "slice PRB quota needs a slice target",
             )
         cell = self._own_cell(header.slice.cell, "cell")
         slice_id = _slice_id(header.slice.slice)
         if slice_id is None or self.world.slice_index(slice_id) is None:
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_TARGET_UNKNOWN,
                 f"unknown slice {slice_id or header.slice.slice}",
             )
@@ -848,9 +607,9 @@ class NodeAgent:
         header: rc_pb2.RcControlHeader,
         msg: rc_pb2.CellState | None,
         params: dict[str, rc_pb2.Value],
-    ) -> str:
+    ) -> Applied:
         if header.WhichOneof("target") != "cell":
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID, "cell state needs a cell target"
             )
         cell = self._own_cell(header.cell, "cell")
@@ -863,7 +622,7 @@ class NodeAgent:
             active = _bool_param(params, "active") if "active" in params else None
             power = _float_param(params, "tx_power_dbm") if "tx_power_dbm" in params else None
         if active is None and power is None:
-            raise _Refused(
+            raise Refused(
                 CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID,
                 "cell state needs active and/or tx_power_dbm",
             )
@@ -872,23 +631,26 @@ class NodeAgent:
             self.world.cell_ids[cell], active=active, tx_power_dbm=power
         )
         after = self.world.cell_info(cell)
+        then = []
         if after != before:
-            self._after_control.append(
+            then.append(
                 e2_pb2.NodeMessage(
                     configuration_update=e2_pb2.NodeConfigurationUpdate(
-                        transaction_id=self._next_transaction(),
+                        transaction_id=self.next_transaction(),
                         cells_modified=[cell_to_proto(after)],
                     )
                 )
             )
         state = "on" if after.active else "off"
-        return f"cell {after.id} {state}, {after.tx_power_dbm:.1f} dBm, {len(moved)} UEs moved"
+        return Applied(
+            f"cell {after.id} {state}, {after.tx_power_dbm:.1f} dBm, {len(moved)} UEs moved", then
+        )
 
 
 def _int_param(params: dict[str, rc_pb2.Value], name: str) -> int:
     value = params.get(name)
     if value is None or value.WhichOneof("kind") != "int_value":
-        raise _Refused(
+        raise Refused(
             CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID, f"parameter {name} (int) is missing"
         )
     return value.int_value
@@ -897,7 +659,7 @@ def _int_param(params: dict[str, rc_pb2.Value], name: str) -> int:
 def _bool_param(params: dict[str, rc_pb2.Value], name: str) -> bool:
     value = params[name]
     if value.WhichOneof("kind") != "bool_value":
-        raise _Refused(
+        raise Refused(
             CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID, f"parameter {name} must be a bool"
         )
     return value.bool_value
@@ -910,6 +672,6 @@ def _float_param(params: dict[str, rc_pb2.Value], name: str) -> float:
         return value.double_value
     if kind == "int_value":
         return float(value.int_value)
-    raise _Refused(
+    raise Refused(
         CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID, f"parameter {name} must be a number"
     )

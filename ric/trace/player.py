@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import bisect
 import collections
+import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -39,6 +40,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric.e2.convert import cause_from_proto
+from ric.e2node import Applied, ControlAnswer, E2Node, Refused, RequestKey
 from ric.model import CauseCode
 from ric.trace.format import Direction, Frame, TraceReader
 from ric.trace.index import (
@@ -59,6 +62,8 @@ __all__ = [
     "TracePlayer",
 ]
 
+log = logging.getLogger(__name__)
+
 ControlPolicy = Literal["ack", "recorded"]
 """How a played node answers controls: acknowledge all, or as recorded."""
 
@@ -77,10 +82,6 @@ def _cgi_text(cgi: common_pb2.NrCgi) -> str:
 
 def _slice_text(s: common_pb2.Snssai) -> str:
     return f"{s.sst}-{s.sd or 'ffffff'}"
-
-
-def _cause(code: CauseCode, detail: str) -> common_pb2.Cause:
-    return common_pb2.Cause(code=common_pb2.CauseCode.ValueType(code), detail=detail)
 
 
 class _Sample:
@@ -155,7 +156,7 @@ class _Action:
 
 @dataclass(slots=True)
 class _Subscription:
-    request_id: tuple[int, int]
+    request_id: RequestKey
     ran_function_id: int
     period_us: int
     actions: list[_Action]
@@ -263,10 +264,15 @@ def _value(v: rc_pb2.Value) -> Any:
     return getattr(v, which) if which else None
 
 
-class PlayedNode:
-    """One node of a trace, played back: it answers the RIC and reports what was recorded."""
+class PlayedNode(E2Node[_Action, _Subscription]):
+    """One node of a trace, played back: it answers the RIC and reports what was recorded.
+
+    The trace is the data source behind the shared E2 procedures (:class:`ric.e2node.E2Node`):
+    it says what each admitted action reports, and how a control is answered.
+    """
 
     def __init__(self, index: NodeIndex, player: TracePlayer) -> None:
+        super().__init__(index.node, log)
         self.node = index.node
         self.index = index
         self.player = player
@@ -275,7 +281,7 @@ class PlayedNode:
         self.setups = 0
         """Times this node was set up in this play."""
         self._samples: dict[int, list[_Sample]] = {}
-        self._subs: dict[tuple[int, int], _Subscription] = {}
+        self._now_us = 0
         self._anchor_us: int | None = None
         self._kpm: tuple[int, frozenset[int]] | None = None
         self._rc: set[int] = set()
@@ -308,12 +314,12 @@ class PlayedNode:
         """The RIC accepted the setup."""
         self.connected = True
         self.setups += 1
-        self._subs.clear()
+        self.drop_subscriptions()
 
     def down(self) -> None:
         """The association ended; subscriptions die with it."""
         self.connected = False
-        self._subs.clear()
+        self.drop_subscriptions()
 
     # -- recorded data ---------------------------------------------------------------------------
 
@@ -346,7 +352,11 @@ class PlayedNode:
         """Forget recorded reports no live subscription can still use."""
         for kind, samples in self._samples.items():
             horizon = min(
-                (s.since_us for s in self._subs.values() if any(a.kind == kind for a in s.actions)),
+                (
+                    s.since_us
+                    for s in self.subscriptions.values()
+                    if any(a.kind == kind for a in s.actions)
+                ),
                 default=now_us,
             )
             cut = bisect.bisect_right(samples, horizon, key=lambda s: s.end_us)
@@ -356,254 +366,139 @@ class PlayedNode:
     # -- the RIC's requests --------------------------------------------------------------------
 
     def handle(self, msg: e2_pb2.RicMessage, now_us: int) -> list[e2_pb2.NodeMessage]:
-        """Answer one message from the RIC; returns what the node sends back."""
-        kind = msg.WhichOneof("message")
-        if kind == "subscription_request":
-            return [self._on_subscription(msg.subscription_request, now_us)]
-        if kind == "subscription_delete_request":
-            return [self._on_delete(msg.subscription_delete_request)]
-        if kind == "control_request":
-            return self._on_control(msg.control_request, now_us)
-        if kind == "reset_request":
-            self._subs.clear()
-            return [
-                e2_pb2.NodeMessage(
-                    reset_response=e2_pb2.ResetResponse(
-                        transaction_id=msg.reset_request.transaction_id
-                    )
-                )
-            ]
-        return []  # keep-alives, acknowledgements, error indications: nothing to answer
+        """Answer one message from the RIC at trace time ``now_us``; returns what the node
+        sends back."""
+        self._now_us = now_us
+        return self.answer(msg)
 
-    def _on_subscription(self, req: e2_pb2.SubscriptionRequest, now_us: int) -> e2_pb2.NodeMessage:
-        key = (req.request_id.requestor, req.request_id.instance)
-        period_ms = req.kpm_trigger.reporting_period_ms
-        first = req.actions[0].kpm if req.actions else kpm_pb2.KpmActionDefinition()
-        rows = _rows(first.report_style, first.per_slice)
-        refused = self._check_subscription(req, key, period_ms)
-        if refused is not None:
-            self.player.subscriptions.append(
-                SeenSubscription(now_us, self.node, key, period_ms, rows, (), (), refused.detail)
-            )
-            return e2_pb2.NodeMessage(
-                subscription_failure=e2_pb2.SubscriptionFailure(
-                    request_id=req.request_id, ran_function_id=req.ran_function_id, cause=refused
-                )
-            )
-        response = e2_pb2.SubscriptionResponse(
-            request_id=req.request_id, ran_function_id=req.ran_function_id
-        )
-        actions: list[_Action] = []
-        admitted_names: list[str] = []
-        skipped_names: list[str] = []
-        causes: list[str] = []
-        for action in req.actions:
-            result = self._admit(action)
-            if isinstance(result, common_pb2.Cause):
-                response.not_admitted_actions.add(action_id=action.action_id, cause=result)
-                causes.append(result.detail)
-                continue
-            admitted, skipped = result
-            actions.append(admitted)
-            admitted_names += admitted.metrics
-            response.admitted_action_ids.append(action.action_id)
-            for name in skipped:
-                skipped_names.append(name)
-                response.not_admitted_measurements.add(
-                    action_id=action.action_id,
-                    metric_name=name,
-                    cause=_cause(
-                        CauseCode.RIC_REQUEST_MEASUREMENT_NOT_SUPPORTED,
-                        f"the trace has no {name} for {KIND_NAMES[admitted.kind]} rows of "
-                        f"{self.node}",
-                    ),
-                )
-        if not actions:
-            detail = "; ".join(causes) or "no actions"
-            self.player.subscriptions.append(
-                SeenSubscription(now_us, self.node, key, period_ms, rows, (), (), detail)
-            )
-            return e2_pb2.NodeMessage(
-                subscription_failure=e2_pb2.SubscriptionFailure(
-                    request_id=req.request_id,
-                    ran_function_id=req.ran_function_id,
-                    cause=_cause(CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED, detail),
-                )
-            )
-        period_us = period_ms * 1000
-        self._subs[key] = _Subscription(
-            key, req.ran_function_id, period_us, actions, now_us, now_us + period_us
-        )
-        self.player.subscriptions.append(
-            SeenSubscription(
-                now_us,
-                self.node,
-                key,
-                period_ms,
-                rows,
-                tuple(dict.fromkeys(admitted_names)),
-                tuple(dict.fromkeys(skipped_names)),
-            )
-        )
-        return e2_pb2.NodeMessage(subscription_response=response)
+    @property
+    def kpm_function_id(self) -> int | None:
+        """The first KPM function the node's setup announced."""
+        return None if self._kpm is None else self._kpm[0]
 
-    def _check_subscription(
-        self, req: e2_pb2.SubscriptionRequest, key: tuple[int, int], period_ms: int
-    ) -> common_pb2.Cause | None:
-        if self._kpm is None or req.ran_function_id != self._kpm[0]:
-            return _cause(
-                CauseCode.RIC_REQUEST_RAN_FUNCTION_ID_INVALID,
-                f"RAN function {req.ran_function_id} is not {self.node}'s KPM function",
-            )
-        if key in self._subs:
-            return _cause(
-                CauseCode.RIC_REQUEST_DUPLICATE_ACTION, f"request id {key[0]}/{key[1]} is in use"
-            )
-        if req.WhichOneof("event_trigger") != "kpm_trigger" or period_ms <= 0:
-            return _cause(CauseCode.PROTOCOL_SEMANTIC_ERROR, "no KPM reporting period")
-        if not req.actions:
-            return _cause(CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED, "no actions")
-        return None
+    def is_rc_function(self, ran_function_id: int) -> bool:
+        """Whether the node's setup announced ``ran_function_id`` as an RC function."""
+        return ran_function_id in self._rc
 
-    def _admit(self, action: e2_pb2.Action) -> tuple[_Action, list[str]] | common_pb2.Cause:
-        if action.type != e2_pb2.ACTION_TYPE_REPORT or action.WhichOneof("definition") != "kpm":
-            return _cause(
-                CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED, "only KPM REPORT actions are played"
-            )
-        defn = action.kpm
-        assert self._kpm is not None
+    def admit_action(self, defn: kpm_pb2.KpmActionDefinition, action_id: int) -> _Action:
+        """The action on the trace: an announced style, and the names the trace has for the
+        kind of row it asks for."""
+        assert self._kpm is not None  # the core admits nothing without a KPM function
         if defn.report_style not in self._kpm[1]:
-            return _cause(
+            raise Refused(
                 CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED,
                 f"report style {defn.report_style} is not announced by {self.node}",
             )
-        if defn.report_style in _UE_STYLES:
-            kind = kpm_pb2.ENTITY_KIND_UE
-        elif defn.per_slice:
-            kind = kpm_pb2.ENTITY_KIND_SLICE
-        else:
-            kind = kpm_pb2.ENTITY_KIND_CELL
+        kind = _kind(defn.report_style, defn.per_slice)
         recorded = self.index.metrics.get(kind, {})
         wanted = list(dict.fromkeys(defn.metric_names))
         metrics = tuple(m for m in wanted if m in recorded)
-        skipped = [m for m in wanted if m not in recorded]
         if not metrics:
-            return _cause(
+            raise Refused(
                 CauseCode.RIC_REQUEST_MEASUREMENT_NOT_SUPPORTED,
                 f"the trace has none of {', '.join(wanted) or 'no names'} for "
                 f"{KIND_NAMES[kind]} rows of {self.node}",
             )
         scope = defn.scope
-        return (
-            _Action(
-                action_id=action.action_id,
-                kind=kind,
-                metrics=metrics,
-                cells=frozenset(map(_cgi_text, scope.cells)) if scope.cells else None,
-                ues=frozenset(map(str, scope.ue_ids)) if scope.ue_ids else None,
-                slices=frozenset(map(_slice_text, scope.slices)) if scope.slices else None,
-            ),
-            skipped,
+        return _Action(
+            action_id=action_id,
+            kind=kind,
+            metrics=metrics,
+            cells=frozenset(map(_cgi_text, scope.cells)) if scope.cells else None,
+            ues=frozenset(map(str, scope.ue_ids)) if scope.ue_ids else None,
+            slices=frozenset(map(_slice_text, scope.slices)) if scope.slices else None,
         )
 
-    def _on_delete(self, req: e2_pb2.SubscriptionDeleteRequest) -> e2_pb2.NodeMessage:
+    def skipped(self, defn: kpm_pb2.KpmActionDefinition, action: _Action) -> dict[str, str]:
+        """The names the trace never has for the action's kind of row."""
+        rows = KIND_NAMES[action.kind]
+        return {
+            m: f"the trace has no {m} for {rows} rows of {self.node}"
+            for m in dict.fromkeys(defn.metric_names)
+            if m not in action.metrics
+        }
+
+    def subscribe(
+        self, key: RequestKey, ran_function_id: int, period_ms: int, actions: list[_Action]
+    ) -> _Subscription:
+        """Serve the subscription from now on: the first window closes one period from now."""
+        period_us = period_ms * 1000
+        now_us = self._now_us
+        return _Subscription(key, ran_function_id, period_us, actions, now_us, now_us + period_us)
+
+    def on_subscription(
+        self,
+        req: e2_pb2.SubscriptionRequest,
+        actions: Sequence[_Action],
+        skipped: Sequence[str],
+        refused: Refused | None,
+    ) -> None:
+        """Kept in ``player.subscriptions``."""
         key = (req.request_id.requestor, req.request_id.instance)
-        if self._subs.pop(key, None) is None:
-            return e2_pb2.NodeMessage(
-                subscription_delete_failure=e2_pb2.SubscriptionDeleteFailure(
-                    request_id=req.request_id,
-                    ran_function_id=req.ran_function_id,
-                    cause=_cause(
-                        CauseCode.RIC_REQUEST_ID_UNKNOWN, f"no subscription {key[0]}/{key[1]}"
-                    ),
-                )
-            )
-        return e2_pb2.NodeMessage(
-            subscription_delete_response=e2_pb2.SubscriptionDeleteResponse(
-                request_id=req.request_id, ran_function_id=req.ran_function_id
+        first = req.actions[0].kpm if req.actions else kpm_pb2.KpmActionDefinition()
+        self.player.subscriptions.append(
+            SeenSubscription(
+                self._now_us,
+                self.node,
+                key,
+                req.kpm_trigger.reporting_period_ms,
+                _rows(first.report_style, first.per_slice),
+                tuple(dict.fromkeys(m for a in actions for m in a.metrics)),
+                tuple(dict.fromkeys(skipped)),
+                "" if refused is None else refused.detail,
             )
         )
 
-    def _on_control(self, req: e2_pb2.ControlRequest, now_us: int) -> list[e2_pb2.NodeMessage]:
+    def apply_control(self, req: e2_pb2.ControlRequest) -> Applied | None:
+        """Answer by the player's policy (see the module docstring)."""
+        if self.player.policy == "ack":
+            return Applied("acknowledged by the trace player (controls: ack)")
+        return self._as_recorded(req)
+
+    def on_control(
+        self, req: e2_pb2.ControlRequest, answer: ControlAnswer, refused: Refused | None
+    ) -> None:
+        """Kept in ``player.controls``."""
         kind, target, params = describe_control(req)
         key = (req.request_id.requestor, req.request_id.instance)
-        answer: e2_pb2.NodeMessage | None
-        if req.ran_function_id not in self._rc:
-            answer = self._failure(
-                req,
-                _cause(
-                    CauseCode.RIC_REQUEST_RAN_FUNCTION_ID_INVALID,
-                    f"RAN function {req.ran_function_id} is not an RC function of {self.node}",
-                ),
-            )
-        elif self.player.policy == "ack":
-            answer = e2_pb2.NodeMessage(
-                control_acknowledge=e2_pb2.ControlAcknowledge(
-                    request_id=req.request_id,
-                    ran_function_id=req.ran_function_id,
-                    outcome="acknowledged by the trace player (controls: ack)",
-                )
-            )
-        else:
-            answer = self._as_recorded(req)
-        outcome, cause = "unanswered", ""
-        if answer is not None:
-            which = answer.WhichOneof("message")
-            if which == "control_failure":
-                outcome = "failed"
-                c = answer.control_failure.cause
-                cause = f"{_code_name(c.code)}: {c.detail}" if c.detail else _code_name(c.code)
-            else:
-                outcome = "acknowledged"
-                if not req.ack_requested:
-                    answer = None
+        cause = ""
+        if refused is not None:
+            name = refused.code.name.lower()
+            cause = f"{name}: {refused.detail}" if refused.detail else name
         self.player.controls.append(
-            SeenControl(now_us, self.node, key, kind, target, params, outcome, cause)
-        )
-        return [] if answer is None else [answer]
-
-    def _failure(self, req: e2_pb2.ControlRequest, cause: common_pb2.Cause) -> e2_pb2.NodeMessage:
-        return e2_pb2.NodeMessage(
-            control_failure=e2_pb2.ControlFailure(
-                request_id=req.request_id, ran_function_id=req.ran_function_id, cause=cause
-            )
+            SeenControl(self._now_us, self.node, key, kind, target, params, answer, cause)
         )
 
-    def _as_recorded(self, req: e2_pb2.ControlRequest) -> e2_pb2.NodeMessage | None:
+    def _as_recorded(self, req: e2_pb2.ControlRequest) -> Applied | None:
         recorded = self.player.recorded_control(self.node, req)
         if recorded is None:
-            return self._failure(
-                req,
-                _cause(
-                    CauseCode.RIC_REQUEST_UNSPECIFIED,
-                    f"the trace has no such control for {self.node} (controls: recorded)",
-                ),
+            raise Refused(
+                CauseCode.RIC_REQUEST_UNSPECIFIED,
+                f"the trace has no such control for {self.node} (controls: recorded)",
             )
         if recorded.answer is None:
             return None
-        answer = e2_pb2.NodeMessage()
-        answer.CopyFrom(recorded.answer)
-        which = answer.WhichOneof("message")
-        assert which in ("control_acknowledge", "control_failure")
-        body = getattr(answer, which)
-        body.request_id.CopyFrom(req.request_id)
-        return answer
+        answer = recorded.answer
+        if answer.WhichOneof("message") == "control_failure":
+            cause = cause_from_proto(answer.control_failure.cause)
+            raise Refused(cause.code, cause.detail)
+        return Applied(answer.control_acknowledge.outcome)
 
     # -- reporting -----------------------------------------------------------------------------
 
     def next_due(self) -> int | None:
         """When the next report is due (trace microseconds), None without subscriptions."""
-        if not self.connected or not self._subs:
+        if not self.connected or not self.subscriptions:
             return None
-        return min(s.next_due_us for s in self._subs.values())
+        return min(s.next_due_us for s in self.subscriptions.values())
 
     def due(self, now_us: int, *, flush: bool = False) -> e2_pb2.NodeMessage | None:
         """The IndicationBatch of every report due at ``now_us`` (with ``flush``: every
         subscription's open window is closed now, e.g. before the node disconnects)."""
-        if not self.connected or not self._subs:
+        if not self.connected or not self.subscriptions:
             return None
         batch = e2_pb2.IndicationBatch()
-        for sub in self._subs.values():
+        for sub in self.subscriptions.values():
             if not flush and sub.next_due_us > now_us:
                 continue
             for action in sub.actions:
@@ -656,11 +551,10 @@ class PlayedNode:
         matrix.values.extend(values.ravel().tolist())
 
 
-def _code_name(code: int) -> str:
-    try:
-        return CauseCode(code).name.lower()
-    except ValueError:
-        return f"cause {code}"
+def _kind(style: int, per_slice: bool) -> int:
+    if style in _UE_STYLES:
+        return kpm_pb2.ENTITY_KIND_UE
+    return kpm_pb2.ENTITY_KIND_SLICE if per_slice else kpm_pb2.ENTITY_KIND_CELL
 
 
 def _rows(style: int, per_slice: bool) -> str:

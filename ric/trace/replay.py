@@ -20,7 +20,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Final
 import grpc
 
 from ric._proto.e2.v1 import e2_pb2, e2_pb2_grpc
+from ric.e2node import SetupFailed, SetupRefused, read_setup_answer
 from ric.errors import RicError
 from ric.trace.index import NodeEvent, TraceIndex
 from ric.trace.player import ControlPolicy, PlayedNode, TracePlayer
@@ -161,18 +161,13 @@ class _Stream:
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
             call.cancel()
             return f"E2 setup failed: {_describe(exc)}"
-        if not isinstance(first, e2_pb2.RicMessage):
-            return "the RIC ended the stream before answering E2 setup"
-        kind = first.WhichOneof("message")
-        if kind == "setup_failure":
+        try:
+            accepted = read_setup_answer(first)
+        except SetupFailed as exc:
             call.cancel()
-            cause = first.setup_failure.cause
-            return f"E2 setup refused: {cause.detail or cause.code}"
-        if kind != "setup_response":
-            call.cancel()
-            return f"expected an E2 setup response, got {kind}"
+            return f"E2 setup refused: {exc}" if isinstance(exc, SetupRefused) else str(exc)
         self.node.up()
-        keep_alive_s = max(0.1, (first.setup_response.keep_alive_interval_ms or 1000) / 1000.0)
+        keep_alive_s = max(0.1, (accepted.keep_alive_interval_ms or 1000) / 1000.0)
         loop = asyncio.get_running_loop()
         self.tasks = [
             loop.create_task(self._write(call), name=f"replay-write:{self.node.node}"),
@@ -218,17 +213,9 @@ class _Stream:
             self._lost(f"stream failed: {_describe(exc)}")
 
     async def _keep_alive(self, interval_s: float) -> None:
-        sequence = 0
         while True:
             await asyncio.sleep(interval_s)
-            sequence += 1
-            self.send(
-                e2_pb2.NodeMessage(
-                    keep_alive=e2_pb2.KeepAlive(
-                        sequence=sequence, sent_at_unix_ms=int(time.time() * 1000)
-                    )
-                )
-            )
+            self.send(self.node.keep_alive())
 
     def _lost(self, reason: str) -> None:
         if not self.closed:

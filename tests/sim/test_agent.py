@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric.e2.convert import cell_id_to_proto
 from ric.ids import CellId
 from ric.model import KPM_OID, RC_OID, CauseCode
 from ric.sim import VENDOR_PROFILES, Scenario, Simulator
-from ric.sim.agent import nr_cgi
 from ric.sim.metrics import UE_NEIGHBOUR_METRICS
 
 from .conftest import WAIT_S, FakeRic, FakeSession
@@ -380,8 +380,8 @@ async def test_handover_is_acknowledged_applied_and_reported(
             3,
             3,
             1,
-            ue=rc_pb2.UeTarget(ue_id=ue, serving_cell=nr_cgi(world.cell_ids[source])),
-            handover=rc_pb2.Handover(target_cell=nr_cgi(world.cell_ids[target])),
+            ue=rc_pb2.UeTarget(ue_id=ue, serving_cell=cell_id_to_proto(world.cell_ids[source])),
+            handover=rc_pb2.Handover(target_cell=cell_id_to_proto(world.cell_ids[target])),
         )
         acme.send(control_request=request)
         ack = (await acme.recv("control_acknowledge")).control_acknowledge
@@ -406,10 +406,12 @@ async def test_control_failures_carry_the_right_cause(small: Scenario, fake_ric:
         acme, globex = nodes[1], nodes[2]
         own_ue = int(world.ues_in_cells(world.nodes[1].cells)[0]) + 1
         foreign_ue = int(world.ues_in_cells(world.nodes[2].cells)[0]) + 1
-        to_cell = rc_pb2.Handover(target_cell=nr_cgi(world.cell_ids[world.nodes[2].cells[0]]))
+        to_cell = rc_pb2.Handover(
+            target_cell=cell_id_to_proto(world.cell_ids[world.nodes[2].cells[0]])
+        )
         embb = common_pb2.Snssai(sst=1, sd="000001")
-        acme_cell = nr_cgi(world.cell_ids[world.nodes[1].cells[0]])
-        globex_cell = nr_cgi(world.cell_ids[world.nodes[2].cells[0]])
+        acme_cell = cell_id_to_proto(world.cell_ids[world.nodes[1].cells[0]])
+        globex_cell = cell_id_to_proto(world.cell_ids[world.nodes[2].cells[0]])
         quota = rc_pb2.SlicePrbQuota(min_prb_ratio_pct=50, max_prb_ratio_pct=20)
         cases: list[tuple[FakeSession, e2_pb2.ControlRequest, CauseCode]] = [
             (
@@ -447,7 +449,7 @@ async def test_control_failures_carry_the_right_cause(small: Scenario, fake_ric:
                     3,
                     1,
                     ue=rc_pb2.UeTarget(ue_id=own_ue),
-                    handover=rc_pb2.Handover(target_cell=nr_cgi(CellId(world.plmn, 999))),
+                    handover=rc_pb2.Handover(target_cell=cell_id_to_proto(CellId(world.plmn, 999))),
                 ),
                 CauseCode.RIC_REQUEST_CONTROL_FAILED_TO_EXECUTE,
             ),
@@ -496,7 +498,7 @@ async def test_cell_off_and_on_is_applied_and_announced(small: Scenario, fake_ri
         initech = nodes[3]
         fn = function_id(initech, RC_OID)
         [cell] = world.nodes[3].cells
-        cgi = nr_cgi(world.cell_ids[cell])
+        cgi = cell_id_to_proto(world.cell_ids[cell])
         initech.send(
             control_request=control(
                 1, fn, 100, 1, cell=cgi, cell_state=rc_pb2.CellState(active=False)
@@ -532,7 +534,7 @@ async def test_slice_quota_control_changes_the_world(small: Scenario, fake_ric: 
         globex = nodes[2]
         [cell] = world.nodes[2].cells
         target = rc_pb2.SliceTarget(
-            cell=nr_cgi(world.cell_ids[cell]), slice=common_pb2.Snssai(sst=2, sd="000002")
+            cell=cell_id_to_proto(world.cell_ids[cell]), slice=common_pb2.Snssai(sst=2, sd="000002")
         )
         quota = rc_pb2.SlicePrbQuota(
             min_prb_ratio_pct=20, max_prb_ratio_pct=60, dedicated_prb_ratio_pct=10
