@@ -264,15 +264,20 @@ async def test_policy_errors_from_the_server_are_one_line_and_status_1(tmp_path:
         assert await policy_cli(*put, "--token-file", str(token)) == (
             1,
             "",
-            "ric policy put: error: 400 Bad Request: policy 'gold' does not satisfy the schema "
-            "of policy type 'slice-sla': max_delay_ms: 'soon' is not of type 'number'\n",
+            f"ric policy put: error: {url}/A1-P/v2/policytypes/slice-sla/policies/gold answered "
+            "400 Bad Request: policy 'gold' does not satisfy the schema of policy type "
+            "'slice-sla': max_delay_ms: 'soon' is not of type 'number'\n",
         )
         code, _, err = await policy_cli(*put)
-        assert code == 1 and err.startswith("ric policy put: error: 401 Unauthorized: PUT ")
+        assert code == 1 and err.startswith(
+            f"ric policy put: error: {url}/A1-P/v2/policytypes/slice-sla/policies/gold answered "
+            "401 Unauthorized: PUT "
+        )
         assert await policy_cli("list", "nope", "--url", url) == (
             1,
             "",
-            "ric policy list: error: 404 Not Found: there is no policy type 'nope'\n",
+            f"ric policy list: error: {url}/A1-P/v2/policytypes/nope/policies answered "
+            "404 Not Found: there is no policy type 'nope'\n",
         )
     code, out, err = await policy_cli("types", "--url", url)
     assert (code, out) == (1, "")

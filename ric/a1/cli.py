@@ -14,24 +14,27 @@ cannot be reached, 2 for a bad argument.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import ssl
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ric.cliutil import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    HttpFailure,
+    JsonClient,
+    Parser,
+    existing_file,
+    http_url,
+    positive_seconds,
+)
 
 __all__ = ["add_command", "request"]
 
 PREFIX = "/A1-P/v2"
-
-
-class _Failed(Exception):
-    """The request failed; the message is the line to print."""
 
 
 def _json_file(text: str) -> Any:
@@ -65,47 +68,17 @@ def _context(args: argparse.Namespace) -> ssl.SSLContext | None:
         if args.tls_cert:
             context.load_cert_chain(args.tls_cert, args.tls_key)
     except (OSError, ssl.SSLError) as exc:
-        raise _Failed(f"cannot load the TLS files: {exc}") from None
+        raise HttpFailure(f"cannot load the TLS files: {exc}") from None
     return context
 
 
 def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """Send one A1 request as ``args`` say (url, token, TLS, timeout); (status, JSON body or
-    None). An error answer or an unreachable runtime raises _Failed with the line to print."""
-    url = args.url + PREFIX + path
-    headers = {"Accept": "application/json"}
-    if args.token_file:
-        headers["Authorization"] = f"Bearer {args.token_file}"
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=args.timeout, context=_context(args)) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            answer = json.loads(raw)
-            detail = answer.get("detail") or answer.get("error") or raw.decode()
-        except (ValueError, AttributeError):
-            detail = raw.decode(errors="replace").strip() or exc.reason
-        raise _Failed(f"{exc.code} {exc.reason}: {detail}") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        if isinstance(reason, ConnectionRefusedError):
-            reason = "connection refused"
-        raise _Failed(
-            f"cannot reach the runtime at {args.url}: {reason} (is 'ric run' running, with "
-            "HTTP on?)"
-        ) from None
-    if not raw:
-        return status, None
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        raise _Failed(f"{url} did not answer JSON (is this a ric runtime?)") from None
+    None). An error answer or an unreachable runtime raises HttpFailure with the line to print."""
+    client = JsonClient(
+        args.url, timeout=args.timeout, token=args.token_file, context=_context(args)
+    )
+    return client.request(method, PREFIX + path, body)
 
 
 def _q(value: str) -> str:
@@ -121,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     action = args.policy_command
     if bool(args.tls_cert) != bool(args.tls_key):
         print(f"ric policy {action}: error: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         if action == "types":
             _, ids = request(args, "GET", "/policytypes")
@@ -151,19 +124,13 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{what} deleted")
             else:
                 print(json.dumps(request(args, "GET", f"{path}/status")[1], indent=2))
-    except _Failed as exc:
+    except HttpFailure as exc:
         print(f"ric policy {action}: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     return 0
 
 
-def add_command(
-    sub: Any,
-    http_url: Callable[[str], str],
-    existing_file: Callable[[str], Path],
-    positive: Callable[[str], float],
-    parser_class: type[argparse.ArgumentParser],
-) -> None:
+def add_command(sub: Any) -> None:
     """Add ``ric policy`` and its actions to the ``ric`` subcommands ``sub``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -195,7 +162,7 @@ def add_command(
     common.add_argument("--tls-key", type=existing_file, metavar="FILE", help="its private key")
     common.add_argument(
         "--timeout",
-        type=positive,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="give up on an answer after this long (default 10)",
@@ -211,9 +178,7 @@ def add_command(
         "one line) or cannot be reached, 2 for a bad argument. Example: ric policy put slice-sla "
         "gold gold.json --token-file token",
     )
-    actions = policy.add_subparsers(
-        dest="policy_command", metavar="ACTION", parser_class=parser_class
-    )
+    actions = policy.add_subparsers(dest="policy_command", metavar="ACTION", parser_class=Parser)
     actions.required = True
 
     def action(name: str, help: str, *positionals: tuple[str, str]) -> argparse.ArgumentParser:

@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from ric.cliutil import positive_seconds, run_async
 from ric.errors import ConfigError
 
 __all__ = ["add_command"]
@@ -49,16 +49,6 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
-def _duration(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
-    return value
-
-
 def parse_setting(text: str) -> tuple[str, str, Any]:
     """``XAPP.KEY=VALUE`` as (xapp, key, value); the value is read as TOML (``70``,
     ``true``, ``"text"``, ``[1, 2]``), and taken as a plain string if it is not TOML."""
@@ -73,14 +63,7 @@ def parse_setting(text: str) -> tuple[str, str, Any]:
     return xapp, key.strip(), value
 
 
-def _setting(text: str) -> tuple[str, str, Any]:
-    return parse_setting(text)
-
-
-def add_command(
-    sub: Any,
-    run_async: Callable[[Callable[[], Awaitable[int]]], int],
-) -> None:
+def add_command(sub: Any) -> None:
     """Add ``ric eval`` to the ``ric`` sub-command parsers ``sub``."""
     p = sub.add_parser(
         "eval",
@@ -119,7 +102,7 @@ def add_command(
     )
     p.add_argument(
         "--duration",
-        type=_duration,
+        type=positive_seconds,
         metavar="SECONDS",
         help="simulated seconds per run (default: the scenario's duration_s, else 300)",
     )
@@ -133,7 +116,7 @@ def add_command(
     p.add_argument(
         "--set",
         dest="settings",
-        type=_setting,
+        type=parse_setting,
         action="append",
         default=[],
         metavar="XAPP.KEY=VALUE",
@@ -163,12 +146,10 @@ def add_command(
         default="error",
         help="log level of the runtime during the runs (default error)",
     )
-    p.set_defaults(func=lambda args: _cmd_eval(args, run_async))
+    p.set_defaults(func=_cmd_eval)
 
 
-def _cmd_eval(
-    args: argparse.Namespace, run_async: Callable[[Callable[[], Awaitable[int]]], int]
-) -> int:
+def _cmd_eval(args: argparse.Namespace) -> int:
     from ric.config import load_config
     from ric.eval.plot import write_plot
     from ric.eval.report import render_table, to_json

@@ -11,17 +11,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from ric.cliutil import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Parser,
+    add_tls_client_options,
+    address,
+    existing_path,
+    non_negative_seconds,
+    run_async,
+)
 
 if TYPE_CHECKING:
     from ric.trace.replay import ReplayProgress
 
 __all__ = ["add_commands", "parse_speed"]
 
-EXIT_USAGE = 2
-EXIT_FAILED = 1
 _SHOW_SKIPPED = 20
 
 
@@ -40,43 +48,15 @@ def parse_speed(text: str) -> float | None:
     return value
 
 
-def _existing(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"file {text!r} does not exist")
-    return path
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
-    return value
-
-
-def add_commands(
-    sub: Any,
-    address: Callable[[str], tuple[str, int]],
-    run_async: Callable[[Callable[[], Any]], int],
-    add_tls: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    """Add ``trace`` (``info``, ``import-csv``) and ``replay`` to the ``ric`` subparsers.
-
-    ``address`` parses HOST:PORT, ``run_async`` runs a coroutine factory the way the other
-    commands do (SIGTERM and Ctrl-C cancel it), and ``add_tls`` adds the TLS client options.
-    """
+def add_commands(sub: Any) -> None:
+    """Add ``trace`` (``info``, ``import-csv``) and ``replay`` to the ``ric`` subparsers."""
     trace = sub.add_parser(
         "trace",
         help="inspect traces and make them from datasets",
         description="Work with E2 traces (recorded with 'ric run --record FILE'): summarise "
         "one, or import per-UE KPI tables (CSV) as one.",
     )
-    tsub = trace.add_subparsers(
-        dest="trace_command", metavar="SUBCOMMAND", parser_class=type(trace)
-    )
+    tsub = trace.add_subparsers(dest="trace_command", metavar="SUBCOMMAND", parser_class=Parser)
     tsub.required = True
 
     info = tsub.add_parser(
@@ -88,7 +68,7 @@ def add_commands(
         epilog="Exit status 0, or 1 when the trace is damaged part way (the intact part is "
         "summarised), 2 when it is not a readable trace.",
     )
-    info.add_argument("file", type=_existing, metavar="FILE", help="the trace")
+    info.add_argument("file", type=existing_path, metavar="FILE", help="the trace")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=_cmd_info)
 
@@ -104,7 +84,7 @@ def add_commands(
         "-o exp1.trace.gz",
     )
     imp.add_argument(
-        "sources", nargs="+", type=_existing, metavar="SOURCE", help="CSV files or folders"
+        "sources", nargs="+", type=existing_path, metavar="SOURCE", help="CSV files or folders"
     )
     imp.add_argument(
         "-o", "--output", required=True, type=Path, metavar="FILE", help="the trace to write"
@@ -132,7 +112,7 @@ def add_commands(
         "summary of what the xApps sent.",
         epilog="Example: ric replay run.trace.gz --connect 127.0.0.1:36421 --speed max",
     )
-    replay.add_argument("file", type=_existing, metavar="FILE", help="the trace")
+    replay.add_argument("file", type=existing_path, metavar="FILE", help="the trace")
     replay.add_argument(
         "--connect",
         type=address,
@@ -157,7 +137,7 @@ def add_commands(
     )
     replay.add_argument(
         "--settle",
-        type=_seconds,
+        type=non_negative_seconds,
         default=0.3,
         metavar="SECONDS",
         help="after nodes set up and at the end, wait until the RIC is this long quiet "
@@ -165,17 +145,17 @@ def add_commands(
     )
     replay.add_argument(
         "--timeout",
-        type=_seconds,
+        type=non_negative_seconds,
         default=5.0,
         metavar="SECONDS",
         help="give up on reaching the RIC (and on each node's setup) after this long (default 5)",
     )
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
-    add_tls(replay)
+    add_tls_client_options(replay)
     replay.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
     )
-    replay.set_defaults(func=lambda args: _cmd_replay(args, run_async))
+    replay.set_defaults(func=_cmd_replay)
 
 
 def _error(command: str, message: object, status: int = EXIT_USAGE) -> int:
@@ -277,7 +257,7 @@ class _ProgressView:
             self.stream.flush()
 
 
-def _cmd_replay(args: argparse.Namespace, run_async: Callable[[Callable[[], Any]], int]) -> int:
+def _cmd_replay(args: argparse.Namespace) -> int:
     from ric.logs import setup_logging
     from ric.trace.format import TraceError
     from ric.trace.index import scan

@@ -1,0 +1,80 @@
+"""``ric status``: ask a running runtime's HTTP API and print its readiness, nodes and xApps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ric.cliutil import EXIT_FAILED, HttpFailure, JsonClient, duration, table
+
+__all__ = ["cmd_status", "render_status"]
+
+
+def render_status(url: str, ready: Any, nodes: Any, xapps: Any) -> str:
+    """The text ``ric status`` prints for the answers of /readyz, /api/v1/nodes, /api/v1/xapps."""
+    if ready.get("ready"):
+        head = f"ric at {url}: ready ({len(ready.get('checks', []))} checks pass)"
+    else:
+        failed = [c for c in ready.get("checks", []) if not c.get("ok")]
+        why = ", ".join(
+            f"{c['name']} ({c['detail']})" if c.get("detail") else c["name"] for c in failed
+        )
+        head = f"ric at {url}: NOT READY: {why}"
+    lines = [head, ""]
+    node_rows = [
+        [
+            n["id"],
+            n["vendor"],
+            n["software_version"],
+            str(len(n["cells"])),
+            ", ".join(f["name"].removeprefix("ORAN-E2SM-") for f in n["ran_functions"]),
+            f"{n['indication_rate_per_s']:.1f}" if n.get("connected", True) else "-",
+            duration(n["uptime_s"]) if n.get("connected", True) else "down",
+        ]
+        for n in nodes["nodes"]
+    ]
+    header = ["NODE", "VENDOR", "SOFTWARE", "CELLS", "RAN FUNCTIONS", "IND/S", "UP"]
+    lines += table(header, node_rows, {3, 5, 6}) if node_rows else ["(no E2 nodes connected)"]
+    lines.append("")
+    xapp_rows = [
+        [
+            x["name"],
+            x["version"],
+            x["state"],
+            f"{x['queue_depth']}/{x['queue_capacity']}",
+            str(x["delivered"]),
+            str(x["dropped"]),
+            str(x["restarts"]),
+            f"{x['subscriptions']['active']}/{x['subscriptions']['total']}",
+        ]
+        for x in xapps["xapps"]
+    ]
+    header = ["XAPP", "VERSION", "STATE", "QUEUE", "REPORTS", "DROPPED", "RESTARTS", "SUBS"]
+    lines += table(header, xapp_rows, {3, 4, 5, 6, 7}) if xapp_rows else ["(no xApps loaded)"]
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``ric status``: 0 when the runtime answered (ready or not), 1 when it cannot be asked."""
+    url = args.url
+    if url is None:
+        from ric.config import load_config
+
+        settings = load_config(args.config).http
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
+        url = f"http://{host}:{settings.port}"
+    client = JsonClient(url, timeout=args.timeout)
+    try:
+        _, ready = client.request("GET", "/readyz", ok={503})  # 503: not ready, still JSON
+        _, nodes = client.request("GET", "/api/v1/nodes")
+        _, xapps = client.request("GET", "/api/v1/xapps")
+    except HttpFailure as exc:
+        print(f"ric status: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps({"url": url, "readiness": ready, **nodes, **xapps}, indent=2))
+    else:
+        print(render_status(url, ready, nodes, xapps))
+    return 0
