@@ -632,6 +632,18 @@ class RuntimeConfig(_Section):
     privacy: PrivacySettings = PrivacySettings()
     sdl: SdlSettings = SdlSettings()
 
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> RuntimeConfig:
+        """The configuration in the TOML file ``path``, with ``RIC_*`` variables and
+        ``overrides`` applied, as ``ric run --config`` reads it (see ``load_config``)."""
+        return load_config(Path(path), environ=environ, overrides=overrides)
+
 
 def _env_value(text: str) -> Any:
     try:

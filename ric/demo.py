@@ -19,7 +19,8 @@ from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sensors import Stats
 from ric.sim import Scenario, run_sim
-from ric.types import Component, Sensor
+from ric.types import Sensor
+from ric.view import Component
 
 __all__ = ["render", "run_demo"]
 
@@ -111,12 +112,12 @@ async def run_demo(
 ) -> Stats:
     """Run runtime + simulator + xApps until ``duration_s`` passes (or forever); the stats.
 
-    ``sensors`` and ``components`` go to the runtime (the CLI passes the HTTP server and the
-    Prometheus sensor there)."""
+    The runtime builds what ``config`` asks for (``Runtime.from_config``: HTTP and metrics,
+    MQTT, recording), as ``ric run`` does; ``sensors`` and ``components`` are added to them."""
     stats = Stats()
     stream = out or sys.stdout
     started = time.time()
-    async with Runtime(
+    async with Runtime.from_config(
         config, plugins, sensors=[stats, *sensors], components=components
     ) as runtime:
         target = (

@@ -14,9 +14,8 @@
 
 ::
 
-    sensors, components = observability(config)       # PrometheusSensor + HttpServer
-    async with Runtime(config, plugins, sensors=sensors, components=components):
-        ...
+    async with Runtime.from_config(config, plugins):  # [http] enabled: PrometheusSensor
+        ...                                            # and HttpServer, from observability()
 
 Adding routes: write ``async def handler(request: web.Request) -> web.StreamResponse``, read
 the runtime with ``request.app[RUNTIME]``, register it on ``routes`` below (or pass another
@@ -25,7 +24,7 @@ a test fails for a route the document does not describe. Errors are JSON ``{"err
 
 The server also keeps the gRPC health service in step with readiness: every
 ``[http] readiness_interval_s`` it evaluates ``runtime.checks()`` and, when the answer changes,
-calls ``runtime.server.set_serving``.
+calls ``runtime.set_serving``.
 """
 
 from __future__ import annotations
@@ -62,9 +61,9 @@ from ric.errors import ConfigError
 from ric.host import XAppHost
 from ric.jsonbounds import JSON_BODY, JsonBody, JsonLimits
 from ric.metrics import PrometheusSensor
-from ric.runtime import Runtime
 from ric.sdl.state import node_summary
-from ric.types import Check, Component, Sensor
+from ric.types import Check, Sensor
+from ric.view import Component, RuntimeView
 from ric.watchdog import activity
 
 __all__ = [
@@ -83,7 +82,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RUNTIME = web.AppKey("runtime", Runtime)
+RUNTIME = web.AppKey("runtime", RuntimeView)
 """The runtime the app serves: ``request.app[RUNTIME]`` in a handler."""
 
 
@@ -568,7 +567,7 @@ class IndicationRates:
 class Readiness:
     """The last readiness published to the gRPC health service."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: RuntimeView) -> None:
         self.runtime = runtime
         self.published: bool | None = None
 
@@ -582,7 +581,7 @@ class Readiness:
             return
         self.published = ready
         log.info("runtime is %s", "ready" if ready else "not ready")
-        await self.runtime.server.set_serving(ready)
+        await self.runtime.set_serving(ready)
 
 
 REGISTRY = web.AppKey("registry", CollectorRegistry)
@@ -743,12 +742,12 @@ def _subscription_xapps(described: Mapping[str, object]) -> list[str]:
     return [str(xapp)] if xapp else []
 
 
-def _subscriptions(runtime: Runtime) -> list[dict[str, object]]:
+def _subscriptions(runtime: RuntimeView) -> list[dict[str, object]]:
     return [sub.describe() for sub in runtime.subscriptions.snapshot()]
 
 
 def xapp_json(
-    host: XAppHost, runtime: Runtime, subscriptions: Iterable[Mapping[str, object]]
+    host: XAppHost, runtime: RuntimeView, subscriptions: Iterable[Mapping[str, object]]
 ) -> dict[str, Any]:
     """One xApp as the status API shows it."""
     mine = [s for s in subscriptions if host.name in _subscription_xapps(s)]
@@ -838,7 +837,7 @@ async def controls(request: web.Request) -> web.Response:
 
 
 def build_app(
-    runtime: Runtime,
+    runtime: RuntimeView,
     registry: CollectorRegistry | None = None,
     *,
     extra: Iterable[web.RouteTableDef] = (),
@@ -949,7 +948,7 @@ class HttpServer:
         scheme = "https" if self.settings.tls_cert else "http"
         return f"{scheme}://{host}:{self.port}"
 
-    async def start(self, runtime: Runtime) -> None:
+    async def start(self, runtime: RuntimeView) -> None:
         """Listen; return once the socket is bound. OSError names the address if it cannot."""
         if self._runner is not None:
             raise RuntimeError(f"{self!r} is already started")
@@ -985,7 +984,7 @@ class HttpServer:
         self._watch = asyncio.create_task(self._watch_readiness(runtime, readiness), name="http")
         log.info("HTTP on %s (metrics, health, status API)", self.url)
 
-    async def _watch_readiness(self, runtime: Runtime, readiness: Readiness) -> None:
+    async def _watch_readiness(self, runtime: RuntimeView, readiness: Readiness) -> None:
         interval = self.settings.readiness_interval_s
         while True:
             try:

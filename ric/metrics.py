@@ -6,6 +6,9 @@
     async with Runtime(config, plugins, sensors=[sensor], components=[sensor, http]):
         ...                                            # ric.http serves sensor.registry
 
+(``Runtime.from_config`` builds both from ``[http]``.) Components export their own counts
+through the ``stats_added`` hook (the MQTT bridge's ``ric_mqtt_*``).
+
 The core never imports ``prometheus_client``: it calls sensor hooks, and this module turns
 them into metrics. The hot path stays cheap: indications and handler times are counted in
 plain Python numbers, and what the runtime already counts (queue depth, reports delivered
@@ -23,7 +26,7 @@ import bisect
 import collections
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import prometheus_client as prom
@@ -44,7 +47,8 @@ from ric.types import Check, Sensor
 if TYPE_CHECKING:
     from ric.actions import Conflict, ControlOutcome
     from ric.model import Cause, NodeInfo
-    from ric.runtime import Runtime
+    from ric.types import StatSample
+    from ric.view import RuntimeView
 
 __all__ = [
     "CONTROL_BUCKETS",
@@ -286,7 +290,7 @@ class _RuntimeCollector(Collector):
         recent.add_metric([], sensor.loop_recent.value(time.monotonic()))
         yield from (histogram, longest, recent)
 
-    def _xapps(self, runtime: Runtime | None) -> Iterator[Metric]:
+    def _xapps(self, runtime: RuntimeView | None) -> Iterator[Metric]:
         xapp = ["xapp"]
         reports = CounterMetricFamily(
             "ric_xapp_reports", "Reports delivered into the xApp's queue.", labels=xapp
@@ -326,7 +330,7 @@ class _RuntimeCollector(Collector):
                     states.add_metric([host.name, candidate], float(candidate == state))
         yield from (reports, dropped, depth, capacity, restarts, states)
 
-    def _e2(self, runtime: Runtime | None, per_node: bool) -> Iterator[Metric]:
+    def _e2(self, runtime: RuntimeView | None, per_node: bool) -> Iterator[Metric]:
         active = GaugeMetricFamily(
             "ric_e2_subscriptions_active",
             "E2 subscriptions the nodes have admitted and report on.",
@@ -373,6 +377,27 @@ class _RuntimeCollector(Collector):
             yield from (info, cells, since)
 
 
+class _StatsCollector(Collector):
+    """A component's own statistics (``Sensor.stats_added``) as metric families, read when
+    scraped: the component counts in plain numbers and never imports prometheus_client."""
+
+    def __init__(self, samples: Callable[[], Iterable[StatSample]]) -> None:
+        self._samples = samples
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self.collect())
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
+        for name, kind, doc, labels, value in self._samples():
+            family = families.get(name)
+            if family is None:
+                cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                family = families[name] = cls(name, doc, labels=list(labels))
+            family.add_metric(list(labels.values()), float(value))
+        yield from families.values()
+
+
 class PrometheusSensor(Sensor):
     """Runtime events as Prometheus metrics, in ``registry`` (a fresh one by default).
 
@@ -392,7 +417,8 @@ class PrometheusSensor(Sensor):
     ) -> None:
         self.settings = settings or MetricsSettings()
         self.registry = registry if registry is not None else prom.CollectorRegistry()
-        self.runtime: Runtime | None = None
+        self.runtime: RuntimeView | None = None
+        self._stats: dict[str, _StatsCollector] = {}  # by source, from stats_added
         # Hot-path numbers, read by the collector at scrape time.
         self.indication_count = 0
         self.indications_by_node: dict[str, int] = {}
@@ -523,7 +549,7 @@ class PrometheusSensor(Sensor):
 
     # -- Component --------------------------------------------------------------------------
 
-    async def start(self, runtime: Runtime) -> None:
+    async def start(self, runtime: RuntimeView) -> None:
         """Read this runtime's state at scrape time; make zero series for what it can do."""
         self.runtime = runtime
         self.conflicts.labels(runtime.config.conflicts.policy)
@@ -541,6 +567,20 @@ class PrometheusSensor(Sensor):
     def checks(self) -> list[Check]:
         """No readiness checks of its own."""
         return []
+
+    def stats_added(self, source: str, samples: Callable[[], Iterable[StatSample]]) -> None:
+        """Export a component's own statistics (``ric_mqtt_*`` from the MQTT bridge), read
+        from ``samples`` at each scrape."""
+        self.stats_removed(source)  # a component started again replaces its series
+        collector = _StatsCollector(samples)
+        self.registry.register(collector)
+        self._stats[source] = collector
+
+    def stats_removed(self, source: str) -> None:
+        """Stop exporting the statistics of ``source``."""
+        collector = self._stats.pop(source, None)
+        if collector is not None:
+            self.registry.unregister(collector)
 
     def declared_controls(self) -> list[tuple[str, str, str]]:
         """``(xapp, action, outcome)`` for every control the loaded xApps declare: these

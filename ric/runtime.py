@@ -3,8 +3,18 @@ asyncio program.
 
 ::
 
-    async with Runtime(config, plugins) as runtime:   # listening, xApps started
-        await runtime.wait_closed()                    # until cancelled
+    config = RuntimeConfig.from_file("ric.toml")
+    async with Runtime.from_config(config, plugins) as runtime:  # listening, xApps started
+        await runtime.wait_closed()                                # until cancelled
+
+``Runtime.from_config`` builds every component the configuration asks for (``[http]``: the
+Prometheus sensor and the HTTP server; ``[mqtt]``: the bridge; ``[trace] record``: the
+recorder), in one place, ``configured_components``: ``ric run``, ``ric demo``, the bench and an
+embedder get the same RIC from the same file. ``Runtime(config, plugins)`` builds none of
+them: the library's plain constructor opens no port but E2's (tests build hundreds of
+runtimes, and an embedder may bring its own components); turn a built one off in the
+configuration (``[http] enabled = false``, ``[mqtt] enabled = false``, no ``[trace] record``).
+Components see the runtime through ``ric.view.RuntimeView``, never this class.
 
 Leaving the block is a graceful shutdown: xApps stop (their E2 subscriptions are deleted,
 their queues counted), sessions end, the server stops.
@@ -48,11 +58,12 @@ from ric.sdl import SdlBackend, from_config
 from ric.sdl.state import RuntimeState
 from ric.sensors import LogSensor, SensorSet
 from ric.subscriptions import SubscriptionManager
-from ric.types import Check, Clock, Component, RealClock, Sensor
+from ric.types import Check, Clock, RealClock, Sensor
+from ric.view import Component
 from ric.watchdog import LoopWatchdog, add_project_package
 from ric.watchdog import current as current_watchdog
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "configured_components"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +75,29 @@ def tune_gc() -> None:
     less often. A process-wide choice, so the library never makes it by itself."""
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
+
+
+def configured_components(config: RuntimeConfig) -> tuple[list[Sensor], list[Component]]:
+    """The sensors and components ``config`` asks for, in start order: the Prometheus sensor
+    and the HTTP server (``[http] enabled``), the MQTT bridge (``[mqtt] enabled``), the trace
+    recorder (``[trace] record``). The bridge and the recorder are both (they see events and
+    own a connection or a file)."""
+    # Imported here: a runtime that builds none of them does not load aiohttp, paho-mqtt or
+    # prometheus_client (the test harness and the unit tests build many such runtimes).
+    from ric.http import observability
+    from ric.mqtt import mqtt_bridge
+    from ric.trace.recorder import recorder_from_config
+
+    sensors, components = observability(config)
+    bridge = mqtt_bridge(config)
+    if bridge is not None:
+        sensors.append(bridge)
+        components.append(bridge)
+    recorder = recorder_from_config(config)
+    if recorder is not None:
+        sensors.append(recorder)
+        components.append(recorder)
+    return sensors, components
 
 
 class Runtime:
@@ -226,6 +260,31 @@ class Runtime:
         self._closed = asyncio.Event()
         self._started = False
 
+    @classmethod
+    def from_config(
+        cls,
+        config: RuntimeConfig,
+        plugins: Sequence[Plugin] = (),
+        *,
+        sensors: Iterable[Sensor] = (),
+        components: Sequence[Component] = (),
+        clock: Clock | None = None,
+        listen: bool = True,
+        sdl: SdlBackend | None = None,
+    ) -> Runtime:
+        """The runtime with every component ``config`` asks for (``configured_components``),
+        then ``sensors`` and ``components`` given here; the rest as in the constructor."""
+        built_sensors, built_components = configured_components(config)
+        return cls(
+            config,
+            plugins,
+            sensors=[*built_sensors, *sensors],
+            components=[*built_components, *components],
+            clock=clock,
+            listen=listen,
+            sdl=sdl,
+        )
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Runtime:
@@ -386,6 +445,11 @@ class Runtime:
     async def wait_closed(self) -> None:
         """Wait until the runtime is shut down (cancel the waiting task to shut it down)."""
         await self._closed.wait()
+
+    async def set_serving(self, serving: bool) -> None:
+        """Publish readiness to the E2 termination's gRPC health service (the HTTP server's
+        readiness watch calls it when the checks' answer changes)."""
+        await self.server.set_serving(serving)
 
     @property
     def port(self) -> int:

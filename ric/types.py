@@ -8,26 +8,27 @@ An xApp declares its own metrics through ``Metrics`` (``self.metrics`` in the SD
 and the SDK know only these protocols: the in-memory implementation is
 ``ric.sensors.MemoryMetrics``, the Prometheus one comes from a ``MetricsProvider`` sensor
 (``ric.metrics.PrometheusSensor``).
+
+What a component (HTTP, MQTT, the recorder) is and what it sees of the runtime are in
+``ric.view``: that view names concrete runtime parts, and this module stays below them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ric.actions import Conflict, ControlOutcome
     from ric.model import Cause, NodeInfo
-    from ric.runtime import Runtime
 
 __all__ = [
     "Cancellable",
     "Check",
     "Clock",
-    "Component",
     "Counter",
     "Gauge",
     "Histogram",
@@ -35,6 +36,7 @@ __all__ = [
     "MetricsProvider",
     "RealClock",
     "Sensor",
+    "StatSample",
 ]
 
 
@@ -95,26 +97,9 @@ class Check:
     detail: str = ""
 
 
-class Component(Protocol):
-    """A service that runs alongside the runtime (HTTP API, MQTT bridge, recorder, ...).
-
-    Started in order after the E2 termination listens and the xApps are started; stopped in
-    reverse order at shutdown, each stop running even if another failed.
-    """
-
-    name: str
-
-    async def start(self, runtime: Runtime) -> None:
-        """Start serving; return once ready (for example, once listening)."""
-        ...
-
-    async def stop(self) -> None:
-        """Stop and release everything; must not raise for an already stopped component."""
-        ...
-
-    def checks(self) -> list[Check]:
-        """The readiness checks this component contributes (empty if none)."""
-        ...
+StatSample = tuple[str, str, str, dict[str, str], float]
+"""One series of a component's own statistics: (name, ``counter`` or ``gauge``, help,
+labels, value); a counter's name has no ``_total`` (the exposition adds it)."""
 
 
 class Sensor:
@@ -219,6 +204,14 @@ class Sensor:
     def audit_anchor(self, count: int, head: str, at: float) -> None:
         """The audit chain was anchored: its first ``count`` records end in the record whose
         hash is ``head`` (Unix time ``at``); sensors keep it outside the log (MQTT, the log)."""
+
+    def stats_added(self, source: str, samples: Callable[[], Iterable[StatSample]]) -> None:
+        """A component (``source``, e.g. ``mqtt``) offers its own statistics: ``samples`` is
+        called whenever a sensor wants them (the Prometheus sensor, at each scrape), so the
+        component counts in plain numbers and knows no metrics library."""
+
+    def stats_removed(self, source: str) -> None:
+        """The component ``source`` stopped: its statistics are gone."""
 
 
 # -- xApp metrics ------------------------------------------------------------------------------

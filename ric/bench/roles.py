@@ -120,6 +120,7 @@ async def runtime(args: dict[str, Any], commands: Commands) -> None:
             "e2.port": 0,
             # As `ric run` has it (Prometheus sensor and HTTP server), on a free port.
             "http.port": 0,
+            "http.enabled": bool(args.get("observability", True)),
             # At "info" every control is a log line; the bench measures the path, not stderr.
             "log.level": "warning",
             # The bench measures the path, not the per-xApp guards a deployment tunes.
@@ -139,21 +140,9 @@ async def runtime(args: dict[str, Any], commands: Commands) -> None:
     profile_path = args.get("profile")
     profiler = cProfile.Profile() if profile_path else None
 
-    sensors: list[Any] = []
-    components: list[Any] = []
-    if args.get("observability", True):
-        from ric.http import observability
-
-        sensors, components = observability(config)
-    if config.mqtt.enabled:
-        from ric.mqtt import mqtt_bridge
-
-        bridge = mqtt_bridge(config)
-        if bridge is not None:
-            sensors.append(bridge)
-            components.append(bridge)
     probe = _LagProbe()
-    runtime_cm = Runtime(config, plugins, sensors=sensors, components=components)
+    # Built from the config as `ric run` builds it: metrics and HTTP, MQTT when enabled.
+    runtime_cm = Runtime.from_config(config, plugins)
     async with runtime_cm as rt, asyncio.TaskGroup() as tg:
         tune_gc()  # as `ric run` does
         lag = tg.create_task(probe.run())

@@ -9,6 +9,8 @@ Pass it as both::
     async with Runtime(config, plugins, sensors=[recorder], components=[recorder]):
         ...
 
+(``Runtime.from_config`` builds one from ``[trace] record``, with ``recorder_from_config``.)
+
 Nodes already set up when recording starts go into the header with their E2SetupRequest;
 nodes that set up later are frames like any other. Frames are timed on the runtime's clock
 (virtual under the test harness). Writing happens on the event loop, into a buffer that is
@@ -34,7 +36,7 @@ from ric.types import Cancellable, Check, Clock, Sensor
 if TYPE_CHECKING:
     from ric.config import RuntimeConfig
     from ric.model import NodeInfo
-    from ric.runtime import Runtime
+    from ric.view import RuntimeView
 
 __all__ = ["TraceRecorder", "recorder_from_config"]
 
@@ -128,7 +130,7 @@ class TraceRecorder(Sensor):
 
     # -- Component -------------------------------------------------------------------------------
 
-    async def start(self, runtime: Runtime) -> None:
+    async def start(self, runtime: RuntimeView) -> None:
         """Open the file: the header lists the nodes connected now, with their setups."""
         if self._writer is not None:
             raise RuntimeError(f"{self!r} is already recording")

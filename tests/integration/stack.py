@@ -25,7 +25,7 @@ from ric.metrics import PrometheusSensor
 from ric.plugins import Plugin, load
 from ric.runtime import Runtime
 from ric.sim import Simulator, load_scenario
-from ric.types import Component
+from ric.view import Component
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
