@@ -342,6 +342,12 @@ class _RuntimeCollector(Collector):
         ready = GaugeMetricFamily(
             "ric_ready", "1 when every readiness check passes (as GET /readyz).", labels=[]
         )
+        # One series per check, so an alert can say which one fails (sdl, mqtt, xapp:<name>).
+        check = GaugeMetricFamily(
+            "ric_readiness_check",
+            "1 when the readiness check passes, 0 when it fails (as GET /readyz lists them).",
+            labels=["check"],
+        )
         info = GaugeMetricFamily(
             "ric_e2_node_info",
             "1 per connected node, with its vendor and software (opt-in: [metrics] per_node).",
@@ -365,14 +371,22 @@ class _RuntimeCollector(Collector):
             active.add_metric([], states.get("active", 0))
             for state, count in sorted(states.items()):
                 by_state.add_metric([state], count)
-            ready.add_metric([], float(all(c.ok for c in runtime.checks())))
+            checks = runtime.checks()
+            ready.add_metric([], float(all(c.ok for c in checks)))
+            # A name twice (two components of a kind) would be a duplicate series Prometheus
+            # refuses with the whole scrape: one series per name, failing when any fails.
+            passing: dict[str, bool] = {}
+            for c in checks:
+                passing[c.name] = passing.get(c.name, True) and c.ok
+            for name, ok in sorted(passing.items()):
+                check.add_metric([name], float(ok))
             if per_node:
                 for node_id, session in sorted(runtime.sessions.items()):
                     node = session.info
                     info.add_metric([node_id, node.vendor, node.software_version], 1)
                     cells.add_metric([node_id], len(node.cells))
                     since.add_metric([node_id], session.connected_at)
-        yield from (active, by_state, ready)
+        yield from (active, by_state, ready, check)
         if per_node:
             yield from (info, cells, since)
 
@@ -510,6 +524,13 @@ class PrometheusSensor(Sensor):
             "ric_xapp_limit_refusals",
             "Requests refused because the xApp reached a limit.",
             ["xapp", "limit"],
+            registry=r,
+        )
+        self.a1_notifications = prom.Counter(
+            "ric_a1_notifications",
+            "A1 policy status notifications to non-RT RICs, by outcome (sent, failed after "
+            "every retry, dropped with the queue of [a1] notify_queue full).",
+            ["outcome"],
             registry=r,
         )
         self.http_refusals = prom.Counter(
@@ -692,6 +713,9 @@ class PrometheusSensor(Sensor):
 
     def http_refused(self, reason: str) -> None:
         self.http_refusals.labels(reason).inc()
+
+    def a1_notification(self, outcome: str) -> None:
+        self.a1_notifications.labels(outcome).inc()
 
 
 def _version() -> str:

@@ -1,13 +1,15 @@
 """The deployment in deploy/: the compose file is valid, its topology works when started as plain
-processes from the same files and environment, and the Dockerfile builds only from the repository
-and runs as non-root.
+processes from the same files and environment, the Dockerfile builds only from the repository
+and runs as non-root, and the alert rules pass their promtool tests and name real series.
 
 The topology test reads deploy/docker-compose.yml and starts what it describes on loopback:
 `ric run --config deploy/ric.toml` with the runtime service's environment (addresses rewritten
 to free ports through the same RIC_* variables), the three simulator services' `ric sim`
 commands, mosquitto with deploy/mosquitto/mosquitto.conf (only the listener changed) and
-prometheus with deploy/prometheus/prometheus.yml (only the target changed). The tests fail, not
-skip, when docker-compose, mosquitto or prometheus is missing (``make test`` installs them).
+prometheus with deploy/prometheus/prometheus.yml (only the target and the token file's path
+changed), so Prometheus scrapes a runtime that protects its reads, as in compose. The tests fail,
+not skip, when docker-compose, mosquitto, prometheus or promtool is missing (``make test``
+installs them).
 """
 
 from __future__ import annotations
@@ -27,16 +29,23 @@ import aiohttp
 import pytest
 import yaml
 
+from ric.config import load_config
+from ric.http import observability
+from ric.metrics import PrometheusSensor
+from ric.mqtt import mqtt_bridge
+from ric.runtime import Runtime
 from tests.conftest import wait_for
-from tests.integration.stack import ROOT, free_port
+from tests.integration.stack import ROOT, free_port, tool
 from tests.integration.test_mqtt_bridge import Broker, Subscriber
-from tests.integration.test_prometheus import prometheus_server
+from tests.integration.test_prometheus import PROMETHEUS_DIR, alert_names, prometheus_server
 
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 SIMULATORS = {"sim-acme": "1", "sim-globex": "2", "sim-initech": "3"}
 """The compose file's simulator services and the scenario node each runs."""
+TOKEN = "a-test-token-for-the-deployment"
+"""The HTTP bearer token the topology test gives the runtime and Prometheus."""
 WAIT_S = 20.0
 """Guard against hangs only: how long to wait for any one thing to happen."""
 
@@ -126,10 +135,12 @@ def logs(workdir: Path) -> str:
     )
 
 
-async def get_json(url: str) -> Any:
-    """GET ``url`` and decode its JSON body (None when the server cannot be reached)."""
+async def get_json(url: str, token: str | None = None) -> Any:
+    """GET ``url`` (with bearer ``token``) and decode its JSON body (None when the server cannot
+    be reached or does not answer 200)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
+        async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as response:
             return await response.json() if response.status == 200 else None
     except aiohttp.ClientError:
         return None
@@ -147,8 +158,9 @@ async def poll(what: str, check: Any, workdir: Path) -> Any:
 
 
 def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
-    """`docker-compose config` accepts deploy/docker-compose.yml, and refuses it without the
-    Grafana admin password, which has no default."""
+    """`docker-compose config` accepts deploy/docker-compose.yml with every image named in full,
+    the simulators only in the profile `sim`, the token as a secret of the runtime and
+    Prometheus, and refuses it without the token file or the Grafana admin password."""
     exe = shutil.which("docker-compose")
     if exe is None:
         pytest.fail(
@@ -159,12 +171,29 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
     # --env-file: an operator's deploy/.env must not change what is checked
     empty = tmp_path / "empty.env"
     empty.write_text("")
+    token = tmp_path / "http-token"
+    token.write_text(TOKEN)
+    given = {"GRAFANA_ADMIN_PASSWORD": "test-only", "RIC_HTTP_TOKEN_FILE": str(token)}
     argv = [exe, "-f", str(COMPOSE), "--env-file", str(empty), "config"]
-    ok = subprocess.run(
-        argv, env={**env, "GRAFANA_ADMIN_PASSWORD": "test-only"}, capture_output=True, text=True
-    )
+    ok = subprocess.run(argv, env={**env, **given}, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     config = yaml.safe_load(ok.stdout)
+    for name, service in config["services"].items():
+        registry = service["image"].split("/")[0]
+        assert "." in registry or registry == "localhost", f"{name}: {service['image']}"
+        assert service.get("profiles", []) == (["sim"] if name in SIMULATORS else []), name
+    runtime, prometheus = config["services"]["runtime"], config["services"]["prometheus"]
+    assert "healthcheck" in runtime  # an OCI image carries no HEALTHCHECK of its own
+    assert runtime["environment"]["RIC_HTTP__PROTECT_READS"] == "true"
+    for service in (runtime, prometheus):
+        assert [s["source"] for s in service["secrets"]] == ["ric-http-token"]
+    assert config["secrets"]["ric-http-token"]["file"] == str(token)
+    shipped = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    credentials = shipped["scrape_configs"][0]["authorization"]["credentials_file"]
+    assert credentials == "/run/secrets/ric-http-token"
+    assert runtime["environment"]["RIC_HTTP__TOKEN_FILE"] == credentials
+    mounts = {v.split(":")[1] for v in prometheus["volumes"]}
+    assert {"/etc/prometheus/prometheus.yml", "/etc/prometheus/alerts.yml"} <= mounts
     assert set(config["services"]) == {
         "runtime",
         *SIMULATORS,
@@ -174,8 +203,10 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
     }
     assert {"ric-audit", "ric-traces", "ric-data"} <= set(config["volumes"])
     assert "test-only" not in COMPOSE.read_text()
-    refused = subprocess.run(argv, env=env, capture_output=True, text=True)
-    assert refused.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr
+    for missing in given:
+        rest = {k: v for k, v in given.items() if k != missing}
+        refused = subprocess.run(argv, env={**env, **rest}, capture_output=True, text=True)
+        assert refused.returncode != 0 and missing in refused.stderr, refused.stderr
 
 
 def test_dockerfile_installs_only_from_the_repository_and_runs_as_non_root() -> None:
@@ -216,8 +247,11 @@ def test_dockerfile_installs_only_from_the_repository_and_runs_as_non_root() -> 
 
 async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
     """The compose topology started as processes from deploy/'s files and environment: three
-    nodes connect, Prometheus scrapes them, MQTT messages flow and mlb sends handovers."""
+    nodes connect, Prometheus scrapes the runtime (whose reads need the token, as in compose)
+    with the token file, MQTT messages flow and mlb sends handovers."""
     e2_port, http_port = free_port(), free_port()
+    token = tmp_path / "http-token"
+    token.write_text(f"{TOKEN}\n")
     broker = Broker(tmp_path)
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
     listeners = re.findall(r"(?m)^listener .*$", conf)
@@ -233,8 +267,10 @@ async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
             "RIC_MQTT__PORT": str(broker.port),
             "RIC_AUDIT__PATH": str(tmp_path / "audit" / "controls.jsonl"),
             "RIC_SDL__PATH": str(tmp_path / "data" / "sdl.sqlite3"),
+            "RIC_HTTP__TOKEN_FILE": str(token),
         }
     )
+    assert env["RIC_HTTP__PROTECT_READS"] == "true"
     assert env["RIC_MQTT__ENABLED"] == "true" and env["RIC_TRACE__RECORD"] == ""
     prefix = env["RIC_MQTT__TOPIC_PREFIX"]
     (tmp_path / "audit").mkdir()
@@ -260,13 +296,15 @@ async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
                 await spawn(started, service, argv, tmp_path)
 
             async def three_nodes() -> Any:
-                body = await get_json(f"{url}/api/v1/nodes")
+                body = await get_json(f"{url}/api/v1/nodes", TOKEN)
                 return body if body and len(body["nodes"]) == 3 else None
 
             nodes = await poll("three nodes in the status API", three_nodes, tmp_path)
+            assert await get_json(f"{url}/api/v1/nodes") is None  # 401 without the token
             assert len({n["vendor"] for n in nodes["nodes"]}) == 3, nodes
 
-            async with prometheus_server(f"127.0.0.1:{http_port}", tmp_path) as prometheus:
+            target = f"127.0.0.1:{http_port}"
+            async with prometheus_server(target, tmp_path, token) as prometheus:
 
                 async def scraped() -> Any:
                     query = f"{prometheus}/api/v1/query?query=ric_e2_nodes_connected%3D%3D3"
@@ -287,7 +325,7 @@ async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
             assert online == {n["id"] for n in nodes["nodes"]}
 
             async def handovers() -> Any:
-                body = await get_json(f"{url}/api/v1/controls")
+                body = await get_json(f"{url}/api/v1/controls", TOKEN)
                 return body and [
                     c for c in body["controls"] if c["xapp"] == "mlb" and c["action"] == "handover"
                 ]
@@ -299,3 +337,54 @@ async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
         assert (tmp_path / "audit" / "controls.jsonl").stat().st_size > 0
     finally:
         await broker.close()
+
+
+def test_alert_rules_pass_their_promtool_tests() -> None:
+    """`promtool test rules` passes deploy/prometheus/alerts.test.yml, which tests every alert of
+    alerts.yml both quiet (a healthy runtime) and firing."""
+    tests = PROMETHEUS_DIR / "alerts.test.yml"
+    run = subprocess.run(
+        [tool("promtool"), "test", "rules", tests.name],
+        cwd=PROMETHEUS_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    cases = yaml.safe_load(tests.read_text())["tests"]
+    checks = [c for case in cases for c in case["alert_rule_test"]]
+    firing = {c["alertname"] for c in checks if c["exp_alerts"]}
+    quiet = {c["alertname"] for c in checks if not c["exp_alerts"]}
+    assert alert_names() - firing == set(), "alerts never tested firing"
+    assert alert_names() - quiet == set(), "alerts never tested quiet"
+
+
+async def test_alert_rules_name_series_the_runtime_exports(tmp_path: Path) -> None:
+    """Every ric_* series and readiness check the alert rules select is exported by a runtime
+    built as `ric run` builds it, with the MQTT bridge and an audit file (families without
+    samples included)."""
+    groups = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"]
+    exprs = [rule["expr"] for group in groups for rule in group["rules"]]
+    wanted = {n for e in exprs for n in re.findall(r"\bric_[a-z0-9_]+\b", e)}
+    checks = {c for e in exprs for c in re.findall(r'check="([^"]+)"', e)}
+    config = load_config(
+        environ={},
+        overrides={
+            "e2.port": 0,
+            "http.port": 0,
+            "mqtt.enabled": True,
+            "mqtt.port": free_port(),  # nothing listens: the check is there, failing
+            "audit.path": str(tmp_path / "controls.jsonl"),
+        },
+    )
+    sensors, components = observability(config)
+    bridge = mqtt_bridge(config)
+    assert bridge is not None
+    (metrics,) = [s for s in sensors if isinstance(s, PrometheusSensor)]
+    async with Runtime(config, [], sensors=[*sensors, bridge], components=[*components, bridge]):
+        families = list(metrics.registry.collect())
+    exported = {f.name + ("_total" if f.type == "counter" else "") for f in families}
+    assert sorted(wanted - exported) == []
+    exported_checks = {
+        s.labels["check"] for f in families if f.name == "ric_readiness_check" for s in f.samples
+    }
+    assert sorted(checks - exported_checks) == []

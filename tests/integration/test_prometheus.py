@@ -1,5 +1,6 @@
 """A real Prometheus server scrapes a running runtime with the simulated network, and its query
-API shows the ric_* series with the values the runtime and the network produced."""
+API shows the ric_* series with the values the runtime and the network produced; it also loads
+the shipped alert rules, and scrapes a runtime that protects /metrics with its bearer token."""
 
 from __future__ import annotations
 
@@ -70,25 +71,39 @@ class Scraped:
         return result
 
 
-def scrape_config(target: str, rules: Path | None = None) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml, scraping ``target`` every SCRAPE."""
-    config: dict[str, Any] = yaml.safe_load(
-        (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+
+
+def scrape_config(target: str, token_file: Path) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml, scraping ``target`` every SCRAPE with the bearer token
+    in ``token_file`` and evaluating the shipped alert rules as often."""
+    config: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    config["global"].update(
+        scrape_interval=SCRAPE, scrape_timeout=SCRAPE, evaluation_interval=SCRAPE
     )
-    config["global"].update(scrape_interval=SCRAPE, scrape_timeout=SCRAPE)
+    assert config["rule_files"] == ["alerts.yml"], config["rule_files"]
+    config["rule_files"] = [str(PROMETHEUS_DIR / "alerts.yml")]
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "ric" and job["metrics_path"] == "/metrics"
+    assert job["authorization"]["type"] == "Bearer", job["authorization"]
+    job["authorization"]["credentials_file"] = str(token_file)
     job["static_configs"] = [{"targets": [target]}]
     return config
 
 
 @contextlib.asynccontextmanager
-async def prometheus_server(target: str, workdir: Path) -> AsyncIterator[str]:
-    """A `prometheus` child process on a free loopback port scraping ``target``; its URL.
-    The process is always stopped."""
+async def prometheus_server(
+    target: str, workdir: Path, token_file: Path | None = None
+) -> AsyncIterator[str]:
+    """A `prometheus` child process on a free loopback port scraping ``target`` (with the token
+    in ``token_file``; without one, a token the runtime does not know); its URL. The process is
+    always stopped."""
     binary = tool("prometheus")
+    if token_file is None:
+        token_file = workdir / "unknown-token"
+        token_file.write_text("not-the-runtime-token\n")
     config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump(scrape_config(target)))
+    config.write_text(yaml.safe_dump(scrape_config(target, token_file)))
     log = (workdir / "prometheus.log").open("wb")
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
@@ -213,3 +228,54 @@ async def test_dashboard_series_exist_in_prometheus(scraped: Scraped) -> None:
         "ric_xapp_limit_refusals_total",
     }
     assert sorted(dashboard_metrics() - eventful - names) == []
+
+
+def alert_names() -> set[str]:
+    """The alerts deploy/prometheus/alerts.yml defines."""
+    groups = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"]
+    return {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+async def test_prometheus_evaluates_the_shipped_alert_rules(scraped: Scraped) -> None:
+    """Prometheus loads deploy/prometheus/alerts.yml with the shipped config and evaluates every
+    rule against the live runtime without an error; RicDown stays inactive while it scrapes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(f"{scraped.prometheus}/api/v1/rules") as response:
+                body = await response.json()
+            rules = [r for g in body["data"]["groups"] for r in g["rules"]]
+            if rules and all(not r["lastEvaluation"].startswith("0001-") for r in rules):
+                break
+            if loop.time() > deadline:
+                pytest.fail(f"Prometheus never evaluated every rule: {rules}")
+            await asyncio.sleep(0.1)
+    assert {r["name"] for r in rules} == alert_names()
+    assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
+    down = next(r for r in rules if r["name"] == "RicDown")
+    assert down["state"] == "inactive", down
+    assert await scraped.scalar('ric_readiness_check{check="sdl"}') == 1
+    assert await scraped.scalar('ric_readiness_check{check="e2"}') == 1
+
+
+async def test_prometheus_scrapes_a_runtime_that_protects_reads(tmp_path: Path) -> None:
+    """With [http] protect_reads and a token file, Prometheus scraping with the shipped config
+    and that token file gets the metrics (up 1, ready 1); with another token it gets none."""
+    token = tmp_path / "http-token"
+    token.write_text("a-token-of-32-characters-for-ric\n")
+    overrides = {"http.protect_reads": True, "http.token_file": str(token)}
+    async with running_ric(sim=False, overrides=overrides) as ric:
+        async with aiohttp.ClientSession() as http, http.get(f"{ric.url}/metrics") as response:
+            assert response.status == 401
+        (tmp_path / "good").mkdir()
+        async with prometheus_server(hostport(ric.url), tmp_path / "good", token) as url:
+            scraped = Scraped(ric, url)
+            await scraped.eventually('up{job="ric"} == 1', "a successful scrape")
+            assert await scraped.scalar("ric_ready") == 1
+            assert await scraped.scalar('ric_readiness_check{check="sdl"}') == 1
+        (tmp_path / "bad").mkdir()
+        async with prometheus_server(hostport(ric.url), tmp_path / "bad") as url:
+            scraped = Scraped(ric, url)
+            await scraped.eventually('up{job="ric"} == 0', "a refused scrape")
+            assert await scraped.query("ric_ready") == []
