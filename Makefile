@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 XAPPS  := $(wildcard xapps/*/pyproject.toml)
 
-.PHONY: run test lint proto clean system-deps bench
+.PHONY: run test lint proto docs clean system-deps bench
 
 # Reinstall when a pyproject changes; editable installs pick up code changes by themselves.
 $(STAMP): pyproject.toml $(XAPPS)
@@ -65,6 +65,10 @@ bench: $(STAMP)
 ## proto: regenerate ric/_proto from proto/ (a test fails when they differ)
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
+
+## docs: regenerate docs/configuration.md from the config models (a test fails when it differs)
+docs: $(STAMP)
+	$(BIN)/python -m ric.config_reference docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

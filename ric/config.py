@@ -105,7 +105,7 @@ class TlsSettings(_Section):
     nodes must present a certificate that chains to it and whose subject or SAN is the node id
     they claim. Files are re-read when they change, without a restart."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="serve E2 over TLS (needs cert and key)")
     cert: str = Field("", description="server certificate chain (PEM file)")
     key: str = Field("", description="server private key (PEM file)")
     client_ca: str = Field("", description="CA bundle that node certificates must chain to")
@@ -123,8 +123,10 @@ class TlsSettings(_Section):
 class E2Settings(_Section):
     """The E2 termination: where it listens and how it watches nodes."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(36421, ge=0, le=65535)
+    host: str = Field(
+        "127.0.0.1", description="address the E2 port listens on (0.0.0.0: every interface)"
+    )
+    port: int = Field(36421, ge=0, le=65535, description="the E2 (gRPC) port; 0: any free port")
     keep_alive_s: float = Field(1.0, gt=0, le=60, description="keep-alive interval asked of nodes")
     setup_timeout_s: float = Field(5.0, gt=0, description="time a new stream has to set up")
     error_burst: int = Field(20, ge=1, description="bad messages tolerated at once per node")
@@ -187,22 +189,30 @@ class E2Settings(_Section):
 class LogSettings(_Section):
     """Logging: level and line format."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="the least severe level logged"
+    )
+    format: Literal["text", "json"] = Field(
+        "text", description="text: for a terminal; json: one object per line, for collectors"
+    )
 
 
 class GrantSettings(_Section):
     """What one xApp may do (patterns are shell-style, e.g. "RRU.*"); omitted: no limit,
     except controls, which must be listed."""
 
-    reports: list[str] | None = None
-    per: list[Literal["cell", "ue", "slice"]] | None = None
-    controls: list[Literal["handover", "slice_prb_quota", "cell_state", "generic"]] = Field(
-        default_factory=list
+    reports: list[str] | None = Field(
+        None, description="report metric names (patterns) the xApp may subscribe to"
     )
-    nodes: list[str] | None = None
-    cells: list[str] | None = None
-    slices: list[str] | None = None
+    per: list[Literal["cell", "ue", "slice"]] | None = Field(
+        None, description="row kinds the xApp may subscribe to"
+    )
+    controls: list[Literal["handover", "slice_prb_quota", "cell_state", "generic"]] = Field(
+        default_factory=list, description="control actions the xApp may send"
+    )
+    nodes: list[str] | None = Field(None, description="node ids (patterns) it may touch")
+    cells: list[str] | None = Field(None, description="cell ids (patterns) it may touch")
+    slices: list[str] | None = Field(None, description="slice ids (patterns) it may touch")
 
 
 class XAppsSettings(_Section):
@@ -211,21 +221,30 @@ class XAppsSettings(_Section):
     load: list[str] = Field(default_factory=list, description="entry-point names or module:Class")
     queue_size: int | None = Field(None, ge=1, description="reports an xApp may have waiting")
     control_timeout_s: float = Field(1.0, gt=0, description="default control timeout")
-    restart_min_s: float = Field(0.1, gt=0)
-    restart_max_s: float = Field(30.0, gt=0)
-    max_restarts: int | None = Field(None, ge=0)
+    restart_min_s: float = Field(
+        0.1, gt=0, description="first wait before restarting an xApp that raised; it doubles"
+    )
+    restart_max_s: float = Field(30.0, gt=0, description="... up to this")
+    max_restarts: int | None = Field(
+        None, ge=0, description="restarts after which the xApp stays failed; unset: no limit"
+    )
     max_subscriptions: int | None = Field(
         1000, ge=1, description="(node, report) subscriptions one xApp may hold; none: no limit"
     )
     max_controls_per_s: float | None = Field(
         100.0, gt=0, description="controls one xApp may send per second; none: no limit"
     )
-    config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    config: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="xApp name -> its settings ([xapps.config.<xapp>]), checked by its Config",
+    )
     require_grants: bool = Field(
         False,
         description="an xApp without a grant may do nothing (else: only granted ones are restricted)",
     )
-    grants: dict[str, GrantSettings] = Field(default_factory=dict)
+    grants: dict[str, GrantSettings] = Field(
+        default_factory=dict, description="xApp name -> what it may do ([xapps.grants.<xapp>])"
+    )
     require_pins: bool = Field(False, description="refuse xApp packages that are not pinned")
     pins: dict[str, str] = Field(
         default_factory=dict,
@@ -276,8 +295,10 @@ class LoopSettings(_Section):
 class ConflictSettings(_Section):
     """The conflict arbiter: policy, guard windows per action kind, xApp priorities."""
 
-    enabled: bool = True
-    policy: Literal["first-wins", "priority", "reject-both"] = "first-wins"
+    enabled: bool = Field(True, description="arbitrate conflicting controls between xApps")
+    policy: Literal["first-wins", "priority", "reject-both"] = Field(
+        "first-wins", description="which control stands when two xApps conflict"
+    )
     window_s: dict[str, float] = Field(
         default_factory=lambda: {
             "handover": 5.0,
@@ -312,9 +333,11 @@ class AuditSettings(_Section):
 class HttpSettings(_Section):
     """The runtime's HTTP server: /metrics, /healthz, /readyz and the status API."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    enabled: bool = Field(True, description="serve /metrics, the probes and the status API")
+    host: str = Field(
+        "127.0.0.1", description="address the HTTP server listens on (0.0.0.0: every interface)"
+    )
+    port: int = Field(8080, ge=0, le=65535, description="the HTTP port; 0: any free port")
     readiness_interval_s: float = Field(
         1.0, gt=0, le=60, description="readiness is re-checked (and gRPC health set) this often"
     )
@@ -425,8 +448,8 @@ class MetricsSettings(_Section):
     (``per_node`` those with a ``node`` label and no ``cell`` label).
     """
 
-    per_node: bool = False
-    per_cell: bool = False
+    per_node: bool = Field(False, description="export the per-node series")
+    per_cell: bool = Field(False, description="let xApp metrics with a cell label through")
     max_series: int = Field(
         10_000, ge=1, description="series one xApp metric may have; more are dropped and counted"
     )
@@ -436,7 +459,7 @@ class MqttTlsSettings(_Section):
     """TLS to the MQTT broker. The broker's certificate is always verified (there is no key to
     turn that off): against ``ca_file``, or the system's CAs when it is empty."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="connect to the broker over TLS")
     ca_file: str = Field("", description="PEM CA bundle; empty: the system's trusted CAs")
     cert_file: str = Field("", description="PEM client certificate, for mutual TLS")
     key_file: str = Field("", description="PEM key of cert_file (empty: it is in cert_file)")
@@ -446,9 +469,9 @@ class MqttQosSettings(_Section):
     """The MQTT QoS (0, 1 or 2) of each kind of message the bridge publishes."""
 
     state: Literal[0, 1, 2] = Field(1, description="runtime, node and xApp state (retained)")
-    kpm: Literal[0, 1, 2] = 0
-    controls: Literal[0, 1, 2] = 1
-    conflicts: Literal[0, 1, 2] = 1
+    kpm: Literal[0, 1, 2] = Field(0, description="per-cell KPM")
+    controls: Literal[0, 1, 2] = Field(1, description="finished controls")
+    conflicts: Literal[0, 1, 2] = Field(1, description="conflicts between xApps")
     xapps: Literal[0, 1, 2] = Field(0, description="what xApps publish through XApp.publish")
     config: Literal[0, 1, 2] = Field(1, description="replies to inbound config changes")
 
@@ -459,11 +482,11 @@ _TOPIC_LEVEL_BAD = ("+", "#", "\x00")
 class MqttSettings(_Section):
     """The MQTT bridge (``ric.mqtt``): off by default, so the default run needs no broker."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+    enabled: bool = Field(False, description="run the MQTT bridge")
+    host: str = Field("127.0.0.1", description="the broker's host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="the broker's port")
     tls: MqttTlsSettings = MqttTlsSettings()
-    username: str = ""
+    username: str = Field("", description="user name at the broker; empty: anonymous")
     password_file: str = Field(
         "", description="file holding the password (never the password in the config)"
     )
@@ -477,7 +500,7 @@ class MqttSettings(_Section):
         1.0, ge=0.01, le=3600, description="each cell's KPM is published at most this often"
     )
     queue_size: int = Field(10_000, ge=1, description="messages waiting for the broker")
-    keepalive_s: int = Field(30, ge=5, le=3600)
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval")
     timeout_s: float = Field(5.0, gt=0, le=120, description="connect and publish timeout")
     reconnect_min_s: float = Field(0.5, gt=0, description="reconnect back-off doubles from ...")
     reconnect_max_s: float = Field(30.0, gt=0, description="... up to this")
@@ -543,7 +566,9 @@ class PrivacySettings(_Section):
     """Pseudonymisation of UE ids that leave the runtime (logs, MQTT, traces, the audit log
     and /api/v1/controls, the demo view); the mapping never leaves the process."""
 
-    pseudonymize_ue_ids: bool = False
+    pseudonymize_ue_ids: bool = Field(
+        False, description="replace UE ids by keyed pseudonyms wherever they leave the runtime"
+    )
     key_file: str = Field(
         "", description="file with the HMAC key (16+ bytes); empty: a random key per process"
     )
@@ -617,7 +642,9 @@ class SdlSettings(_Section):
 class RuntimeConfig(_Section):
     """The whole runtime configuration."""
 
-    ric_id: str = "ric"
+    ric_id: str = Field(
+        "ric", description="this runtime's id (MQTT client id and payloads, audit anchors)"
+    )
     e2: E2Settings = E2Settings()
     log: LogSettings = LogSettings()
     xapps: XAppsSettings = XAppsSettings()
