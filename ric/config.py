@@ -56,6 +56,7 @@ falling back to plain strings). Every error names the key and the problem.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -438,6 +439,50 @@ class A1Settings(_Section):
         le=64 * 1024 * 1024,
         description="memory RE2 may use for one schema pattern; a larger pattern is refused",
     )
+    notify_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts (names or IP addresses, matched exactly, case-insensitively) a "
+        "policy's notificationDestination may point at; empty: every destination is refused "
+        "(400), so a PUT cannot make the RIC send requests into the operator's network; "
+        "loopback only when listed",
+    )
+    notify_queue: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="policy status notifications waiting to be sent; beyond, the newest is "
+        "dropped and counted",
+    )
+    notify_retries: int = Field(
+        3, ge=0, le=10, description="further attempts after a notification failed"
+    )
+    notify_retry_min_s: float = Field(
+        0.5, gt=0, le=60, description="first wait before a retry; it doubles for each retry"
+    )
+    notify_retry_max_s: float = Field(
+        10.0, gt=0, le=600, description="longest wait between two attempts"
+    )
+    notify_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="time one notification POST may take"
+    )
+
+    @field_validator("notify_hosts")
+    @classmethod
+    def _check_notify_hosts(cls, value: list[str]) -> list[str]:
+        out = []
+        for entry in value:
+            host = entry.strip().lower().removeprefix("[").removesuffix("]")
+            try:
+                out.append(str(ipaddress.ip_address(host)))
+                continue
+            except ValueError:
+                pass
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?", host):
+                raise ValueError(
+                    f"{entry!r} is not a host name or IP address (no scheme, port or path)"
+                )
+            out.append(host)
+        return out
 
 
 class MetricsSettings(_Section):

@@ -42,16 +42,18 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from ric.a1.http import A1, problem
+from ric.a1.http import A1, error_answer
 from ric.a1.http import PREFIX as A1_PREFIX
 from ric.a1.http import routes as a1_routes
 from ric.actions import OutcomeKind
@@ -123,10 +125,12 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         if exc.status < 400:
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}", headers)
+        detail = f"{exc.reason}: {request.method} {request.path}"
+        return error_answer(request, exc.status, detail, headers)
     except Exception:  # CancelledError is not an Exception: it goes through
         log.exception("HTTP %s %s failed", request.method, request.path)
-        return json_error(500, f"internal error while serving {request.method} {request.path}")
+        detail = f"internal error while serving {request.method} {request.path}"
+        return error_answer(request, 500, detail)
 
 
 @web.middleware
@@ -171,7 +175,7 @@ async def _bounds(request: web.Request, handler: Handler) -> web.StreamResponse:
     bounds, sensor = request.app[IN_FLIGHT], request.app[RUNTIME].sensor
     if bounds.count >= bounds.limit:
         sensor.http_refused("in_flight")
-        return _refusal(
+        return error_answer(
             request,
             503,
             f"{bounds.limit} requests are in flight already ([http] max_in_flight); retry after "
@@ -181,7 +185,7 @@ async def _bounds(request: web.Request, handler: Handler) -> web.StreamResponse:
     size = request.content_length
     if size is not None and size > bounds.max_body_bytes:
         sensor.http_refused("body_too_large")
-        return _refusal(
+        return error_answer(
             request,
             413,
             f"the request body ({size} bytes) is larger than the bound of "
@@ -511,18 +515,21 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if (write or access.protect_reads) and not access.authenticated(request):
         names = access.certificate_names(request)
         if names:
-            return json_error(
+            return error_answer(
+                request,
                 403,
                 f"{request.method} {request.path}: the client certificate "
                 f"({', '.join(sorted(names))}) is not in [http] client_subjects",
             )
         if write and not access.configured:
-            return json_error(
+            return error_answer(
+                request,
                 403,
                 f"{request.method} {request.path} changes state, and no way to authenticate is "
                 "configured: set [http] token_file or client_ca",
             )
-        return json_error(
+        return error_answer(
+            request,
             401,
             f"{request.method} {request.path} needs a bearer token or a client certificate",
             {"WWW-Authenticate": 'Bearer realm="ric"'},
@@ -874,6 +881,23 @@ def build_app(
     return app
 
 
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log, where a request the client malformed (a NUL byte in a header, a
+    bad request line) is the client's mistake: one WARNING line, no traceback; anything else
+    stays an ERROR with its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            text = str(msg) % args if args else str(msg)
+            self.logger.warning("HTTP: %s: a malformed request: %s", text, exc.message)
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kw)
+
+
+_SERVER_LOG = _ServerLog(logging.getLogger("aiohttp.server"))
+
+
 class HttpServer:
     """The runtime's HTTP server, as a runtime component (see the module docstring).
 
@@ -962,7 +986,9 @@ class HttpServer:
         )
         tls = self._tls()  # before anything is set up: bad files leave nothing behind
         self._warn_shared_ca(runtime.config.e2.tls.client_ca)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0, logger=_SERVER_LOG
+        )
         await runner.setup()
         address = f"{self.settings.host}:{self.settings.port}"
         assert runner.server is not None

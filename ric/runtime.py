@@ -234,7 +234,9 @@ class Runtime:
         """Measures the loop's lag and stalls (``ric.watchdog``); on real time only: under a
         virtual clock the loop runs batches of virtual time and no peer waits in real time."""
         self.hosts: list[XAppHost] = []
-        self.a1 = A1Service(self.sdl, lambda: self.hosts, self.clock.time, self.config.a1)
+        self.a1 = A1Service(
+            self.sdl, lambda: self.hosts, self.clock.time, self.config.a1, self.sensor
+        )
         """A1 policy types and policies (in the SDL) and their delivery to xApps."""
         self._sources: dict[str, str] = {}
         for plugin in plugins:

@@ -186,6 +186,10 @@ class Sensor:
         ``too_deep``, ``too_many_values``, ``not_finite``, ``number_out_of_range``,
         ``not_json`` or ``budget`` (A1 schema work over ``[a1] budget_s``)."""
 
+    def a1_notification(self, outcome: str) -> None:
+        """A policy status notification to a non-RT RIC ended: ``sent``, ``failed`` (every
+        attempt failed) or ``dropped`` (the queue of ``[a1] notify_queue`` was full)."""
+
     def xapp_published(self, xapp: str, topic_suffix: str, payload: bytes) -> None:
         """An xApp published ``payload`` (JSON, or the bytes it gave) under its own topic
         ``topic_suffix`` (already checked: no wildcards, no ``..``, no leading ``/``)."""
