@@ -157,15 +157,6 @@ class InFlight:
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
 
-def _refusal(
-    request: web.Request, status: int, detail: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """An answer at a bound, in the form of the API asked (ProblemDetails on A1)."""
-    if request.path.startswith(A1_PREFIX):
-        return problem(status, detail, headers=dict(headers or {}))
-    return json_error(status, detail, headers)
-
-
 @web.middleware
 async def _bounds(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer at once, without queueing, beyond ``[http] max_in_flight`` (503 with

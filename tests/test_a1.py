@@ -305,7 +305,7 @@ async def test_policies_reach_the_xapp_which_reports_enforcement() -> None:
 async def _status_when(rt: Runtime, policy: str, ok: Any) -> dict[str, Any]:
     """The status of ``policy`` once ``ok(status)`` holds (polled on the loop)."""
     for _ in range(1000):
-        status = await rt.a1.status("slice-sla", policy)
+        status = await rt.a1.status_detail("slice-sla", policy)
         if ok(status):
             return status
         await asyncio.sleep(0.005)
@@ -341,13 +341,48 @@ async def test_no_xapp_handles_the_type_so_it_is_not_enforced() -> None:
     async with runtime() as rt:
         await rt.a1.put_type("slice-sla", SLA.to_json())
         await rt.a1.put_policy("slice-sla", "gold", GOLD)
-        status = await rt.a1.status("slice-sla", "gold")
+        status = await rt.a1.status_detail("slice-sla", "gold")
     assert status == {
+        "policyTypeId": "slice-sla",
+        "policyId": "gold",
         "enforceStatus": "NOT_ENFORCED",
         "enforceReason": "OTHER_REASON",
         "detail": "no loaded xApp handles policy type 'slice-sla'",
         "xapps": [],
     }
+
+
+STRICT_STATUS = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["enforceStatus"],
+    "properties": {
+        "enforceStatus": {"enum": ["ENFORCED", "NOT_ENFORCED"]},
+        "enforceReason": {
+            "enum": ["SCOPE_NOT_APPLICABLE", "STATEMENT_NOT_APPLICABLE", "OTHER_REASON"]
+        },
+    },
+}
+
+
+async def test_the_a1_status_is_the_standard_object_valid_against_a_strict_status_schema() -> None:
+    """The A1 status body has only enforceStatus and enforceReason, so it satisfies a type's
+    statusSchema with additionalProperties false, enforced or not; the detail is elsewhere."""
+    strict = PolicyType("strict", SLA_SCHEMA, status_schema=STRICT_STATUS)
+    app = enforcer("enforcer", [strict])
+    async with runtime(app) as rt:
+        await rt.a1.put_policy("strict", "gold", GOLD)
+        waiting = await rt.a1.status("strict", "gold")
+        assert waiting == {"enforceStatus": "NOT_ENFORCED", "enforceReason": "OTHER_REASON"}
+        await wait_for(lambda: kinds(app) == [("created", "gold")])
+        for _ in range(1000):
+            enforced = await rt.a1.status("strict", "gold")
+            if enforced["enforceStatus"] == "ENFORCED":
+                break
+            await asyncio.sleep(0.005)
+        assert enforced == {"enforceStatus": "ENFORCED"}
+    for body in (waiting, enforced):
+        assert validate_policy(STRICT_STATUS, body) == []
 
 
 async def test_a_restarted_xapp_gets_every_policy_again_including_those_put_meanwhile() -> None:
@@ -362,7 +397,7 @@ async def test_a_restarted_xapp_gets_every_policy_again_including_those_put_mean
         await wait_for(lambda: host.state.value == "restarting")  # waits on the manual clock
         await rt.a1.put_policy("slice-sla", "silver", {"sst": 2, "max_delay_ms": 20})
         await rt.a1.delete_policy("slice-sla", "bad")
-        assert (await rt.a1.status("slice-sla", "gold"))["xapps"][0]["state"] == "restarting"
+        assert (await rt.a1.status_detail("slice-sla", "gold"))["xapps"][0]["state"] == "restarting"
         await clock.advance(1.0)
         await wait_for(lambda: len(app.events) == 4)
         status = await _status_when(rt, "silver", lambda s: s["enforceStatus"] == "ENFORCED")
@@ -447,12 +482,12 @@ async def test_a_later_status_report_and_one_for_an_undeclared_type() -> None:
     async with runtime(Later) as rt:
         await rt.a1.put_policy("slice-sla", "gold", GOLD)
         await wait_for(lambda: len(Later.pending) == 1)
-        status = await rt.a1.status("slice-sla", "gold")
+        status = await rt.a1.status_detail("slice-sla", "gold")
         assert status["detail"] == "waiting for xApp later to report enforcement"
         instance = rt.host("later").instance
         assert instance is not None
         assert await instance.policy_status("slice-sla", "gold", PolicyStatus(True)) is True
-        assert (await rt.a1.status("slice-sla", "gold"))["enforceStatus"] == "ENFORCED"
+        assert (await rt.a1.status_detail("slice-sla", "gold"))["enforceStatus"] == "ENFORCED"
         await rt.a1.delete_policy("slice-sla", "gold")
         assert await instance.policy_status("slice-sla", "gold", PolicyStatus(True)) is False
         with pytest.raises(ValueError, match="policy type 'other', which it does not declare"):

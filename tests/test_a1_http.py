@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ async def call(
     kwargs: dict[str, Any] = {"json": body} if body is not None else {}
     if raw is not None:
         kwargs = {"data": raw}
+        headers["Content-Type"] = "application/json"
     async with (
         aiohttp.ClientSession() as http,
         http.request(method, url, headers=headers, **kwargs) as response,
@@ -94,17 +96,19 @@ async def test_a1_end_to_end(ric: Ric) -> None:
     assert (await call("GET", url))[:2] == (200, ["other", "slice-sla"])
     status, body, response = await call("PUT", f"{url}/slice-sla/policies/gold", GOLD)
     assert (status, body) == (201, GOLD)
-    assert response.headers["Location"] == f"{BASE}/slice-sla/policies/gold"
+    assert response.headers["Location"] == f"{url}/slice-sla/policies/gold"
     await wait_for(lambda: kinds(app) == [("created", "gold")])  # type: ignore[arg-type]
     for _ in range(500):
         status, body, _ = await call("GET", f"{url}/slice-sla/policies/gold/status")
         if body["enforceStatus"] == "ENFORCED":
             break
         await asyncio.sleep(0.01)
-    assert status == 200 and body["enforceStatus"] == "ENFORCED"
-    assert body["detail"] == "enforced by xApp enforcer"
-    assert [x["name"] for x in body["xapps"]] == ["enforcer"] and body["xapps"][0]["enforced"]
+    assert (status, body) == (200, {"enforceStatus": "ENFORCED"})
     jsonschema.validate(body, schema_of("PolicyStatusObject"))
+    status, detail, _ = await call("GET", f"{ric.url}/api/v1/policies/slice-sla/gold")
+    assert status == 200 and detail["detail"] == "enforced by xApp enforcer"
+    assert [x["name"] for x in detail["xapps"]] == ["enforcer"] and detail["xapps"][0]["enforced"]
+    jsonschema.validate(detail, schema_of("PolicyStatusDetail"))
 
     bad = {"sst": 1, "max_delay_ms": -3, "cells": [7]}
     status, body, response = await call("PUT", f"{url}/slice-sla/policies/gold", bad)
@@ -144,6 +148,13 @@ async def test_a1_end_to_end(ric: Ric) -> None:
         ("GET", "/slice-sla/policies/nope/status", None, 404, "has no policy 'nope'"),
         ("DELETE", "/slice-sla/policies/nope", None, 404, "has no policy 'nope'"),
         ("GET", "/bad%20id", None, 400, "policy type id 'bad id' is not valid"),
+        ("GET", "/k%0A", None, 400, "policy type id 'k\\n' is not valid: 1-128 letters"),
+        ("GET", "/k%0A/policies", None, 400, "policy type id 'k\\n' is not valid"),
+        ("GET", "/slice-sla/policies/k%0A", None, 400, "policy id 'k\\n' is not valid"),
+        ("PUT", "/slice-sla/policies/k%0A", GOLD, 400, "policy id 'k\\n' is not valid"),
+        ("DELETE", "/slice-sla/policies/k%0A", None, 400, "policy id 'k\\n' is not valid"),
+        ("GET", "/slice-sla/policies/k%0A/status", None, 400, "policy id 'k\\n' is not valid"),
+        ("PUT", f"/slice-sla/policies/{'p' * 129}", GOLD, 400, "1-128 letters, digits"),
         ("PUT", "/slice-sla/policies/-x", GOLD, 400, "policy id '-x' is not valid"),
         ("PUT", "/t", {"policySchema": {"type": 5}}, 400, "is not a valid JSON Schema: at /type"),
         ("PUT", "/t", {"policySchema": []}, 400, "must be a JSON Schema object, got an array"),
@@ -170,6 +181,78 @@ async def test_bad_requests_get_problem_details_and_change_nothing(
     assert needle in assert_problem(status, answer, response, code)
     after = [(await call("GET", url))[1], (await call("GET", f"{url}/slice-sla/policies"))[1]]
     assert after == before == [["slice-sla"], ["gold"]]
+
+
+async def test_every_error_the_server_answers_on_a1_paths_is_problem_details(
+    ric: Ric, token_file: Path
+) -> None:
+    """401, 404 for an unknown A1 path, 405, 413 and 415 from the server itself are
+    ProblemDetails like the handlers' own errors; the runtime's own API keeps its JSON form."""
+    url = f"{ric.url}{BASE}"
+    status, body, response = await call("PUT", f"{url}/t", {"policySchema": {}}, token=None)
+    assert "needs a bearer token or a client certificate" in assert_problem(
+        status, body, response, 401
+    )
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="ric"'
+    status, body, response = await call("GET", f"{ric.url}/A1-P/v2/nope")
+    assert assert_problem(status, body, response, 404) == "Not Found: GET /A1-P/v2/nope"
+    status, body, response = await call("POST", f"{url}/slice-sla")
+    assert "Method Not Allowed" in assert_problem(status, body, response, 405)
+    assert "PUT" in response.headers["Allow"]
+    huge = b'{"x": "' + b"a" * (300 * 1024) + b'"}'
+    status, body, response = await call("PUT", f"{url}/big", raw=huge)
+    assert "[http] max_body_bytes" in assert_problem(status, body, response, 413)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.put(
+            f"{url}/t",
+            data=b'{"policySchema": {}}',
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain"},
+        ) as response,
+    ):
+        body = await response.json(content_type=None)
+    assert "takes application/json, not 'text/plain'" in assert_problem(
+        response.status, body, response, 415
+    )
+    status, body, response = await call("GET", f"{ric.url}/api/v1/nope")
+    assert (status, response.content_type) == (404, "application/json")
+    assert body == {"error": "Not Found: GET /api/v1/nope"}
+
+
+async def test_a_policy_id_in_use_under_another_type_is_400(ric: Ric) -> None:
+    """A policy id is unique in the RIC: putting 'gold' under a second type while it exists
+    under 'slice-sla' is 400 naming the other type, and both types stay as they were."""
+    url = f"{ric.url}{BASE}"
+    assert (await call("PUT", f"{url}/slice-sla/policies/gold", GOLD))[0] == 201
+    assert (await call("PUT", f"{url}/loose", {"policySchema": {"type": "object"}}))[0] == 201
+    status, body, response = await call("PUT", f"{url}/loose/policies/gold", {"x": 1})
+    detail = assert_problem(status, body, response, 400)
+    assert detail.startswith("policy id 'gold' exists already under policy type 'slice-sla'")
+    assert (await call("GET", f"{url}/loose/policies"))[:2] == (200, [])
+    assert (await call("PUT", f"{url}/slice-sla/policies/gold", GOLD))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("destination", "needle"),
+    [
+        ("not a uri", "is not an absolute http or https URI"),
+        ("ftp://127.0.0.1/x", "is not an absolute http or https URI"),
+        ("/relative/path", "is not an absolute http or https URI"),
+        ("http://127.0.0.1:99999/x", "is not a URI"),
+        ("http://user@127.0.0.1/x", "no user information"),
+        ("http://10.0.0.1/x", "is refused: [a1] notify_hosts is empty"),
+    ],
+)
+async def test_a_bad_notification_destination_is_400_and_changes_nothing(
+    ric: Ric, destination: str, needle: str
+) -> None:
+    """A notificationDestination that is not an absolute http(s) URI, or any destination
+    while [a1] notify_hosts is empty, is 400 naming the problem; no policy is created."""
+    url = f"{ric.url}{BASE}/slice-sla/policies/gold"
+    query = urllib.parse.urlencode({"notificationDestination": destination})
+    status, body, response = await call("PUT", f"{url}?{query}", GOLD)
+    assert needle in assert_problem(status, body, response, 400)
+    assert (await call("GET", url))[0] == 404
 
 
 async def test_a_type_with_policies_cannot_be_deleted(ric: Ric) -> None:
@@ -204,7 +287,7 @@ async def test_writes_are_refused_when_no_authentication_is_configured() -> None
     """With no token file or client CA, A1 writes are 403 saying how to allow them."""
     async with running_ric(sim=False) as ric:
         status, body, _ = await call("PUT", f"{ric.url}{BASE}/t", {"policySchema": {}})
-    assert status == 403 and "set [http] token_file or client_ca" in body["error"]
+    assert status == 403 and "set [http] token_file or client_ca" in body["detail"]
 
 
 @contextlib.asynccontextmanager
@@ -414,7 +497,7 @@ async def test_a_body_over_the_bound_is_413_declared_or_chunked(ric: Ric) -> Non
         for _ in range(40):
             yield b"x" * 10_000
 
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     async with (
         aiohttp.ClientSession() as http,
         http.put(f"{ric.url}{BASE}/t", data=chunks(), headers=headers) as answer,

@@ -2,25 +2,32 @@
 
 ==============================================================  ============================
 ``GET /A1-P/v2/healthcheck``                                    200 while the policy store
-                                                                answers
+                                                                answers (extension)
 ``GET /A1-P/v2/policytypes``                                    the policy type ids
-``GET|PUT|DELETE /A1-P/v2/policytypes/{policy_type_id}``        one policy type
+``GET /A1-P/v2/policytypes/{policy_type_id}``                   one policy type
+``PUT|DELETE /A1-P/v2/policytypes/{policy_type_id}``            (extension) put or delete one
 ``GET /A1-P/v2/policytypes/{policy_type_id}/policies``          its policy ids
-``GET|PUT|DELETE .../policies/{policy_id}``                     one policy
-``GET .../policies/{policy_id}/status``                         its enforcement status
+``GET|PUT|DELETE .../policies/{policy_id}``                     one policy; PUT takes
+                                                                ``?notificationDestination=``
+``GET .../policies/{policy_id}/status``                         its PolicyStatusObject
+``GET /api/v1/policies/{policy_type_id}/{policy_id}``           the runtime's own view of that
+                                                                status: which xApp, since when
 ==============================================================  ============================
 
-Errors are ``application/problem+json`` (``title``, ``status``, ``detail``; an invalid policy
-adds ``errors``, one per refused field). PUT answers 201 when it created, 200 when it
-replaced; DELETE answers 204. Writes pass the server's access rules (bearer token or client
-certificate) like every other write.
+Every error on an A1 path is ``application/problem+json`` (``title``, ``status``, ``detail``;
+an invalid policy adds ``errors``, one per refused field), the server's own answers included
+(401, 403, 404, 405, 413, 415, 503: ``error_answer``). PUT answers 201 with an absolute
+``Location`` when it created, 200 when it replaced; DELETE answers 204. Writes pass the
+server's access rules like every other write: for a non-RT RIC, a client certificate over
+HTTPS (``[http] client_ca`` and ``client_subjects``), as the A1-P OpenAPI has no place for a
+token.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -32,7 +39,7 @@ from ric.a1.workers import OverBudget
 from ric.jsonbounds import JSON_BODY, JsonRefused
 from ric.sdl import SdlError
 
-__all__ = ["A1", "PREFIX", "PROBLEM_JSON", "problem", "routes"]
+__all__ = ["A1", "PREFIX", "PROBLEM_JSON", "error_answer", "problem", "routes"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,16 @@ def problem(
     return web.json_response(body, status=status, content_type=PROBLEM_JSON, headers=headers)
 
 
+def error_answer(
+    request: web.Request, status: int, detail: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """An error in the form of the API asked: ProblemDetails on A1 paths, ``{"error": ...}``
+    (``application/json``) on the runtime's own API, as ``ric/openapi.json`` documents."""
+    if request.path.startswith(PREFIX):
+        return problem(status, detail, headers=dict(headers or {}))
+    return web.json_response({"error": detail}, status=status, headers=headers)
+
+
 Handler = Callable[[web.Request, A1Service], Awaitable[web.StreamResponse]]
 
 
@@ -87,8 +104,19 @@ def _a1(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespons
     return wrapped
 
 
+def _json_media(request: web.Request) -> None:
+    """PolicyError 415 unless the body, if any, is declared JSON (or not declared)."""
+    kind = request.headers.get("Content-Type", "")
+    media = request.content_type
+    if kind and media != "application/json" and not media.endswith("+json"):
+        raise PolicyError(
+            415, f"{request.method} {request.path} takes application/json, not {media!r}"
+        )
+
+
 async def _body(request: web.Request) -> Any:
     """The body as bounded JSON (``[http]`` bounds, see ``ric.jsonbounds``)."""
+    _json_media(request)
     try:
         body = await request.app[JSON_BODY].read(request)
     except JsonRefused as exc:
@@ -98,8 +126,9 @@ async def _body(request: web.Request) -> Any:
     return body
 
 
-def _written(created: bool, location: str, body: Any) -> web.Response:
-    headers = {"Location": location} if created else None
+def _written(request: web.Request, created: bool, body: Any) -> web.Response:
+    # The standard's Location is the created resource's URI: absolute, as the client reached it.
+    headers = {"Location": str(request.url.with_query(None))} if created else None
     return web.json_response(body, status=201 if created else 200, headers=headers)
 
 
@@ -132,7 +161,7 @@ async def put_policy_type(request: web.Request, a1: A1Service) -> web.StreamResp
     type_id = request.match_info["policy_type_id"]
     body = await _body(request)
     created = await a1.put_type(type_id, body)
-    return _written(created, request.path, await a1.get_type(type_id))
+    return _written(request, created, await a1.get_type(type_id))
 
 
 @routes.delete(f"{PREFIX}/policytypes/{{policy_type_id}}")
@@ -166,8 +195,9 @@ async def put_policy(request: web.Request, a1: A1Service) -> web.StreamResponse:
     type_id, policy_id = info["policy_type_id"], info["policy_id"]
     await a1.get_type(type_id)  # an unknown type is 404 before the body is looked at
     body = await _body(request)
-    created = await a1.put_policy(type_id, policy_id, body)
-    return _written(created, request.path, body)
+    destination = request.query.get("notificationDestination")
+    created = await a1.put_policy(type_id, policy_id, body, destination)
+    return _written(request, created, body)
 
 
 @routes.delete(f"{PREFIX}/policytypes/{{policy_type_id}}/policies/{{policy_id}}")
@@ -185,3 +215,17 @@ async def policy_status(request: web.Request, a1: A1Service) -> web.StreamRespon
     """The enforcement status of a policy, as the xApps that handle its type reported it."""
     info = request.match_info
     return web.json_response(await a1.status(info["policy_type_id"], info["policy_id"]))
+
+
+@routes.get("/api/v1/policies/{policy_type_id}/{policy_id}")
+async def policy_status_detail(request: web.Request) -> web.StreamResponse:
+    """The runtime's own view of a policy's status: the A1 fields, a ``detail`` sentence and
+    each handling xApp's state and report (the A1 status body has no room for them)."""
+    info = request.match_info
+    try:
+        detail = await request.app[A1].status_detail(info["policy_type_id"], info["policy_id"])
+    except PolicyError as exc:
+        return error_answer(request, exc.status, exc.detail)
+    except SdlError as exc:
+        return error_answer(request, 503, f"the policy store is not available: {exc}")
+    return web.json_response(detail)

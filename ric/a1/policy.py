@@ -29,9 +29,13 @@ __all__ = [
     "validate_policy",
 ]
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-"""Policy type and policy ids: 1-128 letters, digits, '_', '.', ':' or '-', starting with a
-letter or digit (no '/', so an id is always one URL path segment)."""
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
+"""Policy type and policy ids, matched whole (``fullmatch``: a trailing newline is refused):
+1-128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit. The A1AP
+allows any string; this limit keeps an id one URL path segment and one SDL key part."""
+
+ID_RULE = "1-128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+"""The id rule in words, as a refusal names it."""
 
 PolicyKind = Literal["created", "updated", "deleted"]
 EnforceReason = Literal["SCOPE_NOT_APPLICABLE", "STATEMENT_NOT_APPLICABLE", "OTHER_REASON"]
@@ -84,12 +88,8 @@ class FieldError:
 
 def check_id(what: str, value: object) -> str:
     """Return ``value`` if it is a valid id, else raise PolicyError (400) naming it."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
-        raise PolicyError(
-            400,
-            f"{what} {value!r} is not valid: 1-128 letters, digits, '_', '.', ':' or '-', "
-            "starting with a letter or digit",
-        )
+    if not isinstance(value, str) or ID_PATTERN.fullmatch(value) is None:
+        raise PolicyError(400, f"{what} {value!r} is not valid: {ID_RULE}", title="Invalid id")
     return value
 
 

@@ -7,11 +7,17 @@ Redis) types, policies and statuses survive a runtime restart::
     type/<type id>                      the PolicyTypeObject
     policy/<type id>/<policy id>        the policy object
     status/<type id>/<policy id>/<xapp> what that xApp last reported (cleared on every change)
+    notify/<type id>/<policy id>        the policy's notificationDestination, if it has one
 
 Delivery follows the store, not the API call: the service watches its namespace, so a change
 made by another replica on a shared (Redis) store reaches this runtime's xApps too. An xApp
 instance that starts gets every current policy of its types as ``created`` instead
 (``snapshot``), which covers whatever changed while it was down or restarting.
+
+Status notifications follow the store too: a status written or cleared (an xApp reports, the
+policy is replaced, an xApp restarts) and an xApp that stops or fails make the service
+recompute the policy's status, and when it differs from the one last notified it is queued
+for the policy's ``notificationDestination`` (``ric.a1.notify``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ric.a1.notify import Notifier, check_destination
 from ric.a1.policy import (
     PolicyError,
     PolicyEvent,
@@ -36,6 +43,8 @@ from ric.a1.workers import ValidationPool
 from ric.config import A1Settings
 from ric.errors import PluginError
 from ric.sdl import Change, Namespace, SdlBackend
+from ric.sensors import SensorSet
+from ric.types import Sensor
 
 if TYPE_CHECKING:
     from ric.host import XAppHost
@@ -61,6 +70,8 @@ class A1Service:
     policy's type); ``now`` is Unix time for the status timestamps. Errors are PolicyError
     with the HTTP status to answer. Schema checks and policy validation run in worker
     processes with a budget (``settings``, ``ric.a1.workers``); ``aclose`` stops them.
+    Status notifications are counted on ``sensor``; when it is the runtime's SensorSet, the
+    service also listens there for xApps that stop (their policies are no longer enforced).
     """
 
     def __init__(
@@ -69,9 +80,14 @@ class A1Service:
         hosts: Callable[[], Sequence[XAppHost]],
         now: Callable[[], float],
         settings: A1Settings | None = None,
+        sensor: Sensor | None = None,
     ) -> None:
         self.store = Namespace(sdl, NAMESPACE)
         self.workers = ValidationPool(settings)
+        self.notifier = Notifier(settings or A1Settings(), sensor)
+        """Sends policy status notifications (``ric.a1.notify``)."""
+        if isinstance(sensor, SensorSet):
+            sensor.add(_XAppStates(self))
         self._hosts = hosts
         self._now = now
         self._declared: dict[str, tuple[PolicyType, list[str]]] = {}
@@ -84,6 +100,11 @@ class A1Service:
         self._pending: collections.deque[str] = collections.deque()
         self._consumer: asyncio.Task[None] | None = None
         self._ready = False
+        self._checks: dict[tuple[str, str], None] = {}
+        """Policies whose status may have changed, in order, each once."""
+        self._checker: asyncio.Task[None] | None = None
+        self._notified: dict[tuple[str, str], dict[str, Any]] = {}
+        """The status last notified (or current when the destination was set), by policy."""
 
     # -- types ---------------------------------------------------------------------------
 
@@ -237,13 +258,31 @@ class A1Service:
             raise PolicyError(404, f"policy type {type_id!r} has no policy {policy_id!r}")
         return found
 
-    async def put_policy(self, type_id: str, policy_id: str, body: object) -> bool:
+    async def put_policy(
+        self, type_id: str, policy_id: str, body: object, destination: str | None = None
+    ) -> bool:
         """Create or update a policy after validating it against its type's schema; whether
         it was created. An invalid policy is refused (400 naming the fields) and changes
         nothing. The xApps that handle the type are told (see ``start``; not when nothing
-        changed)."""
+        changed). ``destination`` is where its status changes are notified (checked against
+        ``[a1] notify_hosts``, 400 otherwise); a PUT without one stops the notifications.
+
+        A policy id is unique in the RIC, not only in its type: an id that exists under
+        another type is refused (400), as the O-RAN SC A1 simulator of A1-P v2 does."""
         definition = await self.get_type(type_id)
         check_id("policy id", policy_id)
+        if destination is not None:
+            check_destination(destination, self.notifier.allowed)
+        for key in await self.store.keys("policy/"):
+            other, _, existing = key.removeprefix("policy/").partition("/")
+            if existing == policy_id and other != type_id:
+                raise PolicyError(
+                    400,
+                    f"policy id {policy_id!r} exists already under policy type {other!r}; a "
+                    "policy id is unique in the RIC (delete that policy first, or pick another "
+                    "id)",
+                    title="Policy id in use",
+                )
         if not isinstance(body, Mapping):
             raise PolicyError(400, f"policy {policy_id!r}: a policy is a JSON object")
         errors = await self.workers.validate(
@@ -262,14 +301,17 @@ class A1Service:
         for _ in range(_RETRIES):
             old = await self.store.get(key)
             if old == body:
+                await self._set_destination(type_id, policy_id, destination)
                 return False
             await self._forget_statuses(type_id, policy_id)  # before the xApps can report anew
             if old is None:
                 if await self.store.set_if_not_exists(key, body):
                     await self._recheck(type_id, policy_id, definition, body, None)
+                    await self._set_destination(type_id, policy_id, destination)
                     return True
             elif await self.store.set_if(key, old, body):
                 await self._recheck(type_id, policy_id, definition, body, old)
+                await self._set_destination(type_id, policy_id, destination)
                 return False
         raise PolicyError(409, f"policy {policy_id!r} changed while it was written; try again")
 
@@ -307,6 +349,23 @@ class A1Service:
         if not await self.store.delete_if(f"policy/{type_id}/{policy_id}", old):
             raise PolicyError(409, f"policy {policy_id!r} changed while it was deleted; try again")
         await self._forget_statuses(type_id, policy_id)
+        await self.store.delete(f"notify/{type_id}/{policy_id}")
+        self._notified.pop((type_id, policy_id), None)
+
+    async def _set_destination(self, type_id: str, policy_id: str, destination: str | None) -> None:
+        """Keep (or drop) where the policy's status changes go. A new destination starts
+        from the current status, so its first notification is a change, not the state at
+        PUT; the same destination keeps what it was told (a replaced policy's status change
+        is then notified)."""
+        key = f"notify/{type_id}/{policy_id}"
+        if destination is None:
+            await self.store.delete(key)
+            self._notified.pop((type_id, policy_id), None)
+            return
+        if await self.store.get(key) != destination:
+            await self.store.set(key, destination)
+            self._notified[(type_id, policy_id)] = await self.status(type_id, policy_id)
+        self.status_may_change(type_id, policy_id)
 
     async def _forget_statuses(self, type_id: str, policy_id: str) -> None:
         stale = await self.store.keys(f"status/{type_id}/{policy_id}/")
@@ -326,14 +385,17 @@ class A1Service:
         self._unwatch = self.store.watch(self._on_change)  # first: nothing is missed
         self._known = await self.store.items("policy/")
         self._ready = True
+        self.notifier.start(tg)
         self._spawn()
 
     def close(self) -> None:
-        """Stop delivering changes (the runtime shuts down)."""
+        """Stop delivering changes and notifying (the runtime shuts down)."""
         self._ready = False
         unwatch, self._unwatch = self._unwatch, None
         if unwatch is not None:
             unwatch()
+        self._checks.clear()
+        self.notifier.close()
 
     async def aclose(self) -> None:
         """Stop delivering changes and stop the validation workers."""
@@ -349,6 +411,54 @@ class A1Service:
         if change.key.startswith("policy/") and change.op in ("set", "delete"):
             self._pending.append(change.key)
             self._spawn()
+        elif change.key.startswith("status/"):
+            _, type_id, rest = change.key.split("/", 2)
+            self.status_may_change(type_id, rest.rsplit("/", 1)[0])
+
+    def status_may_change(self, type_id: str, policy_id: str) -> None:
+        """Recompute the policy's status soon, and notify it if it changed."""
+        if not self._ready or self._tg is None:
+            return
+        self._checks[(type_id, policy_id)] = None
+        if self._checker is None:
+            try:
+                self._checker = self._tg.create_task(self._check(), name="a1:status")
+            except RuntimeError:  # the task group is shutting down: nobody to notify
+                self._checks.clear()
+
+    def xapp_state(self, xapp: str, state: str) -> None:
+        """An xApp changed state: when it stopped or failed, its policies' statuses change."""
+        if state not in ("stopped", "failed"):
+            return
+        for host in self._hosts():
+            if host.name == xapp:
+                for type_id in host.policy_types:
+                    for key in self._known:
+                        if key.startswith(f"policy/{type_id}/"):
+                            self.status_may_change(type_id, key.rsplit("/", 1)[1])
+
+    async def _check(self) -> None:
+        try:
+            while self._checks:
+                type_id, policy_id = next(iter(self._checks))
+                del self._checks[(type_id, policy_id)]
+                try:
+                    await self._notify_if_changed(type_id, policy_id)
+                except PolicyError:  # deleted meanwhile: nothing to tell
+                    self._notified.pop((type_id, policy_id), None)
+                except Exception:  # the store failed: this change goes untold
+                    log.exception("A1: cannot check the status of %s/%s", type_id, policy_id)
+        finally:
+            self._checker = None
+
+    async def _notify_if_changed(self, type_id: str, policy_id: str) -> None:
+        destination = await self.store.get(f"notify/{type_id}/{policy_id}")
+        if not isinstance(destination, str):
+            return
+        status = await self.status(type_id, policy_id)
+        if self._notified.get((type_id, policy_id)) != status:
+            self._notified[(type_id, policy_id)] = status
+            self.notifier.submit(destination, status)
 
     def _spawn(self) -> None:
         if self._consumer is None and self._pending and self._ready and self._tg is not None:
@@ -417,11 +527,18 @@ class A1Service:
         return True
 
     async def status(self, type_id: str, policy_id: str) -> dict[str, Any]:
-        """The A1 enforcement status of a policy (404 if unknown).
+        """The A1 PolicyStatusObject of a policy (404 if unknown): exactly ``enforceStatus``
+        and, when NOT_ENFORCED, ``enforceReason``; who enforces it is ``status_detail``."""
+        detail = await self.status_detail(type_id, policy_id)
+        return {k: detail[k] for k in ("enforceStatus", "enforceReason") if k in detail}
 
-        ``enforceStatus`` is ENFORCED when every loaded xApp that handles the type reported
-        it enforced; otherwise NOT_ENFORCED with ``enforceReason`` and a ``detail`` naming
-        the xApp (or saying that no xApp handles the type, or whom it waits for).
+    async def status_detail(self, type_id: str, policy_id: str) -> dict[str, Any]:
+        """The policy's status as the runtime's own API shows it (404 if unknown).
+
+        ``enforceStatus`` is ENFORCED when every loaded xApp that handles the type runs and
+        reported it enforced; otherwise NOT_ENFORCED with ``enforceReason`` and a ``detail``
+        naming the xApp (or saying that no xApp handles the type, one is stopped, or whom it
+        waits for). ``xapps`` lists each handling xApp's state and report.
         """
         await self.get_policy(type_id, policy_id)
         prefix = f"status/{type_id}/{policy_id}/"
@@ -430,27 +547,36 @@ class A1Service:
         }
         xapps: list[dict[str, Any]] = []
         not_enforced: list[tuple[str, Mapping[str, Any]]] = []
+        stopped: list[str] = []
         waiting: list[str] = []
         for host in self.handlers(type_id):
             report = reports.get(host.name)
             entry: dict[str, Any] = {"name": host.name, "state": host.state.value}
             if report is None:
                 entry.update(enforced=None, reason="", at=None)
-                waiting.append(host.name)
             else:
                 entry.update(
                     enforced=bool(report["enforced"]),
                     reason=str(report.get("reason", "")),
                     at=_iso(float(report["at"])),
                 )
-                if not report["enforced"]:
-                    not_enforced.append((host.name, report))
+            if host.state.value in ("stopped", "failed"):
+                stopped.append(host.name)
+            elif report is None:
+                waiting.append(host.name)
+            elif not report["enforced"]:
+                not_enforced.append((host.name, report))
             xapps.append(entry)
         out: dict[str, Any] = {"enforceStatus": "NOT_ENFORCED"}
         if not xapps:
             out.update(
                 enforceReason="OTHER_REASON",
                 detail=f"no loaded xApp handles policy type {type_id!r}",
+            )
+        elif stopped:
+            out.update(
+                enforceReason="OTHER_REASON",
+                detail=f"xApp {', '.join(stopped)} does not run",
             )
         elif not_enforced:
             name, report = not_enforced[0]
@@ -469,5 +595,14 @@ class A1Service:
                 "enforceStatus": "ENFORCED",
                 "detail": f"enforced by xApp {', '.join(x['name'] for x in xapps)}",
             }
-        out["xapps"] = xapps
-        return out
+        return {"policyTypeId": type_id, "policyId": policy_id, **out, "xapps": xapps}
+
+
+class _XAppStates(Sensor):
+    """Tells the A1 service when an xApp changes state (through the runtime's sensors)."""
+
+    def __init__(self, service: A1Service) -> None:
+        self._service = service
+
+    def xapp_state(self, xapp: str, state: str) -> None:
+        self._service.xapp_state(xapp, state)
