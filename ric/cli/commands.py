@@ -69,16 +69,6 @@ def _announce_http(components: Sequence[Any]) -> None:
             )
 
 
-def _add_mqtt(config: Any, sensors: list[Any], components: list[Any]) -> None:
-    """Add the MQTT bridge, as a sensor and a component, when ``[mqtt] enabled``."""
-    from ric.mqtt import mqtt_bridge
-
-    bridge = mqtt_bridge(config)
-    if bridge is not None:
-        sensors.append(bridge)
-        components.append(bridge)
-
-
 def _privacy(config: Any) -> Any:
     from ric.privacy import Pseudonymizer
 
@@ -87,23 +77,17 @@ def _privacy(config: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ric.http import observability
     from ric.logs import setup_logging
     from ric.plugins import load
     from ric.runtime import Runtime, tune_gc
-    from ric.trace.recorder import recorder_from_config
 
     config = _config(args, {"trace.record": str(args.record)} if args.record else None)
     setup_logging(config.log.level, config.log.format, privacy=_privacy(config))
     plugins = [load(ref) for ref in [*config.xapps.load, *args.xapp]]
-    sensors, components = observability(config)
-    _add_mqtt(config, sensors, components)
-    recorder = recorder_from_config(config)
-    if recorder is not None:  # a sensor (it sees every E2 frame) and a component (the file)
-        sensors, components = [*sensors, recorder], [*components, recorder]
 
     async def serve() -> int:
-        runtime = Runtime(config, plugins, sensors=sensors, components=components)
+        # HTTP and metrics, MQTT and the recorder come from the config, as for any embedder.
+        runtime = Runtime.from_config(config, plugins)
         with contextlib.ExitStack() as stack:
             if config.e2.tls.enabled:  # failed handshakes are only in gRPC core's own log
                 _tap_grpc_log(runtime.sensor, stack)
@@ -118,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        _announce_http(components)
+        _announce_http(runtime.components)
         if args.duration:
             await asyncio.sleep(args.duration)
         else:
@@ -173,7 +157,6 @@ DEMO_SLICE_TARGETS = {"2-000002": {"max_delay_ms": 5.0}}
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ric.demo import run_demo
-    from ric.http import observability
     from ric.logs import setup_logging
     from ric.plugins import load
     from ric.sim import load_scenario
@@ -187,8 +170,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario or _default_scenario("demo.toml"))
     refs = args.xapp or list(DEMO_XAPPS)
     plugins = [load(ref) for ref in refs]
-    sensors, components = observability(config)
-    _add_mqtt(config, sensors, components)
 
     async def demo() -> int:
         await run_demo(
@@ -198,8 +179,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             seed=args.seed,
             refresh_s=args.refresh,
-            sensors=sensors,
-            components=components,
         )
         return 0
 
