@@ -17,7 +17,15 @@ from ric.e2node.association import (
     read_setup_answer,
     setup_request,
 )
-from ric.e2node.node import MAX_ACTIONS, Applied, ControlAnswer, E2Node, Refused, RequestKey
+from ric.e2node.node import (
+    MAX_ACTIONS,
+    Applied,
+    ControlAnswer,
+    E2Node,
+    Refused,
+    ReportAction,
+    RequestKey,
+)
 
 __all__ = [
     "MAX_ACTIONS",
@@ -26,6 +34,7 @@ __all__ = [
     "E2Node",
     "NodeDescription",
     "Refused",
+    "ReportAction",
     "RequestKey",
     "SetupAccepted",
     "SetupFailed",

@@ -30,7 +30,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Generic, Literal, TypeVar
+from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from ric._proto.e2.v1 import e2_pb2, kpm_pb2
 from ric.e2.convert import cause_to_proto
@@ -42,6 +42,7 @@ __all__ = [
     "ControlAnswer",
     "E2Node",
     "Refused",
+    "ReportAction",
     "RequestKey",
 ]
 
@@ -54,7 +55,17 @@ RequestKey = tuple[int, int]
 ControlAnswer = Literal["acknowledged", "failed", "unanswered"]
 """How a node answered a control."""
 
-ActionT = TypeVar("ActionT")
+
+class ReportAction(Protocol):
+    """What the core reads of a source's admitted action."""
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The measurements the action reports (those asked for that the node has)."""
+        ...
+
+
+ActionT = TypeVar("ActionT", bound=ReportAction)
 SubT = TypeVar("SubT")
 
 
@@ -126,8 +137,8 @@ class E2Node(ABC, Generic[ActionT, SubT]):
         node does not report are left out of it, and named by :meth:`skipped`."""
 
     @abstractmethod
-    def skipped(self, defn: kpm_pb2.KpmActionDefinition, action: ActionT) -> dict[str, str]:
-        """The measurements ``defn`` asked for that ``action`` leaves out, each with why."""
+    def not_reported(self, action: ActionT, metric: str) -> str:
+        """Why ``action`` leaves out ``metric``, which its definition asked for."""
 
     @abstractmethod
     def subscribe(
@@ -250,8 +261,11 @@ class E2Node(ABC, Generic[ActionT, SubT]):
                     continue
                 actions.append(admitted)
                 response.admitted_action_ids.append(action.action_id)
-                for name, why in self.skipped(action.kpm, admitted).items():
+                for name in dict.fromkeys(action.kpm.metric_names):
+                    if name in admitted.metrics:
+                        continue
                     skipped.append(name)
+                    why = self.not_reported(admitted, name)
                     response.not_admitted_measurements.add(
                         action_id=action.action_id,
                         metric_name=name,

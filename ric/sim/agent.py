@@ -357,13 +357,9 @@ class NodeAgent(E2Node[_Action, _Subscription]):
             next_due_s=self.world.time_s + period_ms / 1000.0,
         )
 
-    def skipped(self, defn: kpm_pb2.KpmActionDefinition, action: _Action) -> dict[str, str]:
-        """The measurements the action's style does not report on this vendor's node."""
-        return {
-            m: f"style {action.style} of {self.profile.name} does not report {m}"
-            for m in dict.fromkeys(defn.metric_names)
-            if m not in action.metrics
-        }
+    def not_reported(self, action: _Action, metric: str) -> str:
+        """The action's style does not report ``metric`` on this vendor's node."""
+        return f"style {action.style} of {self.profile.name} does not report {metric}"
 
     def admit_action(self, defn: kpm_pb2.KpmActionDefinition, action_id: int) -> _Action:
         """The action on the world: its style's measurements on this profile, and its scope as

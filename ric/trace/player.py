@@ -409,14 +409,9 @@ class PlayedNode(E2Node[_Action, _Subscription]):
             slices=frozenset(map(_slice_text, scope.slices)) if scope.slices else None,
         )
 
-    def skipped(self, defn: kpm_pb2.KpmActionDefinition, action: _Action) -> dict[str, str]:
-        """The names the trace never has for the action's kind of row."""
-        rows = KIND_NAMES[action.kind]
-        return {
-            m: f"the trace has no {m} for {rows} rows of {self.node}"
-            for m in dict.fromkeys(defn.metric_names)
-            if m not in action.metrics
-        }
+    def not_reported(self, action: _Action, metric: str) -> str:
+        """The trace never has ``metric`` for the action's kind of row."""
+        return f"the trace has no {metric} for {KIND_NAMES[action.kind]} rows of {self.node}"
 
     def subscribe(
         self, key: RequestKey, ran_function_id: int, period_ms: int, actions: list[_Action]

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
-from ric._proto.e2.v1 import common_pb2, e2_pb2, e2_pb2_grpc, kpm_pb2, rc_pb2
+from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
 from ric.e2node import MAX_ACTIONS
 from ric.model import KPM_OID, RC_OID, CauseCode
 from ric.sim import Simulator, load_scenario
@@ -76,21 +75,6 @@ def _trace(path: Path) -> Path:
             start_ms = START_US // 1000 + (offset_s - 1) * PERIOD_MS
             w.add(offset_s * 1_000_000, TRACE_NODE, Direction.NODE_TO_RIC, _indication(start_ms))
     return path
-
-
-@pytest.fixture
-async def fake_ric() -> AsyncIterator[FakeRic]:
-    """A FakeRic served by a real grpc.aio server on 127.0.0.1, on a free port."""
-    server = grpc.aio.server()
-    ric = FakeRic()
-    e2_pb2_grpc.add_E2TerminationServicer_to_server(ric, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    ric.target = f"127.0.0.1:{port}"
-    try:
-        yield ric
-    finally:
-        await server.stop(grace=None)
 
 
 async def _connected(session: FakeSession) -> Node:
