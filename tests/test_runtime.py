@@ -172,3 +172,30 @@ async def test_components_start_after_e2_and_stop_in_reverse() -> None:
             "second": True,
         }
     assert log == ["start probe port=True", "start second port=True", "stop second", "stop probe"]
+
+
+def test_the_constructor_builds_no_component_from_the_config() -> None:
+    """Runtime(config) leaves [http], [mqtt] and [trace] to the caller: with them all on it
+    has no component, so a library user or a test opens no port but E2's."""
+    config = load_config(
+        environ={},
+        overrides={"http.enabled": True, "mqtt.enabled": True, "trace.record": "x.trace"},
+    )
+    assert Runtime(config).components == []
+
+
+def test_from_config_builds_what_the_config_asks_for(tmp_path: Path) -> None:
+    """Runtime.from_config builds the Prometheus sensor and HTTP server, the MQTT bridge and
+    the recorder, in that order, each a sensor too where it observes events; with them off in
+    the config it builds none, and given components come after the built ones."""
+    trace = str(tmp_path / "t.trace")
+    on = load_config(
+        environ={}, overrides={"http.port": 0, "mqtt.enabled": True, "trace.record": trace}
+    )
+    runtime = Runtime.from_config(on)
+    assert [c.name for c in runtime.components] == ["metrics", "http", "mqtt", "trace"]
+    sensors = {type(s).__name__ for s in runtime.sensor}
+    assert {"PrometheusSensor", "MqttBridge", "TraceRecorder"} <= sensors
+    off = load_config(environ={}, overrides={"http.enabled": False})
+    extra = Runtime(off).audit  # any component will do: the audit log is one
+    assert Runtime.from_config(off, components=[extra]).components == [extra]
