@@ -33,6 +33,7 @@ from typing import Any
 
 from ric.bench.proc import split_cpus
 from ric.bench.suite import SECTIONS, BenchConfig, run_section, uvloop_available
+from ric.cliutil import table
 
 __all__ = ["SECTIONS", "BenchConfig", "format_table", "machine", "run_bench", "write_results"]
 
@@ -255,13 +256,4 @@ def format_table(results: dict[str, Any]) -> str:
                 f"< 20 s: {_met(s['target']['met'])}",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = []
-    for i, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:4], widths[1:4], strict=True)
-        ]
-        lines.append("  ".join([*cells, row[4]]).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths).rstrip())
-    return "\n".join(lines)
+    return "\n".join(table(rows[0], rows[1:], right={1, 2, 3}, rule=True))

@@ -47,6 +47,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from ric.cliutil import table
 from ric.eval.metrics import PING_PONG_WINDOW_S
 from ric.eval.runner import Evaluation
 from ric.sim.scenario import Scenario
@@ -310,15 +311,8 @@ def _signed(value: float, scale: float, count: bool = False) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        cells = [
-            cell.ljust(w) if i < left else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return lines
+    """Names in the first ``left`` columns, figures right-aligned in the others."""
+    return table(header, rows, right=range(left, len(header)))
 
 
 _RUN_COLUMNS: Final = (

@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from ric._proto.e2.v1 import e2_pb2, kpm_pb2
+from ric.cliutil import duration, table
 from ric.trace.format import Direction, Frame, TraceError, TraceHeader, TraceReader
 
 __all__ = [
@@ -247,15 +248,7 @@ class TraceIndex:
                 "SLICES",
                 "REPORTS",
             ]
-            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-            lines.append("")
-            for row in [header, *rows]:
-                lines.append(
-                    "  ".join(
-                        c.rjust(w) if i in (3, 5, 6, 7) else c.ljust(w)
-                        for i, (c, w) in enumerate(zip(row, widths, strict=True))
-                    ).rstrip()
-                )
+            lines += ["", *table(header, rows, right={3, 5, 6, 7})]
         if self.error is not None:
             lines += ["", f"DAMAGED: {self.error}"]
         return "\n".join(lines)
@@ -282,12 +275,9 @@ def _size(n: int) -> str:
 
 
 def _span(seconds: float) -> str:
-    s = round(seconds)
-    if s < 60:
+    if seconds < 60:
         return f"{seconds:.1f} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s ({seconds:.1f} s)"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min ({seconds:.0f} s)"
+    return f"{duration(seconds)} ({seconds:.1f} s)"
 
 
 def scan(path: str | Path, *, strict: bool = False) -> TraceIndex:

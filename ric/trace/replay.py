@@ -28,6 +28,7 @@ from typing import Any, Final
 import grpc
 
 from ric._proto.e2.v1 import e2_pb2, e2_pb2_grpc
+from ric.cliutil import table
 from ric.e2node import SetupFailed, SetupRefused, read_setup_answer
 from ric.errors import RicError
 from ric.trace.index import NodeEvent, TraceIndex
@@ -114,15 +115,8 @@ class ReplayResult:
                 for (kind, node, answer, cause), count in sorted(groups.items())
             ]
             header = ["CONTROL", "NODE", "ANSWER", "COUNT"]
-            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
             lines.append(f"controls: {len(p.controls)} (policy {p.policy})")
-            for row in [header, *rows]:
-                lines.append(
-                    "  ".join(
-                        c.rjust(w) if i == 3 else c.ljust(w)
-                        for i, (c, w) in enumerate(zip(row, widths, strict=True))
-                    ).rstrip()
-                )
+            lines += table(header, rows, right={3})
         for error in self.errors:
             lines.append(f"error: {error}")
         return "\n".join(lines)
