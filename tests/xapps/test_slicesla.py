@@ -330,8 +330,9 @@ async def test_targets_from_an_a1_policy_over_http_drive_quota_controls(tmp_path
             if status["enforceStatus"] == "ENFORCED":
                 break
             await asyncio.sleep(0.02)
-        assert status["enforceStatus"] == "ENFORCED", status
-        assert status["detail"] == "enforced by xApp slicesla"
+        assert status == {"enforceStatus": "ENFORCED"}, status
+        async with http.get(f"{ric.url}/api/v1/policies/slice-sla/urllc") as response:
+            assert (await response.json())["detail"] == "enforced by xApp slicesla"
         await wait_for(
             lambda: any(
                 c.slice == "2-000002" and c.outcome is OutcomeKind.ACKNOWLEDGED for c in app.changes

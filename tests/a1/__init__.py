@@ -1,0 +1,1 @@
+"""The A1-P interface against the real runtime: conformance to the standard, notifications."""
