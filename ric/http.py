@@ -881,7 +881,8 @@ class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
         if isinstance(exc, HttpProcessingError):
             text = str(msg) % args if args else str(msg)
-            self.logger.warning("HTTP: %s: a malformed request: %s", text, exc.message)
+            why = " ".join(str(exc.message).split())  # one line: aiohttp adds a caret line
+            self.logger.warning("HTTP: %s: a malformed request: %s", text, why)
             return
         self.logger.exception(msg, *args, exc_info=exc_info, **kw)
 
