@@ -75,4 +75,6 @@ __all__ = [
     "xapp",
 ]
 
+# The one place the version is written: pyproject.toml reads it (dynamic), ric_build and the
+# MQTT status report it.
 __version__ = "0.1.0"

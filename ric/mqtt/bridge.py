@@ -18,11 +18,11 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
+from ric import __version__
 from ric.audit import audit_record
 from ric.backoff import Backoff
 from ric.config import MqttSettings, RuntimeConfig
@@ -56,13 +56,6 @@ class _Msg:
 
 def _number(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _version() -> str:
-    try:
-        return metadata.version("ric")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 class MqttBridge(Sensor):
@@ -124,7 +117,7 @@ class MqttBridge(Sensor):
                 "ric_id": self.ric_id,
                 "online": True,
                 "time": now,
-                "version": _version(),
+                "version": __version__,
                 "reason": None,
             },
             self.settings.qos.state,
@@ -133,7 +126,7 @@ class MqttBridge(Sensor):
             "ric_id": self.ric_id,
             "online": False,
             "time": None,
-            "version": _version(),
+            "version": __version__,
             "reason": "connection lost (last will)",
         }
         runtime.sensor.stats_added("mqtt", self.samples)
@@ -308,7 +301,7 @@ class MqttBridge(Sensor):
 
     def kpm_plugin(self) -> Plugin | None:
         """The internal xApp that receives the opted-in KPM metrics (None if there are none)."""
-        return kpm_plugin(self.settings, _version(), self.kpm_report)
+        return kpm_plugin(self.settings, __version__, self.kpm_report)
 
     # -- queueing -------------------------------------------------------------------------
 
