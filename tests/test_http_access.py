@@ -34,7 +34,7 @@ async def call(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         aiohttp.ClientSession() as http,
-        http.request(method, url, headers=headers, ssl=ssl_context) as resp,
+        http.request(method, url, headers=headers, ssl=ssl_context or True) as resp,
     ):
         await resp.read()
         return resp.status
