@@ -267,6 +267,12 @@ class XAppsSettings(_Section):
         "one is refused, counted and logged (XApp.publish returns False)",
     )
 
+    @model_validator(mode="after")
+    def _check_restart(self) -> XAppsSettings:
+        if self.restart_max_s < self.restart_min_s:
+            raise ValueError("restart_max_s must not be below restart_min_s")
+        return self
+
 
 class LoopSettings(_Section):
     """The event-loop watchdog (``ric.watchdog``): measures the loop's lag and stalls, names

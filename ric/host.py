@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ric.a1.policy import PolicyEvent, PolicyKind, PolicyStatus
 from ric.actions import Conflict, ControlAction, ControlOutcome
+from ric.backoff import Backoff
 from ric.model import NodeInfo
 from ric.plugins import configure
 from ric.report import KpmReport
@@ -84,6 +85,13 @@ class RestartPolicy:
     max_s: float = 30.0
     healthy_s: float = 60.0
     max_restarts: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_s <= self.max_s:
+            raise ValueError(
+                f"RestartPolicy needs 0 < min_s <= max_s, got min_s={self.min_s} and "
+                f"max_s={self.max_s}"
+            )
 
 
 _Event = tuple[str, object]
@@ -376,7 +384,8 @@ class XAppHost:
 
     async def run(self) -> None:
         """Run the xApp until ``request_stop`` (graceful) or cancellation; restart on errors."""
-        backoff = self._restart.min_s
+        policy = self._restart
+        backoff = Backoff(policy.min_s, policy.max_s, clock=self.clock)
         try:
             while not self._stopping:
                 started = self.clock.monotonic()
@@ -388,9 +397,9 @@ class XAppHost:
                     self._sensor.xapp_crashed(self.name, error)
                     if self._stopping:
                         break
-                    if self.clock.monotonic() - started >= self._restart.healthy_s:
-                        backoff = self._restart.min_s
-                    limit = self._restart.max_restarts
+                    if self.clock.monotonic() - started >= policy.healthy_s:
+                        backoff.reset()
+                    limit = policy.max_restarts
                     if limit is not None and self.restarts >= limit:
                         log.error(
                             "xApp %s failed %d times; not restarting it",
@@ -402,8 +411,7 @@ class XAppHost:
                         return
                     self.restarts += 1
                     self._set_state(XAppState.RESTARTING)
-                    await self._backoff(backoff)
-                    backoff = min(backoff * 2, self._restart.max_s)
+                    await self._backoff(backoff.next())
         finally:
             left = len(self._reports)
             if left:

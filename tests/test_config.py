@@ -48,6 +48,11 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
         ("", {"RIC_LOG__LEVEL": "loud"}, r"'log.level'.*'debug', 'info', 'warning' or 'error'"),
         ("[e2\n", {}, r"'--config'.*is not valid TOML"),
         ('[xapps]\nload = "kpimon"\n', {}, r"'xapps.load': input should be a valid list"),
+        (
+            "[xapps]\nrestart_min_s = 5\nrestart_max_s = 1\n",
+            {},
+            r"'xapps'.*restart_max_s must not be below restart_min_s",
+        ),
     ],
 )
 def test_bad_values_name_the_key(

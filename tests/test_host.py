@@ -19,6 +19,7 @@ from ric.ids import NodeId, Plmn
 from ric.metrics import PrometheusSensor
 from ric.report import EntityKind
 from ric.sensors import Stats
+from ric.testing import ManualClock
 from ric.types import RealClock, Sensor
 from ric.watchdog import LoopWatchdog
 from tests.conftest import wait_for
@@ -157,6 +158,57 @@ async def test_max_restarts_then_failed() -> None:
     await asyncio.wait_for(host.run(), 5)
     assert host.state is XAppState.FAILED
     assert host.restarts == 3 and stats.crashes["badstart"] == 4
+
+
+class Flaky(XApp):
+    """Raises in on_start, after running for the next of ``runs_s`` seconds on its clock."""
+
+    name = "flaky"
+    clock_ = ManualClock(start=0.0)
+    runs_s: list[float] = []
+    starts: list[float] = []
+
+    async def on_start(self) -> None:
+        self.starts.append(self.now())
+        run_s = self.runs_s.pop(0) if self.runs_s else 0.0
+        if run_s:
+            await self.clock_.sleep(run_s)
+        raise RuntimeError("flaky")
+
+
+async def test_restart_back_off_doubles_to_its_cap_and_resets_after_a_healthy_run() -> None:
+    """Restarts wait min_s, doubling up to max_s, on the host's clock; a run that lasted
+    healthy_s makes the next wait min_s again."""
+    clock = Flaky.clock_ = ManualClock(start=0.0)
+    Flaky.runs_s = [0.0, 0.0, 0.0, 0.0, 12.0]
+    Flaky.starts = []
+    host = XAppHost(
+        Flaky,
+        Flaky.Config(),
+        index=1,
+        services=Services(),
+        sensor=Stats(),
+        clock=clock,
+        restart=RestartPolicy(min_s=1.0, max_s=4.0, healthy_s=10.0),
+    )
+    task = asyncio.create_task(host.run())
+    while len(Flaky.starts) < 7:
+        await wait_for(lambda: clock.next_due() is not None, what="the next wait")
+        due = clock.next_due()
+        assert due is not None
+        await clock.advance_to(due)
+    host.request_stop()
+    await asyncio.wait_for(task, 5)
+    # waits 1, 2, 4, 4 (capped); the 12 s run resets the next wait to 1, then 2.
+    assert Flaky.starts == [0.0, 1.0, 3.0, 7.0, 11.0, 24.0, 26.0]
+
+
+def test_a_restart_policy_with_its_bounds_crossed_is_refused() -> None:
+    """A RestartPolicy whose min_s exceeds max_s (or is not positive) is refused by name."""
+    with pytest.raises(ValueError, match="RestartPolicy needs 0 < min_s <= max_s"):
+        RestartPolicy(min_s=5.0, max_s=1.0)
+    with pytest.raises(ValueError, match="min_s=0"):
+        RestartPolicy(min_s=0.0)
 
 
 class Events(XApp):

@@ -44,11 +44,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ric.backoff import Backoff
 from ric.sdl import Change, ChangeOp, SdlBackend, SdlError, check_namespace
 
 __all__ = ["RedisBackend"]
 
 log = logging.getLogger(__name__)
+
+LISTEN_RETRY_MIN_S = 0.1
+"""First wait before reading the change channel again after it was lost; it doubles from
+here up to ``LISTEN_RETRY_MAX_S`` (redis-py's own ``Retry`` handles the commands)."""
+LISTEN_RETRY_MAX_S = 2.0
+"""Longest wait between two attempts to read a lost change channel."""
 
 _OPS: frozenset[str] = frozenset(("set", "delete", "group_add", "group_remove", "group_delete"))
 
@@ -298,16 +305,19 @@ class RedisBackend(SdlBackend):
     async def _listen(self) -> None:
         """Deliver the changes other replicas publish; ride over lost connections."""
         pubsub = self._pubsub
-        failures = 0
+        retry = Backoff(LISTEN_RETRY_MIN_S, LISTEN_RETRY_MAX_S)
+        lost = False
         while True:
             try:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                failures = 0
+                if lost:
+                    lost = False
+                    retry.reset()
             except (RedisError, OSError) as exc:
-                failures += 1
-                if failures == 1:
+                if not lost:  # one warning per outage, not one per attempt
+                    lost = True
                     log.warning("Redis SDL at %s: change channel lost (%s)", self._where, exc)
-                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                await retry.sleep()
                 continue
             if message is not None and message.get("type") == "pmessage":
                 self._remote(message["data"])

@@ -25,8 +25,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ric.backoff import Backoff
 from ric.model import NodeInfo
 from ric.sdl import Namespace, SdlBackend, SdlError
+from ric.types import Clock
 
 __all__ = ["NODES", "SUBSCRIPTIONS", "RuntimeState", "node_summary"]
 
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 NODES = "ric.nodes"
 SUBSCRIPTIONS = "ric.subscriptions"
+RETRY_MIN_S = 0.1
+"""First wait before writing records again when the store fails; it doubles up to the next."""
 RETRY_MAX_S = 5.0
 """Longest wait between two attempts to write records when the store fails."""
 
@@ -71,14 +75,24 @@ class RuntimeState:
     The runtime calls the sync methods from its event handlers; they only queue the write.
     ``start`` gives the task group the flushes run in; ``flush`` writes everything queued now;
     ``close`` flushes for the last time (the runtime calls it at shutdown, before the store is
-    closed).
+    closed). A failed write is retried after a wait on ``clock`` (real time unless given) that
+    doubles from ``RETRY_MIN_S`` to ``RETRY_MAX_S``.
     """
 
-    def __init__(self, backend: SdlBackend, ric_id: str, time: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        backend: SdlBackend,
+        ric_id: str,
+        time: Callable[[], float],
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self._nodes_ns = Namespace(backend, NODES)
         self._subs_ns = Namespace(backend, SUBSCRIPTIONS)
         self._ric_id = ric_id
         self._time = time
+        self._retry = Backoff(RETRY_MIN_S, RETRY_MAX_S, clock=clock)
+        """Waits between attempts while the store fails to take a write."""
         self.nodes: dict[str, dict[str, Any]] = {}
         """Every node record, by node id: loaded at start, then kept current."""
         self.subscriptions: dict[str, list[dict[str, Any]]] = {}
@@ -183,13 +197,14 @@ class RuntimeState:
                 self._tg = None
 
     async def _flush_all(self) -> None:
-        delay = 0.1
+        retry = self._retry
+        retry.reset()
         while self._pending:
             batch = dict(self._pending)
             self._pending.clear()
             try:
                 await self._write(batch)
-                delay = 0.1
+                retry.reset()
             except asyncio.CancelledError:  # flush() takes over: nothing is lost
                 for item, value in batch.items():
                     self._pending.setdefault(item, value)
@@ -198,8 +213,7 @@ class RuntimeState:
                 log.warning("cannot write the runtime's records to the SDL (retrying): %s", exc)
                 for item, value in batch.items():
                     self._pending.setdefault(item, value)  # newer values stay
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                await retry.sleep()
 
     async def _write(self, batch: Mapping[tuple[str, str], Any]) -> None:
         for ns in (self._nodes_ns, self._subs_ns):

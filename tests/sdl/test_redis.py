@@ -98,11 +98,12 @@ async def test_password_is_used_and_a_wrong_one_is_refused(tmp_path: Path) -> No
 
 
 async def test_server_loss_is_an_error_and_close_stays_clean(
-    tmp_path: Path, key_prefix: str
+    tmp_path: Path, key_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """When the server dies, calls fail with SdlError naming it; when it is back on the same
-    port they work again and other replicas' changes are heard again; close is clean either
-    way."""
+    port they work again and other replicas' changes are heard again (each backend warns once
+    that its change channel is lost, however many retries it took); close is clean either way."""
+    caplog.set_level(logging.WARNING, logger="ric.sdl.redis")
     server = RedisServer(tmp_path).start()
     try:
         sdl = RedisBackend(server.url, key_prefix=key_prefix, timeout_s=1.0)
@@ -130,6 +131,8 @@ async def test_server_loss_is_an_error_and_close_stays_clean(
                     break
             else:
                 pytest.fail("changes were not heard after the server came back")
+            lost = [r for r in caplog.records if "change channel lost" in r.getMessage()]
+            assert len(lost) == 2  # one per backend: sdl's and other's listeners
             server.kill()
         await sdl.close()
     finally:

@@ -25,7 +25,8 @@ from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sdl import Namespace, SdlError
 from ric.sdl.memory import MemoryBackend
-from ric.sdl.state import NODES, SUBSCRIPTIONS, RuntimeState
+from ric.sdl.state import NODES, RETRY_MIN_S, SUBSCRIPTIONS, RuntimeState
+from ric.testing import ManualClock
 from tests.conftest import Recorder, wait_for
 from tests.e2node import indication, setup_request
 from tests.sdl.redis_server import RedisServer
@@ -219,6 +220,37 @@ async def test_records_are_retried_until_the_store_takes_them(
         with caplog.at_level(logging.ERROR, logger="ric.sdl.state"):
             await state.close()
         assert "not written" in caplog.text
+    assert (await Namespace(sdl, NODES).get(NODE))["connected"] is False
+
+
+async def test_write_retries_wait_on_the_clock_doubling_and_start_short_after_a_success() -> None:
+    """Failed writes are retried after waits on the given clock that double from RETRY_MIN_S
+    (0.1, 0.2, 0.4 s), and the first wait after a successful write is short again."""
+    clock = ManualClock()
+    sdl = FlakyBackend(failures=3)
+    state = RuntimeState(sdl, "ric", clock.time, clock=clock)
+    waits: list[float] = []
+
+    async def next_wait() -> None:
+        start = clock.monotonic()
+        await wait_for(lambda: clock.next_due() is not None, what="a retry wait")
+        due = clock.next_due()
+        assert due is not None
+        waits.append(round(due - start, 6))
+        await clock.advance_to(due)
+
+    async with asyncio.TaskGroup() as tg:
+        state.start(tg)
+        state.node_up(node_info())
+        for _ in range(3):
+            await next_wait()
+        await wait_for(lambda: not state._pending, what="the write")
+        sdl.failures = 1
+        state.node_down(node_info())
+        await next_wait()
+        await wait_for(lambda: not state._pending, what="the second write")
+        await state.close()
+    assert waits == [RETRY_MIN_S, 0.2, 0.4, RETRY_MIN_S]
     assert (await Namespace(sdl, NODES).get(NODE))["connected"] is False
 
 
