@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -388,3 +389,33 @@ async def test_alert_rules_name_series_the_runtime_exports(tmp_path: Path) -> No
         s.labels["check"] for f in families if f.name == "ric_readiness_check" for s in f.samples
     }
     assert sorted(checks - exported_checks) == []
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """name -> version of a lock file, failing for a pin without a hash."""
+    text = path.read_text()
+    pins = dict(re.findall(r"(?m)^([A-Za-z0-9._-]+)==(\S+)", text))
+    for name in pins:
+        block = text.split(f"\n{name}==", 1)[1] if not text.startswith(name) else text
+        assert "--hash=sha256:" in block.split("\n    # via", 1)[0], f"{path.name}: {name}"
+    return {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in pins.items()}
+
+
+def test_lock_files_pin_every_dependency_with_hashes() -> None:
+    """requirements.lock pins each runtime dependency of pyproject.toml with hashes, the dev lock
+    adds each tool at the same versions, and the Dockerfile builds from the runtime lock only."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {
+            re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0]).lower()
+            for r in requirements
+        }
+
+    runtime = _pins(ROOT / "requirements.lock")
+    dev = _pins(ROOT / "requirements-dev.lock")
+    assert names(project["dependencies"]) - set(runtime) == set(), "run `make lock`"
+    assert names(project["optional-dependencies"]["dev"]) - set(dev) == set(), "run `make lock`"
+    assert {k: dev[k] for k in runtime} == runtime
+    dockerfile = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    assert re.search(r"pip wheel --require-hashes .*-r requirements\.lock", dockerfile)
