@@ -98,17 +98,15 @@ def _default(field: FieldInfo) -> Any:
     return field.default
 
 
+_BOUNDS = ((Ge, "ge", ">="), (Gt, "gt", ">"), (Le, "le", "<="), (Lt, "lt", "<"))
+
+
 def _bounds(field: FieldInfo) -> str:
     out: list[str] = []
     for item in field.metadata:
-        if isinstance(item, Ge):
-            out.append(f">= {_toml(item.ge)}")
-        if isinstance(item, Gt):
-            out.append(f"> {_toml(item.gt)}")
-        if isinstance(item, Le):
-            out.append(f"<= {_toml(item.le)}")
-        if isinstance(item, Lt):
-            out.append(f"< {_toml(item.lt)}")
+        for kind, attr, sign in _BOUNDS:
+            if isinstance(item, kind):
+                out.append(f"{sign} {_toml(getattr(item, attr))}")
         if isinstance(item, MinLen):
             out.append(f"at least {item.min_length} long")
         if isinstance(item, MaxLen):
