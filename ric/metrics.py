@@ -26,8 +26,8 @@ import bisect
 import collections
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import prometheus_client as prom
 from prometheus_client.core import (
@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 from ric.actions import OutcomeKind
 from ric.config import MetricsSettings
 from ric.e2.session import E2_REFUSAL_REASONS, VALUE_REPLACEMENT_REASONS
-from ric.sensors import check_metric, label_key
+from ric.sensors import MetricFamily, MetricSeries, XAppMetricsBase
 from ric.types import Check, Sensor
 
 if TYPE_CHECKING:
@@ -727,24 +727,15 @@ def _version() -> str:
 # -- xApp metrics in Prometheus ------------------------------------------------------------
 
 
-class _XFamily:
+class _XFamily(MetricFamily):
     """The Prometheus side of one xApp metric: the metric, its gate and its series."""
 
-    __slots__ = (
-        "children",
-        "exported",
-        "labels",
-        "limit",
-        "metric",
-        "name",
-        "refused",
-        "warned",
-        "xapp",
-    )
+    __slots__ = ("children", "exported", "limit", "metric", "refused", "warned")
 
     def __init__(
         self,
         xapp: str,
+        kind: str,
         name: str,
         labels: tuple[str, ...],
         metric: Any,
@@ -752,9 +743,7 @@ class _XFamily:
         limit: int,
         refused: Any,
     ) -> None:
-        self.xapp = xapp
-        self.name = name
-        self.labels = labels
+        super().__init__(xapp, kind, name, labels)
         self.metric = metric
         self.exported = exported
         self.limit = limit
@@ -762,9 +751,9 @@ class _XFamily:
         self.children: dict[tuple[str, ...], Any] = {}
         self.warned = False
 
-    def child(self, values: dict[str, str]) -> Any:
+    def bind(self, values: Mapping[str, str]) -> Any:
         """The prometheus_client child of a label set; None when it is not exported."""
-        key = label_key(self.xapp, self.name, self.labels, values)
+        key = self.key(values)
         child = self.children.get(key)
         if child is None:
             if not self.exported:
@@ -784,48 +773,17 @@ class _XFamily:
             child = self.children[key] = self.metric.labels(self.xapp, *key)
         return child
 
-    def remove(self, values: dict[str, str]) -> None:
-        key = label_key(self.xapp, self.name, self.labels, values)
+    def remove(self, values: Mapping[str, str]) -> None:
+        key = self.key(values)
         if self.children.pop(key, None) is not None:
             self.metric.remove(self.xapp, *key)
 
 
-class _XSeries:
-    """One declared xApp metric (unbound when it has labels) or one series of it."""
+class _XSeries(MetricSeries[_XFamily]):
+    """One declared xApp metric (unbound when it has labels) or one series of it; a series
+    that is not exported (its target is None) takes its updates and does nothing."""
 
-    kind: ClassVar[str] = ""
-    __slots__ = ("_child", "_family")
-
-    def __init__(self, family: _XFamily, child: Any, bound: bool) -> None:
-        self._family = family
-        self._child = child if bound else _UNBOUND
-
-    def labels(self, **values: str) -> Self:
-        """The series of one label set (it does nothing if its series is not exported)."""
-        family = self._family
-        if self._child is not _UNBOUND:
-            raise ValueError(
-                f"xApp {family.xapp}: metric {family.name!r} "
-                + ("has no labels" if not family.labels else "already has its labels")
-            )
-        return type(self)(family, family.child(values), True)
-
-    def remove(self, **values: str) -> None:
-        """Forget one label set's series."""
-        self._family.remove(values)
-
-    def _target(self) -> Any:
-        child = self._child
-        if child is _UNBOUND:
-            family = self._family
-            raise ValueError(
-                f"xApp {family.xapp}: metric {family.name!r} has labels {family.labels}; "
-                "call .labels(...) first"
-            )
-        return child
-
-
-_UNBOUND: Any = object()
+    __slots__ = ()
 
 
 class _XCounter(_XSeries):
@@ -835,10 +793,7 @@ class _XCounter(_XSeries):
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (not negative)."""
         if amount < 0:
-            raise ValueError(
-                f"xApp {self._family.xapp}: counter {self._family.name!r} only goes up, "
-                f"got inc({amount})"
-            )
+            self._negative(amount)
         child = self._target()
         if child is not None:
             child.inc(amount)
@@ -878,7 +833,7 @@ class _XHistogram(_XSeries):
             child.observe(value)
 
 
-class PrometheusXAppMetrics:
+class PrometheusXAppMetrics(XAppMetricsBase[_XFamily]):
     """One xApp's metrics in a Prometheus registry: ``xapp_<name>_<metric>{xapp="<name>"}``.
 
     Metrics with a ``cell`` label are exported only with ``[metrics] per_cell``, those with a
@@ -887,6 +842,8 @@ class PrometheusXAppMetrics:
     and counted in ``ric_xapp_metric_series_refused_total``.
     """
 
+    _series = (_XCounter, _XGauge, _XHistogram)
+
     def __init__(
         self,
         xapp: str,
@@ -894,12 +851,11 @@ class PrometheusXAppMetrics:
         settings: MetricsSettings,
         refused: Any,
     ) -> None:
-        self.xapp = xapp
+        super().__init__(xapp)
         self.prefix = f"xapp_{xapp.replace('-', '_')}_"
         self._registry = registry
         self._settings = settings
         self._refused = refused
-        self._declared: dict[str, tuple[str, tuple[str, ...], _XSeries]] = {}
         self._told: set[str] = set()
 
     def _exported(self, labels: tuple[str, ...]) -> bool:
@@ -909,28 +865,14 @@ class PrometheusXAppMetrics:
             return self._settings.per_node
         return True
 
-    def _declare(
-        self,
-        cls: type[_XSeries],
-        name: str,
-        doc: str,
-        labels: Sequence[str],
-        **kwargs: Any,
-    ) -> _XSeries:
-        names = check_metric(self.xapp, cls.kind, name, labels)
-        known = self._declared.get(name)
-        if known is not None:
-            kind, known_labels, series = known
-            if kind != cls.kind or known_labels != names:
-                raise ValueError(
-                    f"xApp {self.xapp}: metric {name!r} is already declared as a {kind} "
-                    f"with labels {known_labels}"
-                )
-            return series
+    def _new_family(
+        self, kind: str, name: str, doc: str, names: tuple[str, ...], **kwargs: Any
+    ) -> _XFamily:
+        """Register the Prometheus metric of a newly declared xApp metric."""
         factory = {"counter": prom.Counter, "gauge": prom.Gauge, "histogram": prom.Histogram}
-        full = self.prefix + (name.removesuffix("_total") if cls.kind == "counter" else name)
+        full = self.prefix + (name.removesuffix("_total") if kind == "counter" else name)
         try:
-            metric = factory[cls.kind](
+            metric = factory[kind](
                 full,
                 doc or name,
                 ["xapp", *names],
@@ -953,37 +895,16 @@ class PrometheusXAppMetrics:
                     option,
                     extra={"xapp": self.xapp},
                 )
-        family = _XFamily(
-            self.xapp, name, names, metric, exported, self._settings.max_series, self._refused
+        return _XFamily(
+            self.xapp,
+            kind,
+            name,
+            names,
+            metric,
+            exported,
+            self._settings.max_series,
+            self._refused,
         )
-        series = cls(family, None if names else family.child({}), not names)
-        self._declared[name] = (cls.kind, names, series)
-        return series
-
-    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> _XCounter:
-        """Declare (or get) a counter, exposed as ``xapp_<xapp>_<name>_total``."""
-        series = self._declare(_XCounter, name, doc, labels)
-        assert isinstance(series, _XCounter)
-        return series
-
-    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> _XGauge:
-        """Declare (or get) a gauge."""
-        series = self._declare(_XGauge, name, doc, labels)
-        assert isinstance(series, _XGauge)
-        return series
-
-    def histogram(
-        self,
-        name: str,
-        doc: str,
-        labels: Sequence[str] = (),
-        buckets: Sequence[float] | None = None,
-    ) -> _XHistogram:
-        """Declare (or get) a histogram."""
-        extra: dict[str, Any] = {} if buckets is None else {"buckets": tuple(buckets)}
-        series = self._declare(_XHistogram, name, doc, labels, **extra)
-        assert isinstance(series, _XHistogram)
-        return series
 
     def names(self) -> Iterator[str]:
         """The declared metric names (as the xApp gave them)."""

@@ -9,15 +9,25 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, Self, TypeVar
 
-from ric.types import Metrics, MetricsProvider, Sensor
+from ric.types import Counter, Gauge, Histogram, Metrics, MetricsProvider, Sensor
 
 if TYPE_CHECKING:
     from ric.actions import Conflict, ControlOutcome
     from ric.model import Cause, NodeInfo
 
-__all__ = ["LogSensor", "MemoryMetrics", "SensorSet", "Stats", "check_metric", "label_key"]
+__all__ = [
+    "LogSensor",
+    "MemoryMetrics",
+    "MetricFamily",
+    "MetricSeries",
+    "SensorSet",
+    "Stats",
+    "XAppMetricsBase",
+    "check_metric",
+    "label_key",
+]
 
 log = logging.getLogger("ric.events")
 
@@ -264,50 +274,160 @@ def label_key(
     return tuple(str(values[k]) for k in declared)
 
 
-class _MemoryFamily:
-    __slots__ = ("kind", "labels", "name", "values", "xapp")
+_UNBOUND: Any = object()
+"""The slot of a declared metric that has labels, before ``.labels(...)`` names a series."""
+
+F = TypeVar("F", bound="MetricFamily")
+S = TypeVar("S", bound="MetricSeries[Any]")
+
+
+class MetricFamily:
+    """One declared xApp metric as both implementations see it: whose, what kind, which
+    labels. A subclass says what a series of one label set is (``bind``) and how it goes."""
+
+    __slots__ = ("kind", "labels", "name", "xapp")
 
     def __init__(self, xapp: str, kind: str, name: str, labels: tuple[str, ...]) -> None:
         self.xapp = xapp
         self.kind = kind
         self.name = name
         self.labels = labels
-        self.values: dict[tuple[str, ...], list[float]] = {}
+
+    def key(self, values: Mapping[str, str]) -> tuple[str, ...]:
+        """The label values of one series in declaration order (``label_key``)."""
+        return label_key(self.xapp, self.name, self.labels, values)
+
+    def bind(self, values: Mapping[str, str]) -> Any:
+        """What a series of the label set ``values`` writes to."""
+        raise NotImplementedError
+
+    def remove(self, values: Mapping[str, str]) -> None:
+        """Forget the series of the label set ``values`` (nothing happens if it has none)."""
+        raise NotImplementedError
 
 
-class _MemorySeries:
-    """One declared metric (unbound when it has labels) or one series of it."""
+class MetricSeries(Generic[F]):
+    """One declared metric (unbound when it has labels) or one series of it: the rules both
+    implementations share; the subclasses of each kind only write to their slot."""
 
     kind: ClassVar[str] = ""
-    __slots__ = ("_family", "_key")
+    __slots__ = ("_family", "_slot")
 
-    def __init__(self, family: _MemoryFamily, key: tuple[str, ...] | None) -> None:
+    def __init__(self, family: F, slot: Any) -> None:
         self._family = family
-        self._key = key
+        self._slot = slot
 
     def labels(self, **values: str) -> Self:
         """The series of one label set."""
         family = self._family
-        if self._key is not None:
+        if self._slot is not _UNBOUND:
             raise ValueError(
                 f"xApp {family.xapp}: metric {family.name!r} "
                 + ("has no labels" if not family.labels else "already has its labels")
             )
-        return type(self)(family, label_key(family.xapp, family.name, family.labels, values))
+        return type(self)(family, family.bind(values))
 
     def remove(self, **values: str) -> None:
         """Forget one label set's series (nothing happens if it has none)."""
-        family = self._family
-        family.values.pop(label_key(family.xapp, family.name, family.labels, values), None)
+        self._family.remove(values)
 
-    def _cell(self) -> list[float]:
-        if self._key is None:
+    def _target(self) -> Any:
+        """What this series writes to; ValueError on a declared metric with labels."""
+        slot = self._slot
+        if slot is _UNBOUND:
             family = self._family
             raise ValueError(
                 f"xApp {family.xapp}: metric {family.name!r} has labels {family.labels}; "
                 "call .labels(...) first"
             )
-        return self._family.values.setdefault(self._key, [0.0, 0.0])
+        return slot
+
+    def _negative(self, amount: float) -> NoReturn:
+        family = self._family
+        raise ValueError(
+            f"xApp {family.xapp}: counter {family.name!r} only goes up, got inc({amount})"
+        )
+
+
+class XAppMetricsBase(Generic[F]):
+    """An xApp's declared metrics: the declaration rules both implementations share (names
+    and labels checked by ``check_metric``, a name declared again only as the same kind with
+    the same labels). A subclass makes the family of a new metric (``_new_family``)."""
+
+    _series: ClassVar[tuple[type[Any], type[Any], type[Any]]]
+    """This implementation's series classes: counter, gauge, histogram."""
+
+    def __init__(self, xapp: str) -> None:
+        self.xapp = xapp
+        self._declared: dict[str, MetricSeries[F]] = {}
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        """Declare (or get) a counter (Prometheus exposes it as ``xapp_<xapp>_<name>_total``)."""
+        series: Counter = self._declare(self._series[0], name, doc, labels)
+        return series
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        """Declare (or get) a gauge."""
+        series: Gauge = self._declare(self._series[1], name, doc, labels)
+        return series
+
+    def histogram(
+        self,
+        name: str,
+        doc: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] | None = None,
+    ) -> Histogram:
+        """Declare (or get) a histogram; ``buckets`` are upper bounds (default: Prometheus';
+        in memory only the count and the sum are kept)."""
+        extra: dict[str, Any] = {} if buckets is None else {"buckets": tuple(buckets)}
+        series: Histogram = self._declare(self._series[2], name, doc, labels, **extra)
+        return series
+
+    def _new_family(
+        self, kind: str, name: str, doc: str, names: tuple[str, ...], **kwargs: Any
+    ) -> F:
+        """The family of a metric declared for the first time."""
+        raise NotImplementedError
+
+    def _declare(
+        self, cls: type[S], name: str, doc: str, labels: Sequence[str], **kwargs: Any
+    ) -> S:
+        names = check_metric(self.xapp, cls.kind, name, labels)
+        known = self._declared.get(name)
+        if known is not None:
+            family = known._family
+            if not isinstance(known, cls) or family.labels != names:
+                raise ValueError(
+                    f"xApp {self.xapp}: metric {name!r} is already declared as a {family.kind} "
+                    f"with labels {family.labels}"
+                )
+            return known
+        new = self._new_family(cls.kind, name, doc, names, **kwargs)
+        series = cls(new, new.bind({}) if not names else _UNBOUND)
+        self._declared[name] = series
+        return series
+
+
+class _MemoryFamily(MetricFamily):
+    __slots__ = ("values",)
+
+    def __init__(self, xapp: str, kind: str, name: str, labels: tuple[str, ...]) -> None:
+        super().__init__(xapp, kind, name, labels)
+        self.values: dict[tuple[str, ...], list[float]] = {}
+
+    def bind(self, values: Mapping[str, str]) -> tuple[str, ...]:
+        return self.key(values)
+
+    def remove(self, values: Mapping[str, str]) -> None:
+        self.values.pop(self.key(values), None)
+
+
+class _MemorySeries(MetricSeries[_MemoryFamily]):
+    __slots__ = ()
+
+    def _cell(self) -> list[float]:
+        return self._family.values.setdefault(self._target(), [0.0, 0.0])
 
 
 class _MemoryCounter(_MemorySeries):
@@ -317,10 +437,7 @@ class _MemoryCounter(_MemorySeries):
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (not negative)."""
         if amount < 0:
-            raise ValueError(
-                f"xApp {self._family.xapp}: counter {self._family.name!r} only goes up, "
-                f"got inc({amount})"
-            )
+            self._negative(amount)
         self._cell()[0] += amount
 
 
@@ -352,7 +469,7 @@ class _MemoryHistogram(_MemorySeries):
         cell[1] += value
 
 
-class MemoryMetrics:
+class MemoryMetrics(XAppMetricsBase[_MemoryFamily]):
     """An xApp's metrics kept in memory, with the same rules as the Prometheus ones.
 
     The runtime's default when no metrics sensor is installed, and what ``FakeContext`` gives
@@ -363,69 +480,32 @@ class MemoryMetrics:
         assert ctx.metrics.value("cells") == 2
     """
 
-    def __init__(self, xapp: str) -> None:
-        self.xapp = xapp
-        self._families: dict[str, tuple[_MemoryFamily, _MemorySeries]] = {}
+    _series = (_MemoryCounter, _MemoryGauge, _MemoryHistogram)
 
-    def _declare(self, cls: type[_MemorySeries], name: str, labels: Sequence[str]) -> _MemorySeries:
-        names = check_metric(self.xapp, cls.kind, name, labels)
-        known = self._families.get(name)
-        if known is not None:
-            family, series = known
-            if family.kind != cls.kind or family.labels != names:
-                raise ValueError(
-                    f"xApp {self.xapp}: metric {name!r} is already declared as a {family.kind} "
-                    f"with labels {family.labels}"
-                )
-            return series
-        family = _MemoryFamily(self.xapp, cls.kind, name, names)
-        series = cls(family, None if names else ())
-        self._families[name] = (family, series)
-        return series
-
-    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> _MemoryCounter:
-        """Declare (or get) a counter."""
-        series = self._declare(_MemoryCounter, name, labels)
-        assert isinstance(series, _MemoryCounter)
-        return series
-
-    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> _MemoryGauge:
-        """Declare (or get) a gauge."""
-        series = self._declare(_MemoryGauge, name, labels)
-        assert isinstance(series, _MemoryGauge)
-        return series
-
-    def histogram(
-        self,
-        name: str,
-        doc: str,
-        labels: Sequence[str] = (),
-        buckets: Sequence[float] | None = None,
-    ) -> _MemoryHistogram:
-        """Declare (or get) a histogram (in memory only the count and the sum are kept)."""
-        series = self._declare(_MemoryHistogram, name, labels)
-        assert isinstance(series, _MemoryHistogram)
-        return series
+    def _new_family(
+        self, kind: str, name: str, doc: str, names: tuple[str, ...], **kwargs: Any
+    ) -> _MemoryFamily:
+        return _MemoryFamily(self.xapp, kind, name, names)
 
     # -- reading, for tests -------------------------------------------------------------------
 
     def names(self) -> list[str]:
         """The declared metric names, sorted."""
-        return sorted(self._families)
+        return sorted(self._declared)
 
-    def _family(self, name: str) -> _MemoryFamily:
+    def _declared_family(self, name: str) -> _MemoryFamily:
         try:
-            return self._families[name][0]
+            return self._declared[name]._family
         except KeyError:
             raise KeyError(f"xApp {self.xapp} declared no metric {name!r}") from None
 
     def series(self, name: str) -> list[dict[str, str]]:
         """The label sets that metric ``name`` has series for."""
-        family = self._family(name)
+        family = self._declared_family(name)
         return [dict(zip(family.labels, key, strict=True)) for key in family.values]
 
     def _cell(self, name: str, values: Mapping[str, str]) -> tuple[_MemoryFamily, list[float]]:
-        family = self._family(name)
+        family = self._declared_family(name)
         key = label_key(self.xapp, name, family.labels, values)
         try:
             return family, family.values[key]
