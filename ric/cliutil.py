@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 __all__ = [
     "EXIT_FAILED",
     "EXIT_USAGE",
+    "LOG_LEVELS",
     "HttpFailure",
     "JsonClient",
     "Parser",
@@ -46,6 +47,8 @@ EXIT_FAILED = 1
 """Exit status of a command that ran and failed (a peer unreachable or refusing)."""
 EXIT_USAGE = 2
 """Exit status of a bad argument, file or configuration value."""
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""The choices of every ``--log-level`` (the values ``[log] level`` takes)."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -234,7 +234,8 @@ async def test_policy_commands_against_a_runtime(tmp_path: Path) -> None:
             code, out, _ = await policy_cli("status", "slice-sla", "gold", "--url", url)
             if json.loads(out)["enforceStatus"] == "ENFORCED":
                 break
-        assert json.loads(out)["detail"] == "enforced by xApp enforcer"
+        # The A1 status body is enforceStatus/enforceReason only since 2e4d01d (issue 22).
+        assert json.loads(out) == {"enforceStatus": "ENFORCED"}
         assert await policy_cli("delete", "slice-sla", "gold", *auth) == (
             0,
             "policy 'gold' of type 'slice-sla' deleted\n",

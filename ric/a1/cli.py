@@ -218,7 +218,7 @@ def add_command(sub: Any) -> None:
     action("delete", "delete a policy (the xApps that handle its type are told)", type_arg, id_arg)
     action(
         "status",
-        "print whether a policy is enforced, by which xApps, and why not",
+        "print whether a policy is enforced and, if not, why (A1 enforceStatus, enforceReason)",
         type_arg,
         id_arg,
     )

@@ -22,6 +22,7 @@ from ric.cli.commands import (
 )
 from ric.cli.status import cmd_status
 from ric.cliutil import (
+    LOG_LEVELS,
     Parser,
     add_tls_client_options,
     address,
@@ -46,7 +47,7 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--log-level",
-        choices=("debug", "info", "warning", "error"),
+        choices=LOG_LEVELS,
         help="log level (default info)",
     )
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (default text)")
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     sim.add_argument("--nodes", type=int_list, metavar="N,N", help="run only these node numbers")
     add_tls_client_options(sim)
-    sim.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    sim.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     sim.set_defaults(func=cmd_sim)
 
     demo = sub.add_parser(

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ric.cliutil import positive_seconds, run_async
+from ric.cliutil import LOG_LEVELS, positive_seconds, run_async
 from ric.errors import ConfigError
 
 __all__ = ["add_command"]
@@ -142,7 +142,7 @@ def add_command(sub: Any) -> None:
     )
     p.add_argument(
         "--log-level",
-        choices=("debug", "info", "warning", "error"),
+        choices=LOG_LEVELS,
         default="error",
         help="log level of the runtime during the runs (default error)",
     )

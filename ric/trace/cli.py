@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ric.cliutil import (
     EXIT_FAILED,
     EXIT_USAGE,
+    LOG_LEVELS,
     Parser,
     add_tls_client_options,
     address,
@@ -152,9 +153,7 @@ def add_commands(sub: Any) -> None:
     )
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_tls_client_options(replay)
-    replay.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
-    )
+    replay.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
     replay.set_defaults(func=_cmd_replay)
 
 
