@@ -888,6 +888,8 @@ class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 _SERVER_LOG = _ServerLog(logging.getLogger("aiohttp.server"))
+_MAX_LINE_BYTES = 16 * 1024
+"""The longest request line (or header line) the server reads."""
 
 
 class HttpServer:
@@ -979,7 +981,14 @@ class HttpServer:
         tls = self._tls()  # before anything is set up: bad files leave nothing behind
         self._warn_shared_ca(runtime.config.e2.tls.client_ca)
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0, logger=_SERVER_LOG
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            logger=_SERVER_LOG,
+            # A request line holds an A1 notificationDestination of up to 1024 characters,
+            # percent-encoded: aiohttp's 8190 bytes would refuse it in text/plain.
+            max_line_size=_MAX_LINE_BYTES,
         )
         await runner.setup()
         address = f"{self.settings.host}:{self.settings.port}"

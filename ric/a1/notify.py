@@ -35,7 +35,7 @@ __all__ = ["MAX_DESTINATION", "Notifier", "check_destination"]
 
 log = logging.getLogger(__name__)
 
-MAX_DESTINATION = 2048
+MAX_DESTINATION = 1024
 """The longest notificationDestination accepted, in characters."""
 
 

@@ -273,9 +273,8 @@ class A1Service:
         check_id("policy id", policy_id)
         if destination is not None:
             check_destination(destination, self.notifier.allowed)
-        for key in await self.store.keys("policy/"):
-            other, _, existing = key.removeprefix("policy/").partition("/")
-            if existing == policy_id and other != type_id:
+        for other in await self.type_ids():  # a few types, where policies may be thousands
+            if other != type_id and await self.store.get(f"policy/{other}/{policy_id}") is not None:
                 raise PolicyError(
                     400,
                     f"policy id {policy_id!r} exists already under policy type {other!r}; a "
