@@ -1,15 +1,54 @@
-"""The one exception tree of the ric package.
+"""The one exception tree of the ric package, drawn whole (where each class lives, and why).
 
 ::
 
-    RicError                      base of everything the runtime raises on purpose
+    RicError                      base of everything the runtime raises on purpose  (here)
     +-- ConfigError               a configuration key has a bad value (names key and value)
     +-- PluginError               an xApp plugin cannot be loaded or is declared wrongly
     +-- ProtocolError             an E2 message breaks the contract; carries an E2 cause
     +-- NotConnectedError         the node a request is for has no live session
     +-- StateError                a resource is used in the wrong state (reopened, closed)
+    +-- SdlError                  a bad SDL namespace, key or value, or its store failed
+    |                                                                        (ric.sdl)
+    +-- PolicyError               an A1 request cannot be served; has the HTTP status
+    |   |                                                               (ric.a1.policy)
+    |   +-- OverBudget            a policy validation ran past [a1] budget_s
+    |                                                              (ric.a1.workers)
+    +-- JsonRefused               a JSON body over a bound (depth, values, non-finite)
+    |                                                                  (ric.jsonbounds)
+    +-- TraceError                a trace file is foreign, damaged, truncated or too new
+    |                                                             (ric.trace.format)
+    +-- ReplayError               a replay cannot run (runtime unreachable, all refused)
+    |                                                             (ric.trace.replay)
+    +-- HarnessError              the test harness cannot run (node refused, time stuck)
+    |                                                            (ric.trace.harness)
+    +-- CsvImportError            a CSV import cannot go on            (ric.trace.csvimport)
+    +-- SetupFailed               the RIC did not answer a node's E2 setup
+        |                                                     (ric.e2node.association)
+        +-- SetupRefused          the RIC answered it with a failure: cause, wait
+                                                              (ric.e2node.association)
 
-Library errors (gRPC, protobuf, pydantic) are converted at the boundary with ``from``.
+    ValueError (what a caller passed is wrong, at the call)
+    +-- PublishRefused            XApp.publish does not send a payload       (ric.xapp)
+    +-- PatternError              RE2 cannot compile a schema pattern    (ric.a1.regex)
+    +-- SimControlError           the simulated world refuses a control  (ric.sim.world)
+
+    RuntimeError
+    +-- ChildError                a benchmark child process failed         (ric.bench.proc)
+
+    Exception (internal: raised and caught inside ric's own tools and modules)
+    +-- HttpFailure               a CLI request to the HTTP API failed; one line to print
+    |                                                                      (ric.cliutil)
+    +-- Refused                   a request a node turns down, with its E2 cause
+    |                                                                (ric.e2node.node)
+    +-- _Refused                  an inbound config message answered with an error
+    |                                                          (ric.mqtt.config_topic)
+    +-- _WorkerGone               a validation worker ended or broke the protocol
+                                                                   (ric.a1.workers)
+
+Library errors (gRPC, protobuf, pydantic, redis, MQTT) are converted at the boundary with
+``from``. ``tests/test_errors.py`` checks that every exception class in the package is drawn
+here.
 """
 
 from __future__ import annotations
