@@ -37,20 +37,11 @@ from ric import PolicyType
 from ric.certs import write_dev_pki
 from tests.conftest import wait_for
 from tests.integration.stack import Ric, running_ric, xapp_plugins
-from tests.test_a1 import enforcer
+from tests.test_a1 import STRICT_STATUS, enforcer
 from tests.test_http_access import client_context
 
-STATUS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["enforceStatus"],
-    "properties": {
-        "enforceStatus": {"enum": ["ENFORCED", "NOT_ENFORCED"]},
-        "enforceReason": {
-            "enum": ["SCOPE_NOT_APPLICABLE", "STATEMENT_NOT_APPLICABLE", "OTHER_REASON"]
-        },
-    },
-}
+STATUS_SCHEMA = STRICT_STATUS
+"""A statusSchema that allows nothing but the standard's two members."""
 POLICY_SCHEMA = {
     "type": "object",
     "required": ["sst"],
