@@ -22,14 +22,15 @@ import collections
 import ipaddress
 import logging
 import urllib.parse
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from ric.a1.policy import PolicyError
 from ric.backoff import Backoff
 from ric.config import A1Settings
 from ric.types import Clock, RealClock, Sensor
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["MAX_DESTINATION", "Notifier", "check_destination"]
 
@@ -137,6 +138,8 @@ class Notifier:
         self._wake.set()
 
     async def _run(self) -> None:
+        import aiohttp  # here, not at import: the core and the SDK do not load aiohttp
+
         timeout = aiohttp.ClientTimeout(total=self.settings.notify_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
@@ -150,6 +153,8 @@ class Notifier:
     async def _send(
         self, http: aiohttp.ClientSession, destination: str, status: dict[str, Any]
     ) -> None:
+        import aiohttp
+
         s = self.settings
         retry = Backoff(
             s.notify_retry_min_s,
