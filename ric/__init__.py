@@ -33,7 +33,7 @@ from ric.model import Cause, CauseCode, CellInfo, NodeInfo
 from ric.report import EntityKind, KpmReport, Row
 from ric.sdl import Change, Namespace, SdlError
 from ric.types import Counter, Gauge, Histogram
-from ric.xapp import Report, SubscriptionStatus, XApp, xapp
+from ric.xapp import Report, ReportState, SubscriptionStatus, XApp, xapp
 
 __all__ = [
     "Cause",
@@ -64,6 +64,7 @@ __all__ = [
     "PolicyType",
     "ProtocolError",
     "Report",
+    "ReportState",
     "RicError",
     "Row",
     "SdlError",

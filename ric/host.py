@@ -36,8 +36,9 @@ __all__ = ["HostServices", "PolicySource", "RestartPolicy", "XAppHost", "XAppSta
 log = logging.getLogger(__name__)
 
 
-class XAppState(enum.Enum):
-    """Where an xApp is in its life."""
+class XAppState(enum.StrEnum):
+    """Where an xApp is in its life; each member is its own text (``"running"``), which is
+    what sensors, the ``ric_xapp_state`` metric and the MQTT state topic carry."""
 
     LOADED = "loaded"
     STARTING = "starting"
@@ -380,7 +381,7 @@ class XAppHost:
 
     def _set_state(self, state: XAppState) -> None:
         self.state = state
-        self._sensor.xapp_state(self.name, state.value)
+        self._sensor.xapp_state(self.name, state)
 
     async def run(self) -> None:
         """Run the xApp until ``request_stop`` (graceful) or cancellation; restart on errors."""

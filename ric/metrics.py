@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 from ric.actions import OutcomeKind
 from ric.config import MetricsSettings
 from ric.e2.session import E2_REFUSAL_REASONS, VALUE_REPLACEMENT_REASONS
+from ric.host import XAppState
 from ric.sensors import MetricFamily, MetricSeries, XAppMetricsBase
 from ric.types import Check, Sensor
 
@@ -119,15 +120,7 @@ number of beats later than it in a window is two bucket readings apart."""
 _ANSWERED = frozenset({OutcomeKind.ACKNOWLEDGED.value, OutcomeKind.FAILED.value})
 """Outcomes that a node answered: only these have a round-trip latency worth observing."""
 
-_XAPP_STATES = (
-    "loaded",
-    "starting",
-    "running",
-    "restarting",
-    "stopping",
-    "stopped",
-    "failed",
-)
+_XAPP_STATES = tuple(state.value for state in XAppState)
 
 
 class _FastHistogram:

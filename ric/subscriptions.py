@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +39,7 @@ from ric.ids import CellId
 from ric.model import Cause, CauseCode, KpmFunction
 from ric.report import EntityKind, KpmReport
 from ric.types import Sensor
-from ric.xapp import Report, SubscriptionStatus
+from ric.xapp import Report, ReportState, SubscriptionStatus
 
 __all__ = ["E2Subscription", "Plan", "SubscriptionManager", "SubscriptionState", "Tap", "plan"]
 
@@ -360,7 +360,7 @@ class SubscriptionManager:
                     self._status(
                         w,
                         session,
-                        "refused",
+                        ReportState.REFUSED,
                         cause=Cause(
                             CauseCode.RIC_SERVICE_RAN_FUNCTION_NOT_SUPPORTED,
                             "the node has no KPM function",
@@ -371,7 +371,7 @@ class SubscriptionManager:
             if isinstance(result, Cause):
                 for w in wants:
                     self._release(session, w)
-                    self._status(w, session, "refused", cause=result)
+                    self._status(w, session, ReportState.REFUSED, cause=result)
                 if old is not None:
                     self._retire(old)
                 continue
@@ -407,7 +407,10 @@ class SubscriptionManager:
                 want.host.name, f"report {','.join(want.report.metrics)} on {session.id}", detail
             )
             self._status(
-                want, session, "refused", cause=Cause(CauseCode.MISC_NOT_AUTHORIZED, detail)
+                want,
+                session,
+                ReportState.REFUSED,
+                cause=Cause(CauseCode.MISC_NOT_AUTHORIZED, detail),
             )
         return False
 
@@ -421,7 +424,7 @@ class SubscriptionManager:
             self._status(
                 want,
                 session,
-                "refused",
+                ReportState.REFUSED,
                 cause=Cause(
                     CauseCode.RIC_SERVICE_RIC_RESOURCE_LIMIT,
                     f"xApp {want.host.name} holds its limit of {self._max} subscriptions",
@@ -509,7 +512,7 @@ class SubscriptionManager:
                 self._status(
                     want,
                     sub.node,
-                    "failed",
+                    ReportState.FAILED,
                     not_admitted=not_admitted,
                     cause=Cause(
                         CauseCode.RIC_REQUEST_MEASUREMENT_NOT_SUPPORTED,
@@ -522,7 +525,7 @@ class SubscriptionManager:
             self._status(
                 want,
                 sub.node,
-                "active",
+                ReportState.ACTIVE,
                 metrics=metrics,
                 not_admitted=not_admitted,
                 period_ms=every * sub.period_ms,
@@ -533,7 +536,7 @@ class SubscriptionManager:
         self,
         want: Want,
         session: NodeSession,
-        state: Literal["active", "failed", "refused"],
+        state: ReportState,
         *,
         metrics: tuple[str, ...] = (),
         not_admitted: dict[str, Cause] | None = None,
@@ -550,7 +553,7 @@ class SubscriptionManager:
             cause=cause,
         )
         want.host.subscription_status(want.index, status)
-        if state != "active":
+        if state is not ReportState.ACTIVE:
             log.info(
                 "%s's report %s on node %s: %s",
                 want.host.name,
@@ -667,7 +670,7 @@ class SubscriptionManager:
                 want.index,
             ) not in serving:  # the old subscription still serves these
                 self._release(sub.node, want)
-                self._status(want, sub.node, "failed", cause=cause)
+                self._status(want, sub.node, ReportState.FAILED, cause=cause)
         sub.replaces = None
 
     def on_delete_response(

@@ -25,6 +25,7 @@ them through a bounded queue, and restarts the xApp with back-off when a handler
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ __all__ = [
     "MAX_PUBLISH_BYTES",
     "PublishRefused",
     "Report",
+    "ReportState",
     "SubscriptionStatus",
     "XApp",
     "XAppContext",
@@ -239,6 +241,18 @@ class Report:
         return {"cell": EntityKind.CELL, "ue": EntityKind.UE, "slice": EntityKind.SLICE}[self.per]
 
 
+class ReportState(enum.StrEnum):
+    """Where one of an xApp's reports stands on one node (``SubscriptionStatus.state``); each
+    member is its own text, so ``status.state == "active"`` holds as before."""
+
+    ACTIVE = "active"
+    """Reports flow."""
+    FAILED = "failed"
+    """The node refused the subscription (the status has its cause)."""
+    REFUSED = "refused"
+    """The runtime refused it: a limit, a grant, or a node that cannot serve it."""
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionStatus:
     """Where one of an xApp's reports stands on one node, as data.
@@ -252,7 +266,7 @@ class SubscriptionStatus:
 
     node: str
     report: Report
-    state: Literal["active", "failed", "refused"]
+    state: ReportState
     metrics: tuple[str, ...] = ()
     not_admitted: Mapping[str, Cause] = field(default_factory=dict)
     period_ms: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -329,3 +330,33 @@ async def test_a_handler_over_its_budget_is_counted_and_named(
     assert "over its 100 ms budget" in blocking and "it blocked the event loop" in blocking
     [awaiting] = [line for line in lines if "timer" in line]
     assert "timer Sleeper.slow_timer took" in awaiting and "mostly awaited" in awaiting
+
+
+def test_xapp_states_are_their_own_text() -> None:
+    """Each XAppState is the text sensors, the state metric and the MQTT topic carry."""
+    assert [str(state) for state in XAppState] == [state.value for state in XAppState]
+    assert isinstance(XAppState.RUNNING, str) and XAppState("running") is XAppState.RUNNING
+    assert json.dumps(XAppState.FAILED) == '"failed"'
+
+
+async def test_sensors_hear_the_states_in_order() -> None:
+    """A crashing xApp's sensor hears each state as an XAppState: starting, stopping (its
+    instance is stopped), restarting, and at the restart cap failed."""
+    states: list[str] = []
+
+    class States(Sensor):
+        def xapp_state(self, xapp: str, state: str) -> None:
+            states.append(state)
+
+    host = XAppHost(
+        BadStart,
+        BadStart.Config(),
+        index=1,
+        services=Services(),
+        sensor=States(),
+        clock=RealClock(),
+        restart=RestartPolicy(min_s=0.001, max_s=0.001, max_restarts=1),
+    )
+    await asyncio.wait_for(host.run(), 5)
+    assert states == ["starting", "stopping", "restarting", "starting", "stopping", "failed"]
+    assert all(isinstance(state, XAppState) for state in states)

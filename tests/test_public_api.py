@@ -73,3 +73,11 @@ def test_example_xapps_import_only_from_ric(plugin: Path) -> None:
 def test_there_are_five_example_xapps() -> None:
     """The import check above runs over all five example xApps, not over none."""
     assert len(list(XAPPS.glob("*/*/__init__.py"))) == 5
+
+
+def test_report_states_are_their_own_text() -> None:
+    """``SubscriptionStatus.state`` is a ReportState that equals its text, so an xApp that
+    compares it with ``"active"`` reads it as before."""
+    assert [str(s) for s in ric.ReportState] == ["active", "failed", "refused"]
+    assert isinstance(ric.ReportState.ACTIVE, str)
+    assert ric.ReportState("active") is ric.ReportState.ACTIVE
