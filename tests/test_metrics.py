@@ -9,6 +9,7 @@ import logging
 import math
 import re
 import sys
+from collections.abc import Callable
 
 import aiohttp
 import prometheus_client as prom
@@ -174,15 +175,14 @@ def test_xapp_metrics_are_prefixed_and_labelled_with_the_xapp() -> None:
     [lambda: PrometheusSensor(process=False).xapp_metrics("x"), lambda: MemoryMetrics("x")],
     ids=["prometheus", "memory"],
 )
-def test_declarations_are_checked_the_same_everywhere(make: object) -> None:
+def test_declarations_are_checked_the_same_everywhere(make: Callable[[], Metrics]) -> None:
     """Both implementations return the same metric on a second declaration and refuse bad
     names, reserved or duplicate labels, a changed type or labels, wrong label sets,
     unlabelled updates of a labelled metric and a counter going down, naming the metric."""
-    assert callable(make)
-    metrics: Metrics = make()
+    metrics = make()
     counter = metrics.counter("hits", "Hits.", ["cell"])
     assert metrics.counter("hits", "Hits.", ["cell"]) is counter
-    bad = [
+    bad: list[tuple[Callable[[], object], str]] = [
         (lambda: metrics.gauge("Bad-Name", "x"), "must be snake_case"),
         (lambda: metrics.gauge("g", "x", ["xapp"]), "label 'xapp' is reserved"),
         (lambda: metrics.gauge("g", "x", ["a", "a"]), "declared twice"),
