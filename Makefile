@@ -64,11 +64,11 @@ system-deps:
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get -o DPkg::Lock::Timeout=300 install -y -q \
 		--no-install-recommends $$missing
 
-## lint: ruff and mypy --strict on the runtime and the example xApps
+## lint: ruff and mypy --strict on the runtime, the example xApps and the tests
 lint: $(STAMP)
 	$(BIN)/ruff check ric xapps tests proto
 	$(BIN)/ruff format --check ric xapps tests proto
-	$(BIN)/mypy ric xapps
+	$(BIN)/mypy ric xapps tests
 
 ## bench: the performance suite side by side with raw gRPC (not part of `make test`; ~4 min)
 # Writes bench-results.json and prints the table the README's Performance section shows.

@@ -36,7 +36,7 @@ def test_typed_actions_map_to_rc_styles() -> None:
         ),
         (lambda: SlicePrbQuota("001-01-1", "1", max_pct=140), "percentage 0..100"),
         (lambda: CellState("001-01-1"), "needs active=True/False"),
-        (lambda: GenericControl(1, 1, "001-01-1", {"x": [1]}), "parameter 'x'"),
+        (lambda: GenericControl(1, 1, "001-01-1", {"x": [1]}), "parameter 'x'"),  # type: ignore[dict-item]
         (lambda: GenericControl(1, 1, "001-01-1", ue="1", slice="1"), "not both"),
     ],
 )

@@ -96,7 +96,7 @@ async def test_ten_thousand_controls_ten_thousand_records(
         app = apps[i % 3]
         assert app is not None
         k = i % NODES + 1
-        return await app.control(
+        return await app.control(  # type: ignore[no-any-return]  # apps are the test's xApps, typed loosely
             Handover(str(i), f"001-01-{10 * k + 1}", f"001-01-{10 * k + 2}"), timeout=0.5
         )
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from ric import CellState, ControlOutcome, Handover, OutcomeKind, SlicePrbQuota, XApp
+from ric import (
+    CellState,
+    ControlAction,
+    ControlOutcome,
+    Handover,
+    OutcomeKind,
+    SlicePrbQuota,
+    XApp,
+)
 from ric._proto.e2.v1 import e2_pb2
 from ric.e2.convert import cause_to_proto
 from ric.model import Cause, CauseCode
@@ -24,9 +32,10 @@ class Controller(XApp):
 
 
 async def send(
-    runtime: object, action: object, timeout: float = 2.0
+    runtime: Runtime, action: ControlAction, timeout: float = 2.0
 ) -> asyncio.Task[ControlOutcome]:
     app = runtime.host("controller").instance
+    assert app is not None
     return asyncio.create_task(app.control(action, timeout=timeout))
 
 

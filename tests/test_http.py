@@ -29,6 +29,7 @@ from ric.http import RUNTIME, HttpServer, build_app, observability, openapi_docu
 from ric.metrics import PrometheusSensor
 from ric.runtime import Runtime
 from ric.types import Check
+from ric.view import RuntimeView
 from tests.conftest import wait_for
 from tests.integration.stack import (
     ROOT,
@@ -104,7 +105,7 @@ class Broken(XApp):
 async def health_status(port: int) -> int:
     """The gRPC health service's answer for the E2 service."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs type the sync channel
         request = health_pb2.HealthCheckRequest(service="ric.e2.v1.E2Termination")
         response = await stub.Check(request)
         return int(response.status)
@@ -135,7 +136,7 @@ class Switch:
     def __init__(self) -> None:
         self.ok = True
 
-    async def start(self, runtime: Runtime) -> None:
+    async def start(self, runtime: RuntimeView) -> None:
         """Nothing to start."""
 
     async def stop(self) -> None:

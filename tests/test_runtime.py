@@ -13,6 +13,7 @@ from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sim import Simulator, load_scenario
 from ric.types import Check
+from ric.view import RuntimeView
 from tests.conftest import Recorder, RuntimeFactory, wait_for
 
 SMALL = Path(__file__).resolve().parent.parent / "seeds" / "small.toml"
@@ -63,7 +64,7 @@ async def test_closed_loop_handover_moves_the_ue(make_runtime: RuntimeFactory) -
         node_cells = {str(c) for c in node.cells}
         best: tuple[float, str, str, str] | None = None
         for ue, cell in zip(report.entity_ids, report.cells, strict=True):
-            row = world.rsrp_dbm[world.ue_index(int(ue))]  # type: ignore[index]
+            row = world.rsrp_dbm[world.ue_index(int(ue))]
             for j in np.argsort(-row):
                 target = str(world.cell_ids[j])
                 if target in node_cells and target != cell:
@@ -142,7 +143,8 @@ class Probe:
         self.log = log
         self.fail_stop = fail_stop
 
-    async def start(self, runtime: Runtime) -> None:
+    async def start(self, runtime: RuntimeView) -> None:
+        assert isinstance(runtime, Runtime)  # components get the view; this one checks E2 too
         self.log.append(f"start {self.name} port={runtime.port != 0}")
 
     async def stop(self) -> None:

@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from ric._proto.e2.v1 import e2_pb2
 from ric.actions import ControlAction, ControlOutcome, OutcomeKind
@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=ControlAction)
 
 XAppSpec = type[XApp] | Plugin | str
 """An xApp to run: its class, a loaded plugin, or an entry-point name / ``module:Class``."""
@@ -142,9 +144,20 @@ class HarnessResult:
                     out.append((at, report_from_indication(node, ind)))
         return out
 
-    def actions(self, xapp: str | None = None) -> list[ControlAction]:
-        """The control actions sent (by ``xapp`` only, if given), in order."""
-        return [c.action for c in self.controls if xapp is None or c.xapp == xapp]
+    @overload
+    def actions(self, xapp: str | None = None) -> list[ControlAction]: ...
+
+    @overload
+    def actions(self, xapp: str | None, kind: type[A]) -> list[A]: ...
+
+    def actions(self, xapp: str | None = None, kind: type[Any] = ControlAction) -> list[Any]:
+        """The control actions sent (by ``xapp`` only, if given), in order; with ``kind``
+        (e.g. ``Handover``) only those of that type, typed as such."""
+        return [
+            c.action
+            for c in self.controls
+            if (xapp is None or c.xapp == xapp) and isinstance(c.action, kind)
+        ]
 
     def outcomes(self, xapp: str | None = None) -> list[OutcomeKind]:
         """How each control ended (of ``xapp`` only, if given), in order."""

@@ -55,7 +55,9 @@ class Pair:
         return list(self.bad_req.actions[0].kpm.metric_names)
 
     def seen_from(self, node: str) -> int:
-        return sum(r.node == node for r in self.runtime.host("recorder").instance.seen)
+        recorder = self.runtime.host("recorder").instance
+        assert isinstance(recorder, Recorder)
+        return sum(r.node == node for r in recorder.seen)
 
     async def good_still_served(self, stats: Stats, seq: int) -> None:
         """The good node is connected, answered, and its indication is counted and delivered."""

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from grpc_tools import protoc  # type: ignore[import-untyped]
+from grpc_tools import protoc
 
 from ric import Handover, KpmReport, OutcomeKind, Report, XApp
 from tests.conftest import RuntimeFactory, wait_for

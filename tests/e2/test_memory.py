@@ -50,7 +50,12 @@ async def test_memory_link_runs_the_whole_loop() -> None:
         await wait_for(lambda: recorder.seen, what="report over the link")
         control = asyncio.create_task(recorder.control(Handover("3", "001-01-11", "001-01-12")))
         taken: list[e2_pb2.RicMessage] = []
-        await wait_for(lambda: taken.extend(link.take()) or taken, what="the control request")
+
+        def took() -> bool:
+            taken.extend(link.take())
+            return bool(taken)
+
+        await wait_for(took, what="the control request")
         [req] = [m.control_request for m in taken]
         link.send(
             e2_pb2.NodeMessage(
@@ -66,7 +71,7 @@ async def test_memory_link_runs_the_whole_loop() -> None:
             )
         )
         [err] = link.take()
-        assert err.error_indication.cause.code == CauseCode.RIC_REQUEST_ID_UNKNOWN
+        assert CauseCode(err.error_indication.cause.code) is CauseCode.RIC_REQUEST_ID_UNKNOWN
         link.close()
         assert not runtime.nodes()
         await wait_for(lambda: ("down", "gnb-001-01-1") in recorder.events, what="node down")
@@ -80,5 +85,5 @@ async def test_memory_link_setup_refused() -> None:
         assert first.setup(setup_request()).WhichOneof("message") == "setup_response"
         second = MemoryLink(runtime.endpoint)
         failure = second.setup(setup_request()).setup_failure
-        assert failure.cause.code == CauseCode.MISC_DUPLICATE_NODE_ID
+        assert CauseCode(failure.cause.code) is CauseCode.MISC_DUPLICATE_NODE_ID
         assert not second.up

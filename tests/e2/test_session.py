@@ -91,7 +91,7 @@ async def test_over_rate_notice_at_most_once_a_second() -> None:
         clock.now += 0.1
     notices = [m.error_indication for m in s.take_outbound()]
     assert len(notices) == 1
-    assert notices[0].cause.code == CauseCode.MISC_CONTROL_PROCESSING_OVERLOAD
+    assert CauseCode(notices[0].cause.code) is CauseCode.MISC_CONTROL_PROCESSING_OVERLOAD
     assert notices[0].ran_function_id == 2
     assert (notices[0].request_id.requestor, notices[0].request_id.instance) == (1, 7)
     assert "2 indication(s) of 3,000 values dropped" in notices[0].cause.detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -28,10 +29,8 @@ async def test_setup_accepts_known_functions_and_rejects_unknown(
         resp = await node.setup(functions=[kpm_function(), rc_function(), unknown])
         assert list(resp.accepted_ran_function_ids) == [2, 3]
         assert [r.ran_function_id for r in resp.rejected_ran_functions] == [9]
-        assert (
-            resp.rejected_ran_functions[0].cause.code
-            == CauseCode.RIC_SERVICE_RAN_FUNCTION_NOT_SUPPORTED
-        )
+        cause = CauseCode(resp.rejected_ran_functions[0].cause.code)
+        assert cause is CauseCode.RIC_SERVICE_RAN_FUNCTION_NOT_SUPPORTED
         assert "ORAN-E2SM-CCC" in resp.rejected_ran_functions[0].cause.detail
         await wait_for(lambda: "gnb-001-01-1" in runtime.nodes(), what="node registered")
         info = runtime.nodes()["gnb-001-01-1"]
@@ -47,10 +46,8 @@ async def test_first_message_not_setup_gets_setup_failure(make_runtime: RuntimeF
         await bad.send(e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive(sequence=1)))
         msg = await bad.recv()
         assert msg.WhichOneof("message") == "setup_failure"
-        assert (
-            msg.setup_failure.cause.code
-            == CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE
-        )
+        cause = CauseCode(msg.setup_failure.cause.code)
+        assert cause is CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE
         assert "keep_alive" in msg.setup_failure.cause.detail
         assert await bad.ended()
     assert stats.setups["rejected"] == 1
@@ -69,7 +66,7 @@ async def test_second_session_for_connected_node_is_refused(make_runtime: Runtim
         async with ScriptedNode(target(runtime)) as second:
             await second.send(setup_request())
             msg = await second.recv()
-            assert msg.setup_failure.cause.code == CauseCode.MISC_DUPLICATE_NODE_ID
+            assert CauseCode(msg.setup_failure.cause.code) is CauseCode.MISC_DUPLICATE_NODE_ID
             assert "gnb-001-01-1" in msg.setup_failure.cause.detail
         metrics = list(req.actions[0].kpm.metric_names)
         await first.send(
@@ -89,14 +86,16 @@ async def test_undecodable_bytes_get_error_indication(make_runtime: RuntimeFacto
     the session stays up."""
     runtime, stats = await make_runtime()
     channel = grpc.aio.insecure_channel(target(runtime))
-    call = channel.stream_stream("/ric.e2.v1.E2Termination/Connect")()
+    call: Any = channel.stream_stream("/ric.e2.v1.E2Termination/Connect")()  # raw bytes
     try:
         await call.write(setup_request().SerializeToString())
         first = e2_pb2.RicMessage.FromString(await call.read())
         assert first.WhichOneof("message") == "setup_response"
         await call.write(b"\xff\xff\xff\xff")
         err = e2_pb2.RicMessage.FromString(await call.read())
-        assert err.error_indication.cause.code == CauseCode.PROTOCOL_TRANSFER_SYNTAX_ERROR
+        assert (
+            CauseCode(err.error_indication.cause.code) is CauseCode.PROTOCOL_TRANSFER_SYNTAX_ERROR
+        )
         await call.write(
             e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive(sequence=7)).SerializeToString()
         )
@@ -123,7 +122,7 @@ async def test_indication_for_unknown_subscription(make_runtime: RuntimeFactory)
             )
         )
         err = await node.recv_kind("error_indication")
-        assert err.cause.code == CauseCode.RIC_REQUEST_ID_UNKNOWN
+        assert CauseCode(err.cause.code) is CauseCode.RIC_REQUEST_ID_UNKNOWN
         assert (err.request_id.requestor, err.request_id.instance) == (42, 4242)
     assert stats.errors["RIC_REQUEST_ID_UNKNOWN"] == 1
 
@@ -145,7 +144,8 @@ async def test_matrix_size_mismatch_is_refused_and_good_rows_delivered(
         )
         err = await node.recv_kind("error_indication")
         assert (
-            err.cause.code == CauseCode.PROTOCOL_ABSTRACT_SYNTAX_ERROR_FALSELY_CONSTRUCTED_MESSAGE
+            CauseCode(err.cause.code)
+            is CauseCode.PROTOCOL_ABSTRACT_SYNTAX_ERROR_FALSELY_CONSTRUCTED_MESSAGE
         )
         assert "3 values for 2 entities x 2 metrics" in err.cause.detail
         recorder = runtime.host("recorder").instance
@@ -167,7 +167,7 @@ async def test_answer_to_request_never_sent(make_runtime: RuntimeFactory) -> Non
             e2_pb2.NodeMessage(control_acknowledge=e2_pb2.ControlAcknowledge(request_id=rid))
         )
         err = await node.recv_kind("error_indication")
-        assert err.cause.code == CauseCode.RIC_REQUEST_ID_UNKNOWN
+        assert CauseCode(err.cause.code) is CauseCode.RIC_REQUEST_ID_UNKNOWN
         assert "ControlAcknowledge" in err.cause.detail
         await node.send(
             e2_pb2.NodeMessage(
@@ -190,7 +190,10 @@ async def test_second_setup_on_a_set_up_stream(make_runtime: RuntimeFactory) -> 
         await node.setup()
         await node.send(setup_request())
         err = await node.recv_kind("error_indication")
-        assert err.cause.code == CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE
+        assert (
+            CauseCode(err.cause.code)
+            is CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE
+        )
 
 
 async def test_garbage_repeatedly_disconnects_only_that_node(make_runtime: RuntimeFactory) -> None:
@@ -244,10 +247,11 @@ async def test_health_and_reflection(make_runtime: RuntimeFactory) -> None:
     reflection."""
     runtime, _ = await make_runtime()
     async with grpc.aio.insecure_channel(target(runtime)) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        health: Any = health_pb2_grpc.HealthStub(channel)  # the stubs type the sync channel
         resp = await health.Check(health_pb2.HealthCheckRequest(service="ric.e2.v1.E2Termination"))
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
-        refl = reflection_pb2_grpc.ServerReflectionStub(channel)
+        stub: Any = reflection_pb2_grpc.ServerReflectionStub
+        refl = stub(channel)  # likewise
         call = refl.ServerReflectionInfo()
         await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
         answer = await call.read()

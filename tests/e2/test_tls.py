@@ -94,7 +94,7 @@ async def test_only_nodes_with_the_right_certificate_get_in(
         async with ScriptedNode(target, node_creds(pki, "gnb-001-01-2")) as impostor:
             await impostor.send(setup_request(node_id=7, cells=[71]))
             failure = (await impostor.recv()).setup_failure
-            assert failure.cause.code == CauseCode.MISC_NOT_AUTHORIZED
+            assert CauseCode(failure.cause.code) is CauseCode.MISC_NOT_AUTHORIZED
             assert "is for gnb-001-01-2, not for node gnb-001-01-7" in failure.cause.detail
         await still_served(good, 11)
     assert stats.errors["MISC_NOT_AUTHORIZED"] == 1

@@ -47,6 +47,7 @@ def _scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
     if t == FieldDescriptor.TYPE_BYTES:
         return st.binary(max_size=16)
     if t == FieldDescriptor.TYPE_ENUM:
+        assert field.enum_type is not None  # an enum field has its enum
         numbers = [v.number for v in field.enum_type.values]
         return st.one_of(st.sampled_from(numbers), st.integers(0, 200))
     if t in (
@@ -86,12 +87,14 @@ def _plain(
             sub_cls = _class_of(cls, field)
             if sub_cls is None or depth > 4:
                 continue
-            if field.message_type.GetOptions().map_entry:
+            sub_type = field.message_type
+            assert sub_type is not None  # a message field has its message type
+            if sub_type.GetOptions().map_entry:
                 continue
-            value = message(field.message_type, sub_cls, request_ids, depth + 1)
+            value = message(sub_type, sub_cls, request_ids, depth + 1)
         else:
             value = _scalar(field)
-        if field.label == FieldDescriptor.LABEL_REPEATED:
+        if field.is_repeated:
             fields[field.name] = st.lists(value, max_size=4 if depth else 6)
         else:
             fields[field.name] = value
@@ -111,7 +114,7 @@ def _plain(
                 continue
             value = draw(strategy)
             field = descriptor.fields_by_name[name]
-            if field.label == FieldDescriptor.LABEL_REPEATED:
+            if field.is_repeated:
                 target = getattr(msg, name)
                 if field.type == FieldDescriptor.TYPE_MESSAGE:
                     for item in value:
@@ -131,8 +134,8 @@ def _class_of(parent: type[Message], field: FieldDescriptor) -> type[Message] | 
     try:
         return type(
             getattr(parent(), field.name).add()
-            if field.label == FieldDescriptor.LABEL_REPEATED
+            if field.is_repeated
             else getattr(parent(), field.name)
-        )  # type: ignore[no-any-return]
+        )
     except (AttributeError, TypeError):
         return None

@@ -157,7 +157,7 @@ async def test_per_slice_kpis_from_the_simulated_network() -> None:
     assert isinstance(kpimon, KpiMonitor)
     table = kpimon.slice_snapshot()
     assert len(table) == 27 and result.metrics["kpimon"].value("slices") == 27
-    shares = {}
+    shares: dict[str, float] = {}
     for k in table:
         shares[k.cell] = shares.get(k.cell, 0.0) + k.prb_util_pct
     for cell in kpimon.snapshot():  # the slices' PRB shares add up to the cell's use

@@ -202,9 +202,9 @@ async def test_cuts_urllc_delay_misses_in_the_slices_scenario() -> None:
             xapp_config=probe_config,
         )
         rows = [
-            r[URLLC]
+            delay
             for t, r in _urllc_delays(result.reports["probe"])
-            if t >= 10 and r.get(URLLC) is not None
+            if t >= 10 and (delay := r.get(URLLC)) is not None
         ]
         shares.append(sum(d > 5.0 for d in rows) / len(rows))
         if xapps:
