@@ -14,6 +14,8 @@ from typing import Any, Final
 import numpy as np
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric.e2.convert import cell_id_to_proto
+from ric.ids import CellId
 from ric.model import KPM_OID, RC_OID
 from ric.sim.metrics import CELL_METRICS as SIM_CELL_METRICS
 
@@ -89,9 +91,7 @@ def cell_text(node_id: int, k: int) -> str:
 
 
 def _cgi(node_id: int, k: int) -> common_pb2.NrCgi:
-    return common_pb2.NrCgi(
-        plmn=common_pb2.PlmnId(mcc=PLMN[0], mnc=PLMN[1]), nr_cell_identity=nci(node_id, k)
-    )
+    return cell_id_to_proto(CellId.parse(cell_text(node_id, k)))
 
 
 def setup_request(node_id: int, shape: NodeShape, keep_alive_ms: int = 5000) -> bytes:

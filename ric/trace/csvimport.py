@@ -39,6 +39,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric.e2.convert import cell_id_to_proto
 from ric.errors import ConfigError, RicError
 from ric.ids import CellId, NodeId, NodeType, Plmn, SliceId
 from ric.model import KPM_OID, RC_OID
@@ -449,7 +450,7 @@ def _setup(mapping: CsvMapping, node: int, plmn: Plmn) -> tuple[str, e2_pb2.E2Se
         ran_functions=[kpm, rc],
         cells=[
             common_pb2.Cell(
-                cgi=common_pb2.NrCgi(plmn=plmn_pb, nr_cell_identity=cell.nci),
+                cgi=cell_id_to_proto(cell),
                 pci=node % 1008,
                 bandwidth_prbs=mapping.bandwidth_prbs,
                 subcarrier_spacing_khz=mapping.subcarrier_spacing_khz,

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric.e2.convert import cell_id_to_proto
+from ric.ids import CellId
 from ric.model import KPM_OID, RC_OID
 from ric.trace import Direction, NodeSetup, TraceHeader, TraceWriter
 
@@ -27,7 +29,7 @@ def cell_text(node: int, sector: int) -> str:
 
 
 def _cgi(node: int, sector: int) -> common_pb2.NrCgi:
-    return common_pb2.NrCgi(plmn=PLMN, nr_cell_identity=node * 4096 + sector + 1)
+    return cell_id_to_proto(CellId.parse(cell_text(node, sector)))
 
 
 def setup(node: int, sites: int) -> e2_pb2.E2SetupRequest:
