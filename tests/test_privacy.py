@@ -100,8 +100,8 @@ def test_the_demo_view_shows_pseudonyms() -> None:
     import time
 
     from ric import ControlOutcome, Handover, OutcomeKind
+    from ric.cli.demo import render
     from ric.config import load_config
-    from ric.demo import render
     from ric.runtime import Runtime
     from ric.sensors import Stats
 

@@ -156,7 +156,7 @@ DEMO_SLICE_TARGETS = {"2-000002": {"max_delay_ms": 5.0}}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ric.demo import run_demo
+    from ric.cli.demo import run_demo
     from ric.logs import setup_logging
     from ric.plugins import load
     from ric.sim import load_scenario
