@@ -218,7 +218,8 @@ class JsonClient:
     """Requests to a runtime's HTTP API that send and answer JSON, with one error handling.
 
     An error status, a refused connection and an answer that is not JSON each raise
-    :class:`HttpFailure` with one line naming the URL and the problem. ``token`` is sent as
+    :class:`HttpFailure` with one line naming the URL and the problem (an error answer's
+    ProblemDetails ``detail``, or an older runtime's ``error``). ``token`` is sent as
     a bearer token; ``context`` verifies ``https://`` (None: plain HTTP or the system's CAs).
     """
 
@@ -241,7 +242,7 @@ class JsonClient:
         """Send one request; (status, decoded JSON body or None when empty). A status of 400
         or more raises HttpFailure unless it is in ``ok`` (/readyz answers 503 with JSON)."""
         url = self.base_url + path
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json, application/problem+json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         data = None
@@ -275,11 +276,14 @@ class JsonClient:
 
 
 def _detail(raw: bytes, reason: str) -> str:
-    """The reason in an error answer on one line: its JSON ``detail`` or ``error``, else its
-    text, else the status's reason phrase."""
+    """The reason in an error answer on one line: a ProblemDetails' ``detail`` (or ``title``),
+    an older runtime's ``{"error": ...}``, else the answer's text, else the status's reason
+    phrase."""
     try:
         answer = json.loads(raw)
-        text = str(answer.get("detail") or answer.get("error") or raw.decode())
+        text = str(
+            answer.get("detail") or answer.get("error") or answer.get("title") or raw.decode()
+        )
     except (ValueError, AttributeError):
         text = raw.decode(errors="replace")
     return " ".join(text.split()) or reason

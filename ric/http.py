@@ -20,7 +20,9 @@
 Adding routes: write ``async def handler(request: web.Request) -> web.StreamResponse``, read
 the runtime with ``request.app[RUNTIME]``, register it on ``routes`` below (or pass another
 ``web.RouteTableDef`` to ``HttpServer(routes=...)``), and document it in ``ric/openapi.json``:
-a test fails for a route the document does not describe. Errors are JSON ``{"error": ...}``.
+a test fails for a route the document does not describe. Every error, on every path, is an
+RFC 9457 ProblemDetails (``application/problem+json``: ``type``, ``title``, ``status``,
+``detail``); answer one with ``problem(status, detail)``.
 
 The server also keeps the gRPC health service in step with readiness: every
 ``[http] readiness_interval_s`` it evaluates ``runtime.checks()`` and, when the answer changes,
@@ -53,8 +55,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from ric.a1.http import A1, error_answer
-from ric.a1.http import PREFIX as A1_PREFIX
+from ric.a1.http import A1, PROBLEM_JSON, problem, problem_body
 from ric.a1.http import routes as a1_routes
 from ric.actions import OutcomeKind
 from ric.config import HttpSettings, RuntimeConfig
@@ -73,11 +74,11 @@ __all__ = [
     "HttpServer",
     "IndicationRates",
     "build_app",
-    "json_error",
     "known_node_json",
     "node_json",
     "observability",
     "openapi_document",
+    "problem",
     "routes",
     "xapp_json",
 ]
@@ -103,11 +104,6 @@ routes = web.RouteTableDef()
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    """An error answer: ``{"error": message}`` with ``status``."""
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
 def _iso(unix_s: float) -> str:
     stamp = datetime.datetime.fromtimestamp(unix_s, datetime.UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -117,8 +113,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error as JSON ``{"error": ...}``; an unexpected exception is logged, not leaked."""
+async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as a ProblemDetails; an unexpected exception is logged, not leaked."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -126,11 +122,11 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         detail = f"{exc.reason}: {request.method} {request.path}"
-        return error_answer(request, exc.status, detail, headers)
+        return problem(exc.status, detail, headers=headers)
     except Exception:  # CancelledError is not an Exception: it goes through
         log.exception("HTTP %s %s failed", request.method, request.path)
         detail = f"internal error while serving {request.method} {request.path}"
-        return error_answer(request, 500, detail)
+        return problem(500, detail)
 
 
 @web.middleware
@@ -166,18 +162,16 @@ async def _bounds(request: web.Request, handler: Handler) -> web.StreamResponse:
     bounds, sensor = request.app[IN_FLIGHT], request.app[RUNTIME].sensor
     if bounds.count >= bounds.limit:
         sensor.http_refused("in_flight")
-        return error_answer(
-            request,
+        return problem(
             503,
             f"{bounds.limit} requests are in flight already ([http] max_in_flight); retry after "
             f"{bounds.retry_after_s} s",
-            {"Retry-After": str(bounds.retry_after_s)},
+            headers={"Retry-After": str(bounds.retry_after_s)},
         )
     size = request.content_length
     if size is not None and size > bounds.max_body_bytes:
         sensor.http_refused("body_too_large")
-        return error_answer(
-            request,
+        return problem(
             413,
             f"the request body ({size} bytes) is larger than the bound of "
             f"{bounds.max_body_bytes} bytes ([http] max_body_bytes)",
@@ -211,7 +205,7 @@ class ConnectionGate:
         self.refused = refused
         self.waiting = 0
         """Overflow connections waiting for their request line (to tell a probe)."""
-        self._answers: dict[bool, bytes] = {}
+        self._answer = b""
 
     def full(self) -> bool:
         """Every connection slot is taken and as many overflow connections wait as may."""
@@ -222,34 +216,21 @@ class ConnectionGate:
             return self.server()  # type: ignore[no-any-return]
         return _Overflow(self)
 
-    def answer(self, a1: bool) -> bytes:
-        """The prepared 503 (a ProblemDetails on A1 paths), as bytes on the wire."""
-        cached = self._answers.get(a1)
-        if cached is None:
+    def answer(self) -> bytes:
+        """The prepared 503 ProblemDetails, as bytes on the wire."""
+        if not self._answer:
             detail = (
                 f"{self.limit} connections are being served already ([http] max_connections); "
                 f"retry after {self.retry_after_s} s"
             )
-            if a1:
-                kind = "application/problem+json"
-                body = json.dumps(
-                    {
-                        "type": "about:blank",
-                        "title": "Service Unavailable",
-                        "status": 503,
-                        "detail": detail,
-                    }
-                ).encode()
-            else:
-                kind = "application/json"
-                body = json.dumps({"error": detail}).encode()
+            body = json.dumps(problem_body(503, detail)).encode()
             head = (
                 "HTTP/1.1 503 Service Unavailable\r\n"
-                f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+                f"Content-Type: {PROBLEM_JSON}\r\nContent-Length: {len(body)}\r\n"
                 f"Retry-After: {self.retry_after_s}\r\nConnection: close\r\n\r\n"
             )
-            cached = self._answers[a1] = head.encode() + body
-        return cached
+            self._answer = head.encode() + body
+        return self._answer
 
 
 _ACCEPT_PER_TURN = 16
@@ -385,12 +366,12 @@ class _Overflow(asyncio.Protocol):
             if self._timer is not None:
                 self._timer.cancel()
 
-    def _refuse(self, path: str) -> None:
+    def _refuse(self) -> None:
         transport = self._transport
         assert transport is not None
         self._done_waiting()
         self._gate.refused()
-        transport.write(self._gate.answer(path.startswith(A1_PREFIX)))
+        transport.write(self._gate.answer())
         # Closed at once, not when the client is done: a connection kept open until then is
         # one more socket that turns ready on some later turn of the loop, and a flood of them
         # turns ready together. What the client sent so far has been read, so the close is an
@@ -415,7 +396,7 @@ class _Overflow(asyncio.Protocol):
             handler.connection_made(transport)
             handler.data_received(self._buffer)
             return
-        self._refuse(path)
+        self._refuse()
 
     def eof_received(self) -> bool | None:
         if self._transport is not None:
@@ -506,24 +487,21 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if (write or access.protect_reads) and not access.authenticated(request):
         names = access.certificate_names(request)
         if names:
-            return error_answer(
-                request,
+            return problem(
                 403,
                 f"{request.method} {request.path}: the client certificate "
                 f"({', '.join(sorted(names))}) is not in [http] client_subjects",
             )
         if write and not access.configured:
-            return error_answer(
-                request,
+            return problem(
                 403,
                 f"{request.method} {request.path} changes state, and no way to authenticate is "
                 "configured: set [http] token_file or client_ca",
             )
-        return error_answer(
-            request,
+        return problem(
             401,
             f"{request.method} {request.path} needs a bearer token or a client certificate",
-            {"WWW-Authenticate": 'Bearer realm="ric"'},
+            headers={"WWW-Authenticate": 'Bearer realm="ric"'},
         )
     return await handler(request)
 
@@ -654,7 +632,7 @@ async def metrics(request: web.Request) -> web.Response:
     ``[http] metrics_cache_s``)."""
     registry = request.app.get(REGISTRY)
     if registry is None:
-        return json_error(404, "metrics are not enabled on this runtime")
+        return problem(404, "metrics are not enabled on this runtime")
     compress = "gzip" in request.headers.get("Accept-Encoding", "")
     body, content_type, zipped = request.app[EXPOSITION].get(
         registry, request.headers.get("Accept", ""), compress
@@ -728,7 +706,7 @@ async def node(request: web.Request) -> web.Response:
         )
     record = runtime.state.nodes.get(node_id)
     if record is None:
-        return json_error(404, f"no node {node_id!r} is connected")
+        return problem(404, f"no node {node_id!r} is connected")
     return web.json_response(known_node_json(record))
 
 
@@ -789,7 +767,7 @@ async def xapp(request: web.Request) -> web.Response:
     for host in runtime.hosts:
         if host.name == name:
             return web.json_response(xapp_json(host, runtime, _subscriptions(runtime)))
-    return json_error(404, f"no xApp {name!r} is loaded")
+    return problem(404, f"no xApp {name!r} is loaded")
 
 
 @routes.get("/api/v1/subscriptions")
@@ -816,13 +794,13 @@ async def controls(request: web.Request) -> web.Response:
     try:
         limit = int(query.get("limit", "100"))
     except ValueError:
-        return json_error(400, f"limit must be an integer, got {query['limit']!r}")
+        return problem(400, f"limit must be an integer, got {query['limit']!r}")
     if not 1 <= limit <= 100_000:
-        return json_error(400, f"limit must be between 1 and 100000, got {limit}")
+        return problem(400, f"limit must be between 1 and 100000, got {limit}")
     outcomes = {kind.value for kind in OutcomeKind}
     if "outcome" in query and query["outcome"] not in outcomes:
         allowed = ", ".join(sorted(outcomes))
-        return json_error(400, f"outcome must be one of {allowed}, got {query['outcome']!r}")
+        return problem(400, f"outcome must be one of {allowed}, got {query['outcome']!r}")
     records = request.app[RUNTIME].audit.last(request.app[RUNTIME].audit.records.maxlen or 0)
     if "xapp" in query:
         records = [r for r in records if r["xapp"] == query["xapp"]]
@@ -847,7 +825,7 @@ def build_app(
     access = access or Access(HttpSettings())
     settings = access.settings
     app = web.Application(
-        middlewares=[_bounds, _activity, _json_errors, _auth],
+        middlewares=[_bounds, _activity, _problems, _auth],
         # aiohttp refuses a larger body as it reads it (a chunked one has no Content-Length).
         client_max_size=settings.max_body_bytes,
     )

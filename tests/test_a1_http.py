@@ -87,7 +87,8 @@ async def ric(token_file: Path) -> AsyncIterator[Ric]:
 
 async def test_a1_end_to_end(ric: Ric) -> None:
     """A type put, a policy put reaches the xApp and its enforcement shows in the status; an
-    invalid policy is refused naming the field and changes nothing; delete reaches the xApp."""
+    invalid policy is refused naming the field and changes nothing; delete reaches the xApp,
+    and then both A1 and the runtime's own API answer 404 ProblemDetails for it."""
     url, app = f"{ric.url}{BASE}", ric.runtime.host("enforcer").cls
     status, body, _ = await call("PUT", f"{url}/slice-sla", SLA.to_json())
     assert (status, body) == (200, SLA.to_json())  # declared by the xApp: same definition
@@ -132,6 +133,10 @@ async def test_a1_end_to_end(ric: Ric) -> None:
         ("deleted", "gold"),
     ]
     status, body, response = await call("GET", f"{url}/slice-sla/policies/gold")
+    assert assert_problem(status, body, response, 404) == (
+        "policy type 'slice-sla' has no policy 'gold'"
+    )
+    status, body, response = await call("GET", f"{ric.url}/api/v1/policies/slice-sla/gold")
     assert assert_problem(status, body, response, 404) == (
         "policy type 'slice-sla' has no policy 'gold'"
     )
@@ -183,11 +188,11 @@ async def test_bad_requests_get_problem_details_and_change_nothing(
     assert after == before == [["slice-sla"], ["gold"]]
 
 
-async def test_every_error_the_server_answers_on_a1_paths_is_problem_details(
+async def test_every_error_the_server_answers_is_problem_details(
     ric: Ric, token_file: Path
 ) -> None:
     """401, 404 for an unknown A1 path, 405, 413 and 415 from the server itself are
-    ProblemDetails like the handlers' own errors; the runtime's own API keeps its JSON form."""
+    ProblemDetails like the handlers' own errors, and so is a 404 on the runtime's own API."""
     url = f"{ric.url}{BASE}"
     status, body, response = await call("PUT", f"{url}/t", {"policySchema": {}}, token=None)
     assert "needs a bearer token or a client certificate" in assert_problem(
@@ -215,8 +220,8 @@ async def test_every_error_the_server_answers_on_a1_paths_is_problem_details(
         response.status, body, response, 415
     )
     status, body, response = await call("GET", f"{ric.url}/api/v1/nope")
-    assert (status, response.content_type) == (404, "application/json")
-    assert body == {"error": "Not Found: GET /api/v1/nope"}
+    assert assert_problem(status, body, response, 404) == "Not Found: GET /api/v1/nope"
+    assert (body["type"], body["title"]) == ("about:blank", "Not Found")
 
 
 async def test_a_policy_id_in_use_under_another_type_is_400(ric: Ric) -> None:
@@ -546,7 +551,8 @@ async def test_beyond_max_in_flight_requests_get_503_with_retry_after(token_file
             await asyncio.sleep(0.01)
         assert status == 503, "the stalled PUT never counted as in flight"
         assert response.headers["Retry-After"] == "1"
-        assert "1 requests are in flight already ([http] max_in_flight)" in body["error"]
+        detail = assert_problem(status, body, response, 503)
+        assert "1 requests are in flight already ([http] max_in_flight)" in detail
         assert (await call("GET", f"{ric.url}/healthz"))[0] == 200
         assert refused(ric, "in_flight") >= 1
         writer.close()  # the stalled PUT ends with its connection

@@ -183,9 +183,11 @@ async def test_controls_endpoint_serves_the_audit_log() -> None:
         assert {r["outcome"] for r in body["controls"]} == {"not_connected"}
         status, body, _ = await get(f"{ric.url}/api/v1/controls?outcome=acknowledged")
         assert (status, body) == (200, {"controls": []})
-        status, body, _ = await get(f"{ric.url}/api/v1/controls?limit=many")
-        assert status == 400
-        assert "limit must be an integer" in body["error"]
+        status, body, response = await get(f"{ric.url}/api/v1/controls?limit=many")
+        assert (status, response.content_type) == (400, "application/problem+json")
+        assert (body["status"], body["title"]) == (400, "Bad Request")
+        assert "limit must be an integer" in body["detail"]
+        validate(body, response_schema("/api/v1/controls", 400))
 
 
 def _write_log(path: Path, n: int) -> None:

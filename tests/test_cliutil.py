@@ -150,7 +150,20 @@ async def server() -> AsyncIterator[str]:
         return web.json_response({"ready": False}, status=503)
 
     async def refused(_: web.Request) -> web.Response:
-        return web.json_response({"detail": "there is no policy type 'nope'"}, status=404)
+        problem = {
+            "type": "about:blank",
+            "title": "Not Found",
+            "status": 404,
+            "detail": "there is no policy type 'nope'",
+        }
+        return web.json_response(problem, status=404, content_type="application/problem+json")
+
+    async def refused_before(_: web.Request) -> web.Response:
+        return web.json_response({"error": "no xApp 'nope' is loaded"}, status=404)
+
+    async def titled(_: web.Request) -> web.Response:
+        problem = {"title": "Slow Down", "status": 503}
+        return web.json_response(problem, status=503, content_type="application/problem+json")
 
     async def html_error(_: web.Request) -> web.Response:
         return web.Response(text="<h1>bad\ngateway</h1>\n", status=502)
@@ -165,6 +178,8 @@ async def server() -> AsyncIterator[str]:
     app.router.add_route("*", "/ok", ok)
     app.router.add_get("/readyz", not_ready)
     app.router.add_get("/nope", refused)
+    app.router.add_get("/old", refused_before)
+    app.router.add_get("/titled", titled)
     app.router.add_get("/html", html_error)
     app.router.add_get("/text", not_json)
     app.router.add_delete("/empty", empty)
@@ -202,6 +217,8 @@ async def test_client_takes_an_error_status_it_was_told_to_expect(server: str) -
     ("path", "message"),
     [
         ("/nope", "{url}/nope answered 404 Not Found: there is no policy type 'nope'"),
+        ("/old", "{url}/old answered 404 Not Found: no xApp 'nope' is loaded"),
+        ("/titled", "{url}/titled answered 503 Service Unavailable: Slow Down"),
         ("/html", "{url}/html answered 502 Bad Gateway: <h1>bad gateway</h1>"),
         ("/readyz", '{url}/readyz answered 503 Service Unavailable: {{"ready": false}}'),
         ("/text", "{url}/text did not answer JSON (is this a ric runtime?)"),
@@ -210,7 +227,8 @@ async def test_client_takes_an_error_status_it_was_told_to_expect(server: str) -
 async def test_client_failures_are_one_line_naming_the_url(
     server: str, path: str, message: str
 ) -> None:
-    """An error status or an answer that is not JSON is one line naming the URL."""
+    """An error status (with a ProblemDetails' detail or title, or an older runtime's error)
+    or an answer that is not JSON is one line naming the URL."""
     with pytest.raises(HttpFailure) as caught:
         await call(JsonClient(server, timeout=5), "GET", path)
     assert str(caught.value) == message.format(url=server)

@@ -12,6 +12,7 @@ import re
 import socket
 import sys
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,22 @@ def validate(body: Any, schema: dict[str, Any]) -> None:
 
 
 def response_schema(path: str, status: int) -> dict[str, Any]:
-    """The JSON schema the OpenAPI document gives for GET ``path`` answering ``status``."""
+    """The JSON schema the OpenAPI document gives for GET ``path`` answering ``status``
+    (``application/problem+json`` for an error, ``application/json`` otherwise)."""
     response = openapi_document()["paths"][path]["get"]["responses"][str(status)]
-    schema: dict[str, Any] = response["content"]["application/json"]["schema"]
+    kind = "application/problem+json" if status >= 400 and path != "/readyz" else "application/json"
+    schema: dict[str, Any] = response["content"][kind]["schema"]
     return schema
+
+
+def problem_json(status: int, detail: str) -> dict[str, Any]:
+    """The RFC 9457 ProblemDetails every error of the server answers with."""
+    return {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
 
 
 async def get(url: str, **kwargs: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
@@ -222,27 +235,32 @@ async def test_xapps_and_subscriptions_api(ric: Ric) -> None:
     assert status == 200 and one["name"] == "mlb"
 
 
-async def test_errors_are_json_naming_the_problem() -> None:
-    """Unknown nodes, xApps and paths get 404 and a wrong method 405 with Allow, all JSON."""
+async def test_errors_are_problem_details_naming_the_problem() -> None:
+    """Unknown nodes, xApps and paths get 404 and a wrong method 405 with Allow, each an
+    application/problem+json ProblemDetails whose detail names the problem."""
     async with running_ric(sim=False) as ric:
-        status, body, _ = await get(f"{ric.url}/api/v1/nodes/gnb-001-01-9")
-        assert (status, body) == (404, {"error": "no node 'gnb-001-01-9' is connected"})
+        status, body, response = await get(f"{ric.url}/api/v1/nodes/gnb-001-01-9")
+        assert (status, body) == (404, problem_json(404, "no node 'gnb-001-01-9' is connected"))
+        assert response.content_type == "application/problem+json"
         validate(body, response_schema("/api/v1/nodes/{node_id}", 404))
-        status, body, _ = await get(f"{ric.url}/api/v1/xapps/nope")
-        assert (status, body) == (404, {"error": "no xApp 'nope' is loaded"})
-        status, body, _ = await get(f"{ric.url}/api/v2/nodes")
-        assert (status, body) == (404, {"error": "Not Found: GET /api/v2/nodes"})
+        status, body, response = await get(f"{ric.url}/api/v1/xapps/nope")
+        assert (status, body) == (404, problem_json(404, "no xApp 'nope' is loaded"))
+        assert response.content_type == "application/problem+json"
+        status, body, response = await get(f"{ric.url}/api/v2/nodes")
+        assert (status, body) == (404, problem_json(404, "Not Found: GET /api/v2/nodes"))
+        assert response.content_type == "application/problem+json"
         async with aiohttp.ClientSession() as http, http.post(f"{ric.url}/healthz") as response:
             assert response.status == 405
+            assert response.content_type == "application/problem+json"
             assert "GET" in response.headers["Allow"]
-            assert await response.json() == {"error": "Method Not Allowed: POST /healthz"}
+            assert await response.json() == problem_json(405, "Method Not Allowed: POST /healthz")
 
 
-async def test_extra_routes_are_served_and_their_failures_are_500_json(
+async def test_extra_routes_are_served_and_their_failures_are_500_problem_details(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A route table passed to HttpServer is served with the others; an exception in its
-    handler is logged and answered 500 in JSON without the exception's text."""
+    handler is logged and answered 500 as a ProblemDetails without the exception's text."""
     extra = web.RouteTableDef()
 
     @extra.get("/api/v1/boom")
@@ -259,7 +277,10 @@ async def test_extra_routes_are_served_and_their_failures_are_500_json(
         async with Runtime(config, components=[http]):
             assert (await get(f"{http.url}/api/v1/echo"))[:2] == (200, {"nodes": 0})
             status, body, _ = await get(f"{http.url}/api/v1/boom")
-    assert (status, body) == (500, {"error": "internal error while serving GET /api/v1/boom"})
+    assert (status, body) == (
+        500,
+        problem_json(500, "internal error while serving GET /api/v1/boom"),
+    )
     assert [r.getMessage() for r in caplog.records] == ["HTTP GET /api/v1/boom failed"]
 
 
@@ -313,7 +334,7 @@ async def test_metrics_without_a_registry_is_404() -> None:
     http = HttpServer(config.http)
     async with Runtime(config, components=[http]):
         status, body, _ = await get(f"{http.url}/metrics")
-    assert (status, body) == (404, {"error": "metrics are not enabled on this runtime"})
+    assert (status, body) == (404, problem_json(404, "metrics are not enabled on this runtime"))
 
 
 async def test_openapi_document_is_served_and_covers_every_route() -> None:
@@ -537,8 +558,8 @@ async def test_ric_demo_shows_its_http_address() -> None:
 
 async def test_connections_beyond_the_bound_get_a_prepared_503_and_probes_still_pass() -> None:
     """With [http] max_connections taken by a client that sends nothing, a new request gets a
-    503 with Retry-After before it is parsed (counted by reason), an A1 one as ProblemDetails,
-    and /healthz is still served."""
+    503 ProblemDetails with Retry-After before it is parsed (counted by reason), on the A1
+    paths and the runtime's own alike, and /healthz is still served."""
     overrides = {"e2.port": 0, "http.port": 0, "http.max_connections": 1, "http.retry_after_s": 7}
     config = load_config(environ={}, overrides=overrides)
     sensors, components = observability(config)
@@ -568,10 +589,11 @@ async def test_connections_beyond_the_bound_get_a_prepared_503_and_probes_still_
         refused = sensor.registry.get_sample_value(
             "ric_http_refused_total", {"reason": "connections"}
         )
-    head, _, body = plain.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 503") and b"\r\nRetry-After: 7\r\n" in head
-    assert "[http] max_connections" in json.loads(body)["error"]
-    a1_head, _, a1_body = a1.partition(b"\r\n\r\n")
-    assert b"application/problem+json" in a1_head and json.loads(a1_body)["status"] == 503
+    detail = "1 connections are being served already ([http] max_connections); retry after 7 s"
+    for answer in (plain, a1):
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and b"\r\nRetry-After: 7\r\n" in head
+        assert b"\r\nContent-Type: application/problem+json\r\n" in head
+        assert json.loads(body) == problem_json(503, detail)
     assert probe.startswith(b"HTTP/1.1 200")
     assert refused == 2

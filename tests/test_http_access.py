@@ -81,8 +81,9 @@ async def test_writes_refused_when_no_authentication_is_configured(tmp_path: Pat
     try:
         async with aiohttp.ClientSession() as http, http.post(f"{server.url}/api/v1/probe") as resp:
             body = await resp.json()
-        assert resp.status == 403
-        assert "set [http] token_file or client_ca" in body["error"]
+        assert (resp.status, resp.content_type) == (403, "application/problem+json")
+        assert (body["status"], body["title"]) == (403, "Forbidden")
+        assert "set [http] token_file or client_ca" in body["detail"]
     finally:
         await runtime.__aexit__(None, None, None)
 
@@ -201,8 +202,8 @@ async def test_client_subjects_limit_which_certificates_may_write(tmp_path: Path
             http.post(url, ssl=node) as resp,
         ):
             body = await resp.json()
-        assert resp.status == 403
-        assert "CN=gnb-1" in body["error"] and "[http] client_subjects" in body["error"]
+        assert (resp.status, resp.content_type) == (403, "application/problem+json")
+        assert "CN=gnb-1" in body["detail"] and "[http] client_subjects" in body["detail"]
         assert await call("GET", f"{server.url}/api/v1/nodes", ssl_context=node) == 200
     finally:
         await runtime.__aexit__(None, None, None)

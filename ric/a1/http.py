@@ -14,9 +14,10 @@
                                                                 status: which xApp, since when
 ==============================================================  ============================
 
-Every error on an A1 path is ``application/problem+json`` (``title``, ``status``, ``detail``;
-an invalid policy adds ``errors``, one per refused field), the server's own answers included
-(401, 403, 404, 405, 413, 415, 503: ``error_answer``). PUT answers 201 with an absolute
+Every error is ``application/problem+json`` (``title``, ``status``, ``detail``; an invalid
+policy adds ``errors``, one per refused field), the server's own answers included (401, 403,
+404, 405, 413, 415, 503), on the A1 paths and every other path: ``problem`` is the server's one
+error answer. PUT answers 201 with an absolute
 ``Location`` when it created, 200 when it replaced; DELETE answers 204. Writes pass the
 server's access rules like every other write: for a non-RT RIC, a client certificate over
 HTTPS (``[http] client_ca`` and ``client_subjects``), as the A1-P OpenAPI has no place for a
@@ -39,7 +40,7 @@ from ric.a1.workers import OverBudget
 from ric.jsonbounds import JSON_BODY, JsonRefused
 from ric.sdl import SdlError
 
-__all__ = ["A1", "PREFIX", "PROBLEM_JSON", "error_answer", "problem", "routes"]
+__all__ = ["A1", "PREFIX", "PROBLEM_JSON", "problem", "problem_body", "routes"]
 
 log = logging.getLogger(__name__)
 
@@ -51,32 +52,29 @@ PROBLEM_JSON = "application/problem+json"
 routes = web.RouteTableDef()
 
 
-def problem(
-    status: int,
-    detail: str,
-    title: str = "",
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> web.Response:
-    """An RFC 9457 / A1AP ProblemDetails answer."""
-    body = {
+def problem_body(status: int, detail: str, title: str = "", **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 ProblemDetails object: ``type`` about:blank, ``title`` the status's phrase
+    unless given, ``status``, ``detail``, and any ``extra`` members (A1's ``errors``)."""
+    return {
         "type": "about:blank",
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         **extra,
     }
-    return web.json_response(body, status=status, content_type=PROBLEM_JSON, headers=headers)
 
 
-def error_answer(
-    request: web.Request, status: int, detail: str, headers: Mapping[str, str] | None = None
+def problem(
+    status: int,
+    detail: str,
+    title: str = "",
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> web.Response:
-    """An error in the form of the API asked: ProblemDetails on A1 paths, ``{"error": ...}``
-    (``application/json``) on the runtime's own API, as ``ric/openapi.json`` documents."""
-    if request.path.startswith(PREFIX):
-        return problem(status, detail, headers=dict(headers or {}))
-    return web.json_response({"error": detail}, status=status, headers=headers)
+    """An error answer of the HTTP server, on any path: ``problem_body`` as
+    ``application/problem+json`` with ``status``."""
+    body = problem_body(status, detail, title, **extra)
+    return web.json_response(body, status=status, content_type=PROBLEM_JSON, headers=headers)
 
 
 Handler = Callable[[web.Request, A1Service], Awaitable[web.StreamResponse]]
@@ -218,14 +216,9 @@ async def policy_status(request: web.Request, a1: A1Service) -> web.StreamRespon
 
 
 @routes.get("/api/v1/policies/{policy_type_id}/{policy_id}")
-async def policy_status_detail(request: web.Request) -> web.StreamResponse:
+@_a1
+async def policy_status_detail(request: web.Request, a1: A1Service) -> web.StreamResponse:
     """The runtime's own view of a policy's status: the A1 fields, a ``detail`` sentence and
     each handling xApp's state and report (the A1 status body has no room for them)."""
     info = request.match_info
-    try:
-        detail = await request.app[A1].status_detail(info["policy_type_id"], info["policy_id"])
-    except PolicyError as exc:
-        return error_answer(request, exc.status, exc.detail)
-    except SdlError as exc:
-        return error_answer(request, 503, f"the policy store is not available: {exc}")
-    return web.json_response(detail)
+    return web.json_response(await a1.status_detail(info["policy_type_id"], info["policy_id"]))
