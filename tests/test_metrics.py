@@ -10,6 +10,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import prometheus_client as prom
@@ -403,14 +404,24 @@ def test_grafana_and_prometheus_provisioning_files_are_well_formed() -> None:
     assert dashboard["templating"]["list"][0]["current"]["value"] == source["uid"]
 
 
-async def test_promtool_accepts_the_scrape_config() -> None:
-    """deploy/prometheus/prometheus.yml is a valid Prometheus configuration."""
+async def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
+    """deploy/prometheus/prometheus.yml is a valid Prometheus configuration (its rules too),
+    with the token file compose mounts put where it points here."""
     promtool = tool("promtool")
+    shipped = ROOT / "deploy" / "prometheus"
+    token = tmp_path / "ric-http-token"
+    token.write_text("a-token-of-at-least-16-characters")
+    config = (shipped / "prometheus.yml").read_text()
+    assert "credentials_file: /run/secrets/ric-http-token" in config
+    (tmp_path / "prometheus.yml").write_text(
+        config.replace("/run/secrets/ric-http-token", str(token))
+    )
+    (tmp_path / "alerts.yml").write_text((shipped / "alerts.yml").read_text())
     proc = await asyncio.create_subprocess_exec(
         promtool,
         "check",
         "config",
-        str(ROOT / "deploy" / "prometheus" / "prometheus.yml"),
+        str(tmp_path / "prometheus.yml"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
