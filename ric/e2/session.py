@@ -36,40 +36,28 @@ _RATE_NOTICE_S: Final = 1.0
 """At most one ErrorIndication per this many seconds tells a node it is over its rate."""
 
 
-class _ErrorBudget:
-    """A token bucket of bad messages: ``burst`` at once, refilled at ``refill_per_s``."""
+class _TokenBucket:
+    """``capacity`` tokens at once, refilled at ``rate`` per second (the error budget: bad
+    messages; the node's rates: values and indications, one second's worth at once)."""
 
-    def __init__(self, burst: int, refill_per_s: float, clock: Callable[[], float]) -> None:
-        self.burst = burst
-        self.refill = refill_per_s
-        self.tokens = float(burst)
-        self._clock = clock
-        self.stamp = clock()
-
-    def spend(self) -> bool:
-        """Take one token; False when the bucket was already empty."""
-        now = self._clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.refill)
-        self.stamp = now
-        self.tokens -= 1.0
-        return self.tokens >= 0.0
-
-
-class _RateBucket:
-    """A token bucket: ``rate`` tokens per second, one second's worth at once."""
-
-    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+    def __init__(self, capacity: float, rate: float, clock: Callable[[], float]) -> None:
+        self.capacity = capacity
         self.rate = rate
-        self.tokens = rate
+        self.tokens = float(capacity)
         self._clock = clock
         self.stamp = clock()
 
     def refill(self) -> float:
         """Add what has accrued since the last call; the tokens now held."""
         now = self._clock()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         return self.tokens
+
+    def spend(self) -> bool:
+        """Take one token; False when the bucket was already empty."""
+        self.tokens = self.refill() - 1.0
+        return self.tokens >= 0.0
 
 
 class NodeSession:
@@ -96,11 +84,17 @@ class NodeSession:
     ) -> None:
         self.info = info
         self._sensor = sensor
-        self._budget = _ErrorBudget(error_burst, error_refill_per_s, clock)
+        self._budget = _TokenBucket(error_burst, error_refill_per_s, clock)
         self._clock = clock
-        self._values = None if max_values_per_s is None else _RateBucket(max_values_per_s, clock)
+        self._values = (
+            None
+            if max_values_per_s is None
+            else _TokenBucket(max_values_per_s, max_values_per_s, clock)
+        )
         self._indications = (
-            None if max_indications_per_s is None else _RateBucket(max_indications_per_s, clock)
+            None
+            if max_indications_per_s is None
+            else _TokenBucket(max_indications_per_s, max_indications_per_s, clock)
         )
         self._rate_noticed = -math.inf
         self.id = str(info.id)
