@@ -30,17 +30,20 @@ __all__ = [
     "HttpFailure",
     "JsonClient",
     "Parser",
+    "add_http_auth_options",
     "add_tls_client_options",
     "address",
     "duration",
     "existing_file",
     "existing_path",
+    "http_client",
     "http_url",
     "int_list",
     "non_negative_seconds",
     "positive_seconds",
     "run_async",
     "table",
+    "token_file",
 ]
 
 EXIT_FAILED = 1
@@ -124,6 +127,57 @@ def existing_path(text: str) -> Path:
     if not path.exists():
         raise argparse.ArgumentTypeError(f"file {text!r} does not exist")
     return path
+
+
+def token_file(text: str) -> str:
+    """The bearer token in file ``text`` (stripped); refused when unreadable or empty."""
+    try:
+        token = Path(text).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read token file {text!r}: {exc}") from None
+    if not token:
+        raise argparse.ArgumentTypeError(f"token file {text!r} is empty")
+    return token
+
+
+def add_http_auth_options(parser: argparse.ArgumentParser) -> None:
+    """The ways a client command authenticates to the runtime's HTTP API, the same for every
+    command: --token-file, and with https:// --tls-ca, --tls-cert and --tls-key."""
+    parser.add_argument(
+        "--token-file",
+        type=token_file,
+        metavar="FILE",
+        help="send the bearer token in FILE (as [http] token_file); writes need it, and reads "
+        "with [http] protect_reads",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        type=existing_file,
+        metavar="FILE",
+        help="with https://: verify the runtime's certificate against this CA (PEM) instead of "
+        "the system's",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=existing_file,
+        metavar="FILE",
+        help="with https://: authenticate with this client certificate (PEM; needs --tls-key)",
+    )
+    parser.add_argument("--tls-key", type=existing_file, metavar="FILE", help="its private key")
+
+
+def http_client(args: argparse.Namespace, url: str, timeout: float) -> JsonClient:
+    """A JsonClient for ``url`` with the options of ``add_http_auth_options``; HttpFailure when
+    the TLS files cannot be loaded."""
+    context = None
+    if url.startswith("https://"):
+        try:
+            context = ssl.create_default_context(cafile=args.tls_ca)
+            if args.tls_cert:
+                context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise HttpFailure(f"cannot load the TLS files: {exc}") from None
+    return JsonClient(url, timeout=timeout, token=args.token_file, context=context)
 
 
 def add_tls_client_options(parser: argparse.ArgumentParser) -> None:

@@ -597,3 +597,21 @@ async def test_connections_beyond_the_bound_get_a_prepared_503_and_probes_still_
         assert json.loads(body) == problem_json(503, detail)
     assert probe.startswith(b"HTTP/1.1 200")
     assert refused == 2
+
+
+async def test_status_against_protected_reads_needs_the_token_and_says_so(tmp_path: Path) -> None:
+    """With [http] protect_reads, `ric status` without a token fails in one line naming the
+    401 (exit 1, nothing on stdout, also with --json); with --token-file it prints the tables."""
+    token = tmp_path / "token"
+    token.write_text("a-status-token-0123456789")
+    overrides = {"http.token_file": str(token), "http.protect_reads": True}
+    async with running_ric(sim=False, overrides=overrides) as ric:
+        for extra in ((), ("--json",)):
+            code, out, err = await ric_cli("status", "--url", ric.url, *extra)
+            assert (code, out) == (1, ""), err
+            assert len(err.splitlines()) == 1 and "401" in err and "Traceback" not in err
+        code, out, err = await ric_cli("status", "--url", ric.url, "--token-file", str(token))
+        assert code == 0, err
+        assert out.splitlines()[0].startswith(f"ric at {ric.url}: ready")
+        code, out, err = await ric_cli("status", "--url", ric.url, "--token-file", "missing")
+        assert code == 2 and "cannot read token file 'missing'" in err

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import ssl
 import sys
 import urllib.parse
 from pathlib import Path
@@ -25,9 +24,9 @@ from ric.cliutil import (
     EXIT_FAILED,
     EXIT_USAGE,
     HttpFailure,
-    JsonClient,
     Parser,
-    existing_file,
+    add_http_auth_options,
+    http_client,
     http_url,
     positive_seconds,
 )
@@ -50,35 +49,10 @@ def _json_file(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"{name} is not JSON: {exc}") from None
 
 
-def _token(text: str) -> str:
-    try:
-        token = Path(text).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise argparse.ArgumentTypeError(f"cannot read token file {text!r}: {exc}") from None
-    if not token:
-        raise argparse.ArgumentTypeError(f"token file {text!r} is empty")
-    return token
-
-
-def _context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if not args.url.startswith("https://"):
-        return None
-    try:
-        context = ssl.create_default_context(cafile=args.tls_ca)
-        if args.tls_cert:
-            context.load_cert_chain(args.tls_cert, args.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise HttpFailure(f"cannot load the TLS files: {exc}") from None
-    return context
-
-
 def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """Send one A1 request as ``args`` say (url, token, TLS, timeout); (status, JSON body or
     None). An error answer or an unreachable runtime raises HttpFailure with the line to print."""
-    client = JsonClient(
-        args.url, timeout=args.timeout, token=args.token_file, context=_context(args)
-    )
-    return client.request(method, PREFIX + path, body)
+    return http_client(args, args.url, args.timeout).request(method, PREFIX + path, body)
 
 
 def _q(value: str) -> str:
@@ -140,26 +114,7 @@ def add_command(sub: Any) -> None:
         metavar="URL",
         help="the runtime's HTTP address (default http://127.0.0.1:8080)",
     )
-    common.add_argument(
-        "--token-file",
-        type=_token,
-        metavar="FILE",
-        help="send the bearer token in FILE (as [http] token_file); writes need it",
-    )
-    common.add_argument(
-        "--tls-ca",
-        type=existing_file,
-        metavar="FILE",
-        help="with https://: verify the runtime's certificate against this CA (PEM) instead of "
-        "the system's",
-    )
-    common.add_argument(
-        "--tls-cert",
-        type=existing_file,
-        metavar="FILE",
-        help="with https://: authenticate with this client certificate (PEM; needs --tls-key)",
-    )
-    common.add_argument("--tls-key", type=existing_file, metavar="FILE", help="its private key")
+    add_http_auth_options(common)
     common.add_argument(
         "--timeout",
         type=positive_seconds,

@@ -24,6 +24,7 @@ from ric.cli.status import cmd_status
 from ric.cliutil import (
     LOG_LEVELS,
     Parser,
+    add_http_auth_options,
     add_tls_client_options,
     address,
     existing_file,
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--json", action="store_true", help="print the three answers as one JSON object"
     )
+    add_http_auth_options(status)
     status.add_argument(
         "--timeout",
         type=positive_seconds,

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ric.cliutil import EXIT_FAILED, HttpFailure, JsonClient, duration, table
+from ric.cliutil import EXIT_FAILED, HttpFailure, duration, http_client, table
 
 __all__ = ["cmd_status", "render_status"]
 
@@ -65,8 +65,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         settings = load_config(args.config).http
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
         url = f"http://{host}:{settings.port}"
-    client = JsonClient(url, timeout=args.timeout)
     try:
+        client = http_client(args, url, args.timeout)
         _, ready = client.request("GET", "/readyz", ok={503})  # 503: not ready, still JSON
         _, nodes = client.request("GET", "/api/v1/nodes")
         _, xapps = client.request("GET", "/api/v1/xapps")
