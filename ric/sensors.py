@@ -4,6 +4,7 @@ the in-memory xApp metrics (the default when no metrics sensor is installed, and
 
 from __future__ import annotations
 
+import abc
 import collections
 import logging
 import re
@@ -281,7 +282,7 @@ F = TypeVar("F", bound="MetricFamily")
 S = TypeVar("S", bound="MetricSeries[Any]")
 
 
-class MetricFamily:
+class MetricFamily(abc.ABC):
     """One declared xApp metric as both implementations see it: whose, what kind, which
     labels. A subclass says what a series of one label set is (``bind``) and how it goes."""
 
@@ -297,13 +298,13 @@ class MetricFamily:
         """The label values of one series in declaration order (``label_key``)."""
         return label_key(self.xapp, self.name, self.labels, values)
 
+    @abc.abstractmethod
     def bind(self, values: Mapping[str, str]) -> Any:
         """What a series of the label set ``values`` writes to."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def remove(self, values: Mapping[str, str]) -> None:
         """Forget the series of the label set ``values`` (nothing happens if it has none)."""
-        raise NotImplementedError
 
 
 class MetricSeries(Generic[F]):
@@ -349,7 +350,7 @@ class MetricSeries(Generic[F]):
         )
 
 
-class XAppMetricsBase(Generic[F]):
+class XAppMetricsBase(abc.ABC, Generic[F]):
     """An xApp's declared metrics: the declaration rules both implementations share (names
     and labels checked by ``check_metric``, a name declared again only as the same kind with
     the same labels). A subclass makes the family of a new metric (``_new_family``)."""
@@ -384,11 +385,11 @@ class XAppMetricsBase(Generic[F]):
         series: Histogram = self._declare(self._series[2], name, doc, labels, **extra)
         return series
 
+    @abc.abstractmethod
     def _new_family(
         self, kind: str, name: str, doc: str, names: tuple[str, ...], **kwargs: Any
     ) -> F:
         """The family of a metric declared for the first time."""
-        raise NotImplementedError
 
     def _declare(
         self, cls: type[S], name: str, doc: str, labels: Sequence[str], **kwargs: Any
