@@ -137,7 +137,8 @@ class E2Settings(_Section):
         ge=64 * 1024,
         le=256 * 1024 * 1024,
         description="largest E2 message parsed, in bytes; a larger one is answered with an "
-        "ErrorIndication and spends the error budget (gRPC's own cap is 8x this)",
+        "ErrorIndication and spends the error budget (gRPC's own cap is 2x this: beyond it gRPC "
+        "ends the node's stream with RESOURCE_EXHAUSTED)",
     )
     max_entities_per_matrix: int = Field(
         20_000,

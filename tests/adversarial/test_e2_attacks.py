@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import grpc
+import pytest
 
 from ric._proto.e2.v1 import e2_pb2, kpm_pb2
 from tests.adversarial.conftest import Hostile, Ric, assert_error_indication
@@ -58,16 +59,25 @@ async def error_indications(node: Hostile, timeout: float = 3.0) -> list[Any]:
 
 
 async def test_a_24_mb_indication_is_refused_by_size_and_harms_no_one(ric: Ric) -> None:
-    """One IndicationBatch of 1,048,576 cells (24 MB) gets an ErrorIndication naming the size
-    bound and is never parsed; the good node keeps reporting and the loop never stalls."""
-    async with Hostile(ric.e2) as node:
-        sub = await node.join()
-        msg = matrix_indication(sub, 1_048_576)
-        size = msg.ByteSize()
-        assert size > 20_000_000
+    """One IndicationBatch of 1,048,576 cells (24 MB) is refused by gRPC before it reaches
+    Python (RESOURCE_EXHAUSTED naming the limit ends that stream); one of 6 MB, over
+    e2.max_message_bytes but under gRPC's cap, gets an ErrorIndication naming the bound and
+    is never parsed; the good node keeps reporting and the loop never stalls."""
+    async with Hostile(ric.e2, node_id=9) as huge, Hostile(ric.e2, node_id=10) as big:
+        sub_huge, sub_big = await huge.join(), await big.join(cells=(101,))
+        huge_msg = matrix_indication(sub_huge, 1_048_576)
+        big_msg = matrix_indication(sub_big, 262_144)
+        assert huge_msg.ByteSize() > 20_000_000
+        size = big_msg.ByteSize()
+        assert 4 * 1024 * 1024 < size < 8 * 1024 * 1024
         window = await ric.begin()
-        await node.send(msg)
-        err = await node.recv_kind("error_indication", timeout=10)
+        await huge.send(huge_msg)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await huge.recv(timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "8388608" in (refused.value.details() or "")
+        await big.send(big_msg)
+        err = await big.recv_kind("error_indication", timeout=10)
         assert_error_indication(err, "max_message_bytes", f"{size:,}")
         await ric.assert_unharmed(window)
     assert await ric.metric("ric_e2_refused_total", reason="message_size") == 1

@@ -91,14 +91,14 @@ def key(req: e2_pb2.SubscriptionRequest) -> tuple[int, int]:
     return (req.request_id.requestor, req.request_id.instance)
 
 
-async def test_24_mb_message_is_answered_not_parsed(make_runtime: RuntimeFactory) -> None:
-    """With the defaults, a 24 MB message reaches the termination (under gRPC's 32 MiB cap), is
+async def test_6_mb_message_is_answered_not_parsed(make_runtime: RuntimeFactory) -> None:
+    """With the defaults, a 6 MB message reaches the termination (under gRPC's 8 MiB cap), is
     answered with an ErrorIndication naming e2.max_message_bytes and the size, and counted."""
     runtime, stats = await make_runtime(Recorder)
     async with pair(runtime) as p:
-        big = batch(indication(p.bad_req.request_id, ["RRU.PrbUsedDl"], ["x"], [0.0] * 3_000_000))
+        big = batch(indication(p.bad_req.request_id, ["RRU.PrbUsedDl"], ["x"], [0.0] * 750_000))
         data = big.SerializeToString()
-        assert len(data) > 24_000_000
+        assert 6_000_000 < len(data) < 8 * 1024 * 1024
         await p.bad.send(big)
         err = await p.bad.recv_kind("error_indication")
         assert err.cause.code == CauseCode.RIC_SERVICE_RIC_RESOURCE_LIMIT
@@ -132,12 +132,12 @@ async def test_oversized_messages_spend_the_error_budget(make_runtime: RuntimeFa
 async def test_message_over_the_transport_cap_ends_only_that_stream(
     make_runtime: RuntimeFactory,
 ) -> None:
-    """A message over 8x e2.max_message_bytes is refused by gRPC itself (RESOURCE_EXHAUSTED ends
+    """A message over 2x e2.max_message_bytes is refused by gRPC itself (RESOURCE_EXHAUSTED ends
     that node's stream) before the RIC reads it; the other node is unaffected."""
     runtime, stats = await make_runtime(Recorder, **{"e2.max_message_bytes": 65536})
     async with pair(runtime) as p:
         huge = batch(indication(p.bad_req.request_id, ["RRU.PrbUsedDl"], ["x"], [0.0] * 70_000))
-        assert len(huge.SerializeToString()) > 8 * 65536
+        assert len(huge.SerializeToString()) > 2 * 65536
         await p.bad.send(huge)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await p.bad.recv(timeout=10)
