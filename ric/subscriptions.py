@@ -52,6 +52,11 @@ GroupKey = tuple[str, tuple[str, ...]]
 """What can share one E2 subscription: the kind of rows and the cells in scope."""
 
 
+_KINDS = {kind.value: kind for kind in EntityKind}
+"""Row kind by its text (a subscription key holds the text): a dict lookup per indication
+instead of an enum construction."""
+
+
 class SubscriptionState(enum.Enum):
     """Life of one E2 subscription."""
 
@@ -794,7 +799,7 @@ class SubscriptionManager:
                 continue
             try:
                 report = report_from_indication(
-                    node, ind, kind=EntityKind(sub.key[0]), metrics=sub.metrics, replaced=replaced
+                    node, ind, kind=_KINDS[sub.key[0]], metrics=sub.metrics, replaced=replaced
                 )
             except ProtocolError as exc:
                 session.protocol_error(
