@@ -217,6 +217,13 @@ class GrantSettings(_Section):
     slices: list[str] | None = Field(None, description="slice ids (patterns) it may touch")
 
 
+IsolationMode = Literal["loop", "thread", "process"]
+"""How a loaded xApp is hosted (``[xapps.isolation]``); ``remote`` xApps attach by themselves."""
+DEFAULT_ISOLATION: IsolationMode = "thread"
+"""The mode of a loaded xApp that ``[xapps.isolation]`` does not name: a blocking call in it
+stalls only that xApp, at a small hand-off cost (see the README's isolation table)."""
+
+
 class XAppsSettings(_Section):
     """Which xApps run and how they are hosted."""
 
@@ -267,12 +274,98 @@ class XAppsSettings(_Section):
         description="largest encoded XApp.publish payload the MQTT bridge is handed; a larger "
         "one is refused, counted and logged (XApp.publish returns False)",
     )
+    isolation: dict[str, IsolationMode] = Field(
+        default_factory=dict,
+        description="how each loaded xApp is hosted ([xapps.isolation] <name> = mode; the key "
+        "'default' sets it for the others, 'thread' when unset): 'loop' (on the runtime's "
+        "event loop: fastest, for xApps that never block), 'thread' (its own event loop in "
+        "its own thread: a blocking call stalls only that xApp) or 'process' (a supervised "
+        "child process over the northbound API: a crash or memory blow-up costs only it)",
+    )
+
+    def isolation_of(self, xapp: str) -> IsolationMode:
+        """The isolation mode of the loaded xApp ``xapp``."""
+        return self.isolation.get(xapp, self.isolation.get("default", DEFAULT_ISOLATION))
 
     @model_validator(mode="after")
     def _check_restart(self) -> XAppsSettings:
         if self.restart_max_s < self.restart_min_s:
             raise ValueError("restart_max_s must not be below restart_min_s")
         return self
+
+
+class NorthboundTlsSettings(_Section):
+    """TLS on the northbound TCP port (remote xApps). With ``client_ca`` set, an xApp must
+    present a certificate that chains to it and whose subject or SAN names the xApp."""
+
+    enabled: bool = Field(False, description="serve the northbound API over TLS")
+    cert: str = Field("", description="server certificate chain (PEM file)")
+    key: str = Field("", description="server private key (PEM file)")
+    client_ca: str = Field("", description="CA bundle that xApp certificates must chain to")
+
+    @model_validator(mode="after")
+    def _files_given(self) -> NorthboundTlsSettings:
+        if self.enabled and not (self.cert and self.key):
+            raise ValueError(
+                "northbound.tls.enabled needs northbound.tls.cert and northbound.tls.key"
+            )
+        return self
+
+
+class NorthboundSettings(_Section):
+    """The northbound API (``proto/ric/xapp/v1``): how xApps in other processes, on other
+    machines or in other languages attach. ``process`` xApps use a private Unix socket;
+    ``remote`` ones the TCP port."""
+
+    enabled: bool = Field(True, description="serve the northbound API (process and remote xApps)")
+    host: str = Field(
+        "127.0.0.1", description="address remote xApps attach to (0.0.0.0: every interface)"
+    )
+    port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="the TCP port remote xApps attach to (36422 by convention; 0: any free "
+        "port); none: no TCP port, so remote attach is opt-in (process xApps still attach "
+        "over the Unix socket)",
+    )
+    token_file: str = Field(
+        "",
+        description="file holding the bearer token remote xApps must present (metadata "
+        "'authorization: Bearer <token>'); empty: none asked (keep the port on loopback then)",
+    )
+    tls: NorthboundTlsSettings = NorthboundTlsSettings()
+    socket_dir: str = Field(
+        "",
+        description="directory of the Unix socket process xApps attach to; empty: a "
+        "private temporary directory (mode 0700) removed at exit",
+    )
+    max_xapps: int = Field(
+        64, ge=1, le=10_000, description="xApps attached at once over the northbound API"
+    )
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="largest northbound message either way (a report batch is split below it)",
+    )
+    max_credits: int = Field(
+        4096, ge=1, description="most reports an xApp may have outstanding (its credit window)"
+    )
+    max_controls_in_flight: int = Field(
+        256, ge=1, description="controls one attached xApp may have awaiting an outcome"
+    )
+    resume_window_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="a remote xApp that detaches keeps its subscriptions and queued reports "
+        "this long; reattaching with its resume token within it loses nothing but what the "
+        "queue could not hold (counted in a drop marker)",
+    )
+    hello_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="time a new stream has to send its hello"
+    )
 
 
 class LoopSettings(_Section):
@@ -710,6 +803,7 @@ class RuntimeConfig(_Section):
     trace: TraceSettings = TraceSettings()
     privacy: PrivacySettings = PrivacySettings()
     sdl: SdlSettings = SdlSettings()
+    northbound: NorthboundSettings = NorthboundSettings()
 
     @classmethod
     def from_file(
