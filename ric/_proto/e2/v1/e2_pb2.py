@@ -23,84 +23,85 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ric._proto.e2.v1 import ccc_pb2 as ric_dot_e2_dot_v1_dot_ccc__pb2
 from ric._proto.e2.v1 import common_pb2 as ric_dot_e2_dot_v1_dot_common__pb2
 from ric._proto.e2.v1 import kpm_pb2 as ric_dot_e2_dot_v1_dot_kpm__pb2
 from ric._proto.e2.v1 import rc_pb2 as ric_dot_e2_dot_v1_dot_rc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12ric/e2/v1/e2.proto\x12\tric.e2.v1\x1a\x16ric/e2/v1/common.proto\x1a\x13ric/e2/v1/kpm.proto\x1a\x12ric/e2/v1/rc.proto\"\xa2\x07\n\x0bNodeMessage\x12\x32\n\rsetup_request\x18\x01 \x01(\x0b\x32\x19.ric.e2.v1.E2SetupRequestH\x00\x12@\n\x15subscription_response\x18\x02 \x01(\x0b\x32\x1f.ric.e2.v1.SubscriptionResponseH\x00\x12>\n\x14subscription_failure\x18\x03 \x01(\x0b\x32\x1e.ric.e2.v1.SubscriptionFailureH\x00\x12M\n\x1csubscription_delete_response\x18\x04 \x01(\x0b\x32%.ric.e2.v1.SubscriptionDeleteResponseH\x00\x12K\n\x1bsubscription_delete_failure\x18\x05 \x01(\x0b\x32$.ric.e2.v1.SubscriptionDeleteFailureH\x00\x12M\n\x1csubscription_delete_required\x18\x06 \x01(\x0b\x32%.ric.e2.v1.SubscriptionDeleteRequiredH\x00\x12\x31\n\x0bindications\x18\x07 \x01(\x0b\x32\x1a.ric.e2.v1.IndicationBatchH\x00\x12<\n\x13\x63ontrol_acknowledge\x18\x08 \x01(\x0b\x32\x1d.ric.e2.v1.ControlAcknowledgeH\x00\x12\x34\n\x0f\x63ontrol_failure\x18\t \x01(\x0b\x32\x19.ric.e2.v1.ControlFailureH\x00\x12\x36\n\x10\x65rror_indication\x18\n \x01(\x0b\x32\x1a.ric.e2.v1.ErrorIndicationH\x00\x12\x42\n\x14\x63onfiguration_update\x18\x0b \x01(\x0b\x32\".ric.e2.v1.NodeConfigurationUpdateH\x00\x12\x32\n\x0eservice_update\x18\x0c \x01(\x0b\x32\x18.ric.e2.v1.ServiceUpdateH\x00\x12\x30\n\rreset_request\x18\r \x01(\x0b\x32\x17.ric.e2.v1.ResetRequestH\x00\x12\x32\n\x0ereset_response\x18\x0e \x01(\x0b\x32\x18.ric.e2.v1.ResetResponseH\x00\x12*\n\nkeep_alive\x18\x0f \x01(\x0b\x32\x14.ric.e2.v1.KeepAliveH\x00\x42\t\n\x07message\"\xb4\x05\n\nRicMessage\x12\x34\n\x0esetup_response\x18\x01 \x01(\x0b\x32\x1a.ric.e2.v1.E2SetupResponseH\x00\x12\x32\n\rsetup_failure\x18\x02 \x01(\x0b\x32\x19.ric.e2.v1.E2SetupFailureH\x00\x12>\n\x14subscription_request\x18\x03 \x01(\x0b\x32\x1e.ric.e2.v1.SubscriptionRequestH\x00\x12K\n\x1bsubscription_delete_request\x18\x04 \x01(\x0b\x32$.ric.e2.v1.SubscriptionDeleteRequestH\x00\x12\x34\n\x0f\x63ontrol_request\x18\x05 \x01(\x0b\x32\x19.ric.e2.v1.ControlRequestH\x00\x12\x36\n\x10\x65rror_indication\x18\x06 \x01(\x0b\x32\x1a.ric.e2.v1.ErrorIndicationH\x00\x12Y\n configuration_update_acknowledge\x18\x07 \x01(\x0b\x32-.ric.e2.v1.NodeConfigurationUpdateAcknowledgeH\x00\x12I\n\x1aservice_update_acknowledge\x18\x08 \x01(\x0b\x32#.ric.e2.v1.ServiceUpdateAcknowledgeH\x00\x12\x30\n\rreset_request\x18\t \x01(\x0b\x32\x17.ric.e2.v1.ResetRequestH\x00\x12\x32\n\x0ereset_response\x18\n \x01(\x0b\x32\x18.ric.e2.v1.ResetResponseH\x00\x12*\n\nkeep_alive\x18\x0b \x01(\x0b\x32\x14.ric.e2.v1.KeepAliveH\x00\x42\t\n\x07message\"\xeb\x01\n\x0e\x45\x32SetupRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12(\n\x07node_id\x18\x02 \x01(\x0b\x32\x17.ric.e2.v1.GlobalNodeId\x12\x0e\n\x06vendor\x18\x03 \x01(\t\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12-\n\rran_functions\x18\x05 \x03(\x0b\x32\x16.ric.e2.v1.RanFunction\x12\x1e\n\x05\x63\x65lls\x18\x06 \x03(\x0b\x32\x0f.ric.e2.v1.Cell\x12\x1e\n\x16keep_alive_interval_ms\x18\x07 \x01(\r\"\xbd\x01\n\x0f\x45\x32SetupResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12\x0e\n\x06ric_id\x18\x02 \x01(\t\x12!\n\x19\x61\x63\x63\x65pted_ran_function_ids\x18\x03 \x03(\r\x12?\n\x16rejected_ran_functions\x18\x04 \x03(\x0b\x32\x1f.ric.e2.v1.RanFunctionRejection\x12\x1e\n\x16keep_alive_interval_ms\x18\x05 \x01(\r\"P\n\x14RanFunctionRejection\x12\x17\n\x0fran_function_id\x18\x01 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x02 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"b\n\x0e\x45\x32SetupFailure\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x02 \x01(\x0b\x32\x10.ric.e2.v1.Cause\x12\x17\n\x0ftime_to_wait_ms\x18\x03 \x01(\r\"\xdc\x01\n\x0bRanFunction\x12\x17\n\x0fran_function_id\x18\x01 \x01(\r\x12\x0b\n\x03oid\x18\x02 \x01(\t\x12\x12\n\nshort_name\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x03kpm\x18\n \x01(\x0b\x32 .ric.e2.v1.KpmFunctionDefinitionH\x00\x12-\n\x02rc\x18\x0b \x01(\x0b\x32\x1f.ric.e2.v1.RcFunctionDefinitionH\x00\x42\x0c\n\ndefinition\"\xc3\x01\n\x13SubscriptionRequest\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x31\n\x0bkpm_trigger\x18\x03 \x01(\x0b\x32\x1a.ric.e2.v1.KpmEventTriggerH\x00\x12\"\n\x07\x61\x63tions\x18\x04 \x03(\x0b\x32\x11.ric.e2.v1.ActionB\x0f\n\revent_trigger\"}\n\x06\x41\x63tion\x12\x11\n\taction_id\x18\x01 \x01(\r\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.ric.e2.v1.ActionType\x12-\n\x03kpm\x18\x03 \x01(\x0b\x32\x1e.ric.e2.v1.KpmActionDefinitionH\x00\x42\x0c\n\ndefinition\"\xfb\x01\n\x14SubscriptionResponse\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1b\n\x13\x61\x64mitted_action_ids\x18\x03 \x03(\r\x12:\n\x14not_admitted_actions\x18\x04 \x03(\x0b\x32\x1c.ric.e2.v1.ActionNotAdmitted\x12\x44\n\x19not_admitted_measurements\x18\x05 \x03(\x0b\x32!.ric.e2.v1.MeasurementNotAdmitted\"G\n\x11\x41\x63tionNotAdmitted\x12\x11\n\taction_id\x18\x01 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x02 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"a\n\x16MeasurementNotAdmitted\x12\x11\n\taction_id\x18\x01 \x01(\r\x12\x13\n\x0bmetric_name\x18\x02 \x01(\t\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"|\n\x13SubscriptionFailure\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"a\n\x19SubscriptionDeleteRequest\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\"b\n\x1aSubscriptionDeleteResponse\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\"\x82\x01\n\x19SubscriptionDeleteFailure\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"T\n\x1aSubscriptionDeleteRequired\x12\x36\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x1f.ric.e2.v1.SubscriptionToDelete\"}\n\x14SubscriptionToDelete\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"=\n\x0fIndicationBatch\x12*\n\x0bindications\x18\x01 \x03(\x0b\x32\x15.ric.e2.v1.Indication\"\xdb\x01\n\nIndication\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x11\n\taction_id\x18\x03 \x01(\r\x12\x17\n\x0fsequence_number\x18\x04 \x01(\x04\x12\'\n\x04type\x18\x05 \x01(\x0e\x32\x19.ric.e2.v1.IndicationType\x12\'\n\x03kpm\x18\n \x01(\x0b\x32\x18.ric.e2.v1.KpmIndicationH\x00\x42\t\n\x07\x63ontent\"\xc7\x01\n\x0e\x43ontrolRequest\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12*\n\x06header\x18\x03 \x01(\x0b\x32\x1a.ric.e2.v1.RcControlHeader\x12,\n\x07message\x18\x04 \x01(\x0b\x32\x1b.ric.e2.v1.RcControlMessage\x12\x15\n\rack_requested\x18\x05 \x01(\x08\"k\n\x12\x43ontrolAcknowledge\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"w\n\x0e\x43ontrolFailure\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"\x90\x01\n\x0f\x45rrorIndication\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12+\n\nrequest_id\x18\x02 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x03 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x04 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"G\n\x0cResetRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x02 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"\'\n\rResetResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\"\xa9\x01\n\x17NodeConfigurationUpdate\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12$\n\x0b\x63\x65lls_added\x18\x02 \x03(\x0b\x32\x0f.ric.e2.v1.Cell\x12\'\n\x0e\x63\x65lls_modified\x18\x03 \x03(\x0b\x32\x0f.ric.e2.v1.Cell\x12\'\n\rcells_removed\x18\x04 \x03(\x0b\x32\x10.ric.e2.v1.NrCgi\"<\n\"NodeConfigurationUpdateAcknowledge\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\"\x9a\x01\n\rServiceUpdate\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12%\n\x05\x61\x64\x64\x65\x64\x18\x02 \x03(\x0b\x32\x16.ric.e2.v1.RanFunction\x12(\n\x08modified\x18\x03 \x03(\x0b\x32\x16.ric.e2.v1.RanFunction\x12 \n\x18\x64\x65leted_ran_function_ids\x18\x04 \x03(\r\"\x96\x01\n\x18ServiceUpdateAcknowledge\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12!\n\x19\x61\x63\x63\x65pted_ran_function_ids\x18\x02 \x03(\r\x12?\n\x16rejected_ran_functions\x18\x03 \x03(\x0b\x32\x1f.ric.e2.v1.RanFunctionRejection\"6\n\tKeepAlive\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x17\n\x0fsent_at_unix_ms\x18\x02 \x01(\x04*q\n\nActionType\x12\x1b\n\x17\x41\x43TION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TION_TYPE_REPORT\x10\x01\x12\x16\n\x12\x41\x43TION_TYPE_INSERT\x10\x02\x12\x16\n\x12\x41\x43TION_TYPE_POLICY\x10\x03*i\n\x0eIndicationType\x12\x1f\n\x1bINDICATION_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16INDICATION_TYPE_REPORT\x10\x01\x12\x1a\n\x16INDICATION_TYPE_INSERT\x10\x02\x32M\n\rE2Termination\x12<\n\x07\x43onnect\x12\x16.ric.e2.v1.NodeMessage\x1a\x15.ric.e2.v1.RicMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12ric/e2/v1/e2.proto\x12\tric.e2.v1\x1a\x13ric/e2/v1/ccc.proto\x1a\x16ric/e2/v1/common.proto\x1a\x13ric/e2/v1/kpm.proto\x1a\x12ric/e2/v1/rc.proto\"\xa2\x07\n\x0bNodeMessage\x12\x32\n\rsetup_request\x18\x01 \x01(\x0b\x32\x19.ric.e2.v1.E2SetupRequestH\x00\x12@\n\x15subscription_response\x18\x02 \x01(\x0b\x32\x1f.ric.e2.v1.SubscriptionResponseH\x00\x12>\n\x14subscription_failure\x18\x03 \x01(\x0b\x32\x1e.ric.e2.v1.SubscriptionFailureH\x00\x12M\n\x1csubscription_delete_response\x18\x04 \x01(\x0b\x32%.ric.e2.v1.SubscriptionDeleteResponseH\x00\x12K\n\x1bsubscription_delete_failure\x18\x05 \x01(\x0b\x32$.ric.e2.v1.SubscriptionDeleteFailureH\x00\x12M\n\x1csubscription_delete_required\x18\x06 \x01(\x0b\x32%.ric.e2.v1.SubscriptionDeleteRequiredH\x00\x12\x31\n\x0bindications\x18\x07 \x01(\x0b\x32\x1a.ric.e2.v1.IndicationBatchH\x00\x12<\n\x13\x63ontrol_acknowledge\x18\x08 \x01(\x0b\x32\x1d.ric.e2.v1.ControlAcknowledgeH\x00\x12\x34\n\x0f\x63ontrol_failure\x18\t \x01(\x0b\x32\x19.ric.e2.v1.ControlFailureH\x00\x12\x36\n\x10\x65rror_indication\x18\n \x01(\x0b\x32\x1a.ric.e2.v1.ErrorIndicationH\x00\x12\x42\n\x14\x63onfiguration_update\x18\x0b \x01(\x0b\x32\".ric.e2.v1.NodeConfigurationUpdateH\x00\x12\x32\n\x0eservice_update\x18\x0c \x01(\x0b\x32\x18.ric.e2.v1.ServiceUpdateH\x00\x12\x30\n\rreset_request\x18\r \x01(\x0b\x32\x17.ric.e2.v1.ResetRequestH\x00\x12\x32\n\x0ereset_response\x18\x0e \x01(\x0b\x32\x18.ric.e2.v1.ResetResponseH\x00\x12*\n\nkeep_alive\x18\x0f \x01(\x0b\x32\x14.ric.e2.v1.KeepAliveH\x00\x42\t\n\x07message\"\xb4\x05\n\nRicMessage\x12\x34\n\x0esetup_response\x18\x01 \x01(\x0b\x32\x1a.ric.e2.v1.E2SetupResponseH\x00\x12\x32\n\rsetup_failure\x18\x02 \x01(\x0b\x32\x19.ric.e2.v1.E2SetupFailureH\x00\x12>\n\x14subscription_request\x18\x03 \x01(\x0b\x32\x1e.ric.e2.v1.SubscriptionRequestH\x00\x12K\n\x1bsubscription_delete_request\x18\x04 \x01(\x0b\x32$.ric.e2.v1.SubscriptionDeleteRequestH\x00\x12\x34\n\x0f\x63ontrol_request\x18\x05 \x01(\x0b\x32\x19.ric.e2.v1.ControlRequestH\x00\x12\x36\n\x10\x65rror_indication\x18\x06 \x01(\x0b\x32\x1a.ric.e2.v1.ErrorIndicationH\x00\x12Y\n configuration_update_acknowledge\x18\x07 \x01(\x0b\x32-.ric.e2.v1.NodeConfigurationUpdateAcknowledgeH\x00\x12I\n\x1aservice_update_acknowledge\x18\x08 \x01(\x0b\x32#.ric.e2.v1.ServiceUpdateAcknowledgeH\x00\x12\x30\n\rreset_request\x18\t \x01(\x0b\x32\x17.ric.e2.v1.ResetRequestH\x00\x12\x32\n\x0ereset_response\x18\n \x01(\x0b\x32\x18.ric.e2.v1.ResetResponseH\x00\x12*\n\nkeep_alive\x18\x0b \x01(\x0b\x32\x14.ric.e2.v1.KeepAliveH\x00\x42\t\n\x07message\"\xeb\x01\n\x0e\x45\x32SetupRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12(\n\x07node_id\x18\x02 \x01(\x0b\x32\x17.ric.e2.v1.GlobalNodeId\x12\x0e\n\x06vendor\x18\x03 \x01(\t\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12-\n\rran_functions\x18\x05 \x03(\x0b\x32\x16.ric.e2.v1.RanFunction\x12\x1e\n\x05\x63\x65lls\x18\x06 \x03(\x0b\x32\x0f.ric.e2.v1.Cell\x12\x1e\n\x16keep_alive_interval_ms\x18\x07 \x01(\r\"\xbd\x01\n\x0f\x45\x32SetupResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12\x0e\n\x06ric_id\x18\x02 \x01(\t\x12!\n\x19\x61\x63\x63\x65pted_ran_function_ids\x18\x03 \x03(\r\x12?\n\x16rejected_ran_functions\x18\x04 \x03(\x0b\x32\x1f.ric.e2.v1.RanFunctionRejection\x12\x1e\n\x16keep_alive_interval_ms\x18\x05 \x01(\r\"P\n\x14RanFunctionRejection\x12\x17\n\x0fran_function_id\x18\x01 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x02 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"b\n\x0e\x45\x32SetupFailure\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x02 \x01(\x0b\x32\x10.ric.e2.v1.Cause\x12\x17\n\x0ftime_to_wait_ms\x18\x03 \x01(\r\"\x8d\x02\n\x0bRanFunction\x12\x17\n\x0fran_function_id\x18\x01 \x01(\r\x12\x0b\n\x03oid\x18\x02 \x01(\t\x12\x12\n\nshort_name\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12/\n\x03kpm\x18\n \x01(\x0b\x32 .ric.e2.v1.KpmFunctionDefinitionH\x00\x12-\n\x02rc\x18\x0b \x01(\x0b\x32\x1f.ric.e2.v1.RcFunctionDefinitionH\x00\x12/\n\x03\x63\x63\x63\x18\x0c \x01(\x0b\x32 .ric.e2.v1.CccFunctionDefinitionH\x00\x42\x0c\n\ndefinition\"\xc3\x01\n\x13SubscriptionRequest\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x31\n\x0bkpm_trigger\x18\x03 \x01(\x0b\x32\x1a.ric.e2.v1.KpmEventTriggerH\x00\x12\"\n\x07\x61\x63tions\x18\x04 \x03(\x0b\x32\x11.ric.e2.v1.ActionB\x0f\n\revent_trigger\"}\n\x06\x41\x63tion\x12\x11\n\taction_id\x18\x01 \x01(\r\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.ric.e2.v1.ActionType\x12-\n\x03kpm\x18\x03 \x01(\x0b\x32\x1e.ric.e2.v1.KpmActionDefinitionH\x00\x42\x0c\n\ndefinition\"\xfb\x01\n\x14SubscriptionResponse\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1b\n\x13\x61\x64mitted_action_ids\x18\x03 \x03(\r\x12:\n\x14not_admitted_actions\x18\x04 \x03(\x0b\x32\x1c.ric.e2.v1.ActionNotAdmitted\x12\x44\n\x19not_admitted_measurements\x18\x05 \x03(\x0b\x32!.ric.e2.v1.MeasurementNotAdmitted\"G\n\x11\x41\x63tionNotAdmitted\x12\x11\n\taction_id\x18\x01 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x02 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"a\n\x16MeasurementNotAdmitted\x12\x11\n\taction_id\x18\x01 \x01(\r\x12\x13\n\x0bmetric_name\x18\x02 \x01(\t\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"|\n\x13SubscriptionFailure\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"a\n\x19SubscriptionDeleteRequest\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\"b\n\x1aSubscriptionDeleteResponse\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\"\x82\x01\n\x19SubscriptionDeleteFailure\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"T\n\x1aSubscriptionDeleteRequired\x12\x36\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x1f.ric.e2.v1.SubscriptionToDelete\"}\n\x14SubscriptionToDelete\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"=\n\x0fIndicationBatch\x12*\n\x0bindications\x18\x01 \x03(\x0b\x32\x15.ric.e2.v1.Indication\"\xdb\x01\n\nIndication\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x11\n\taction_id\x18\x03 \x01(\r\x12\x17\n\x0fsequence_number\x18\x04 \x01(\x04\x12\'\n\x04type\x18\x05 \x01(\x0e\x32\x19.ric.e2.v1.IndicationType\x12\'\n\x03kpm\x18\n \x01(\x0b\x32\x18.ric.e2.v1.KpmIndicationH\x00\x42\t\n\x07\x63ontent\"\xeb\x01\n\x0e\x43ontrolRequest\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12*\n\x06header\x18\x03 \x01(\x0b\x32\x1a.ric.e2.v1.RcControlHeader\x12,\n\x07message\x18\x04 \x01(\x0b\x32\x1b.ric.e2.v1.RcControlMessage\x12\x15\n\rack_requested\x18\x05 \x01(\x08\x12\"\n\x03\x63\x63\x63\x18\x06 \x01(\x0b\x32\x15.ric.e2.v1.CccControl\"k\n\x12\x43ontrolAcknowledge\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"w\n\x0e\x43ontrolFailure\x12+\n\nrequest_id\x18\x01 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x02 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x03 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"\x90\x01\n\x0f\x45rrorIndication\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12+\n\nrequest_id\x18\x02 \x01(\x0b\x32\x17.ric.e2.v1.RicRequestId\x12\x17\n\x0fran_function_id\x18\x03 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x04 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"G\n\x0cResetRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12\x1f\n\x05\x63\x61use\x18\x02 \x01(\x0b\x32\x10.ric.e2.v1.Cause\"\'\n\rResetResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\"\xa9\x01\n\x17NodeConfigurationUpdate\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12$\n\x0b\x63\x65lls_added\x18\x02 \x03(\x0b\x32\x0f.ric.e2.v1.Cell\x12\'\n\x0e\x63\x65lls_modified\x18\x03 \x03(\x0b\x32\x0f.ric.e2.v1.Cell\x12\'\n\rcells_removed\x18\x04 \x03(\x0b\x32\x10.ric.e2.v1.NrCgi\"<\n\"NodeConfigurationUpdateAcknowledge\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\"\x9a\x01\n\rServiceUpdate\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12%\n\x05\x61\x64\x64\x65\x64\x18\x02 \x03(\x0b\x32\x16.ric.e2.v1.RanFunction\x12(\n\x08modified\x18\x03 \x03(\x0b\x32\x16.ric.e2.v1.RanFunction\x12 \n\x18\x64\x65leted_ran_function_ids\x18\x04 \x03(\r\"\x96\x01\n\x18ServiceUpdateAcknowledge\x12\x16\n\x0etransaction_id\x18\x01 \x01(\r\x12!\n\x19\x61\x63\x63\x65pted_ran_function_ids\x18\x02 \x03(\r\x12?\n\x16rejected_ran_functions\x18\x03 \x03(\x0b\x32\x1f.ric.e2.v1.RanFunctionRejection\"6\n\tKeepAlive\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x17\n\x0fsent_at_unix_ms\x18\x02 \x01(\x04*q\n\nActionType\x12\x1b\n\x17\x41\x43TION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TION_TYPE_REPORT\x10\x01\x12\x16\n\x12\x41\x43TION_TYPE_INSERT\x10\x02\x12\x16\n\x12\x41\x43TION_TYPE_POLICY\x10\x03*i\n\x0eIndicationType\x12\x1f\n\x1bINDICATION_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16INDICATION_TYPE_REPORT\x10\x01\x12\x1a\n\x16INDICATION_TYPE_INSERT\x10\x02\x32M\n\rE2Termination\x12<\n\x07\x43onnect\x12\x16.ric.e2.v1.NodeMessage\x1a\x15.ric.e2.v1.RicMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ric.e2.v1.e2_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTIONTYPE']._serialized_start=5561
-  _globals['_ACTIONTYPE']._serialized_end=5674
-  _globals['_INDICATIONTYPE']._serialized_start=5676
-  _globals['_INDICATIONTYPE']._serialized_end=5781
-  _globals['_NODEMESSAGE']._serialized_start=99
-  _globals['_NODEMESSAGE']._serialized_end=1029
-  _globals['_RICMESSAGE']._serialized_start=1032
-  _globals['_RICMESSAGE']._serialized_end=1724
-  _globals['_E2SETUPREQUEST']._serialized_start=1727
-  _globals['_E2SETUPREQUEST']._serialized_end=1962
-  _globals['_E2SETUPRESPONSE']._serialized_start=1965
-  _globals['_E2SETUPRESPONSE']._serialized_end=2154
-  _globals['_RANFUNCTIONREJECTION']._serialized_start=2156
-  _globals['_RANFUNCTIONREJECTION']._serialized_end=2236
-  _globals['_E2SETUPFAILURE']._serialized_start=2238
-  _globals['_E2SETUPFAILURE']._serialized_end=2336
-  _globals['_RANFUNCTION']._serialized_start=2339
-  _globals['_RANFUNCTION']._serialized_end=2559
-  _globals['_SUBSCRIPTIONREQUEST']._serialized_start=2562
-  _globals['_SUBSCRIPTIONREQUEST']._serialized_end=2757
-  _globals['_ACTION']._serialized_start=2759
-  _globals['_ACTION']._serialized_end=2884
-  _globals['_SUBSCRIPTIONRESPONSE']._serialized_start=2887
-  _globals['_SUBSCRIPTIONRESPONSE']._serialized_end=3138
-  _globals['_ACTIONNOTADMITTED']._serialized_start=3140
-  _globals['_ACTIONNOTADMITTED']._serialized_end=3211
-  _globals['_MEASUREMENTNOTADMITTED']._serialized_start=3213
-  _globals['_MEASUREMENTNOTADMITTED']._serialized_end=3310
-  _globals['_SUBSCRIPTIONFAILURE']._serialized_start=3312
-  _globals['_SUBSCRIPTIONFAILURE']._serialized_end=3436
-  _globals['_SUBSCRIPTIONDELETEREQUEST']._serialized_start=3438
-  _globals['_SUBSCRIPTIONDELETEREQUEST']._serialized_end=3535
-  _globals['_SUBSCRIPTIONDELETERESPONSE']._serialized_start=3537
-  _globals['_SUBSCRIPTIONDELETERESPONSE']._serialized_end=3635
-  _globals['_SUBSCRIPTIONDELETEFAILURE']._serialized_start=3638
-  _globals['_SUBSCRIPTIONDELETEFAILURE']._serialized_end=3768
-  _globals['_SUBSCRIPTIONDELETEREQUIRED']._serialized_start=3770
-  _globals['_SUBSCRIPTIONDELETEREQUIRED']._serialized_end=3854
-  _globals['_SUBSCRIPTIONTODELETE']._serialized_start=3856
-  _globals['_SUBSCRIPTIONTODELETE']._serialized_end=3981
-  _globals['_INDICATIONBATCH']._serialized_start=3983
-  _globals['_INDICATIONBATCH']._serialized_end=4044
-  _globals['_INDICATION']._serialized_start=4047
-  _globals['_INDICATION']._serialized_end=4266
-  _globals['_CONTROLREQUEST']._serialized_start=4269
-  _globals['_CONTROLREQUEST']._serialized_end=4468
-  _globals['_CONTROLACKNOWLEDGE']._serialized_start=4470
-  _globals['_CONTROLACKNOWLEDGE']._serialized_end=4577
-  _globals['_CONTROLFAILURE']._serialized_start=4579
-  _globals['_CONTROLFAILURE']._serialized_end=4698
-  _globals['_ERRORINDICATION']._serialized_start=4701
-  _globals['_ERRORINDICATION']._serialized_end=4845
-  _globals['_RESETREQUEST']._serialized_start=4847
-  _globals['_RESETREQUEST']._serialized_end=4918
-  _globals['_RESETRESPONSE']._serialized_start=4920
-  _globals['_RESETRESPONSE']._serialized_end=4959
-  _globals['_NODECONFIGURATIONUPDATE']._serialized_start=4962
-  _globals['_NODECONFIGURATIONUPDATE']._serialized_end=5131
-  _globals['_NODECONFIGURATIONUPDATEACKNOWLEDGE']._serialized_start=5133
-  _globals['_NODECONFIGURATIONUPDATEACKNOWLEDGE']._serialized_end=5193
-  _globals['_SERVICEUPDATE']._serialized_start=5196
-  _globals['_SERVICEUPDATE']._serialized_end=5350
-  _globals['_SERVICEUPDATEACKNOWLEDGE']._serialized_start=5353
-  _globals['_SERVICEUPDATEACKNOWLEDGE']._serialized_end=5503
-  _globals['_KEEPALIVE']._serialized_start=5505
-  _globals['_KEEPALIVE']._serialized_end=5559
-  _globals['_E2TERMINATION']._serialized_start=5783
-  _globals['_E2TERMINATION']._serialized_end=5860
+  _globals['_ACTIONTYPE']._serialized_start=5667
+  _globals['_ACTIONTYPE']._serialized_end=5780
+  _globals['_INDICATIONTYPE']._serialized_start=5782
+  _globals['_INDICATIONTYPE']._serialized_end=5887
+  _globals['_NODEMESSAGE']._serialized_start=120
+  _globals['_NODEMESSAGE']._serialized_end=1050
+  _globals['_RICMESSAGE']._serialized_start=1053
+  _globals['_RICMESSAGE']._serialized_end=1745
+  _globals['_E2SETUPREQUEST']._serialized_start=1748
+  _globals['_E2SETUPREQUEST']._serialized_end=1983
+  _globals['_E2SETUPRESPONSE']._serialized_start=1986
+  _globals['_E2SETUPRESPONSE']._serialized_end=2175
+  _globals['_RANFUNCTIONREJECTION']._serialized_start=2177
+  _globals['_RANFUNCTIONREJECTION']._serialized_end=2257
+  _globals['_E2SETUPFAILURE']._serialized_start=2259
+  _globals['_E2SETUPFAILURE']._serialized_end=2357
+  _globals['_RANFUNCTION']._serialized_start=2360
+  _globals['_RANFUNCTION']._serialized_end=2629
+  _globals['_SUBSCRIPTIONREQUEST']._serialized_start=2632
+  _globals['_SUBSCRIPTIONREQUEST']._serialized_end=2827
+  _globals['_ACTION']._serialized_start=2829
+  _globals['_ACTION']._serialized_end=2954
+  _globals['_SUBSCRIPTIONRESPONSE']._serialized_start=2957
+  _globals['_SUBSCRIPTIONRESPONSE']._serialized_end=3208
+  _globals['_ACTIONNOTADMITTED']._serialized_start=3210
+  _globals['_ACTIONNOTADMITTED']._serialized_end=3281
+  _globals['_MEASUREMENTNOTADMITTED']._serialized_start=3283
+  _globals['_MEASUREMENTNOTADMITTED']._serialized_end=3380
+  _globals['_SUBSCRIPTIONFAILURE']._serialized_start=3382
+  _globals['_SUBSCRIPTIONFAILURE']._serialized_end=3506
+  _globals['_SUBSCRIPTIONDELETEREQUEST']._serialized_start=3508
+  _globals['_SUBSCRIPTIONDELETEREQUEST']._serialized_end=3605
+  _globals['_SUBSCRIPTIONDELETERESPONSE']._serialized_start=3607
+  _globals['_SUBSCRIPTIONDELETERESPONSE']._serialized_end=3705
+  _globals['_SUBSCRIPTIONDELETEFAILURE']._serialized_start=3708
+  _globals['_SUBSCRIPTIONDELETEFAILURE']._serialized_end=3838
+  _globals['_SUBSCRIPTIONDELETEREQUIRED']._serialized_start=3840
+  _globals['_SUBSCRIPTIONDELETEREQUIRED']._serialized_end=3924
+  _globals['_SUBSCRIPTIONTODELETE']._serialized_start=3926
+  _globals['_SUBSCRIPTIONTODELETE']._serialized_end=4051
+  _globals['_INDICATIONBATCH']._serialized_start=4053
+  _globals['_INDICATIONBATCH']._serialized_end=4114
+  _globals['_INDICATION']._serialized_start=4117
+  _globals['_INDICATION']._serialized_end=4336
+  _globals['_CONTROLREQUEST']._serialized_start=4339
+  _globals['_CONTROLREQUEST']._serialized_end=4574
+  _globals['_CONTROLACKNOWLEDGE']._serialized_start=4576
+  _globals['_CONTROLACKNOWLEDGE']._serialized_end=4683
+  _globals['_CONTROLFAILURE']._serialized_start=4685
+  _globals['_CONTROLFAILURE']._serialized_end=4804
+  _globals['_ERRORINDICATION']._serialized_start=4807
+  _globals['_ERRORINDICATION']._serialized_end=4951
+  _globals['_RESETREQUEST']._serialized_start=4953
+  _globals['_RESETREQUEST']._serialized_end=5024
+  _globals['_RESETRESPONSE']._serialized_start=5026
+  _globals['_RESETRESPONSE']._serialized_end=5065
+  _globals['_NODECONFIGURATIONUPDATE']._serialized_start=5068
+  _globals['_NODECONFIGURATIONUPDATE']._serialized_end=5237
+  _globals['_NODECONFIGURATIONUPDATEACKNOWLEDGE']._serialized_start=5239
+  _globals['_NODECONFIGURATIONUPDATEACKNOWLEDGE']._serialized_end=5299
+  _globals['_SERVICEUPDATE']._serialized_start=5302
+  _globals['_SERVICEUPDATE']._serialized_end=5456
+  _globals['_SERVICEUPDATEACKNOWLEDGE']._serialized_start=5459
+  _globals['_SERVICEUPDATEACKNOWLEDGE']._serialized_end=5609
+  _globals['_KEEPALIVE']._serialized_start=5611
+  _globals['_KEEPALIVE']._serialized_end=5665
+  _globals['_E2TERMINATION']._serialized_start=5889
+  _globals['_E2TERMINATION']._serialized_end=5966
 # @@protoc_insertion_point(module_scope)

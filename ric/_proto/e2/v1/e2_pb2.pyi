@@ -5,8 +5,8 @@ isort:skip_file
 The E2 wire contract of the ric runtime.
 
 The transport is gRPC with protobuf instead of ASN.1 over SCTP, but every message keeps an
-E2AP procedure (O-RAN.WG3.E2AP) and its E2SM content (E2SM-KPM, E2SM-RC), so that a gateway
-to real E2AP can map them one to one.
+E2AP procedure (O-RAN.WG3.E2AP) and its E2SM content (E2SM-KPM, E2SM-RC, E2SM-CCC), so that
+a gateway to real E2AP can map them one to one.
 
 One E2 node opens one Connect stream. Its first message must be an E2SetupRequest; the RIC
 answers E2SetupResponse or E2SetupFailure. After a successful setup, everything the node
@@ -41,6 +41,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from ric._proto.e2.v1 import ccc_pb2 as _ccc_pb2
 from ric._proto.e2.v1 import common_pb2 as _common_pb2
 from ric._proto.e2.v1 import kpm_pb2 as _kpm_pb2
 from ric._proto.e2.v1 import rc_pb2 as _rc_pb2
@@ -382,6 +383,7 @@ class RanFunction(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     KPM_FIELD_NUMBER: _builtins.int
     RC_FIELD_NUMBER: _builtins.int
+    CCC_FIELD_NUMBER: _builtins.int
     ran_function_id: _builtins.int
     oid: _builtins.str
     """The service model's OID, for example "1.3.6.1.4.1.53148.1.2.2.2" for E2SM-KPM."""
@@ -393,6 +395,8 @@ class RanFunction(_message.Message):
     def kpm(self) -> _kpm_pb2.KpmFunctionDefinition: ...
     @_builtins.property
     def rc(self) -> _rc_pb2.RcFunctionDefinition: ...
+    @_builtins.property
+    def ccc(self) -> _ccc_pb2.CccFunctionDefinition: ...
     def __init__(
         self,
         *,
@@ -403,12 +407,13 @@ class RanFunction(_message.Message):
         description: _builtins.str = ...,
         kpm: _kpm_pb2.KpmFunctionDefinition | None = ...,
         rc: _rc_pb2.RcFunctionDefinition | None = ...,
+        ccc: _ccc_pb2.CccFunctionDefinition | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "kpm", b"kpm", "rc", b"rc"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ccc", b"ccc", "definition", b"definition", "kpm", b"kpm", "rc", b"rc"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "description", b"description", "kpm", b"kpm", "oid", b"oid", "ran_function_id", b"ran_function_id", "rc", b"rc", "revision", b"revision", "short_name", b"short_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ccc", b"ccc", "definition", b"definition", "description", b"description", "kpm", b"kpm", "oid", b"oid", "ran_function_id", b"ran_function_id", "rc", b"rc", "revision", b"revision", "short_name", b"short_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_definition: _TypeAlias = _typing.Literal["kpm", "rc"]  # noqa: Y015
+    _WhichOneofReturnType_definition: _TypeAlias = _typing.Literal["kpm", "rc", "ccc"]  # noqa: Y015
     _WhichOneofArgType_definition: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_definition) -> _WhichOneofReturnType_definition | None: ...
 
@@ -786,6 +791,9 @@ Global___Indication: _TypeAlias = Indication  # noqa: Y015
 class ControlRequest(_message.Message):
     """---------------------------------------------------------------------------------------
     RIC Control (E2AP 8.2.5)
+
+    A control to the node's E2SM-RC function carries header and message; one to its E2SM-CCC
+    function carries ccc instead (ccc.proto), and header and message stay unset.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -795,6 +803,7 @@ class ControlRequest(_message.Message):
     HEADER_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     ACK_REQUESTED_FIELD_NUMBER: _builtins.int
+    CCC_FIELD_NUMBER: _builtins.int
     ran_function_id: _builtins.int
     ack_requested: _builtins.bool
     """When true the node answers with ControlAcknowledge or ControlFailure."""
@@ -804,6 +813,8 @@ class ControlRequest(_message.Message):
     def header(self) -> _rc_pb2.RcControlHeader: ...
     @_builtins.property
     def message(self) -> _rc_pb2.RcControlMessage: ...
+    @_builtins.property
+    def ccc(self) -> _ccc_pb2.CccControl: ...
     def __init__(
         self,
         *,
@@ -812,10 +823,11 @@ class ControlRequest(_message.Message):
         header: _rc_pb2.RcControlHeader | None = ...,
         message: _rc_pb2.RcControlMessage | None = ...,
         ack_requested: _builtins.bool = ...,
+        ccc: _ccc_pb2.CccControl | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "message", b"message", "request_id", b"request_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ccc", b"ccc", "header", b"header", "message", b"message", "request_id", b"request_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_requested", b"ack_requested", "header", b"header", "message", b"message", "ran_function_id", b"ran_function_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_requested", b"ack_requested", "ccc", b"ccc", "header", b"header", "message", b"message", "ran_function_id", b"ran_function_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,8 +5,8 @@ isort:skip_file
 The E2 wire contract of the ric runtime.
 
 The transport is gRPC with protobuf instead of ASN.1 over SCTP, but every message keeps an
-E2AP procedure (O-RAN.WG3.E2AP) and its E2SM content (E2SM-KPM, E2SM-RC), so that a gateway
-to real E2AP can map them one to one.
+E2AP procedure (O-RAN.WG3.E2AP) and its E2SM content (E2SM-KPM, E2SM-RC, E2SM-CCC), so that
+a gateway to real E2AP can map them one to one.
 
 One E2 node opens one Connect stream. Its first message must be an E2SetupRequest; the RIC
 answers E2SetupResponse or E2SetupFailure. After a successful setup, everything the node
