@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import abc
 import enum
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, overload
 
 from ric.ids import CellId, NodeId, SliceId, parse_ue_id
 from ric.model import Cause
@@ -74,37 +75,84 @@ def _check_pct(name: str, value: int) -> None:
         raise ValueError(f"SlicePrbQuota {name} must be a percentage 0..100, got {value}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Handover(ControlAction):
-    """Hand UE ``ue`` over from its ``serving_cell`` to ``target_cell`` (RC style 3, action 1)."""
+    """Hand UE ``ue`` over from its serving cell ``cell_id`` to ``target_cell`` (RC style 3,
+    action 1): ``Handover(ue="7", cell_id="001-01-4097", target_cell="001-01-4098")``.
+
+    ``cell_id`` is the cell the control acts on, as in every other action. ``serving_cell``
+    is its old name, kept so that existing xApps run: as a keyword and as an attribute it
+    still works, with a DeprecationWarning.
+    """
 
     style: ClassVar[int] = 3
     action_id: ClassVar[int] = 1
     kind: ClassVar[str] = "handover"
 
     ue: str
-    serving_cell: str
+    cell_id: str
     target_cell: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ue", str(self.ue))
+    @overload
+    def __init__(self, ue: str, cell_id: str, target_cell: str) -> None: ...
+
+    @overload
+    def __init__(self, ue: str, *, target_cell: str, serving_cell: str) -> None: ...
+
+    def __init__(
+        self,
+        ue: str,
+        cell_id: str | None = None,
+        target_cell: str | None = None,
+        *,
+        serving_cell: str | None = None,
+    ) -> None:
+        if serving_cell is not None:
+            if cell_id is not None:
+                raise TypeError(
+                    "Handover takes cell_id or its deprecated alias serving_cell, not both"
+                )
+            warnings.warn(_SERVING_CELL_DEPRECATED, DeprecationWarning, stacklevel=2)
+            cell_id = serving_cell
+        if cell_id is None or target_cell is None:
+            missing = "cell_id" if cell_id is None else "target_cell"
+            raise TypeError(
+                f"Handover needs {missing}: Handover(ue='7', cell_id=..., target_cell=...)"
+            )
+        object.__setattr__(self, "ue", str(ue))
+        object.__setattr__(self, "cell_id", cell_id)
+        object.__setattr__(self, "target_cell", target_cell)
         parse_ue_id(self.ue)
-        _check_cell(self.serving_cell, "Handover serving_cell")
+        _check_cell(self.cell_id, "Handover cell_id")
         _check_cell(self.target_cell, "Handover target_cell")
-        if self.serving_cell == self.target_cell:
+        if self.cell_id == self.target_cell:
             raise ValueError(f"Handover of UE {self.ue}: target cell is the serving cell")
 
     @property
+    def serving_cell(self) -> str:
+        """Deprecated name of :attr:`cell_id` (warns; read ``cell_id``)."""
+        warnings.warn(_SERVING_CELL_DEPRECATED, DeprecationWarning, stacklevel=2)
+        return self.cell_id
+
+    @property
     def cell(self) -> str:
-        return self.serving_cell
+        return self.cell_id
 
     @property
     def target(self) -> str:
         return f"ue:{self.ue}"
 
     def parameters(self) -> dict[str, ParamValue]:
-        # Both cells: a record of a handover must say where the UE was moved from, too.
-        return {"serving_cell": self.serving_cell, "target_cell": self.target_cell}
+        # Both cells: a record of a handover must say where the UE was moved from, too. The
+        # key stays "serving_cell" (what the UE's serving cell was): audit records, MQTT
+        # messages and /api/v1/controls carry it, and readers of those depend on it.
+        return {"serving_cell": self.cell_id, "target_cell": self.target_cell}
+
+
+_SERVING_CELL_DEPRECATED = (
+    "Handover's serving_cell is deprecated: it is cell_id now, the name every control uses "
+    "for the cell it acts on (Handover(ue, cell_id=..., target_cell=...))"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@
         async def on_report(self, report: KpmReport) -> None:
             used = report["RRU.PrbUsedDl"] / report["RRU.PrbAvailDl"]
             ...
-            outcome = await self.control(Handover(ue="17", serving_cell=..., target_cell=...))
+            outcome = await self.control(Handover(ue="17", cell_id=..., target_cell=...))
 
 The runtime subscribes to the declared reports on every node that can serve them, delivers
 them through a bounded queue, and restarts the xApp with back-off when a handler raises.

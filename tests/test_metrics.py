@@ -46,7 +46,7 @@ def value(sensor: PrometheusSensor, name: str, **labels: str) -> float | None:
 
 def handover() -> Handover:
     """A handover to count."""
-    return Handover(ue="7", serving_cell="001-01-1", target_cell="001-01-2")
+    return Handover(ue="7", cell_id="001-01-1", target_cell="001-01-2")
 
 
 async def test_hooks_become_metrics() -> None:

@@ -74,9 +74,7 @@ class Reflex(XApp):
         count[0] += 1
         count[1] += report.values.size
         serving = report.cells[0]
-        action = Handover(
-            ue=report.entity_ids[0], serving_cell=serving, target_cell=_neighbour(serving)
-        )
+        action = Handover(ue=report.entity_ids[0], cell_id=serving, target_cell=_neighbour(serving))
         if self.pipelined:
             # The host's task group owns the task (XAppContext.spawn), so nothing is orphaned.
             self._context.spawn(self._send(action), "bench-reflex.control")

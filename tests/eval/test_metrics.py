@@ -121,7 +121,7 @@ def _scenario() -> Scenario:
 
 
 def _handover(t: float, ue: str, src: str, dst: str) -> ControlRecord:
-    action = Handover(ue=ue, serving_cell=src, target_cell=dst)
+    action = Handover(ue=ue, cell_id=src, target_cell=dst)
     return ControlRecord(t, "mlb", ControlOutcome(OutcomeKind.ACKNOWLEDGED, action))
 
 

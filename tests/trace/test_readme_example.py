@@ -21,7 +21,7 @@ async def test_mlb_relieves_the_hotspot(tmp_path: Path) -> None:
     )
     handovers = result.actions("mlb", Handover)  # typed: list[Handover]
     assert handovers and handovers == result.actions("mlb")  # mlb sends nothing else
-    assert {h.serving_cell for h in handovers} == {"001-01-4097"}
+    assert {h.cell_id for h in handovers} == {"001-01-4097"}
     assert OutcomeKind.ACKNOWLEDGED in result.outcomes("mlb")
     assert result.metrics["kpimon"].value("cells") == 9  # kpimon's own gauge
     # Each second, the cell KPIs of 3 nodes, the RLC delay of 2 (Initech does not report

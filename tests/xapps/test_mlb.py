@@ -90,7 +90,7 @@ EDGE_AND_CENTRE = [("10", A, 30.0, 4000.0, -2.0), ("11", A, 50.0, 4000.0, 20.0)]
 
 
 def handovers(ctx: FakeContext) -> list[tuple[str, str, str]]:
-    return [(c.ue, c.serving_cell, c.target_cell) for c in ctx.controls if isinstance(c, Handover)]
+    return [(c.ue, c.cell_id, c.target_cell) for c in ctx.controls if isinstance(c, Handover)]
 
 
 async def test_moves_cell_edge_ue_after_hold_not_cell_centre_ue() -> None:
@@ -310,8 +310,8 @@ async def test_hotspot_scenario_steers_with_few_refusals() -> None:
         assert isinstance(action, Handover)
         if record.kind is OutcomeKind.ACKNOWLEDGED:
             prev = last.get(action.ue)
-            assert prev != (action.target_cell, action.serving_cell)
-            last[action.ue] = (action.serving_cell, action.target_cell)
+            assert prev != (action.target_cell, action.cell_id)
+            last[action.ue] = (action.cell_id, action.target_cell)
     assert not math.isnan(result.xapps["mlb"].load["001-01-4097"])  # type: ignore[attr-defined]
 
 
@@ -340,4 +340,4 @@ async def test_demo_scenario_uses_neighbour_measurements_without_refusals() -> N
         last[ue] = t
     for record in result.controls:
         assert isinstance(record.action, Handover)
-        assert record.action.serving_cell == "001-01-4097"
+        assert record.action.cell_id == "001-01-4097"

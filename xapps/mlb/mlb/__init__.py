@@ -576,7 +576,7 @@ class LoadBalancer(XApp):
             self._moved_at[ue.ue] = now
             band = self._band(ue.sinr_db)
             self._moves[ue.ue] = _Move(ue.ue, cell, t, now, ue.thp_kbps, predicted, band)
-            moves.append(Handover(ue=ue.ue, serving_cell=cell, target_cell=t))
+            moves.append(Handover(ue=ue.ue, cell_id=cell, target_cell=t))
         if moves:
             self.hot[cell] = 0  # let the next reports show the effect before acting again
         return moves
@@ -606,7 +606,7 @@ class LoadBalancer(XApp):
             self.log.info("%s", outcome)
             planned = self._moves.get(move.ue)
             if outcome.ok:
-                self._left[(move.ue, move.serving_cell)] = now
+                self._left[(move.ue, move.cell_id)] = now
                 continue
             self._moves.pop(move.ue, None)
             self._moved_at.pop(move.ue, None)
@@ -617,8 +617,8 @@ class LoadBalancer(XApp):
                 # The UE is no longer where the last UE report put it (the RAN's own handover
                 # or a radio link failure took it away): forget it there until the next
                 # report; that says nothing about the target.
-                self.ues[move.serving_cell] = [
-                    u for u in self.ues.get(move.serving_cell, []) if u.ue != move.ue
+                self.ues[move.cell_id] = [
+                    u for u in self.ues.get(move.cell_id, []) if u.ue != move.ue
                 ]
                 continue
             if outcome.kind is OutcomeKind.FAILED:
@@ -626,7 +626,7 @@ class LoadBalancer(XApp):
                 # the pair learns (a conflict or a timeout says nothing about the radio).
                 self._refused[(move.ue, move.target_cell)] = now
                 if planned is not None and not planned.revert:
-                    stats = self._pair(move.serving_cell, move.target_cell)
+                    stats = self._pair(move.cell_id, move.target_cell)
                     stats.bad[planned.band] += 1.0
             elif outcome.kind is OutcomeKind.CONFLICT:
                 self._refused[(move.ue, move.target_cell)] = now
@@ -688,7 +688,7 @@ class LoadBalancer(XApp):
                     ue_id, move.target, move.source, now, row.thp_kbps, row.sinr_db, 0, True
                 )
                 self._moved_at[ue_id] = now
-                back.append(Handover(ue=ue_id, serving_cell=move.target, target_cell=move.source))
+                back.append(Handover(ue=ue_id, cell_id=move.target, target_cell=move.source))
                 self._m_verdict.labels(verdict="reverted").inc()
             else:
                 self._m_verdict.labels(verdict="bad").inc()
