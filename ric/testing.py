@@ -161,7 +161,10 @@ class FakeContext:
         async def run() -> None:
             await coro
 
-        task = asyncio.get_running_loop().create_task(run(), name=name)
+        # A coroutine becomes the task itself: cancelled by close() before its first step, it
+        # is closed, not left "never awaited" (which pytest's filterwarnings=error fails).
+        work = coro if asyncio.iscoroutine(coro) else run()
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -179,6 +182,9 @@ async def start_xapp(
     ctx = FakeContext(cls.name, **context)
     app = cls(ctx, cls.Config.model_validate(dict(config or {})))
     await app.on_start()
+    # Let the timers on_start made (self.every) begin their first sleep, so that the test's
+    # first ``ctx.clock.advance(interval)`` fires them, as the runtime's clock would.
+    await asyncio.sleep(0)
     return app, ctx
 
 

@@ -11,7 +11,7 @@ from kpimon import KpiMonitor
 from mlb import LoadBalancer
 
 from ric import Handover, KpmReport, Report, XApp
-from ric.testing import HarnessResult, run_scenario, run_trace
+from ric.testing import FakeContext, HarnessResult, run_scenario, run_trace, start_xapp
 from ric.trace import TraceError, scan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,3 +130,37 @@ def test_readme_example_is_the_tested_one() -> None:
     source = (ROOT / "tests" / "trace" / "test_readme_example.py").read_text()
     body = source.split('"""\n\n', 1)[1]
     assert body in blocks
+
+
+class _Ticker(XApp):
+    """Counts the ticks of a 5 s timer started in on_start."""
+
+    name = "ticker"
+
+    async def on_start(self) -> None:
+        self.ticks = 0
+        self.every(5.0, self.tick)
+
+    async def tick(self) -> None:
+        self.ticks += 1
+
+
+async def test_start_xapp_timers_fire_at_the_first_advance_of_their_interval() -> None:
+    """A timer made in on_start fires when the test first advances the clock by its
+    interval, with no extra yield needed in the test."""
+    app, ctx = await start_xapp(_Ticker)
+    await ctx.clock.advance(5.0)
+    assert app.ticks == 1
+    await ctx.clock.advance(10.0)
+    assert app.ticks == 2  # one sleep ended per advance; the next one starts from there
+    await ctx.close()
+
+
+async def test_closing_before_a_timer_ran_leaves_no_unawaited_coroutine() -> None:
+    """FakeContext.close cancels a timer that never ran without a 'never awaited' warning
+    (which filterwarnings=error would fail)."""
+    ctx = FakeContext("ticker")
+    app = _Ticker(ctx, _Ticker.Config())
+    await app.on_start()
+    await ctx.close()
+    assert app.ticks == 0
