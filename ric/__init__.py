@@ -11,10 +11,14 @@ Three doors, for three audiences:
 
 from ric.a1 import PolicyEvent, PolicyStatus, PolicyType
 from ric.actions import (
+    AdministrativeState,
+    CellAdministration,
+    CellIndividualOffset,
     CellState,
     Conflict,
     ControlAction,
     ControlOutcome,
+    EnergySavingControl,
     GenericControl,
     Handover,
     OutcomeKind,
@@ -36,9 +40,12 @@ from ric.types import Counter, Gauge, Histogram
 from ric.xapp import Report, ReportState, SubscriptionStatus, XApp, xapp
 
 __all__ = [
+    "AdministrativeState",
     "Cause",
     "CauseCode",
+    "CellAdministration",
     "CellId",
+    "CellIndividualOffset",
     "CellInfo",
     "CellState",
     "Change",
@@ -47,6 +54,7 @@ __all__ = [
     "ControlAction",
     "ControlOutcome",
     "Counter",
+    "EnergySavingControl",
     "EntityKind",
     "Gauge",
     "GenericControl",

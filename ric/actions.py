@@ -22,16 +22,22 @@ import enum
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, overload
+from typing import ClassVar, TypeVar, overload
 
 from ric.ids import CellId, NodeId, SliceId, parse_ue_id
 from ric.model import Cause
 
 __all__ = [
+    "Q_OFFSET_RANGE_DB",
+    "AdministrativeState",
+    "CccControlAction",
+    "CellAdministration",
+    "CellIndividualOffset",
     "CellState",
     "Conflict",
     "ControlAction",
     "ControlOutcome",
+    "EnergySavingControl",
     "GenericControl",
     "Handover",
     "OutcomeKind",
@@ -360,3 +366,178 @@ class ControlOutcome:
         where = f" on {self.node}" if self.node else ""
         why = f" ({self.cause})" if self.cause else (f" ({self.detail})" if self.detail else "")
         return f"{self.action.kind} {self.action.target}{where}: {self.kind.value}{why}"
+
+
+# ---------------------------------------------------------------------------------------------
+# E2SM-CCC cell configuration controls (ccc.proto): cell-level configuration (CCC control style
+# 2) with the TS 28.541 names. They go to the node's CCC RAN function, not its RC function.
+
+Q_OFFSET_RANGE_DB: tuple[int, ...] = (-24, -22, -20, -18, -16, -14, -12, -10, -8, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24)  # fmt: skip
+"""The Q-OffsetRange values of TS 38.331, dB: what a cell individual offset may be."""
+
+
+class CccControlAction(ControlAction):
+    """Base of the E2SM-CCC controls: each writes attributes of configuration structures of
+    one cell (``writes``), which the node's CCC function must advertise as writable."""
+
+    style: ClassVar[int] = 2
+    """E2SM-CCC control style 2: cell configuration and control."""
+    action_id: ClassVar[int] = 0
+    """E2SM-CCC has no action ids: the structures and attributes say what changes."""
+
+    @abc.abstractmethod
+    def writes(self) -> tuple[tuple[str, str], ...]:
+        """The (configuration structure, attribute) pairs this control sets."""
+
+
+@dataclass(frozen=True, slots=True)
+class CellIndividualOffset(CccControlAction):
+    """Set the cell individual offset (CIO) of the relation from ``cell_id`` to ``neighbour``:
+    ``offset_db`` is added to the neighbour's RSRP when a UE served by ``cell_id`` evaluates
+    its handover events (A3, A5), so a positive offset hands UEs to the neighbour earlier and
+    a negative one later. E2SM-CCC structure O-NRCellRelation, attribute
+    ``cellIndividualOffset`` (TS 28.541); a TS 38.331 Q-OffsetRange value in dB.
+    """
+
+    kind: ClassVar[str] = "cell_individual_offset"
+
+    cell_id: str
+    neighbour: str
+    offset_db: int
+
+    def __post_init__(self) -> None:
+        _check_cell(self.cell_id, "CellIndividualOffset cell_id")
+        _check_cell(self.neighbour, "CellIndividualOffset neighbour")
+        if self.cell_id == self.neighbour:
+            raise ValueError(f"CellIndividualOffset: {self.cell_id} is not its own neighbour")
+        offset = self.offset_db
+        if isinstance(offset, bool) or not isinstance(offset, int | float):
+            raise ValueError(
+                f"CellIndividualOffset offset_db must be a number of dB, got {offset!r}"
+            )
+        if offset not in Q_OFFSET_RANGE_DB:
+            raise ValueError(
+                f"CellIndividualOffset offset_db {offset} dB is not a Q-OffsetRange value "
+                f"(TS 38.331): one of {', '.join(map(str, Q_OFFSET_RANGE_DB))}"
+            )
+        object.__setattr__(self, "offset_db", int(offset))
+
+    @property
+    def cell(self) -> str:
+        return self.cell_id
+
+    @property
+    def target(self) -> str:
+        return f"relation:{self.cell_id}>{self.neighbour}"
+
+    def parameters(self) -> dict[str, ParamValue]:
+        return {"neighbour": self.neighbour, "cellIndividualOffset": self.offset_db}
+
+    def writes(self) -> tuple[tuple[str, str], ...]:
+        return (("O-NRCellRelation", "cellIndividualOffset"),)
+
+
+class AdministrativeState(enum.Enum):
+    """A cell's administrative state (TS 28.541 NRCellDU ``administrativeState``, X.731)."""
+
+    LOCKED = "LOCKED"
+    """Out of service at once: the cell's UEs are dropped and re-establish elsewhere."""
+    UNLOCKED = "UNLOCKED"
+    """In service (after the node's wake-up time, for a cell that was off)."""
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    """No new UEs; the node hands the cell's UEs out, then locks it."""
+
+
+class EnergySavingControl(enum.Enum):
+    """A cell's energy saving command (TS 28.541 CESManagementFunction
+    ``energySavingControl``, TS 28.310)."""
+
+    TO_BE_ENERGY_SAVING = "toBeEnergySaving"
+    """Empty the cell as for SHUTTING_DOWN, then let it sleep."""
+    TO_BE_NOT_ENERGY_SAVING = "toBeNotEnergySaving"
+    """Wake the cell up; it serves again after the node's wake-up time."""
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _enum_value(kind: type[_E], value: _E | str, what: str) -> _E:
+    if isinstance(value, kind):
+        return value
+    for member in kind:
+        if value in (member.value, member.name):
+            return member
+    allowed = ", ".join(m.value for m in kind)
+    raise ValueError(f"CellAdministration {what} must be one of {allowed}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CellAdministration(CccControlAction):
+    """Take a cell out of service or put it back, administratively and/or for energy saving.
+
+    ``administrative_state`` is E2SM-CCC O-NRCellDU ``administrativeState``;
+    ``energy_saving_control`` is O-CESManagementFunction ``energySavingControl`` (values as
+    enums or their TS 28.541 spellings, ``"SHUTTING_DOWN"``, ``"toBeEnergySaving"``). At least
+    one is given. A cell serves only while it is UNLOCKED and not energy saving; see
+    :class:`AdministrativeState` and :class:`EnergySavingControl` for what each value does.
+    """
+
+    kind: ClassVar[str] = "cell_administration"
+
+    cell_id: str
+    administrative_state: AdministrativeState | None = None
+    energy_saving_control: EnergySavingControl | None = None
+
+    def __post_init__(self) -> None:
+        _check_cell(self.cell_id, "CellAdministration cell_id")
+        if self.administrative_state is None and self.energy_saving_control is None:
+            raise ValueError(
+                "CellAdministration needs administrative_state (LOCKED, UNLOCKED, SHUTTING_DOWN)"
+                ", energy_saving_control (toBeEnergySaving, toBeNotEnergySaving), or both"
+            )
+        if self.administrative_state is not None:
+            object.__setattr__(
+                self,
+                "administrative_state",
+                _enum_value(AdministrativeState, self.administrative_state, "administrative_state"),
+            )
+        if self.energy_saving_control is not None:
+            object.__setattr__(
+                self,
+                "energy_saving_control",
+                _enum_value(
+                    EnergySavingControl, self.energy_saving_control, "energy_saving_control"
+                ),
+            )
+
+    @property
+    def cell(self) -> str:
+        return self.cell_id
+
+    @property
+    def target(self) -> str:
+        return f"cell:{self.cell_id}"
+
+    @property
+    def in_service(self) -> bool:
+        """Whether this control asks for the cell to serve (False: to stop serving)."""
+        return (
+            self.administrative_state in (None, AdministrativeState.UNLOCKED)
+            and self.energy_saving_control is not EnergySavingControl.TO_BE_ENERGY_SAVING
+        )
+
+    def parameters(self) -> dict[str, ParamValue]:
+        out: dict[str, ParamValue] = {}
+        if self.administrative_state is not None:
+            out["administrativeState"] = self.administrative_state.value
+        if self.energy_saving_control is not None:
+            out["energySavingControl"] = self.energy_saving_control.value
+        return out
+
+    def writes(self) -> tuple[tuple[str, str], ...]:
+        out: list[tuple[str, str]] = []
+        if self.administrative_state is not None:
+            out.append(("O-NRCellDU", "administrativeState"))
+        if self.energy_saving_control is not None:
+            out.append(("O-CESManagementFunction", "energySavingControl"))
+        return tuple(out)

@@ -2,7 +2,9 @@
 
 Each control touches one or more (target, parameter) pairs: a handover sets the serving cell
 of a UE and sends UEs into a cell, a slice quota sets a slice's PRB quota, a cell-state
-control sets a cell's activity or power. Two different xApps touching the same pair with
+control (RC cell state, or CCC administrative and energy-saving state) sets a cell's activity
+or power, and a cell individual offset sets a neighbour relation's ``cellIndividualOffset``
+(a positive one also sends UEs into the neighbour). Two different xApps touching the same pair with
 different values within the guard window of the earlier control's kind are in conflict; so is
 the indirect case of one xApp handing UEs into a cell that another is switching off (in either
 order). The configured policy decides:
@@ -25,7 +27,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ric.actions import CellState, Conflict, ControlAction, GenericControl, Handover, SlicePrbQuota
+from ric.actions import (
+    CellAdministration,
+    CellIndividualOffset,
+    CellState,
+    Conflict,
+    ControlAction,
+    GenericControl,
+    Handover,
+    SlicePrbQuota,
+)
 
 __all__ = ["Arbiter", "Decision", "Policy", "Token", "touches"]
 
@@ -53,6 +64,15 @@ def touches(action: ControlAction) -> list[tuple[str, str, object]]:
         if action.tx_power_dbm is not None:
             out.append((action.target, "tx_power_dbm", action.tx_power_dbm))
         return out
+    if isinstance(action, CellIndividualOffset):
+        out = [(action.target, "cellIndividualOffset", action.offset_db)]
+        if action.offset_db > 0:  # steers the cell's UEs into the neighbour
+            out.append((f"cell:{action.neighbour}", _RECEIVES, True))
+        return out
+    if isinstance(action, CellAdministration):
+        # Every way of taking a cell out of service (or back) is one parameter, so that a
+        # lock, a shutdown and energy saving meet each other and the RC cell state.
+        return [(action.target, "active", action.in_service)]
     if isinstance(action, GenericControl):
         params = tuple(sorted(action.params.items()))
         return [(action.target, f"rc{action.control_style}.{action.control_action_id}", params)]

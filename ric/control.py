@@ -19,7 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2
-from ric.actions import Conflict, ControlAction, ControlOutcome, OutcomeKind, rc_key
+from ric.actions import (
+    CccControlAction,
+    Conflict,
+    ControlAction,
+    ControlOutcome,
+    OutcomeKind,
+    rc_key,
+)
 from ric.conflicts import Arbiter, Token
 from ric.e2.convert import cause_from_proto, control_request
 from ric.e2.session import NodeSession
@@ -179,16 +186,38 @@ class ControlRouter:
                     f"xApp {host.name} may not send this: {why}",
                     node=session.info.id,
                 )
-        rc = session.info.rc()
-        key = rc_key(action)
-        if rc is None or key not in rc[1].actions:
-            return self._refused(
-                host,
-                action,
-                OutcomeKind.NOT_SUPPORTED,
-                f"node {session.id} does not offer RC style {key[0]} action {key[1]}",
-                node=session.info.id,
-            )
+        function_id: int
+        if isinstance(action, CccControlAction):
+            # Cell configuration goes to the node's E2SM-CCC function, which must list every
+            # structure attribute the control writes.
+            ccc = session.info.ccc()
+            missing = [
+                f"{structure}.{attribute}"
+                for structure, attribute in action.writes()
+                if ccc is None or not ccc[1].writable(structure, attribute)
+            ]
+            if ccc is None or missing:
+                return self._refused(
+                    host,
+                    action,
+                    OutcomeKind.NOT_SUPPORTED,
+                    f"node {session.id} does not offer E2SM-CCC cell configuration of "
+                    f"{', '.join(missing)}",
+                    node=session.info.id,
+                )
+            function_id = ccc[0]
+        else:
+            rc = session.info.rc()
+            key = rc_key(action)
+            if rc is None or key not in rc[1].actions:
+                return self._refused(
+                    host,
+                    action,
+                    OutcomeKind.NOT_SUPPORTED,
+                    f"node {session.id} does not offer RC style {key[0]} action {key[1]}",
+                    node=session.info.id,
+                )
+            function_id = rc[0]
         token: Token = []
         conflict: Conflict | None = None
         if self.arbiter is not None:
@@ -208,7 +237,7 @@ class ControlRouter:
                     conflict=conflict,
                 )
             token = list(decision.token)
-        return session, rc[0], token, conflict
+        return session, function_id, token, conflict
 
     # -- ending -------------------------------------------------------------------------------
 

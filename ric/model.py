@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from ric.ids import CellId, NodeId
 
 __all__ = [
+    "CCC_OID",
     "KPM_OID",
     "RC_OID",
     "Cause",
     "CauseCode",
+    "CccFunction",
     "CellInfo",
     "KpmFunction",
     "KpmStyle",
@@ -29,6 +31,8 @@ KPM_OID = "1.3.6.1.4.1.53148.1.2.2.2"
 """OID of E2SM-KPM (v2 and later)."""
 RC_OID = "1.3.6.1.4.1.53148.1.1.2.3"
 """OID of E2SM-RC."""
+CCC_OID = "1.3.6.1.4.1.53148.1.1.2.4"
+"""OID of E2SM-CCC (cell configuration and control), version 1."""
 
 
 class CauseCode(enum.IntEnum):
@@ -133,14 +137,27 @@ class RcFunction:
 
 
 @dataclass(frozen=True, slots=True)
+class CccFunction:
+    """A node's E2SM-CCC function: its control styles and, per cell-level configuration
+    structure (``"O-NRCellDU"``), the attributes it lets the RIC write."""
+
+    styles: frozenset[int]
+    cell_structures: dict[str, frozenset[str]]
+
+    def writable(self, structure: str, attribute: str) -> bool:
+        """Whether cell-level control (style 2) may set ``attribute`` of ``structure``."""
+        return 2 in self.styles and attribute in self.cell_structures.get(structure, ())
+
+
+@dataclass(frozen=True, slots=True)
 class RanFunction:
-    """A RAN function a node offers; ``definition`` is typed for KPM and RC, else None."""
+    """A RAN function a node offers; ``definition`` is typed for KPM, RC and CCC, else None."""
 
     id: int
     oid: str
     short_name: str
     revision: int
-    definition: KpmFunction | RcFunction | None = None
+    definition: KpmFunction | RcFunction | CccFunction | None = None
     description: str = ""
 
 
@@ -165,5 +182,12 @@ class NodeInfo:
         """The node's RC function as ``(ran function id, definition)``, or None."""
         for fn in self.ran_functions.values():
             if isinstance(fn.definition, RcFunction):
+                return fn.id, fn.definition
+        return None
+
+    def ccc(self) -> tuple[int, CccFunction] | None:
+        """The node's CCC function as ``(ran function id, definition)``, or None."""
+        for fn in self.ran_functions.values():
+            if isinstance(fn.definition, CccFunction):
                 return fn.id, fn.definition
         return None

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from ric import CellState, Conflict, ControlOutcome, Handover, OutcomeKind, SlicePrbQuota, XApp
+from ric import (
+    CellAdministration,
+    CellIndividualOffset,
+    CellState,
+    Conflict,
+    ControlOutcome,
+    Handover,
+    OutcomeKind,
+    SlicePrbQuota,
+    XApp,
+)
 from ric._proto.e2.v1 import e2_pb2
 from ric.conflicts import Arbiter
 from ric.runtime import Runtime
@@ -95,6 +105,41 @@ def test_indirect_handover_into_cell_being_switched_off() -> None:
     off = arb2.decide("es", CellState("001-01-2", active=False))
     assert not off.allowed
     assert arb2.decide("es", CellState("001-01-3", active=True)).allowed
+
+
+def test_two_xapps_setting_the_same_cio_conflict() -> None:
+    """Two xApps setting different cell individual offsets on the same relation within the
+    window conflict on ``cellIndividualOffset``; the same value, another relation or the
+    reverse relation do not."""
+    arb, clock = arbiter("first-wins")
+    assert arb.decide("mlb", CellIndividualOffset("001-01-1", "001-01-2", 4)).allowed
+    clash = arb.decide("es", CellIndividualOffset("001-01-1", "001-01-2", -6))
+    assert not clash.allowed
+    assert clash.conflict is not None
+    assert (clash.conflict.target, clash.conflict.parameter, clash.conflict.winner) == (
+        "relation:001-01-1>001-01-2",
+        "cellIndividualOffset",
+        "mlb",
+    )
+    assert arb.decide("es", CellIndividualOffset("001-01-1", "001-01-2", 4)).conflict is None
+    assert arb.decide("es", CellIndividualOffset("001-01-1", "001-01-3", -6)).allowed
+    assert arb.decide("es", CellIndividualOffset("001-01-2", "001-01-1", -6)).allowed
+    clock.now = 5.1  # the default window (no cell_individual_offset entry): 5 s
+    assert arb.decide("es", CellIndividualOffset("001-01-1", "001-01-2", -6)).allowed
+
+
+def test_cio_steering_into_a_cell_being_switched_off_conflicts() -> None:
+    """A positive CIO towards a cell another xApp is taking out of service (CCC energy saving
+    or RC cell state) is the indirect conflict of a handover into it; a negative one is not."""
+    arb, _ = arbiter("first-wins")
+    off = CellAdministration("001-01-2", energy_saving_control="toBeEnergySaving")  # type: ignore[arg-type]
+    assert arb.decide("es", off).allowed
+    into = arb.decide("mlb", CellIndividualOffset("001-01-1", "001-01-2", 6))
+    assert into.conflict is not None and not into.allowed
+    assert (into.conflict.target, into.conflict.parameter) == ("cell:001-01-2", "active")
+    assert arb.decide("mlb", CellIndividualOffset("001-01-1", "001-01-2", -6)).allowed
+    # A CCC lock and an RC switch-on of the same cell are one parameter too.
+    assert not arb.decide("other", CellState("001-01-2", active=True)).allowed
 
 
 def test_retracted_control_does_not_hold_the_target() -> None:

@@ -13,13 +13,26 @@ from typing import Final
 
 import numpy as np
 
-from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
-from ric.actions import CellState, ControlAction, GenericControl, Handover, SlicePrbQuota, rc_key
+from ric._proto.e2.v1 import ccc_pb2, common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric.actions import (
+    AdministrativeState,
+    CccControlAction,
+    CellAdministration,
+    CellIndividualOffset,
+    CellState,
+    ControlAction,
+    EnergySavingControl,
+    GenericControl,
+    Handover,
+    SlicePrbQuota,
+    rc_key,
+)
 from ric.errors import ProtocolError
 from ric.ids import CellId, NodeId, NodeType, Plmn, SliceId
 from ric.model import (
     Cause,
     CauseCode,
+    CccFunction,
     CellInfo,
     KpmFunction,
     KpmStyle,
@@ -35,6 +48,8 @@ __all__ = [
     "ValuesReplaced",
     "cause_from_proto",
     "cause_to_proto",
+    "ccc_actions_from_proto",
+    "ccc_control_to_proto",
     "cell_from_proto",
     "cell_id_from_proto",
     "cell_id_to_proto",
@@ -143,8 +158,9 @@ def node_id_to_proto(node_id: NodeId) -> common_pb2.GlobalNodeId:
 
 
 def ran_function_from_proto(msg: e2_pb2.RanFunction) -> RanFunction:
-    """A RAN function with its typed KPM or RC definition (None for other service models)."""
-    definition: KpmFunction | RcFunction | None = None
+    """A RAN function with its typed KPM, RC or CCC definition (None for other service
+    models)."""
+    definition: KpmFunction | RcFunction | CccFunction | None = None
     which = msg.WhichOneof("definition")
     if which == "kpm":
         definition = KpmFunction(
@@ -163,6 +179,11 @@ def ran_function_from_proto(msg: e2_pb2.RanFunction) -> RanFunction:
                 for style in msg.rc.control_styles
                 for a in style.actions
             }
+        )
+    elif which == "ccc":
+        definition = CccFunction(
+            styles=frozenset(msg.ccc.control_styles),
+            cell_structures={s.name: frozenset(s.attributes) for s in msg.ccc.cell_structures},
         )
     return RanFunction(
         id=msg.ran_function_id,
@@ -319,7 +340,16 @@ def _value(v: int | float | str | bool) -> rc_pb2.Value:
 def control_request(
     action: ControlAction, request_id: tuple[int, int], ran_function_id: int
 ) -> e2_pb2.ControlRequest:
-    """The ControlRequest that carries ``action``."""
+    """The ControlRequest that carries ``action`` (to an RC function, or to a CCC function for
+    a :class:`~ric.actions.CccControlAction`)."""
+    rid = common_pb2.RicRequestId(requestor=request_id[0], instance=request_id[1])
+    if isinstance(action, CccControlAction):
+        return e2_pb2.ControlRequest(
+            request_id=rid,
+            ran_function_id=ran_function_id,
+            ccc=ccc_control_to_proto(action),
+            ack_requested=True,
+        )
     style, action_id = rc_key(action)
     header = rc_pb2.RcControlHeader(style=style, action_id=action_id)
     body = rc_pb2.RcControlMessage()
@@ -355,9 +385,87 @@ def control_request(
     else:
         raise TypeError(f"unknown control action type {type(action).__name__}")
     return e2_pb2.ControlRequest(
-        request_id=common_pb2.RicRequestId(requestor=request_id[0], instance=request_id[1]),
+        request_id=rid,
         ran_function_id=ran_function_id,
         header=header,
         message=body,
         ack_requested=True,
     )
+
+
+_ADMIN_TO_PROTO: Final = {
+    AdministrativeState.LOCKED: ccc_pb2.ADMINISTRATIVE_STATE_LOCKED,
+    AdministrativeState.UNLOCKED: ccc_pb2.ADMINISTRATIVE_STATE_UNLOCKED,
+    AdministrativeState.SHUTTING_DOWN: ccc_pb2.ADMINISTRATIVE_STATE_SHUTTING_DOWN,
+}
+_ADMIN_FROM_PROTO: Final = {wire: domain for domain, wire in _ADMIN_TO_PROTO.items()}
+_ES_TO_PROTO: Final = {
+    EnergySavingControl.TO_BE_ENERGY_SAVING: ccc_pb2.ENERGY_SAVING_CONTROL_TO_BE_ENERGY_SAVING,
+    EnergySavingControl.TO_BE_NOT_ENERGY_SAVING: (
+        ccc_pb2.ENERGY_SAVING_CONTROL_TO_BE_NOT_ENERGY_SAVING
+    ),
+}
+_ES_FROM_PROTO: Final = {wire: domain for domain, wire in _ES_TO_PROTO.items()}
+
+
+def ccc_control_to_proto(action: CccControlAction) -> ccc_pb2.CccControl:
+    """The wire form of an E2SM-CCC cell configuration control."""
+    msg = ccc_pb2.CccControl(style=action.style, cell=cell_id_to_proto(CellId.parse(action.cell)))
+    if isinstance(action, CellIndividualOffset):
+        msg.relations.append(
+            ccc_pb2.NrCellRelation(
+                adjacent_cell=cell_id_to_proto(CellId.parse(action.neighbour)),
+                cell_individual_offset=ccc_pb2.CellIndividualOffset(
+                    rsrp_offset_ssb_db=action.offset_db
+                ),
+            )
+        )
+    elif isinstance(action, CellAdministration):
+        if action.administrative_state is not None:
+            msg.nr_cell_du.administrative_state = _ADMIN_TO_PROTO[action.administrative_state]
+        if action.energy_saving_control is not None:
+            msg.ces_management_function.energy_saving_control = _ES_TO_PROTO[
+                action.energy_saving_control
+            ]
+    else:
+        raise TypeError(f"unknown CCC control action type {type(action).__name__}")
+    return msg
+
+
+def ccc_actions_from_proto(msg: ccc_pb2.CccControl) -> list[CccControlAction]:
+    """The controls a CCC cell configuration message asks for, one per relation and one for
+    the cell's state; ProtocolError (control message invalid) naming the first bad value: a
+    style other than 2, an offset outside Q-OffsetRange, an unknown state, nothing to do."""
+    invalid = CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID
+    if msg.style != CellIndividualOffset.style:
+        raise _bad(
+            CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED,
+            f"CCC control style {msg.style}: only style 2 (cell configuration) is supported",
+        )
+    cell = str(cell_id_from_proto(msg.cell, "CCC cell"))
+    out: list[CccControlAction] = []
+    for i, rel in enumerate(msg.relations):
+        neighbour = str(cell_id_from_proto(rel.adjacent_cell, f"relations[{i}].adjacent_cell"))
+        try:
+            out.append(
+                CellIndividualOffset(cell, neighbour, rel.cell_individual_offset.rsrp_offset_ssb_db)
+            )
+        except ValueError as exc:
+            raise _bad(invalid, f"relations[{i}]: {exc}") from None
+    admin = msg.nr_cell_du.administrative_state
+    es = msg.ces_management_function.energy_saving_control
+    if admin and admin not in _ADMIN_FROM_PROTO:
+        raise _bad(invalid, f"administrativeState {admin} is not a state")
+    if es and es not in _ES_FROM_PROTO:
+        raise _bad(invalid, f"energySavingControl {es} is not a command")
+    if admin or es:
+        out.append(
+            CellAdministration(
+                cell,
+                administrative_state=_ADMIN_FROM_PROTO.get(admin),
+                energy_saving_control=_ES_FROM_PROTO.get(es),
+            )
+        )
+    if not out:
+        raise _bad(invalid, f"CCC control of {cell} changes nothing")
+    return out
