@@ -85,6 +85,7 @@ __all__ = [
     "RanRelationSpec",
     "RanSpec",
     "Scenario",
+    "SchedulerSpec",
     "SinrDegradation",
     "SlaSpec",
     "SliceSpec",
@@ -247,6 +248,29 @@ class RanSpec(_Spec):
     def _fc(cls, value: int) -> int:
         _one_of(value, FILTER_COEFFICIENTS, "filter_coefficient")
         return value
+
+
+class SchedulerSpec(_Spec):
+    """How each cell shares a slice's PRBs between the slice's UEs (:mod:`ric.sim.scheduler`).
+
+    Slices first get their PRBs under their RRM policy ratios whatever the kind; ``kind``
+    names the scheduler inside a slice: ``"pf"`` proportional fair, ``"rr"`` round robin,
+    ``"need"`` in proportion to each UE's need (the simulator's scheduler before kinds
+    existed). The uplink is shared in proportion to need under every kind.
+    """
+
+    kind: Literal["pf", "rr", "need"] = Field(
+        "pf",
+        description="Scheduler inside a slice's PRBs: pf (proportional fair), rr (round "
+        "robin: equal PRBs per UE with traffic) or need (in proportion to each UE's need).",
+    )
+    pf_time_constant_ms: float = Field(
+        1000.0,
+        ge=1.0,
+        le=600_000.0,
+        description="Time constant of the exponential average throughput in the PF metric, "
+        "ms (of the order of the 1000 slots of Jalali et al., VTC 2000).",
+    )
 
 
 class PowerSpec(_Spec):
@@ -413,6 +437,34 @@ class UeGroupSpec(_Spec):
     dl_kbps: float | None = Field(None, ge=0.0)
     """Mean downlink demand per UE, kbit/s (default: the slice's)."""
     ul_kbps: float | None = Field(None, ge=0.0)
+    traffic: Literal["lognormal", "cbr", "poisson", "full_buffer"] = Field(
+        "lognormal",
+        description="Traffic model of the group's UEs (ric.sim.traffic): lognormal (the mean "
+        "rate x a log-normal AR(1) factor), cbr (dl_kbps / ul_kbps constant), poisson "
+        "(downlink bursts of mean burst_kbit at arrival_rate_hz into a buffer; uplink ul_kbps) "
+        "or full_buffer (always more than the cell can serve).",
+    )
+    arrival_rate_hz: float | None = Field(
+        None,
+        gt=0.0,
+        le=10_000.0,
+        description="Poisson traffic: bursts per second per UE (needed by, and only for, "
+        "traffic = poisson).",
+    )
+    burst_kbit: float | None = Field(
+        None,
+        gt=0.0,
+        le=10_000_000.0,
+        description="Poisson traffic: mean burst (file) size, kbit, exponentially distributed "
+        "(needed by, and only for, traffic = poisson).",
+    )
+    max_buffer_kbit: float | None = Field(
+        None,
+        gt=0.0,
+        le=100_000_000.0,
+        description="Poisson traffic: a UE's downlink buffer limit, kbit; bursts that do not "
+        "fit are dropped (default 80000, 10 MB; only for traffic = poisson).",
+    )
 
     @field_validator("slice")
     @classmethod
@@ -504,6 +556,9 @@ class Scenario(_Spec):
     radio: RadioSpec = RadioSpec()
     ran: RanSpec = RanSpec()
     """The RAN's own handovers and radio link failure timers."""
+    scheduler: SchedulerSpec = Field(
+        SchedulerSpec(), description="The downlink scheduler inside each slice's PRBs."
+    )
     slices: tuple[SliceSpec, ...] = DEFAULT_SLICES
     nodes: tuple[NodeSpec, ...] = Field(min_length=1)
     ue_groups: tuple[UeGroupSpec, ...] = ()
@@ -538,7 +593,40 @@ class Scenario(_Spec):
                 )
         self._check_events()
         self._check_ran()
+        self._check_traffic()
         return self
+
+    def _check_traffic(self) -> None:
+        poisson_keys = ("arrival_rate_hz", "burst_kbit", "max_buffer_kbit")
+        for i, group in enumerate(self.ue_groups):
+            model = group.traffic
+            if model == "poisson":
+                for key in poisson_keys[:2]:
+                    if getattr(group, key) is None:
+                        raise ConfigError(
+                            f"ue_groups[{i}].{key}", "traffic = 'poisson' needs it (> 0)"
+                        )
+                if group.dl_kbps is not None:
+                    raise ConfigError(
+                        f"ue_groups[{i}].dl_kbps",
+                        "does not apply to traffic = 'poisson': its mean downlink rate is "
+                        "arrival_rate_hz x burst_kbit",
+                    )
+            else:
+                for key in poisson_keys:
+                    if getattr(group, key) is not None:
+                        raise ConfigError(
+                            f"ue_groups[{i}].{key}",
+                            f"only for traffic = 'poisson', not {model!r}",
+                        )
+            if model == "full_buffer":
+                for key in ("dl_kbps", "ul_kbps"):
+                    if getattr(group, key) is not None:
+                        raise ConfigError(
+                            f"ue_groups[{i}].{key}",
+                            "does not apply to traffic = 'full_buffer' (always more than the "
+                            "cell can serve)",
+                        )
 
     def _check_ran(self) -> None:
         cells = cell_names(self.plmn, self.nodes)

@@ -9,7 +9,8 @@ and the same seed with the same controls at the same times gives the same measur
 One step:
 
 1. UEs move (random waypoint inside their group's area or hotspot); shadowing decorrelates
-   with the distance moved; traffic demand fluctuates (log-normal, AR(1));
+   with the distance moved; traffic demand follows each UE group's traffic model
+   (:mod:`ric.sim.traffic`: log-normal AR(1), CBR, Poisson bursts into a buffer, full buffer);
 2. radio: coupling loss UE-to-cell (path loss, sector antenna, shadowing), RSRP, and SINR
    with interference from the other *active* co-channel cells, weighted by their PRB load;
    scenario events active at the step's start (``at_s <= t < until_s``) apply here: a SINR
@@ -20,8 +21,9 @@ One step:
    out of sync, failed or in a handover gap carry no traffic for that share of the step;
    idle UEs attach to the best active cell;
 4. scheduling: each cell's PRBs are shared between slices under their quotas, then between
-   the slice's UEs in proportion to their need; throughput = PRBs x per-PRB rate, URLLC and
-   other delays grow with the slice's load;
+   the slice's UEs by the scenario's scheduler (:mod:`ric.sim.scheduler`: proportional fair,
+   round robin, or in proportion to need); throughput = PRBs x per-PRB rate, never more than
+   the demand; URLLC and other delays grow with the slice's load;
 5. the time-integrals behind every measurement grow by value x dt.
 
 Measurements over any period are the difference of two :class:`Snapshot` of the integrals,
@@ -57,6 +59,8 @@ from ric.sim.radio import (
     spectral_efficiency,
 )
 from ric.sim.scenario import AreaSpec, EventSpec, Scenario, SinrDegradation
+from ric.sim.scheduler import Scheduler
+from ric.sim.traffic import Traffic
 
 __all__ = ["NodeLayout", "SimControlError", "Snapshot", "World"]
 
@@ -293,10 +297,19 @@ class World:
         self._shadow_db = self._radio.shadowing_std_db * self._rng.standard_normal(
             (n, self.n_sites)
         )
-        self._demand_z = self._rng.standard_normal(n)
-        self._demand_dl_kbps = np.zeros(n)
-        self._demand_ul_kbps = np.zeros(n)
-        self._update_demand(0.0)
+        self._traffic = Traffic(
+            sc.ue_groups,
+            self._ue_group,
+            self._dl_base_kbps,
+            self._ul_base_kbps,
+            self._radio,
+            self._rng,
+            self.seed,
+        )
+        self._surge: FloatArray | None = None
+        self._demand_dl_kbps = self._traffic.dl_kbps
+        self._demand_ul_kbps = self._traffic.ul_kbps
+        self._scheduler = Scheduler(sc.scheduler.kind, n, sc.scheduler.pf_time_constant_ms / 1000.0)
 
     def _build_events(self) -> None:
         self.events: tuple[EventSpec, ...] = self.scenario.events
@@ -421,8 +434,8 @@ class World:
         self._shadow_db = (
             corr * self._shadow_db + np.sqrt(1.0 - corr**2) * self._radio.shadowing_std_db * noise
         )
-        self._update_demand(dt_s)
         self._apply_events()
+        self._update_demand(dt_s)
         self._refresh_radio()
         self._associate(dt_us)
         self._serve(dt_us)
@@ -447,18 +460,13 @@ class World:
         return out
 
     def _update_demand(self, dt_s: float) -> None:
-        rho = math.exp(-dt_s / self._radio.demand_tau_s)
-        self._demand_z = rho * self._demand_z + math.sqrt(
-            1.0 - rho * rho
-        ) * self._rng.standard_normal(self.n_ues)
-        sigma = self._radio.demand_sigma
-        factor = np.exp(sigma * self._demand_z - 0.5 * sigma * sigma)
-        self._demand_dl_kbps = self._dl_base_kbps * factor
-        self._demand_ul_kbps = self._ul_base_kbps * factor
+        self._traffic.update(dt_s, self._surge)
+        self._demand_dl_kbps = self._traffic.dl_kbps
+        self._demand_ul_kbps = self._traffic.ul_kbps
 
     def _apply_events(self) -> None:
-        """Set the SINR offsets and scale the demand for the events active at this step's
-        start (a loop over events; each one acts on whole arrays)."""
+        """Set the SINR offsets and the traffic surge factors for the events active at this
+        step's start (a loop over events; each one acts on whole arrays)."""
         t_s = self.time_s
         offset = np.zeros(self.n_cells)
         surge = np.ones(self.n_ues)
@@ -477,9 +485,7 @@ class World:
             surge = np.where(mask, surge * event.factor, surge)
         self._sinr_offset_db = offset
         self._active_events = tuple(active)
-        if active:
-            self._demand_dl_kbps = self._demand_dl_kbps * surge
-            self._demand_ul_kbps = self._demand_ul_kbps * surge
+        self._surge = surge if active else None
 
     def _associate(self, dt_us: int) -> None:
         self._air = self._mobility.step(
@@ -524,19 +530,30 @@ class World:
         # A UE out of sync, failed or in a handover gap for part of the step has no traffic
         # scheduled for that part.
         air = self._air[ues]
+        # A full-buffer UE (infinite demand) could fill its cell alone: its need is all the
+        # cell's PRBs, so no UE's need is ever infinite.
+        full = self._traffic.full_buffer[ues]
+        cell_prb = self._n_prb[cell] * air
         need_dl = np.zeros(len(ues))
-        np.divide(self._demand_dl_kbps[ues] * air, rate_dl, out=need_dl, where=rate_dl > 0.0)
+        dl = np.where(full, 0.0, self._demand_dl_kbps[ues])
+        np.divide(dl * air, rate_dl, out=need_dl, where=rate_dl > 0.0)
+        need_dl = np.where(full & (rate_dl > 0.0), cell_prb, need_dl)
         need_ul = np.zeros(len(ues))
-        np.divide(self._demand_ul_kbps[ues] * air, rate_ul, out=need_ul, where=rate_ul > 0.0)
+        ul = np.where(full, 0.0, self._demand_ul_kbps[ues])
+        np.divide(ul * air, rate_ul, out=need_ul, where=rate_ul > 0.0)
+        need_ul = np.where(full & (rate_ul > 0.0), cell_prb, need_ul)
 
         total = self._n_prb * self._active
         need_cs = np.asarray(np.bincount(key, need_dl, n_c * n_s), dtype=np.float64).reshape(
             n_c, n_s
         )
         share = share_prbs(need_cs, total, self._min_pct, self._max_pct, self._ded_pct)
-        frac_cs = np.ones_like(need_cs)
-        np.divide(share.used, need_cs, out=frac_cs, where=need_cs > 0.0)
-        prb_dl = need_dl * np.minimum(frac_cs.ravel()[key], 1.0)
+        # Inside a slice's PRBs: the scenario's scheduler; no UE gets more than its need.
+        dt_s = dt_us / 1e6
+        self._scheduler.follow(self._serving)
+        prb_dl = self._scheduler.share(
+            ues, key, need_cs.ravel(), share.used.ravel(), need_dl, rate_dl, dt_s
+        )
         thp_dl = prb_dl * rate_dl
 
         need_ul_c = np.asarray(np.bincount(cell, need_ul, n_c), dtype=np.float64)
@@ -553,6 +570,8 @@ class World:
         self.ue_prb_dl[ues] = prb_dl
         self.ue_delay_ms[ues] = delay
         self.slice_prb_dl = share.used
+        self._scheduler.update(self.ue_thp_dl_kbps, dt_s)
+        self._traffic.served(self.ue_thp_dl_kbps, dt_s)
 
         used_c = share.used.sum(axis=1)
         acc = self._acc_cell
