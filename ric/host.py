@@ -15,7 +15,7 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ric.a1.policy import PolicyEvent, PolicyKind, PolicyStatus
 from ric.actions import Conflict, ControlAction, ControlOutcome
@@ -196,6 +196,10 @@ class _Context:
 
 class XAppHost:
     """Runs one xApp: queue, worker task, lifecycle hooks, restarts with back-off."""
+
+    mode: ClassVar[str] = "loop"
+    """The isolation mode (``[xapps.isolation]``): ``loop`` runs the xApp on the runtime's
+    event loop; ``ric.threadhost.ThreadHost`` is ``thread``."""
 
     def __init__(
         self,
@@ -414,20 +418,28 @@ class XAppHost:
                     self._set_state(XAppState.RESTARTING)
                     await self._backoff(backoff.next())
         finally:
-            left = len(self._reports)
-            if left:
-                self.dropped += left
-                self._sensor.reports_dropped(self.name, left)
-                self._reports.clear()
+            self._discard_left()
             if self.state is not XAppState.FAILED:
                 self._set_state(XAppState.STOPPED)
+
+    def _discard_left(self) -> None:
+        """Count the reports still queued when the xApp stops as dropped, and drop them."""
+        left = len(self._reports)
+        if left:
+            self.dropped += left
+            self._sensor.reports_dropped(self.name, left)
+            self._reports.clear()
+
+    def _make_context(self, tg: asyncio.TaskGroup) -> _Context:
+        """The context of a new instance whose tasks belong to ``tg``."""
+        return _Context(self, tg)
 
     async def _run_instance(self) -> None:
         instance: XApp | None = None
         context: _Context | None = None
         try:
             async with asyncio.TaskGroup() as tg:
-                context = _Context(self, tg)
+                context = self._make_context(tg)
                 instance = self.cls(context, self.config)
                 self.instance = instance
                 await instance.on_start()

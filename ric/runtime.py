@@ -48,7 +48,7 @@ from ric.e2.convert import (
 from ric.e2.endpoint import E2Endpoint, TerminationConfig
 from ric.e2.session import NodeSession
 from ric.e2.termination import E2Server
-from ric.errors import PluginError, ProtocolError, StateError
+from ric.errors import ConfigError, PluginError, ProtocolError, StateError
 from ric.grants import Grant, Grants
 from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.model import Cause, CauseCode, NodeInfo
@@ -58,6 +58,7 @@ from ric.sdl import SdlBackend, from_config
 from ric.sdl.state import RuntimeState
 from ric.sensors import LogSensor, SensorSet
 from ric.subscriptions import SubscriptionManager
+from ric.threadhost import ThreadHost
 from ric.types import Check, Clock, RealClock, Sensor
 from ric.view import Component
 from ric.watchdog import LoopWatchdog, add_project_package
@@ -348,7 +349,7 @@ class Runtime:
             raise StateError(f"two xApps are named {plugin.name!r}; names must be unique")
         A1Service.check_declaration(plugin.cls, plugin.source)
         xcfg = self.config.xapps
-        host = XAppHost(
+        host = self._host_class(plugin.name)(
             plugin.cls,
             configure(plugin.cls, xcfg.config.get(plugin.name)),
             index=len(self.hosts) + 1,
@@ -369,6 +370,26 @@ class Runtime:
         self._sources[host.name] = plugin.source
         add_project_package(plugin.cls.__module__)  # stall warnings name the xApp's frames
         return host
+
+    def _host_class(self, xapp: str) -> type[XAppHost]:
+        """The host of ``xapp``'s isolation mode (``[xapps.isolation]``). Under a virtual
+        clock (the test harness, ``ric.testing``) every xApp runs in loop mode: virtual time
+        moves in steps of the one loop, and only that keeps a replay deterministic."""
+        if not isinstance(self.clock, RealClock):
+            return XAppHost
+        mode = self.config.xapps.isolation_of(xapp)
+        if mode == "thread":
+            return ThreadHost
+        if mode == "process":
+            # Filled in by the northbound API (ric.northbound, issue 17): a supervised child
+            # process per xApp. Until then, say plainly that it is not there.
+            key = "xapps.isolation." + (xapp if xapp in self.config.xapps.isolation else "default")
+            raise ConfigError(
+                key,
+                f"xApp {xapp!r} asks for 'process' isolation, which needs the northbound API "
+                "(not available in this build); use 'thread' or 'loop'",
+            )
+        return XAppHost
 
     def add_xapp(self, plugin: Plugin) -> XAppHost:
         """Load and start one more xApp in a running runtime; its reports join the shared

@@ -1,0 +1,305 @@
+"""The thread isolation mode: an xApp on its own loop in its own thread, behind a real runtime
+(E2 over gRPC on loopback, A1, the SDL), with restarts, controls, policies, the stall check
+and the bounded stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+
+from ric import (
+    ControlOutcome,
+    Handover,
+    KpmReport,
+    OutcomeKind,
+    PolicyEvent,
+    PolicyStatus,
+    Report,
+    XApp,
+)
+from ric._proto.e2.v1 import e2_pb2
+from ric.config import load_config
+from ric.host import XAppHost, XAppState
+from ric.plugins import Plugin
+from ric.runtime import Runtime
+from ric.sdl import Change
+from ric.sdl.memory import MemoryBackend
+from ric.sensors import Stats
+from ric.testing import ManualClock
+from ric.threadhost import ThreadHost
+from ric.types import Sensor
+from tests.conftest import wait_for
+from tests.e2node import ScriptedNode, indication
+from tests.test_a1 import SLA
+
+METRIC = "RRU.PrbUsedDl"
+
+
+class Threads(Sensor):
+    """Records the thread each xApp-related sensor hook was called on."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def xapp_state(self, xapp: str, state: str) -> None:
+        self.calls.append((f"state:{state}", threading.current_thread().name))
+
+    def xapp_published(self, xapp: str, topic_suffix: str, payload: bytes) -> None:
+        self.calls.append((f"published:{topic_suffix}", threading.current_thread().name))
+
+    def handler_overrun(self, xapp: str, handler: str, seconds: float) -> None:
+        self.calls.append((f"overrun:{handler}", threading.current_thread().name))
+
+
+@contextlib.asynccontextmanager
+async def running(
+    *classes: type[XApp], sensors: tuple[Sensor, ...] = (), **overrides: Any
+) -> AsyncIterator[tuple[Runtime, Stats]]:
+    """A runtime on real time with E2 on a free loopback port and quick restarts."""
+    stats = Stats()
+    config = load_config(
+        environ={}, overrides={"e2.port": 0, "xapps.restart_min_s": 0.01, **overrides}
+    )
+    plugins = [Plugin(c, f"test:{c.__name__}") for c in classes]
+    async with Runtime(config, plugins, sensors=[stats, *sensors], sdl=MemoryBackend()) as rt:
+        yield rt, stats
+
+
+async def subscribed(node: ScriptedNode) -> e2_pb2.SubscriptionRequest:
+    """Set the node up and admit the one subscription the runtime asks for."""
+    await node.setup()
+    [request] = await node.accept_subscriptions(1)
+    return request
+
+
+async def report(node: ScriptedNode, request: e2_pb2.SubscriptionRequest, value: float) -> None:
+    """Send one cell report of METRIC with ``value``."""
+    await node.send(
+        e2_pb2.NodeMessage(
+            indications=e2_pb2.IndicationBatch(
+                indications=[indication(request.request_id, [METRIC], ["001-01-11"], [value])]
+            )
+        )
+    )
+
+
+# -- which host --------------------------------------------------------------------------------
+
+
+class Plain(XApp):
+    """Does nothing; hosted as configured."""
+
+    name = "plain"
+
+
+async def test_thread_is_the_default_and_loop_is_chosen_by_name_or_by_a_virtual_clock() -> None:
+    """A loaded xApp runs in a ThreadHost unless [xapps.isolation] says loop; under a virtual
+    clock every xApp runs in loop mode."""
+    plugins = [Plugin(Plain, "test:Plain")]
+    default = Runtime(load_config(environ={}), plugins, listen=False)
+    assert type(default.host("plain")) is ThreadHost and default.host("plain").mode == "thread"
+    config = load_config(environ={}, overrides={"xapps.isolation": {"plain": "loop"}})
+    looped = Runtime(config, plugins, listen=False)
+    assert type(looped.host("plain")) is XAppHost and looped.host("plain").mode == "loop"
+    virtual = Runtime(load_config(environ={}), plugins, listen=False, clock=ManualClock())
+    assert type(virtual.host("plain")) is XAppHost
+
+
+# -- reports, restarts, sensors ----------------------------------------------------------------
+
+
+class Crashy(XApp):
+    """Raises on a negative value; records the thread each report was handled on."""
+
+    name = "crashy"
+    reports = [Report(METRIC, period_ms=100)]
+    starts: ClassVar[int] = 0
+    handled: ClassVar[list[float]] = []
+    threads: ClassVar[set[str]] = set()
+
+    async def on_start(self) -> None:
+        type(self).starts += 1
+
+    async def on_report(self, report: KpmReport) -> None:
+        type(self).threads.add(threading.current_thread().name)
+        value = float(report[METRIC][0])
+        if value < 0:
+            raise RuntimeError("negative value")
+        type(self).handled.append(value)
+        self.publish("seen", {"value": value})
+
+
+async def test_reports_reach_the_thread_and_an_exception_restarts_the_xapp() -> None:
+    """Reports are handled in the xApp's own thread; a handler exception is counted and the
+    xApp restarted there (a fresh instance), and later reports go on; sensors hear states and
+    publishes on the runtime's thread."""
+    threads = Threads()
+    async with running(Crashy, sensors=(threads,)) as (rt, stats):
+        host = rt.host("crashy")
+        async with ScriptedNode(f"127.0.0.1:{rt.port}") as node:
+            request = await subscribed(node)
+            for value in (1.0, -1.0):
+                await report(node, request, value)
+            await wait_for(lambda: host.restarts == 1, what="a restart")
+            await wait_for(lambda: host.state is XAppState.RUNNING, what="running again")
+            await report(node, request, 2.0)
+            await wait_for(lambda: Crashy.handled == [1.0, 2.0], what="both good reports")
+    assert stats.crashes["crashy"] == 1 and Crashy.starts == 2
+    assert Crashy.threads == {"xapp-crashy"}
+    assert host.state is XAppState.STOPPED and host.delivered == 3
+    main = threading.current_thread().name
+    assert {thread for _, thread in threads.calls} == {main}
+    states = [what for what, _ in threads.calls if what.startswith("state:")]
+    assert states[:4] == ["state:starting", "state:running", "state:stopping", "state:restarting"]
+    assert states[-2:] == ["state:stopping", "state:stopped"]
+    assert [w for w, _ in threads.calls if w.startswith("published")] == ["published:seen"] * 2
+
+
+# -- controls, policies, the SDL ---------------------------------------------------------------
+
+
+class Steerer(XApp):
+    """Hands over UE 5 on every report; enforces slice SLAs; keeps state in the SDL."""
+
+    name = "steerer"
+    reports = [Report(METRIC, period_ms=100)]
+    controls = [Handover]
+    policy_types: ClassVar = [SLA]
+    outcomes: ClassVar[list[ControlOutcome]] = []
+    policies: ClassVar[list[tuple[str, str]]] = []
+    changes: ClassVar[list[tuple[str, str]]] = []
+    stored: ClassVar[list[Any]] = []
+
+    async def on_start(self) -> None:
+        self.sdl.watch(self._changed)
+
+    def _changed(self, change: Change) -> None:
+        type(self).changes.append((change.key, threading.current_thread().name))
+
+    async def on_report(self, report: KpmReport) -> None:
+        await self.sdl.set("last", float(report[METRIC][0]))
+        type(self).stored.append(await self.sdl.get("last"))
+        action = Handover(ue="5", cell_id="001-01-11", target_cell="001-01-12")
+        type(self).outcomes.append(await self.control(action, timeout=2.0))
+
+    async def on_policy(self, event: PolicyEvent) -> PolicyStatus | None:
+        type(self).policies.append((event.kind, threading.current_thread().name))
+        if event.kind != "deleted":
+            await self.policy_status(SLA.id, event.policy_id, PolicyStatus(True, "later too"))
+        return PolicyStatus(True)
+
+
+async def test_controls_policies_and_the_sdl_work_from_the_thread() -> None:
+    """From its thread the xApp sends a control and gets its outcome, stores and reads SDL
+    values (its watch called on its own thread), and gets A1 policies whose statuses it
+    reports; all of them run on the runtime's loop."""
+    async with running(Steerer) as (rt, _):
+        await rt.a1.put_policy(SLA.id, "gold", {"sst": 1, "max_delay_ms": 10.0})
+        await wait_for(lambda: len(Steerer.policies) == 1, what="the policy")
+        status = await rt.a1.status_detail(SLA.id, "gold")
+        for _ in range(200):
+            if status["enforceStatus"] == "ENFORCED":
+                break
+            await asyncio.sleep(0.01)
+            status = await rt.a1.status_detail(SLA.id, "gold")
+        assert status["enforceStatus"] == "ENFORCED"
+        async with ScriptedNode(f"127.0.0.1:{rt.port}") as node:
+            request = await subscribed(node)
+            await report(node, request, 7.0)
+            control = await node.recv_kind("control_request")
+            await node.send(
+                e2_pb2.NodeMessage(
+                    control_acknowledge=e2_pb2.ControlAcknowledge(request_id=control.request_id)
+                )
+            )
+            await wait_for(lambda: len(Steerer.outcomes) == 1, what="the outcome")
+        assert await rt.sdl.get("xapp.steerer", ["last"]) == {"last": b"7.0"}
+        await rt.a1.delete_policy(SLA.id, "gold")
+        await wait_for(lambda: len(Steerer.policies) == 2, what="the deletion")
+    assert Steerer.outcomes[0].kind is OutcomeKind.ACKNOWLEDGED
+    assert Steerer.stored == [7.0]
+    assert Steerer.changes == [("last", "xapp-steerer")]
+    assert Steerer.policies == [("created", "xapp-steerer"), ("deleted", "xapp-steerer")]
+
+
+# -- the stall check ---------------------------------------------------------------------------
+
+
+class Blocker(XApp):
+    """Blocks its thread in on_report until the test releases it."""
+
+    name = "blocker"
+    reports = [Report(METRIC, period_ms=100)]
+    release: ClassVar[threading.Event]
+    handled: ClassVar[int] = 0
+
+    async def on_report(self, report: KpmReport) -> None:
+        type(self).release.wait(30)  # the point: a blocking call
+        type(self).handled += 1
+
+
+def _lines(caplog: pytest.LogCaptureFixture, needle: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if needle in r.getMessage()]
+
+
+async def test_a_handler_still_running_past_its_budget_is_named_during_the_stall(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler blocked in its thread is named once while it still runs ("has been running
+    for ... in its own thread"); when it returns it is counted as an overrun and named as
+    having held only its own reports."""
+    caplog.set_level(logging.WARNING)
+    Blocker.release = threading.Event()
+    threads = Threads()
+    async with running(Blocker, sensors=(threads,)) as (rt, _):
+        host = rt.host("blocker")
+        async with ScriptedNode(f"127.0.0.1:{rt.port}") as node:
+            request = await subscribed(node)
+            await report(node, request, 1.0)
+            await wait_for(lambda: _lines(caplog, "has been running for"), what="the warning")
+            assert Blocker.handled == 0  # named while it is still blocked
+            await asyncio.sleep(0.3)  # several more checks: still one warning for this call
+            Blocker.release.set()
+            await wait_for(lambda: host.overruns == 1, what="the overrun")
+    [during] = _lines(caplog, "has been running for")
+    assert during.startswith("xApp blocker: on_report has been running for ")
+    assert "in its own thread (over its 100 ms budget" in during
+    [after] = _lines(caplog, "over its 100 ms budget ([xapps] handler_budget_ms); it ran")
+    assert after.startswith("xApp blocker: on_report took ")
+    assert "only its own reports waited" in after
+    assert ("overrun:on_report", threading.current_thread().name) in threads.calls
+
+
+async def test_a_thread_that_does_not_stop_in_time_is_named_and_left_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A shutdown does not wait for ever for a thread stuck in a blocking call: after the stop
+    wait the xApp is logged by name, counted as stopped, and its daemon thread left; it ends by
+    itself once the call returns."""
+    Blocker.release = threading.Event()
+    Blocker.handled = 0
+    async with running(Blocker) as (rt, _):
+        host = rt.host("blocker")
+        assert isinstance(host, ThreadHost)
+        host.stop_wait_s = 0.2
+        async with ScriptedNode(f"127.0.0.1:{rt.port}") as node:
+            request = await subscribed(node)
+            await report(node, request, 1.0)
+            await wait_for(lambda: host.overruns == 0 and host.queue_depth == 0, what="taken")
+            await wait_for(lambda: _lines(caplog, "has been running for"), what="blocked")
+    assert host.state is XAppState.STOPPED
+    [left] = _lines(caplog, "did not stop within")
+    assert left.startswith("xApp blocker: its thread xapp-blocker did not stop within 0.2 s")
+    assert "in on_report for " in left and "left running as a daemon" in left
+    thread = host.thread
+    assert thread is not None and thread.is_alive()
+    Blocker.release.set()
+    await asyncio.to_thread(thread.join, 10)
+    assert not thread.is_alive() and Blocker.handled == 1
+    assert host.state is XAppState.STOPPED  # the late thread no longer speaks for the xApp
