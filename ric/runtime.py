@@ -32,6 +32,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import grpc
+
 from ric._proto.e2.v1 import e2_pb2
 from ric.a1 import A1Service
 from ric.actions import Conflict, ControlAction, ControlOutcome
@@ -52,6 +54,9 @@ from ric.errors import ConfigError, PluginError, ProtocolError, StateError
 from ric.grants import Grant, Grants
 from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.model import Cause, CauseCode, NodeInfo
+from ric.northbound.codec import declared_class
+from ric.northbound.host import ProcessHost, RemoteHost, Stream
+from ric.northbound.server import AttachRefused, NorthboundServer
 from ric.plugins import Plugin, check_pin, configure
 from ric.privacy import Pseudonymizer
 from ric.sdl import SdlBackend, from_config
@@ -235,6 +240,8 @@ class Runtime:
         """Measures the loop's lag and stalls (``ric.watchdog``); on real time only: under a
         virtual clock the loop runs batches of virtual time and no peer waits in real time."""
         self.hosts: list[XAppHost] = []
+        self.northbound = NorthboundServer(self, self.config.northbound)
+        """The northbound API: where process and remote xApps attach (``ric.northbound``)."""
         self.a1 = A1Service(
             self.sdl, lambda: self.hosts, self.clock.time, self.config.a1, self.sensor
         )
@@ -314,6 +321,12 @@ class Runtime:
             self.state.start(self._tg)
             if self.audit.path is not None:
                 self._anchoring = self._tg.create_task(self.anchors.run(), name="audit-anchors")
+            nb = self.config.northbound
+            if nb.enabled and (
+                nb.port is not None or any(isinstance(h, ProcessHost) for h in self.hosts)
+            ):  # before the xApps start: process xApps attach to it
+                await self.northbound.start()
+                stack.push_async_callback(self.northbound.stop)
             for host in self.hosts:
                 self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
             if self.listen:
@@ -326,6 +339,7 @@ class Runtime:
             for host in self.hosts:
                 host.request_stop()
             await self.server.stop()
+            await self.northbound.stop()
             await stack.aclose()
             raise
         self._stack = stack
@@ -349,7 +363,16 @@ class Runtime:
             raise StateError(f"two xApps are named {plugin.name!r}; names must be unique")
         A1Service.check_declaration(plugin.cls, plugin.source)
         xcfg = self.config.xapps
-        host = self._host_class(plugin.name)(
+        host_class = self._host_class(plugin.name)
+        extra: dict[str, Any] = {}
+        if host_class is ProcessHost:
+            extra = {
+                "settings": self.config.northbound,
+                "ric_id": self.config.ric_id,
+                "reference": _child_reference(plugin),
+                "server": self.northbound,
+            }
+        host = host_class(
             plugin.cls,
             configure(plugin.cls, xcfg.config.get(plugin.name)),
             index=len(self.hosts) + 1,
@@ -365,6 +388,7 @@ class Runtime:
             policies=self.a1,
             sdl=self.sdl,
             shared_namespaces=self.config.sdl.shared,
+            **extra,
         )
         self.hosts.append(host)
         self._sources[host.name] = plugin.source
@@ -381,15 +405,74 @@ class Runtime:
         if mode == "thread":
             return ThreadHost
         if mode == "process":
-            # Filled in by the northbound API (ric.northbound, issue 17): a supervised child
-            # process per xApp. Until then, say plainly that it is not there.
-            key = "xapps.isolation." + (xapp if xapp in self.config.xapps.isolation else "default")
-            raise ConfigError(
-                key,
-                f"xApp {xapp!r} asks for 'process' isolation, which needs the northbound API "
-                "(not available in this build); use 'thread' or 'loop'",
-            )
+            if not self.config.northbound.enabled:
+                key = "xapps.isolation." + (
+                    xapp if xapp in self.config.xapps.isolation else "default"
+                )
+                raise ConfigError(
+                    key,
+                    f"xApp {xapp!r} asks for 'process' isolation, which attaches over the "
+                    "northbound API: set northbound.enabled = true, or use 'thread' or 'loop'",
+                )
+            return ProcessHost
         return XAppHost
+
+    async def attach_remote(self, stream: Stream) -> RemoteHost:
+        """Create and start the host of an xApp that attached from elsewhere (``remote``);
+        AttachRefused naming the problem when the runtime cannot take it."""
+        if self._tg is None or self._closed.is_set():
+            raise AttachRefused(grpc.StatusCode.UNAVAILABLE, "the runtime is not running")
+        remote = sum(1 for h in self.hosts if isinstance(h, RemoteHost))
+        limit = self.config.northbound.max_xapps
+        if remote >= limit:
+            raise AttachRefused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{remote} remote xApps are attached, the [northbound] max_xapps limit",
+            )
+        cls = declared_class(stream.hello)
+        source = f"remote xApp from {stream.peer}"
+        try:
+            A1Service.check_declaration(cls, source)
+            await self.a1.register(cls, source)
+        except PluginError as exc:
+            raise AttachRefused(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        xcfg = self.config.xapps
+        try:
+            config = configure(cls, None)
+        except ConfigError as exc:
+            raise AttachRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        host = RemoteHost(
+            cls,
+            config,
+            first=stream,
+            settings=self.config.northbound,
+            ric_id=self.config.ric_id,
+            index=max((h.index for h in self.hosts), default=0) + 1,
+            services=self,
+            sensor=self.sensor,
+            clock=self.clock,
+            queue_size=xcfg.queue_size,
+            handler_budget_s=xcfg.handler_budget_ms / 1000.0,
+            max_publish_bytes=xcfg.max_publish_bytes,
+            policies=self.a1,
+            sdl=self.sdl,
+            shared_namespaces=self.config.sdl.shared,
+        )
+        self.hosts.append(host)
+        self._sources[host.name] = source
+        self._tg.create_task(self._run_remote(host), name=f"xapp:{host.name}")
+        return host
+
+    async def _run_remote(self, host: RemoteHost) -> None:
+        try:
+            await self._run_host(host)
+        finally:  # gone for good: its name and subscriptions are free again
+            if host in self.hosts:
+                self.hosts.remove(host)
+            self._sources.pop(host.name, None)
+            self.a1.unregister(host.name)
+            for session in list(self._sessions.values()):
+                self.subscriptions.sync(session, self.hosts)
 
     def add_xapp(self, plugin: Plugin) -> XAppHost:
         """Load and start one more xApp in a running runtime; its reports join the shared
@@ -658,3 +741,19 @@ class Runtime:
 
     def _on_reset_response(self, session: NodeSession, msg: e2_pb2.ResetResponse) -> None:
         log.info("node %s confirmed a reset", session.id, extra={"node": session.id})
+
+
+def _child_reference(plugin: Plugin) -> str:
+    """How a ``process`` xApp's child loads the same class: its entry-point name when it
+    was installed as one, else ``module:Class``; ConfigError if it cannot be imported."""
+    if plugin.distribution:
+        return plugin.name
+    cls = plugin.cls
+    if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+        raise ConfigError(
+            f"xapps.isolation.{plugin.name}",
+            f"xApp {plugin.name!r} ({cls.__module__}.{cls.__qualname__}) cannot run in "
+            "'process' isolation: its class must be importable by its child process (defined "
+            "at the top level of a module); use 'thread' or 'loop'",
+        )
+    return f"{cls.__module__}:{cls.__qualname__}"

@@ -233,6 +233,16 @@ class A1Service:
                 entry[1].append(cls.name)
         self._registered.add(cls.name)
 
+    def unregister(self, name: str) -> None:
+        """Forget the xApp ``name`` (a remote xApp gone for good): its types stay stored, and
+        another xApp may declare them differently from now on."""
+        self._registered.discard(name)
+        for type_id, (_, names) in list(self._declared.items()):
+            if name in names:
+                names.remove(name)
+                if not names:
+                    del self._declared[type_id]
+
     def registered(self, name: str) -> bool:
         """Whether the xApp ``name``'s types are registered."""
         return name in self._registered

@@ -311,12 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported when a parser is built, not with this module: ric.eval and ric.trace load the
     # runtime, which a bare ``import ric.cli`` should not.
     from ric.a1.cli import add_command as add_policy_command
+    from ric.cli.new import add_command as add_new_command
     from ric.eval.cli import add_command as add_eval_command
+    from ric.cli.xapp import add_command as add_xapp_command
     from ric.trace.cli import add_commands as add_trace_commands
 
     add_trace_commands(sub)  # ric trace ..., ric replay
     add_policy_command(sub)  # ric policy ...
     add_eval_command(sub)  # ric eval
+    add_new_command(sub)  # ric new xapp
+    add_xapp_command(sub)  # ric xapp run
     return parser
 
 
