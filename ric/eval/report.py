@@ -11,8 +11,10 @@ JSON document (``--format json``), stable keys::
 
     {
       "schema": "ric.eval/1",
-      "scenario": {"name", "source", "tick_ms", "cells", "ues", "events", "ran"},
+      "scenario": {"name", "source", "tick_ms", "cells", "ues", "events", "ran",
+                   "scheduler"},
       "ran_mobility": str,                     # the RAN mobility model, one line
+      "scheduler": str,                        # the scheduler and traffic models, one line
       "xapps": [names], "seeds": [ints], "duration_s": float,
       "conflict_policy": str, "xapp_config": {xapp: {key: value}},
       "ping_pong_window_s": float, "noise_test": str,
@@ -59,6 +61,7 @@ __all__ = [
     "compare",
     "ran_model",
     "render_table",
+    "scheduler_model",
     "summarise",
     "to_json",
 ]
@@ -232,8 +235,10 @@ def to_json(ev: Evaluation, plot: str | None = None) -> dict[str, Any]:
             "ues": sc.ue_count,
             "events": [e.model_dump() for e in sc.events],
             "ran": sc.ran.model_dump(),
+            "scheduler": sc.scheduler.model_dump(),
         },
         "ran_mobility": ran_model(sc),
+        "scheduler": scheduler_model(sc),
         "xapps": list(ev.xapps),
         "seeds": list(ev.seeds),
         "duration_s": ev.duration_s,
@@ -350,6 +355,20 @@ def ran_model(scenario: Scenario) -> str:
     )
 
 
+def scheduler_model(scenario: Scenario) -> str:
+    """One line saying which scheduler and traffic models the scenario's runs used."""
+    spec = scenario.scheduler
+    kind = {"pf": "proportional fair", "rr": "round robin", "need": "in proportion to need"}
+    line = f"{spec.kind} ({kind[spec.kind]}"
+    if spec.kind == "pf":
+        line += f", time constant {spec.pf_time_constant_ms:g} ms"
+    ues: Counter[str] = Counter()
+    for group in scenario.ue_groups:
+        ues[group.traffic] += group.count
+    traffic = ", ".join(f"{model} {n} UEs" for model, n in sorted(ues.items()))
+    return f"{line}) inside each slice's PRBs; traffic: {traffic or 'no UEs'}"
+
+
 def render_table(ev: Evaluation, plot: str | None = None) -> str:
     """The human-readable report: settings, one line per run, the summary over seeds."""
     sc = ev.scenario
@@ -358,6 +377,7 @@ def render_table(ev: Evaluation, plot: str | None = None) -> str:
         f"ric eval: scenario {sc.name} ({ev.source}), xApps {', '.join(ev.xapps) or 'none'}, "
         f"seeds {seeds}, {ev.duration_s:g} s simulated per run, conflicts {ev.conflict_policy}",
         f"RAN mobility: {ran_model(sc)}",
+        f"Scheduler: {scheduler_model(sc)}",
         f"{len(ev.runs)} runs in {ev.wall_s:.1f} s wall time",
         "",
         "per run (throughput in Mbit/s, PRB use in %):",

@@ -662,6 +662,26 @@ class World:
         return self._mobility.model
 
     @property
+    def scheduler_model(self) -> str:
+        """The scheduler inside each slice's PRBs: ``"pf"``, ``"rr"`` or ``"need"``."""
+        return self._scheduler.kind
+
+    @property
+    def pf_avg_thp_kbps(self) -> FloatArray:
+        """Each UE's averaged downlink throughput in its cell, PF's ``T_i``, kbit/s, read-only."""
+        return self._scheduler.avg_thp_kbps
+
+    @property
+    def buffer_kbit(self) -> FloatArray:
+        """Each UE's downlink buffer, kbit: Poisson UEs' queued bursts, 0 for the others."""
+        return self._traffic.buffer_kbit
+
+    @property
+    def dropped_kbit(self) -> float:
+        """Downlink bits that arrived at a full Poisson buffer and were dropped so far, kbit."""
+        return self._traffic.dropped_kbit
+
+    @property
     def rlf_count(self) -> int:
         """Radio link failures so far: T310 expiries and failed handovers."""
         return self._mobility.rlf

@@ -26,8 +26,8 @@ def ric(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_eval_table_and_plot(tmp_path: Path) -> None:
-    """A short evaluation of mlb on the small scenario prints the RAN mobility model, every
-    run, the summary with the noise verdicts and the RAN figures, and writes a non-empty
+    """A short evaluation of mlb on the small scenario prints the RAN mobility and scheduler
+    models, every run, the summary with the noise verdicts and the RAN figures, and writes a non-empty
     PNG."""
     png = tmp_path / "kpis.png"
     args = [str(SEEDS / "small.toml"), "--xapps", "mlb", "--seeds", "1,2", "--duration", "10"]
@@ -40,6 +40,7 @@ def test_eval_table_and_plot(tmp_path: Path) -> None:
     assert "BEYOND NOISE" in out and "UE DL throughput, 5th pct (Mbit/s)" in out
     assert "active cell-hours" in out and "ping-pongs, all handovers (<= 10 s)" in out
     assert "RAN mobility: a3 (hysteresis 3 dB, time-to-trigger 320 ms" in out
+    assert "Scheduler: pf (proportional fair, time constant 1000 ms)" in out
     for label in ("handovers by the RAN (A3)", "failures: too late", "outage", "energy"):
         assert label in out
     assert f"plot: {png}" in out
@@ -70,6 +71,7 @@ def test_eval_json_document(tmp_path: Path) -> None:
     base = doc["runs"][0]["metrics"]
     assert base["controls"] == 0 and base["active_cell_hours"] == pytest.approx(4 * 5 / 3600)
     assert doc["scenario"]["ran"]["mobility"] == "a3" and doc["ran_mobility"].startswith("a3 (")
+    assert doc["scenario"]["scheduler"]["kind"] == "pf" and doc["scheduler"].startswith("pf (")
     keys = ("ue_thp_dl_p5_kbps", "prb_util_peak_pct", "handovers", "conflicts", "rlf")
     for key in (*keys, "handovers_a3", "too_late", "outage_ue_s", "energy_kwh"):
         entry = doc["summary"][key]

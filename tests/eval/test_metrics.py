@@ -236,3 +236,25 @@ def test_the_report_names_the_ran_mobility_model() -> None:
     assert "T310 1000 ms, re-establishment 200 ms, handover interruption 40 ms" in ran_model(a3)
     off = a3.model_copy(update={"ran": a3.ran.model_copy(update={"mobility": "none"})})
     assert ran_model(off).startswith("none (only handover controls move UEs)")
+
+
+def test_the_report_names_the_scheduler_and_traffic_models() -> None:
+    """The report's scheduler line gives PF with its time constant by default and counts the
+    UEs of each traffic model; a scenario naming round robin says so."""
+    from ric.eval.report import scheduler_model
+
+    sc = _small()
+    line = scheduler_model(sc)
+    assert line.startswith("pf (proportional fair, time constant 1000 ms) inside each slice")
+    assert line.endswith(f"traffic: lognormal {sc.ue_count} UEs")
+    groups = (
+        sc.ue_groups[0].model_copy(update={"traffic": "cbr"}),
+        sc.ue_groups[0].model_copy(update={"traffic": "full_buffer", "dl_kbps": None}),
+    )
+    rr = sc.model_copy(
+        update={"scheduler": sc.scheduler.model_copy(update={"kind": "rr"}), "ue_groups": groups}
+    )
+    n = sc.ue_groups[0].count
+    assert scheduler_model(rr) == (
+        f"rr (round robin) inside each slice's PRBs; traffic: cbr {n} UEs, full_buffer {n} UEs"
+    )
