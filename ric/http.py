@@ -730,6 +730,7 @@ def xapp_json(
     return {
         "name": host.name,
         "version": host.cls.version,
+        "mode": host.mode,
         "state": host.state.value,
         "queue_depth": host.queue_depth,
         "queue_capacity": runtime.config.xapps.queue_size or host.cls.queue_size,

@@ -24,8 +24,10 @@ from ric import (
     XApp,
 )
 from ric._proto.e2.v1 import e2_pb2
+from ric.cli import render_status
 from ric.config import load_config
 from ric.host import XAppHost, XAppState
+from ric.http import xapp_json
 from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sdl import Change
@@ -37,6 +39,7 @@ from ric.types import Sensor
 from tests.conftest import wait_for
 from tests.e2node import ScriptedNode, indication
 from tests.test_a1 import SLA
+from tests.test_http import response_schema, validate
 
 METRIC = "RRU.PrbUsedDl"
 
@@ -303,3 +306,23 @@ async def test_a_thread_that_does_not_stop_in_time_is_named_and_left_behind(
     await asyncio.to_thread(thread.join, 10)
     assert not thread.is_alive() and Blocker.handled == 1
     assert host.state is XAppState.STOPPED  # the late thread no longer speaks for the xApp
+
+
+async def test_the_xapps_api_and_ric_status_show_each_xapps_mode() -> None:
+    """/api/v1/xapps gives each xApp's isolation mode (valid against the OpenAPI document)
+    and ``ric status`` shows it in a MODE column."""
+    looped = type("Looped", (Plain,), {"name": "looped"})
+    config = load_config(environ={}, overrides={"xapps.isolation": {"looped": "loop"}})
+    plugins = [Plugin(Plain, "test:Plain"), Plugin(looped, "test:Looped")]
+    runtime = Runtime(config, plugins, listen=False)
+    body = {"xapps": [xapp_json(h, runtime, []) for h in runtime.hosts]}
+    validate(body, response_schema("/api/v1/xapps", 200))
+    assert [(x["name"], x["mode"]) for x in body["xapps"]] == [
+        ("plain", "thread"),
+        ("looped", "loop"),
+    ]
+    text = render_status("http://ric", {"ready": True, "checks": []}, {"nodes": []}, body)
+    header, plain, loop_row = text.splitlines()[-3:]
+    assert header.split()[:4] == ["XAPP", "VERSION", "MODE", "STATE"]
+    assert plain.split()[:4] == ["plain", "0.0.0", "thread", "loaded"]
+    assert loop_row.split()[2] == "loop"

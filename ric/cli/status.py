@@ -42,6 +42,7 @@ def render_status(url: str, ready: Any, nodes: Any, xapps: Any) -> str:
         [
             x["name"],
             x["version"],
+            x.get("mode", "-"),  # a runtime older than isolation modes does not say
             x["state"],
             f"{x['queue_depth']}/{x['queue_capacity']}",
             str(x["delivered"]),
@@ -51,8 +52,8 @@ def render_status(url: str, ready: Any, nodes: Any, xapps: Any) -> str:
         ]
         for x in xapps["xapps"]
     ]
-    header = ["XAPP", "VERSION", "STATE", "QUEUE", "REPORTS", "DROPPED", "RESTARTS", "SUBS"]
-    lines += table(header, xapp_rows, {3, 4, 5, 6, 7}) if xapp_rows else ["(no xApps loaded)"]
+    header = ["XAPP", "VERSION", "MODE", "STATE", "QUEUE", "REPORTS", "DROPPED", "RESTARTS", "SUBS"]
+    lines += table(header, xapp_rows, {4, 5, 6, 7, 8}) if xapp_rows else ["(no xApps loaded)"]
     return "\n".join(lines)
 
 
