@@ -14,7 +14,7 @@ PIP      := $(BIN)/python -m pip --disable-pip-version-check
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --index-url https://pypi.org/simple --custom-compile-command "make lock" -q
 
-.PHONY: run test lint proto docs lock clean system-deps bench
+.PHONY: run test lint proto docs lock clean system-deps bench image-test
 
 # Reinstall when a pyproject or the lock changes; editable installs pick up code changes by
 # themselves. pip installs exactly the locked files (their hashes are checked), then the
@@ -74,6 +74,12 @@ lint: $(STAMP)
 # Writes bench-results.json and prints the table the README's Performance section shows.
 bench: $(STAMP)
 	$(BIN)/ric bench
+
+## image-test: build the image with podman and run it against `ric sim` (not part of `make test`)
+# Installs podman (and debootstrap when Docker Hub is unreachable) from apt, so it needs root or
+# sudo; a first run takes a few minutes. deploy/image-test.sh --help says what it checks.
+image-test: $(STAMP)
+	deploy/image-test.sh
 
 ## proto: regenerate ric/_proto from proto/ (a test fails when they differ)
 proto: $(STAMP)
