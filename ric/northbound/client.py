@@ -240,7 +240,7 @@ class XAppClient:
         ] = {}
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4)
-        self._sdl_calls: dict[int, asyncio.Future[pb.SdlResult]] = {}
+        self._sdl_calls: dict[int, tuple[asyncio.Future[pb.SdlResult], pb.SdlCall]] = {}
         self._sdl = _RemoteSdl(self)
         self._granted = 0
         """Credits granted over the session (the initial window included)."""
@@ -319,7 +319,7 @@ class XAppClient:
     async def _sdl_call(self, call: pb.SdlCall) -> pb.SdlResult:
         call.call_id = next(self._ids)
         future: asyncio.Future[pb.SdlResult] = asyncio.get_running_loop().create_future()
-        self._sdl_calls[call.call_id] = future
+        self._sdl_calls[call.call_id] = (future, call)
         try:
             self._enqueue(pb.XAppMessage(sdl=call))
             return await asyncio.wait_for(future, 30.0)
@@ -430,16 +430,35 @@ class XAppClient:
             if self._stopped.is_set() or not self.reconnect:
                 break
             await asyncio.sleep(backoff.next())
+        self._abandon("the stream to the runtime ended")
         if self.host is not None:
             self.host.request_stop()
 
     def stop(self) -> None:
-        """Stop the xApp and detach."""
+        """Stop the xApp and detach: what it still waits for from the runtime ends now."""
         self._stopped.set()
         if self.host is not None:
             self.host.request_stop()
         if self._call is not None:
             self._call.cancel()
+        self._abandon("the xApp is stopping")
+
+    def _abandon(self, why: str) -> None:
+        """End every SDL call and control still waiting for the runtime's answer."""
+        for future, call in self._sdl_calls.values():
+            if not future.done():
+                future.set_exception(SdlError(f"SDL {call.op} on {call.namespace}: {why}"))
+        for action, waiting, _ in self._pending.values():
+            if not waiting.done():
+                waiting.set_result(
+                    ControlOutcome(
+                        OutcomeKind.NOT_CONNECTED,
+                        action,
+                        detail=f"{why} before the runtime's outcome arrived; the runtime's "
+                        "audit log has the outcome if it received the control",
+                        xapp=self.name,
+                    )
+                )
 
     async def _session(self, welcome: pb.Welcome, tg: asyncio.TaskGroup) -> None:
         resumed = welcome.resumed and self.host is not None
@@ -483,6 +502,9 @@ class XAppClient:
             for _, future, msg in list(self._pending.values()):  # ask again, by id
                 if not future.done():
                     self._enqueue(pb.XAppMessage(control=msg))
+            for sdl_future, sdl_call in list(self._sdl_calls.values()):
+                if not sdl_future.done():
+                    self._enqueue(pb.XAppMessage(sdl=sdl_call))
             try:
                 await self._read_loop(call)
             except grpc.aio.AioRpcError as exc:
@@ -495,9 +517,6 @@ class XAppClient:
                 metrics.cancel()
                 self._out = None
                 self._call = None
-        for call_future in self._sdl_calls.values():
-            if not call_future.done():
-                call_future.set_exception(SdlError("the stream to the runtime broke mid-call"))
 
     def _make_host(self, welcome: pb.Welcome) -> XAppHost:
         config = self.config
@@ -533,7 +552,12 @@ class XAppClient:
         assert out is not None
         while True:
             msg = await out.get()
-            await call.write(msg)
+            try:
+                await call.write(msg)
+            except Exception as exc:  # any failed write means the stream is gone (cygrpc too)
+                log.debug("xApp %s: write failed: %r", self.name, exc)
+                call.cancel()  # ends the read loop, and with it the session
+                return
 
     async def _metrics_loop(self) -> None:
         while True:
@@ -550,7 +574,13 @@ class XAppClient:
 
     async def _read_loop(self, call: Any) -> None:
         while True:
-            msg = await call.read()
+            try:
+                msg = await call.read()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if call.cancelled() and task is not None and not task.cancelling():
+                    return  # the stream was cancelled here (stop, or given up), not this task
+                raise
             if msg is grpc.aio.EOF:
                 return
             which = msg.WhichOneof("message")
@@ -582,9 +612,9 @@ class XAppClient:
             elif which == "config":
                 host.reconfigure(codec.json_config(msg.config.config_json, "config update"))
             elif which == "sdl":
-                future = self._sdl_calls.get(msg.sdl.call_id)
-                if future is not None and not future.done():
-                    future.set_result(msg.sdl)
+                waiting = self._sdl_calls.get(msg.sdl.call_id)
+                if waiting is not None and not waiting[0].done():
+                    waiting[0].set_result(msg.sdl)
             elif which == "sdl_change":
                 self._sdl.changed(msg.sdl_change)
             elif which == "notice":

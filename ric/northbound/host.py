@@ -146,6 +146,9 @@ class AttachedHost(XAppHost):
         self._controls: collections.OrderedDict[str, asyncio.Task[ControlOutcome]] = (
             collections.OrderedDict()
         )
+        self._sdl_results: collections.OrderedDict[int, asyncio.Task[pb.RicMessage]] = (
+            collections.OrderedDict()
+        )
         self._out: collections.deque[pb.RicMessage] = collections.deque()
         self._incoming: asyncio.Future[Stream] | None = None
         self._watches: dict[str, Callable[[], None]] = {}
@@ -231,6 +234,7 @@ class AttachedHost(XAppHost):
             for status in self.statuses.values():
                 self._events.append(("on_subscription", status))
             self._unacked.clear()
+            self._sdl_results.clear()  # a new process numbers its calls from 1 again
             self.sent_seq = 0
         await self._replay_policies()
         self._set_state(XAppState.RUNNING)
@@ -342,6 +346,12 @@ class AttachedHost(XAppHost):
         return msg
 
     async def _write_loop(self, stream: Stream) -> None:
+        try:
+            await self._write_all(stream)
+        except Exception as exc:  # any failed write means the stream is gone (cygrpc too)
+            raise StreamEnded(f"stream broken while writing: {type(exc).__name__}") from None
+
+    async def _write_all(self, stream: Stream) -> None:
         write = stream.context.write
         out = self._out
         events = self._events
@@ -381,7 +391,7 @@ class AttachedHost(XAppHost):
                 elif which == "policy_status":
                     asyncio.get_running_loop().create_task(self._policy_status(msg.policy_status))
                 elif which == "sdl":
-                    asyncio.get_running_loop().create_task(self._sdl(msg.sdl))
+                    self._sdl_call(msg.sdl)
                 elif which == "state":
                     self._state(msg.state)
                 elif which == "overrun":
@@ -546,7 +556,28 @@ class AttachedHost(XAppHost):
             return name
         return granted_namespace(self.name, name, self.shared_namespaces)
 
-    async def _sdl(self, call: pb.SdlCall) -> None:
+    def _sdl_call(self, call: pb.SdlCall) -> None:
+        """Run an SDL call once per call id: one asked again after a reattach is answered
+        from memory (or when the first one ends), never applied twice."""
+        known = self._sdl_results.get(call.call_id)
+        if known is not None:
+            if known.done():
+                self._send_sdl(known)
+            return
+        task = asyncio.get_running_loop().create_task(self._sdl(call))
+        self._sdl_results[call.call_id] = task
+        while len(self._sdl_results) > REMEMBERED_CONTROLS:
+            oldest, first = next(iter(self._sdl_results.items()))
+            if not first.done():
+                break
+            del self._sdl_results[oldest]
+        task.add_done_callback(self._send_sdl)
+
+    def _send_sdl(self, task: asyncio.Task[pb.RicMessage]) -> None:
+        if self.stream is not None and not task.cancelled():
+            self._send(task.result())
+
+    async def _sdl(self, call: pb.SdlCall) -> pb.RicMessage:
         result = pb.RicMessage()
         r = result.sdl
         r.call_id = call.call_id
@@ -556,8 +587,7 @@ class AttachedHost(XAppHost):
             r.error = str(exc)
         except Exception as exc:  # the backend failed: the xApp gets an error, not silence
             r.error = f"SDL backend failed: {type(exc).__name__}: {exc}"
-        if self.stream is not None:
-            self._send(result)
+        return result
 
     async def _sdl_op(self, call: pb.SdlCall, r: pb.SdlResult) -> None:
         ns = self._namespace(call.namespace)
