@@ -14,7 +14,7 @@ PIP      := $(BIN)/python -m pip --disable-pip-version-check
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --index-url https://pypi.org/simple --custom-compile-command "make lock" -q
 
-.PHONY: run test lint proto docs lock clean system-deps bench image-test
+.PHONY: run test lint proto docs lock clean system-deps bench image-test node-deps
 
 # Reinstall when a pyproject or the lock changes; editable installs pick up code changes by
 # themselves. pip installs exactly the locked files (their hashes are checked), then the
@@ -34,15 +34,15 @@ run: $(STAMP)
 	$(BIN)/ric demo
 
 ## test: lint, type-check, then the whole test suite
-test: lint system-deps
+test: lint system-deps node-deps
 	$(BIN)/pytest
 
 # The integration tests run real servers and fail (not skip) without them: Prometheus and
 # promtool (observability), the mosquitto broker (MQTT bridge), redis-server (the SDL's Redis
-# backend) and docker-compose (which checks deploy/docker-compose.yml). On Debian, whichever is
-# missing is installed with apt, as root or through sudo; elsewhere the message says what.
-# Each entry is command:package.
-SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto redis-server:redis-server docker-compose:docker-compose
+# backend), docker-compose (which checks deploy/docker-compose.yml) and node with npm (the
+# Node.js xApp of tests/interop). On Debian, whichever is missing is installed with apt, as root
+# or through sudo; elsewhere the message says what. Each entry is command:package.
+SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto redis-server:redis-server docker-compose:docker-compose node:nodejs npm:npm
 
 system-deps:
 	@missing=""; \
@@ -63,6 +63,19 @@ system-deps:
 	$$sudo apt-get -o DPkg::Lock::Timeout=300 update -qq && \
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get -o DPkg::Lock::Timeout=300 install -y -q \
 		--no-install-recommends $$missing
+
+# The Node.js xApp's locked npm packages (tests/interop/node), installed again when the lock
+# changed; the stamp lives in node_modules so deleting that folder also reinstalls. No install
+# scripts run: the packages are plain JavaScript.
+NODE_XAPP  := tests/interop/node
+NODE_STAMP := $(NODE_XAPP)/node_modules/.npm-ci-stamp
+
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_XAPP)/package.json $(NODE_XAPP)/package-lock.json | system-deps
+	@command -v npm >/dev/null 2>&1 || { echo "make: the Node.js interop test needs node and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(NODE_XAPP) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
 
 ## lint: ruff and mypy --strict on the runtime, the example xApps and the tests
 lint: $(STAMP)
