@@ -29,6 +29,7 @@ __all__ = [
     "cmd_run",
     "cmd_sim",
     "cmd_xapps",
+    "scenario_listing",
 ]
 
 REPO_SEEDS = Path(__file__).resolve().parents[2] / "seeds"
@@ -130,8 +131,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from ric.logs import setup_logging
     from ric.sim import load_scenario, run_sim
 
-    setup_logging(args.log_level)
     scenario = load_scenario(args.scenario or _default_scenario("demo.toml"))
+    if args.list:
+        print("\n".join(scenario_listing(scenario)))
+        return 0
+    setup_logging(args.log_level)
     host, port = args.connect
 
     async def simulate() -> int:
@@ -147,6 +151,44 @@ def cmd_sim(args: argparse.Namespace) -> int:
         return 0
 
     return run_async(simulate)
+
+
+def scenario_listing(scenario: Any) -> list[str]:
+    """The lines ``ric sim --list`` prints: each node with its vendor, cells and the controls
+    it takes, then the slices (the ids xApps use: ``SlicePrbQuota(slice=...)``)."""
+    from ric.actions import CellState, Handover, SlicePrbQuota
+    from ric.ids import NodeId, NodeType, Plmn
+    from ric.sim.profiles import VENDOR_PROFILES
+    from ric.sim.scenario import cell_names
+
+    kinds = {(a.style, a.action_id): a.kind for a in (Handover, SlicePrbQuota, CellState)}
+    plmn = Plmn(scenario.plmn.mcc, scenario.plmn.mnc)
+    nodes = [
+        [
+            str(NodeId(plmn, node.id, NodeType.GNB)),
+            node.vendor,
+            " ".join(cell_names(scenario.plmn, (node,))),
+            ", ".join(
+                kinds.get((a.style, a.action_id), f"generic {a.style}/{a.action_id}")
+                for a in VENDOR_PROFILES[node.vendor].rc_actions
+            ),
+        ]
+        for node in scenario.nodes
+    ]
+    ues: dict[str, int] = {}
+    for group in scenario.ue_groups:
+        ues[group.slice] = ues.get(group.slice, 0) + group.count
+    slices = [
+        [s.id, f"{s.min_pct}-{s.max_pct} %", f"{s.dedicated_pct} %", str(ues.get(s.id, 0))]
+        for s in scenario.slices
+    ]
+    return [
+        f"scenario {scenario.name}: {scenario.description}",
+        "",
+        *table(("NODE", "VENDOR", "CELLS", "CONTROLS"), nodes),
+        "",
+        *table(("SLICE", "PRB QUOTA", "DEDICATED", "UEs"), slices, right=(3,)),
+    ]
 
 
 DEMO_XAPPS = ("kpimon", "mlb", "slicesla", "anomaly")

@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     sim.add_argument("--nodes", type=int_list, metavar="N,N", help="run only these node numbers")
+    sim.add_argument(
+        "--list",
+        action="store_true",
+        help="print the scenario's nodes (vendor, cell ids, the controls each takes) and "
+        "slice ids, and exit without connecting",
+    )
     add_tls_client_options(sim)
     sim.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     sim.set_defaults(func=cmd_sim)
@@ -312,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     # runtime, which a bare ``import ric.cli`` should not.
     from ric.a1.cli import add_command as add_policy_command
     from ric.cli.new import add_command as add_new_command
-    from ric.eval.cli import add_command as add_eval_command
     from ric.cli.xapp import add_command as add_xapp_command
+    from ric.eval.cli import add_command as add_eval_command
     from ric.trace.cli import add_commands as add_trace_commands
 
     add_trace_commands(sub)  # ric trace ..., ric replay
