@@ -23,7 +23,7 @@ Definitions (one sample = one UE or one cell in one tick of the world):
   them; outage: UE-seconds out of sync or re-establishing; interruption: handover
   interruption per UE, mean over the UEs, ms;
 - energy: each cell's power from its node's ``power`` model (active: idle plus load share
-  of full-load power; off: sleep power), integrated over the run, kWh;
+  of full-load power; waking up: idle power; off: sleep power), integrated over the run, kWh;
 - active cell-hours: active cells x tick length, summed, in hours;
 - conflicts: controls the arbiter found in conflict (``ControlOutcome.conflict`` set: refused
   ones, outcome ``conflict``, and ones that won under the ``priority`` policy).
@@ -308,7 +308,8 @@ class TickRecorder:
             self._samples[s] += float(mine.sum()) * dt
 
         idle_w, load_w, sleep_w = self._power_w
-        power = np.where(active, idle_w + load * (load_w - idle_w), sleep_w)
+        # A cell waking up draws power (its idle power: no load yet) but serves no one.
+        power = np.where(world.powered, idle_w + load * (load_w - idle_w), sleep_w)
         self._energy_j += float(power.sum()) * dt
 
         series = self._series

@@ -25,8 +25,14 @@ import numpy as np
 import numpy.typing as npt
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, e2_pb2_grpc, kpm_pb2, rc_pb2
+from ric.actions import (
+    AdministrativeState,
+    CellAdministration,
+    CellIndividualOffset,
+    EnergySavingControl,
+)
 from ric.backoff import Backoff
-from ric.e2.convert import cell_to_proto
+from ric.e2.convert import ccc_actions_from_proto, cell_to_proto
 from ric.e2node import (
     Applied,
     E2Node,
@@ -38,8 +44,9 @@ from ric.e2node import (
     read_setup_answer,
     setup_request,
 )
+from ric.errors import ProtocolError
 from ric.ids import CellId, NodeId, NodeType, Plmn, SliceId
-from ric.model import CauseCode
+from ric.model import CauseCode, CellInfo
 from ric.sim.profiles import VENDOR_PROFILES, VendorProfile
 from ric.sim.world import SimControlError, Snapshot, World
 
@@ -160,6 +167,8 @@ class NodeAgent(E2Node[_Action, _Subscription]):
         self._min_period_ms = max(self.profile.min_reporting_period_ms, tick_ms)
         self._out: asyncio.Queue[e2_pb2.NodeMessage] | None = None
         self._sink: Callable[[e2_pb2.NodeMessage], None] | None = None
+        self._announced: dict[int, CellInfo] = {}
+        self._seen_changes = -1
 
     def __repr__(self) -> str:
         return f"NodeAgent({self.node_id}, {self.profile.name}, target={self.target!r})"
@@ -168,14 +177,36 @@ class NodeAgent(E2Node[_Action, _Subscription]):
 
     def describe(self) -> NodeDescription:
         """What this node announces in E2 setup: identity, RAN functions and cells."""
+        self._announced = {c: self.world.cell_info(c) for c in self._cells}
+        self._seen_changes = self.world.cell_changes
         return NodeDescription(
             node_id=self.node_id,
             vendor=self.profile.vendor,
             software_version=self.profile.software_version,
             ran_functions=self.profile.ran_functions(min_reporting_period_ms=self._min_period_ms),
-            cells=[self.world.cell_info(c) for c in self._cells],
+            cells=list(self._announced.values()),
             keep_alive_interval_ms=self._keep_alive_ms,
         )
+
+    def _cell_updates(self) -> list[e2_pb2.NodeMessage]:
+        """A configuration update for the node's cells whose state changed since they were
+        last announced (a cell switched off or back on after its shutdown or wake-up)."""
+        self._seen_changes = self.world.cell_changes
+        changed = []
+        for c in self._cells:
+            info = self.world.cell_info(c)
+            if self._announced.get(c) != info:
+                self._announced[c] = info
+                changed.append(cell_to_proto(info))
+        if not changed:
+            return []
+        return [
+            e2_pb2.NodeMessage(
+                configuration_update=e2_pb2.NodeConfigurationUpdate(
+                    transaction_id=self.next_transaction(), cells_modified=changed
+                )
+            )
+        ]
 
     def setup_request(self) -> e2_pb2.E2SetupRequest:
         """The E2SetupRequest this node sends (a new transaction each time)."""
@@ -340,8 +371,12 @@ class NodeAgent(E2Node[_Action, _Subscription]):
         return self._min_period_ms
 
     def is_rc_function(self, ran_function_id: int) -> bool:
-        """Whether ``ran_function_id`` is this node's RC function."""
-        return ran_function_id == self.profile.rc_function_id
+        """Whether ``ran_function_id`` is this node's RC function or its CCC function (both
+        take controls)."""
+        return ran_function_id == self.profile.rc_function_id or self._is_ccc(ran_function_id)
+
+    def _is_ccc(self, ran_function_id: int) -> bool:
+        return bool(self.profile.ccc_structures) and ran_function_id == self.profile.ccc_function_id
 
     def subscribe(
         self, key: RequestKey, ran_function_id: int, period_ms: int, actions: list[_Action]
@@ -405,8 +440,14 @@ class NodeAgent(E2Node[_Action, _Subscription]):
     # ---------------------------------------------------------------- reporting
 
     def on_tick(self) -> None:
-        """Send, in one IndicationBatch, every report due at the world's current time."""
-        if (self._out is None and self._sink is None) or not self.subscriptions:
+        """Send, in one IndicationBatch, every report due at the world's current time, after a
+        configuration update if a cell of the node changed state in the step."""
+        if self._out is None and self._sink is None:
+            return
+        if self.world.cell_changes != self._seen_changes:
+            for update in self._cell_updates():
+                self._send(update)
+        if not self.subscriptions:
             return
         now = self.world.time_s
         due = [sub for sub in self.subscriptions.values() if now + 1e-9 >= sub.next_due_s]
@@ -486,8 +527,13 @@ class NodeAgent(E2Node[_Action, _Subscription]):
     # ---------------------------------------------------------------- control
 
     def apply_control(self, req: e2_pb2.ControlRequest) -> Applied:
-        """Apply an RC control to the world; a cell state change is announced afterwards in a
-        configuration update."""
+        """Apply an RC or CCC control to the world; a cell state change is announced afterwards
+        in a configuration update (when it happens: a shutdown or a wake-up takes time)."""
+        if self._is_ccc(req.ran_function_id):
+            try:
+                return self._ccc(req)
+            except SimControlError as exc:
+                raise Refused(CauseCode.RIC_REQUEST_CONTROL_FAILED_TO_EXECUTE, str(exc)) from exc
         header = req.header
         spec = self.profile.rc_action(header.style, header.action_id)
         if spec is None:
@@ -622,25 +668,68 @@ class NodeAgent(E2Node[_Action, _Subscription]):
                 CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID,
                 "cell state needs active and/or tx_power_dbm",
             )
-        before = self.world.cell_info(cell)
-        moved = self.world.set_cell_state(
-            self.world.cell_ids[cell], active=active, tx_power_dbm=power
-        )
-        after = self.world.cell_info(cell)
-        then = []
-        if after != before:
-            then.append(
-                e2_pb2.NodeMessage(
-                    configuration_update=e2_pb2.NodeConfigurationUpdate(
-                        transaction_id=self.next_transaction(),
-                        cells_modified=[cell_to_proto(after)],
-                    )
-                )
+        cell_id = self.world.cell_ids[cell]
+        if power is not None:
+            self.world.set_cell_state(cell_id, tx_power_dbm=power)
+        if active is not None:
+            # The deprecated vendor control takes the CCC path: energy saving, with the UEs
+            # handed out first and a wake-up time.
+            self.world.configure_cell(
+                cell_id,
+                administrative_state=AdministrativeState.UNLOCKED if active else None,
+                energy_saving=not active,
             )
-        state = "on" if after.active else "off"
+        after = self.world.cell_info(cell)
         return Applied(
-            f"cell {after.id} {state}, {after.tx_power_dbm:.1f} dBm, {len(moved)} UEs moved", then
+            f"cell {after.id} {self.world.cell_state(cell)}, {after.tx_power_dbm:.1f} dBm",
+            self._cell_updates(),
         )
+
+    def _ccc(self, req: e2_pb2.ControlRequest) -> Applied:
+        """Apply an E2SM-CCC cell configuration control: every change, or none."""
+        if not req.HasField("ccc"):
+            raise Refused(
+                CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID,
+                "a control to the CCC function carries its content in ControlRequest.ccc",
+            )
+        try:
+            actions = ccc_actions_from_proto(req.ccc)
+        except ProtocolError as exc:
+            raise Refused(exc.cause.code, exc.cause.detail) from exc
+        world = self.world
+        cell = self._own_cell(req.ccc.cell, "cell")
+        for action in actions:
+            for structure, attribute in action.writes():
+                if not self.profile.ccc_writable(structure, attribute):
+                    raise Refused(
+                        CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED,
+                        f"{self.profile.name} does not let the RIC write {structure}.{attribute}",
+                    )
+            if isinstance(action, CellIndividualOffset):
+                neighbour = world.cell_index(CellId.parse(action.neighbour))
+                if neighbour is None or neighbour not in world.neighbours(cell):
+                    raise Refused(
+                        CauseCode.RIC_REQUEST_TARGET_UNKNOWN,
+                        f"{action.cell_id} has no neighbour relation to {action.neighbour}",
+                    )
+        done: list[str] = []
+        for action in actions:
+            if isinstance(action, CellIndividualOffset):
+                world.set_cio(
+                    world.cell_ids[cell], CellId.parse(action.neighbour), action.offset_db
+                )
+                done.append(f"CIO {action.cell_id}>{action.neighbour} {action.offset_db:+d} dB")
+            elif isinstance(action, CellAdministration):
+                es = action.energy_saving_control
+                state = world.configure_cell(
+                    world.cell_ids[cell],
+                    administrative_state=action.administrative_state,
+                    energy_saving=None
+                    if es is None
+                    else es is EnergySavingControl.TO_BE_ENERGY_SAVING,
+                )
+                done.append(f"cell {action.cell_id} {state}")
+        return Applied("; ".join(done), self._cell_updates())
 
 
 def _int_param(params: dict[str, rc_pb2.Value], name: str) -> int:

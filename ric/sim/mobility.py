@@ -17,7 +17,13 @@ The model, with TS 38.331 / TS 38.300 names (the simulator's docs list the const
   ``radio.min_rsrp_dbm``) whose filtered RSRP plus the relation's CIO exceeds the serving
   cell's by the serving cell's hysteresis plus the A3 offset, for the serving cell's
   time-to-trigger, triggers a handover to the best such neighbour (measurement report,
-  preparation and command within the step).
+  preparation and command within the step). The CIOs start from the scenario's relations
+  and change with the CCC ``cellIndividualOffset`` control (:meth:`Mobility.set_cio`).
+- **Event A5** (``ran.a5_threshold1_dbm`` / ``a5_threshold2_dbm``, per cell or for all; off
+  by default): the serving cell's filtered RSRP plus its hysteresis below threshold 1 and a
+  neighbour's (plus CIO, less the hysteresis) above threshold 2, for the time-to-trigger,
+  triggers a handover to the best such neighbour, with its own timer beside A3's.
+- **Barred cells**: a cell shutting down admits no UE: it is no A3/A5 target.
 - **Handover execution**: the target must be usable now (SINR at or above Qout and RSRP at
   least the minimum); if it is, the UE moves and carries no traffic for
   ``ran.interruption_ms``; if not, the handover fails (T304 expires) and the UE re-establishes.
@@ -52,11 +58,13 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-HO_CAUSES: Final = ("a3", "xapp", "cell_off")
-"""Why a UE was handed over: the RAN's A3 event, an xApp's control, its cell switched off."""
+HO_CAUSES: Final = ("a3", "xapp", "cell_off", "a5")
+"""Why a UE was handed over: the RAN's A3 event, an xApp's control, its cell shutting down or
+switched off, the RAN's A5 event."""
 HO_A3: Final = 0
 HO_XAPP: Final = 1
 HO_CELL_OFF: Final = 2
+HO_A5: Final = 3
 FAILURE_CAUSES: Final = ("too_late", "too_early", "wrong_cell", "coverage", "no_reestablishment")
 """How a radio link failure or failed handover is classified (see the module docstring)."""
 _TOO_LATE, _TOO_EARLY, _WRONG_CELL, _COVERAGE, _NO_REEST = range(5)
@@ -113,6 +121,9 @@ class MobilityReport:
     """Per UE: seconds out of sync (T310 running) or failed until re-established or idle."""
     interruption_s: FloatArray
     """Per UE: seconds of handover interruption."""
+    dropped: int = 0
+    """UEs dropped because their cell was locked or its shutdown timed out with them on it
+    (each also counted in ``rlf``: it re-establishes elsewhere, but no cause is assigned)."""
 
 
 class Mobility:
@@ -130,12 +141,23 @@ class Mobility:
         self._min_rsrp = scenario.radio.min_rsrp_dbm
         self._hys = np.full(n_c, ran.hysteresis_db)
         self._ttt_us = np.full(n_c, ran.time_to_trigger_ms * 1000, dtype=np.int64)
+        # NaN: A5 off for the serving cell (the scenario validates the thresholds in pairs).
+        self._a5_t1 = np.full(
+            n_c, np.nan if ran.a5_threshold1_dbm is None else ran.a5_threshold1_dbm
+        )
+        self._a5_t2 = np.full(
+            n_c, np.nan if ran.a5_threshold2_dbm is None else ran.a5_threshold2_dbm
+        )
         for spec in ran.cells:
             c = index[spec.cell]
             if spec.hysteresis_db is not None:
                 self._hys[c] = spec.hysteresis_db
             if spec.time_to_trigger_ms is not None:
                 self._ttt_us[c] = spec.time_to_trigger_ms * 1000
+            if spec.a5_threshold1_dbm is not None:
+                self._a5_t1[c] = spec.a5_threshold1_dbm
+            if spec.a5_threshold2_dbm is not None:
+                self._a5_t2[c] = spec.a5_threshold2_dbm
         self._cio = np.zeros((n_c, n_c))
         for rel in ran.relations:
             self._cio[index[rel.source], index[rel.target]] = rel.cio_db
@@ -160,6 +182,9 @@ class Mobility:
         self._last_ho_us = np.full(n, _NEVER_US, dtype=np.int64)
         self._last_ho_src = np.full(n, -1, dtype=np.int64)
         self._held = np.zeros((n, n_c), dtype=np.int64)
+        self._held5 = np.zeros((n, n_c), dtype=np.int64) if self.a5_configured else None
+        self._no_cause = np.zeros(n, dtype=np.bool_)  # failed by a drop: no MRO cause
+        self.dropped = 0
         self._filtered = np.full((n, n_c), -np.inf)
         self._gap = np.zeros(n, dtype=np.int64)
         self._outage_us = np.zeros(n)
@@ -170,6 +195,28 @@ class Mobility:
         self._log: list[tuple[int, IntArray, IntArray, IntArray, int]] = []
 
     # ---------------------------------------------------------------- queries
+
+    @property
+    def a5_configured(self) -> bool:
+        """Whether any cell has event A5 thresholds."""
+        return bool(np.isfinite(self._a5_t1).any())
+
+    def cio(self, source: int, target: int) -> float:
+        """The cell individual offset of the relation ``source`` -> ``target``, dB."""
+        return float(self._cio[source, target])
+
+    def is_relation(self, source: int, target: int) -> bool:
+        """Whether ``target`` is one of ``source``'s neighbour relations."""
+        return bool(self._nbr[source, target])
+
+    def set_cio(self, source: int, target: int, offset_db: float) -> None:
+        """Set the CIO of the relation ``source`` -> ``target`` (a neighbour relation; the
+        caller checks the value is a Q-OffsetRange one). A3/A5 timers running for that
+        target start afresh, as a UE reconfigured with a new offset does."""
+        self._cio[source, target] = offset_db
+        self._held[:, target] = 0
+        if self._held5 is not None:
+            self._held5[:, target] = 0
 
     @property
     def failed(self) -> BoolArray:
@@ -202,6 +249,7 @@ class Mobility:
             },
             outage_s=self._outage_us / 1e6,
             interruption_s=self._interruption_s.copy(),
+            dropped=self.dropped,
         )
 
     # ---------------------------------------------------------------- transitions
@@ -251,6 +299,15 @@ class Mobility:
         self._held[ues] = 0
         self._t310[ues] = -1
 
+    def drop(self, ues: IntArray, now_us: int, serving: IntArray) -> None:
+        """The UEs' cell vanished under them (locked, or shut down with them still on it):
+        each loses its link and re-establishes as after a radio link failure."""
+        if not len(ues):
+            return
+        self.dropped += len(ues)
+        self._fail(ues, now_us, serving, left_us=self._reest_us, hof=None)
+        self._no_cause[ues] = True
+
     def _fail(
         self,
         ues: IntArray,
@@ -271,9 +328,13 @@ class Mobility:
         serving[ues] = -1
         self._t310[ues] = -1
         self._held[ues] = 0
+        if self._held5 is not None:
+            self._held5[ues] = 0
         self._gap[ues] = 0
+        self._no_cause[ues] = False
 
     def _classify(self, ues: IntArray, cells: IntArray) -> None:
+        ues, cells = ues[~self._no_cause[ues]], cells[~self._no_cause[ues]]
         recent = self._fail_at[ues] - self._last_ho_us[ues] <= self._mro_us
         src = self._last_ho_src[ues]
         fail_cell = self._fail_cell[ues]
@@ -298,12 +359,14 @@ class Mobility:
         rsrp: FloatArray,
         sinr: FloatArray,
         best_cells: Callable[[IntArray], IntArray],
+        barred: BoolArray | None = None,
     ) -> FloatArray:
         """Advance every UE's connection by one step ending at ``now_us`` + ``dt_us``.
 
         ``serving`` (cell index per UE, -1 for none) is changed in place; ``rsrp`` and
         ``sinr`` are this step's (UEs x cells); ``best_cells(ues)`` gives the best suitable
-        cell per UE or -1. Returns the share of the step each UE carried traffic, 0..1.
+        cell per UE or -1; ``barred`` marks cells that admit no UE (no A3/A5 target).
+        Returns the share of the step each UE carried traffic, 0..1.
         """
         n = self.n_ues
         air = np.ones(n)
@@ -330,7 +393,7 @@ class Mobility:
             ]
             if len(idle):
                 self._failed[idle] = False
-                self._causes[_NO_REEST] += len(idle)
+                self._causes[_NO_REEST] += int((~self._no_cause[idle]).sum())
             still = failed[self._failed[failed]]
             air[still] = 0.0
             air[idle] = 0.0
@@ -362,8 +425,10 @@ class Mobility:
             keep = np.zeros(n, dtype=np.bool_)
             keep[idx] = True
             self._held[~keep] = 0
+            if self._held5 is not None:
+                self._held5[~keep] = 0
             if len(idx):
-                self._a3(idx, dt_us, end_us, serving, rsrp, sinr)
+                self._a3(idx, dt_us, end_us, serving, rsrp, sinr, barred)
         self.apply_gaps(serving, air, dt_us)
         return air
 
@@ -375,25 +440,41 @@ class Mobility:
         serving: IntArray,
         rsrp: FloatArray,
         sinr: FloatArray,
+        barred: BoolArray | None,
     ) -> None:
         sv = serving[idx]
         filt = self._filtered[idx]
         offered = filt + self._cio[sv]
-        serving_level = filt[np.arange(len(idx)), sv] + self._off
-        cond = (
-            (offered - self._hys[sv][:, None] > serving_level[:, None])
-            & self._nbr[sv]
-            & (rsrp[idx] >= self._min_rsrp)
-        )
+        own = filt[np.arange(len(idx)), sv]
+        hys = self._hys[sv][:, None]
+        usable = self._nbr[sv] & (rsrp[idx] >= self._min_rsrp)
+        if barred is not None:
+            usable &= ~barred[None, :]
+        cond = (offered - hys > (own + self._off)[:, None]) & usable
         held = np.where(cond, self._held[idx] + dt_us, 0)
         self._held[idx] = held
-        trig = cond & (held >= self._ttt_us[sv][:, None])
+        ttt = self._ttt_us[sv][:, None]
+        trig = cond & (held >= ttt)
+        cause = np.full(len(idx), HO_A3, dtype=np.int64)
+        if self._held5 is not None:
+            # A5: serving below threshold 1 and the neighbour above threshold 2 (NaN
+            # thresholds compare False: A5 off for that serving cell).
+            t1 = self._a5_t1[sv]
+            t2 = self._a5_t2[sv]
+            cond5 = ((own + hys[:, 0] < t1)[:, None]) & (offered - hys > t2[:, None]) & usable
+            held5 = np.where(cond5, self._held5[idx] + dt_us, 0)
+            self._held5[idx] = held5
+            trig5 = cond5 & (held5 >= ttt)
+            cause[trig5.any(axis=1) & ~trig.any(axis=1)] = HO_A5
+            trig = trig | trig5
         has = trig.any(axis=1)
         if not has.any():
             return
         score = np.where(trig[has], offered[has], -np.inf)
         targets = np.argmax(score, axis=1).astype(np.int64)
-        self.execute(idx[has], targets, HO_A3, end_us, serving, rsrp, sinr)
+        for c in np.unique(cause[has]).tolist():
+            pick = cause[has] == c
+            self.execute(idx[has][pick], targets[pick], c, end_us, serving, rsrp, sinr)
 
     def apply_gaps(self, serving: IntArray, air: FloatArray, dt_us: int) -> None:
         """Take pending handover interruptions out of this step's air time (in place)."""

@@ -2,7 +2,8 @@
 
 A profile names the vendor and software version a node announces at E2 setup, the KPM report
 styles it supports with the TS 28.552 measurements of each, and the RC control actions it
-accepts. The three shipped profiles differ on purpose, so the RIC meets a mixed network:
+accepts, and the E2SM-CCC cell configuration it lets the RIC write. The shipped profiles
+differ on purpose, so the RIC meets a mixed network:
 
 ========  ===============  =====================  ============================  ==========
 profile   KPM function id  KPM styles             RC (style/action)             RC fn id
@@ -13,6 +14,12 @@ initech   2                1 (no delay metric)    100/1 cell state              
 umbrella  5                1-5 (1 with UL PRBs)   3/1 handover, 2/6 slice       7
                                                   quota, 100/1 cell state
 ========  ===============  =====================  ============================  ==========
+
+E2SM-CCC (control style 2, cell configuration; TS 28.541 names): acme (function 4) writes
+O-NRCellRelation ``cellIndividualOffset``; initech (4) and umbrella (8) write that,
+O-NRCellDU ``administrativeState`` and O-CESManagementFunction ``energySavingControl``;
+globex offers no CCC function. RC style 100 (cell state) is the vendor control the nodes
+kept from before CCC: it works, as energy saving, and is deprecated.
 
 The UE-level styles of acme and umbrella also report each UE's three strongest neighbour cells
 (``L1M.RSRP.Nbr1..3``, ``L1M.Nbr1..3.Nci``, see :mod:`ric.sim.metrics`).
@@ -26,9 +33,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from ric._proto.e2.v1 import e2_pb2, kpm_pb2, rc_pb2
+from ric._proto.e2.v1 import ccc_pb2, e2_pb2, kpm_pb2, rc_pb2
 from ric.actions import CellState, Handover, SlicePrbQuota
-from ric.model import KPM_OID, RC_OID
+from ric.model import CCC_OID, KPM_OID, RC_OID
 from ric.sim.metrics import UE_NEIGHBOUR_METRICS
 
 __all__ = [
@@ -126,6 +133,11 @@ CELL_STATE: Final = RcActionSpec(
 )
 
 
+CCC_RELATION: Final = ("O-NRCellRelation", ("cellIndividualOffset",))
+CCC_CELL_DU: Final = ("O-NRCellDU", ("administrativeState",))
+CCC_ENERGY_SAVING: Final = ("O-CESManagementFunction", ("energySavingControl",))
+
+
 @dataclass(frozen=True, slots=True)
 class VendorProfile:
     """What a simulated node of one vendor announces and accepts."""
@@ -143,6 +155,11 @@ class VendorProfile:
     """Shortest KPM reporting period the node accepts, in ms."""
     kpm_revision: int = 3
     rc_revision: int = 1
+    ccc_structures: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """E2SM-CCC cell-level configuration structures and their writable attributes; none:
+    the node offers no CCC function."""
+    ccc_function_id: int = 4
+    ccc_revision: int = 1
     _actions: dict[tuple[int, int], RcActionSpec] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -157,6 +174,10 @@ class VendorProfile:
     def rc_action(self, style: int, action_id: int) -> RcActionSpec | None:
         """The advertised RC action (style, action id), or None."""
         return self._actions.get((style, action_id))
+
+    def ccc_writable(self, structure: str, attribute: str) -> bool:
+        """Whether the node's CCC function lets the RIC write ``attribute`` of ``structure``."""
+        return any(name == structure and attribute in attrs for name, attrs in self.ccc_structures)
 
     def ran_functions(
         self, *, min_reporting_period_ms: int | None = None
@@ -203,7 +224,23 @@ class VendorProfile:
             description=f"{self.vendor} RAN control",
             rc=rc_pb2.RcFunctionDefinition(control_styles=[styles[k] for k in sorted(styles)]),
         )
-        return [kpm, rc]
+        if not self.ccc_structures:
+            return [kpm, rc]
+        ccc = e2_pb2.RanFunction(
+            ran_function_id=self.ccc_function_id,
+            oid=CCC_OID,
+            short_name="ORAN-E2SM-CCC",
+            revision=self.ccc_revision,
+            description=f"{self.vendor} cell configuration",
+            ccc=ccc_pb2.CccFunctionDefinition(
+                control_styles=[2],
+                cell_structures=[
+                    ccc_pb2.CccConfigurationStructure(name=name, attributes=list(attrs))
+                    for name, attrs in self.ccc_structures
+                ],
+            ),
+        )
+        return [kpm, rc, ccc]
 
 
 VENDOR_PROFILES: Final[Mapping[str, VendorProfile]] = {
@@ -214,6 +251,7 @@ VENDOR_PROFILES: Final[Mapping[str, VendorProfile]] = {
         kpm_styles={1: _CELL_FULL, 2: _UE_FULL, 3: _UE_FULL, 4: _UE_FULL, 5: _UE_FULL},
         rc_actions=(HANDOVER, SLICE_PRB_QUOTA),
         min_reporting_period_ms=10,
+        ccc_structures=(CCC_RELATION,),
     ),
     "globex": VendorProfile(
         name="globex",
@@ -232,6 +270,7 @@ VENDOR_PROFILES: Final[Mapping[str, VendorProfile]] = {
         kpm_styles={1: _CELL_NO_DELAY},
         rc_actions=(CELL_STATE,),
         min_reporting_period_ms=500,
+        ccc_structures=(CCC_RELATION, CCC_CELL_DU, CCC_ENERGY_SAVING),
     ),
     # A node that offers mobility and energy saving on the same cells, so that a load
     # balancer and an energy saver can meet (and conflict) on them.
@@ -244,6 +283,8 @@ VENDOR_PROFILES: Final[Mapping[str, VendorProfile]] = {
         kpm_function_id=5,
         rc_function_id=7,
         min_reporting_period_ms=10,
+        ccc_structures=(CCC_RELATION, CCC_CELL_DU, CCC_ENERGY_SAVING),
+        ccc_function_id=8,
     ),
 }
 """The shipped vendor profiles, by name."""

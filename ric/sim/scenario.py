@@ -68,6 +68,7 @@ from pydantic import (
     model_validator,
 )
 
+from ric.actions import Q_OFFSET_RANGE_DB
 from ric.errors import ConfigError
 from ric.ids import CellId, Plmn, SliceId
 from ric.sim.profiles import VENDOR_PROFILES
@@ -155,7 +156,7 @@ class RadioSpec(_Spec):
 
 TIME_TO_TRIGGER_MS: Final = (0, 40, 64, 80, 100, 128, 160, 256, 320, 480, 512, 640, 1024, 1280, 2560, 5120)  # fmt: skip
 """The TimeToTrigger values of TS 38.331, ms."""
-Q_OFFSET_DB: Final = (-24, -22, -20, -18, -16, -14, -12, -10, -8, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24)  # fmt: skip
+Q_OFFSET_DB: Final = Q_OFFSET_RANGE_DB
 """The Q-OffsetRange values of TS 38.331 (cell individual offsets), dB."""
 FILTER_COEFFICIENTS: Final = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 17, 19)
 """The FilterCoefficient values of TS 38.331 (layer-3 RSRP filter)."""
@@ -174,6 +175,18 @@ class RanCellSpec(_Spec):
     """The cell, as its NR CGI text (``001-01-4097``)."""
     hysteresis_db: float | None = Field(None, ge=0.0, le=30.0)
     time_to_trigger_ms: int | None = None
+    a5_threshold1_dbm: float | None = Field(
+        None,
+        ge=-156.0,
+        le=-31.0,
+        description="Event A5 threshold 1 of this serving cell, dBm (overrides the [ran] one).",
+    )
+    a5_threshold2_dbm: float | None = Field(
+        None,
+        ge=-156.0,
+        le=-31.0,
+        description="Event A5 threshold 2 of this serving cell, dBm (overrides the [ran] one).",
+    )
 
     @field_validator("time_to_trigger_ms")
     @classmethod
@@ -232,8 +245,46 @@ class RanSpec(_Spec):
     mro_window_ms: int = Field(1000, ge=0, le=60_000)
     """A failure this soon after a handover counts against that handover (too early or to
     the wrong cell), ms."""
+    a5_threshold1_dbm: float | None = Field(
+        None,
+        ge=-156.0,
+        le=-31.0,
+        description="Event A5 (TS 38.331 5.5.4.7) threshold 1, dBm: with threshold 2 set, a "
+        "UE whose serving cell's filtered RSRP plus the hysteresis is below it, and that hears "
+        "a neighbour (plus the relation's CIO, less the hysteresis) above threshold 2 for the "
+        "time-to-trigger, is handed over to it, whatever A3 says. Unset (the default): no A5. "
+        "It hands over coverage-limited UEs, for example those of a cell that energy saving "
+        "shrinks.",
+    )
+    a5_threshold2_dbm: float | None = Field(
+        None,
+        ge=-156.0,
+        le=-31.0,
+        description="Event A5 threshold 2, dBm: the neighbour's RSRP it needs (see "
+        "a5_threshold1_dbm).",
+    )
+    cell_shutdown_timeout_s: float = Field(
+        5.0,
+        ge=0.0,
+        le=600.0,
+        description="Longest a cell shutting down (administrativeState SHUTTING_DOWN, energy "
+        "saving, or the RC cell-off control) spends handing its UEs to neighbours, s: it "
+        "admits no new UE, hands each UE over as soon as a neighbour can take it, and switches "
+        "off when empty or at this timeout, dropping the UEs still on it (they re-establish "
+        "elsewhere).",
+    )
+    cell_wakeup_s: float = Field(
+        1.0,
+        ge=0.0,
+        le=600.0,
+        description="Time from switching a sleeping cell on to its first served UE, s; the "
+        "cell draws its idle power meanwhile and serves no one. 1 s is the transition time of "
+        "the deepest base-station sleep mode (SM4) in Debaillie et al., 'A flexible and "
+        "future-proof power model for cellular base stations', IEEE VTC2015-Spring; a full "
+        "cell restart can take longer.",
+    )
     cells: tuple[RanCellSpec, ...] = ()
-    """Per-cell hysteresis and time-to-trigger."""
+    """Per-cell hysteresis, time-to-trigger and A5 thresholds."""
     relations: tuple[RanRelationSpec, ...] = ()
     """Cell individual offsets per neighbour relation (default 0 dB)."""
 
@@ -631,10 +682,29 @@ class Scenario(_Spec):
     def _check_ran(self) -> None:
         cells = cell_names(self.plmn, self.nodes)
         known = ", ".join(cells)
-        for i, spec in enumerate(self.ran.cells):
+        ran = self.ran
+        if (ran.a5_threshold1_dbm is None) != (ran.a5_threshold2_dbm is None):
+            missing = "a5_threshold2_dbm" if ran.a5_threshold2_dbm is None else "a5_threshold1_dbm"
+            raise ConfigError(f"ran.{missing}", "event A5 needs both thresholds, or neither")
+        for i, spec in enumerate(ran.cells):
             if spec.cell not in cells:
                 raise ConfigError(
                     f"ran.cells[{i}].cell", f"unknown cell {spec.cell!r}; the scenario's: {known}"
+                )
+            t1 = (
+                spec.a5_threshold1_dbm
+                if spec.a5_threshold1_dbm is not None
+                else ran.a5_threshold1_dbm
+            )
+            t2 = (
+                spec.a5_threshold2_dbm
+                if spec.a5_threshold2_dbm is not None
+                else ran.a5_threshold2_dbm
+            )
+            if (t1 is None) != (t2 is None):
+                missing = "a5_threshold2_dbm" if t2 is None else "a5_threshold1_dbm"
+                raise ConfigError(
+                    f"ran.cells[{i}].{missing}", "event A5 needs both thresholds, or neither"
                 )
         for i, rel in enumerate(self.ran.relations):
             for end in ("source", "target"):

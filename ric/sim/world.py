@@ -42,11 +42,12 @@ from typing import Any, Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from ric.actions import Q_OFFSET_RANGE_DB, AdministrativeState
 from ric.ids import CellId, Plmn, SliceId
 from ric.model import CellInfo
 from ric.sim import metrics as _m
 from ric.sim.metrics import CellCol, SliceCol, UeCol
-from ric.sim.mobility import HO_XAPP, Mobility, MobilityReport
+from ric.sim.mobility import HO_CELL_OFF, HO_XAPP, Mobility, MobilityReport
 from ric.sim.radio import (
     BANDS,
     bearing_deg,
@@ -62,7 +63,7 @@ from ric.sim.scenario import AreaSpec, EventSpec, Scenario, SinrDegradation
 from ric.sim.scheduler import Scheduler
 from ric.sim.traffic import Traffic
 
-__all__ = ["NodeLayout", "SimControlError", "Snapshot", "World"]
+__all__ = ["CELL_STATES", "NodeLayout", "SimControlError", "Snapshot", "World"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,28 @@ DEFAULT_MARGIN_M: Final = 250.0
 MAX_TX_POWER_DBM: Final = 49.0
 MIN_HEARD_RSRP_DBM: Final = -156.0
 """Weakest RSRP a UE measures and reports, dBm (the bottom of the TS 38.133 reporting range)."""
+
+
+CELL_ACTIVE: Final = 0
+CELL_SHUTTING_DOWN: Final = 1
+CELL_OFF: Final = 2
+CELL_WAKING: Final = 3
+CELL_STATES: Final = ("active", "shutting_down", "off", "waking")
+"""A cell's state, by its number: serving; serving its UEs but admitting none and handing them
+out; off (asleep or locked); waking up (powered, not serving yet). See
+:meth:`World.configure_cell`."""
+_STATE_TEXT: Final = (
+    "active",
+    "shutting down (it admits no UE)",
+    "switched off",
+    "waking up (it serves no UE yet)",
+)
+
+
+SHUTDOWN_RAMP_DB: Final = 20.0
+"""How far a cell shutting down lowers its transmit power, linearly over
+``ran.cell_shutdown_timeout_s``, so that its UEs' own A3 events hand them out and its
+interference fades (a gradual switch-off; the ramp's depth is this model's choice)."""
 
 
 class SimControlError(ValueError):
@@ -138,6 +161,7 @@ class World:
         self.seed = scenario.seed if seed is None else seed
         self._rng = np.random.default_rng(self.seed)
         self._radio = scenario.radio
+        self._ran = scenario.ran
         self.plmn = Plmn(scenario.plmn.mcc, scenario.plmn.mnc)
         self._time_us = 0
         self._build_cells()
@@ -213,6 +237,15 @@ class World:
         self._h_bs_m = np.array(height)
         self._pci = pci
         self._active = np.ones(self.n_cells, dtype=np.bool_)
+        """Whether each cell transmits (CELL_ACTIVE or CELL_SHUTTING_DOWN)."""
+        self._state = np.full(self.n_cells, CELL_ACTIVE, dtype=np.int64)
+        self._admin = [AdministrativeState.UNLOCKED] * self.n_cells
+        self._es = np.zeros(self.n_cells, dtype=np.bool_)
+        self._state_until_us = np.zeros(self.n_cells, dtype=np.int64)
+        self._ramp_db = np.zeros(self.n_cells)  # transmit power ramp-down while shutting down
+        self.cell_changes = 0
+        """Counts every cell state change (on, off, shutting down, waking), so that a node
+        can tell cheaply when to announce its cells again."""
         bands = [BANDS[b] for b in band]
         self._freq_ghz = np.array([b.centre_ghz for b in bands])
         self._scs_khz = np.array([float(b.scs_khz) for b in bands])
@@ -390,7 +423,7 @@ class World:
         dy = self._uy_m[:, None] - self._cy_m[None, :]
         pl = path_loss_db(np.hypot(dx, dy), self._freq_ghz, self._h_bs_m, self._radio.ue_height_m)
         self._coupling_db = self._antenna_gain(dx, dy) - pl - self._shadow_db[:, self._site]
-        rsrp = (self._tx_dbm - self._re_per_cell_db)[None, :] + self._coupling_db
+        rsrp = (self._tx_dbm + self._ramp_db - self._re_per_cell_db)[None, :] + self._coupling_db
         self._rsrp_dbm = np.where(self._active[None, :], rsrp, -np.inf)
         rx_mw = np.where(self._active[None, :], 10.0 ** (rsrp / 10.0), 0.0)
         weight = np.where(self._active, np.maximum(self._load, self._radio.interference_floor), 0.0)
@@ -400,10 +433,14 @@ class World:
         self._sinr_db += self._sinr_offset_db[None, :]
 
     def _best_cells(self, ues: IntArray, candidates: IntArray | None = None) -> IntArray:
-        """Best active cell by RSRP for each UE (among ``candidates``), -1 if too weak."""
+        """Best active cell by RSRP for each UE (among ``candidates``), -1 if too weak; a cell
+        shutting down admits no UE."""
         rsrp = (
             self._rsrp_dbm[ues] if candidates is None else self._rsrp_dbm[np.ix_(ues, candidates)]
         )
+        admits = self._state == CELL_ACTIVE
+        if not admits.all():
+            rsrp = np.where(admits if candidates is None else admits[candidates], rsrp, -np.inf)
         if rsrp.shape[1] == 0:
             return np.full(len(ues), -1, dtype=np.int64)
         best = np.argmax(rsrp, axis=1)
@@ -437,6 +474,7 @@ class World:
         self._apply_events()
         self._update_demand(dt_s)
         self._refresh_radio()
+        self._advance_cells()
         self._associate(dt_us)
         self._serve(dt_us)
         self._time_us += dt_us
@@ -489,7 +527,13 @@ class World:
 
     def _associate(self, dt_us: int) -> None:
         self._air = self._mobility.step(
-            dt_us, self._time_us, self._serving, self._rsrp_dbm, self._sinr_db, self._best_cells
+            dt_us,
+            self._time_us,
+            self._serving,
+            self._rsrp_dbm,
+            self._sinr_db,
+            self._best_cells,
+            barred=self._state == CELL_SHUTTING_DOWN,
         )
         idle = np.flatnonzero((self._serving < 0) & ~self._mobility.failed)
         self._attach(idle)
@@ -775,8 +819,8 @@ class World:
         if ue is None:
             raise SimControlError(f"unknown UE {ue_id}")
         t = self._cell(target)
-        if not self._active[t]:
-            raise SimControlError(f"target cell {target} is switched off")
+        if self._state[t] != CELL_ACTIVE:
+            raise SimControlError(f"target cell {target} is {_STATE_TEXT[self._state[t]]}")
         source = int(self._serving[ue])
         if source < 0:
             raise SimControlError(f"UE {ue_id} has no connection (radio link failure or idle)")
@@ -848,11 +892,14 @@ class World:
     def set_cell_state(
         self, cell: CellId, *, active: bool | None = None, tx_power_dbm: float | None = None
     ) -> list[int]:
-        """Switch a cell on or off and/or set its transmit power (dBm).
+        """Switch a cell on or off at once and/or set its transmit power (dBm): the instant
+        switch, for tests and scripted set-ups. Nodes take the realistic path instead
+        (:meth:`configure_cell`: shutdown with hand-outs, wake-up time).
 
         A cell switched off stops transmitting (its interference disappears) and hands each
         of its UEs to the best active neighbour, or else to the best active cell, or leaves it
-        unattached. Returns the RAN UE ids that had to leave the cell.
+        unattached; it is then energy saving (:meth:`configure_cell` can wake it). Returns the
+        RAN UE ids that had to leave the cell.
         """
         c = self._cell(cell)
         if active is None and tx_power_dbm is None:
@@ -864,13 +911,16 @@ class World:
         if tx_power_dbm is not None:
             self._tx_dbm[c] = tx_power_dbm
         moved: list[int] = []
-        if active is not None and active != bool(self._active[c]):
-            self._active[c] = active
-            if not active:
-                self._load[c] = 0.0
-            self._refresh_radio()
-            if not active:
+        if active is not None:
+            self._es[c] = not active
+            if active:
+                self._admin[c] = AdministrativeState.UNLOCKED
+        if active is not None and active != (self._state[c] == CELL_ACTIVE):
+            if active:
+                self._switch_on(c)
+            else:
                 moved = self._evacuate(c)
+                self._switch_off(c)
         else:
             self._refresh_radio()
         return moved
@@ -879,7 +929,9 @@ class World:
         ues = np.flatnonzero(self._serving == c).astype(np.int64)
         if not len(ues):
             return []
-        nbrs = np.array([j for j in self._neighbours[c] if self._active[j]], dtype=np.int64)
+        nbrs = np.array(
+            [j for j in self._neighbours[c] if self._state[j] == CELL_ACTIVE], dtype=np.int64
+        )
         target = self._best_cells(ues, nbrs)
         lost = target < 0
         if lost.any():
@@ -888,6 +940,179 @@ class World:
         self._mobility.moved(ues, np.full(len(ues), c, dtype=np.int64), target, self._time_us)
         log.debug("cell %s off: %d UEs moved", self.cell_text[c], len(ues))
         return [int(u) + 1 for u in ues]
+
+    # ---------------------------------------------------------------- cell configuration
+
+    def configure_cell(
+        self,
+        cell: CellId,
+        *,
+        administrative_state: AdministrativeState | None = None,
+        energy_saving: bool | None = None,
+    ) -> str:
+        """Set a cell's administrative state and/or energy saving (E2SM-CCC O-NRCellDU
+        ``administrativeState``, O-CESManagementFunction ``energySavingControl``) as a node
+        does; returns the cell's state name (:data:`CELL_STATES`).
+
+        A cell serves while it is UNLOCKED and not energy saving. Taken out of service by
+        SHUTTING_DOWN or energy saving, it admits no new UE, hands its UEs to neighbours as
+        soon as each can take one (``cell_off`` handovers, with the interruption time), and
+        switches off when empty or after ``ran.cell_shutdown_timeout_s``, dropping the UEs
+        still on it; SHUTTING_DOWN then becomes LOCKED. LOCKED switches it off at once and
+        drops its UEs. Put back in service, a cell that is off wakes up: it draws power but
+        serves no one for ``ran.cell_wakeup_s``; a cell still shutting down simply resumes.
+        """
+        c = self._cell(cell)
+        if administrative_state is None and energy_saving is None:
+            raise SimControlError(
+                "nothing to change: give administrative_state and/or energy_saving"
+            )
+        if administrative_state is not None:
+            self._admin[c] = administrative_state
+        if energy_saving is not None:
+            self._es[c] = energy_saving
+        self._reconcile(c)
+        return CELL_STATES[self._state[c]]
+
+    def _reconcile(self, c: int) -> None:
+        """Move cell ``c`` towards what its administrative state and energy saving ask."""
+        state = int(self._state[c])
+        admin = self._admin[c]
+        if admin is AdministrativeState.UNLOCKED and not self._es[c]:
+            if state == CELL_OFF:
+                self._set_state(c, CELL_WAKING, self._ran.cell_wakeup_s)
+                if self._ran.cell_wakeup_s <= 0.0:
+                    self._switch_on(c)
+            elif state == CELL_SHUTTING_DOWN:
+                self._set_state(c, CELL_ACTIVE)
+            return
+        if admin is AdministrativeState.LOCKED:
+            if state in (CELL_ACTIVE, CELL_SHUTTING_DOWN):
+                self._switch_off(c)
+            elif state == CELL_WAKING:
+                self._set_state(c, CELL_OFF)
+            return
+        if state == CELL_ACTIVE:
+            self._set_state(c, CELL_SHUTTING_DOWN, self._ran.cell_shutdown_timeout_s)
+            self._drain(c)
+        elif state == CELL_WAKING:
+            self._set_state(c, CELL_OFF)
+        if self._state[c] == CELL_OFF and admin is AdministrativeState.SHUTTING_DOWN:
+            self._admin[c] = AdministrativeState.LOCKED
+
+    def _set_state(self, c: int, state: int, for_s: float = 0.0) -> None:
+        self._state[c] = state
+        self._ramp_db[c] = 0.0
+        self._state_until_us[c] = self._time_us + round(for_s * 1e6)
+        self.cell_changes += 1
+
+    def _switch_on(self, c: int) -> None:
+        self._set_state(c, CELL_ACTIVE)
+        self._active[c] = True
+        self._refresh_radio()
+
+    def _switch_off(self, c: int) -> None:
+        """Stop transmitting; UEs still on the cell are dropped."""
+        left = np.flatnonzero(self._serving == c).astype(np.int64)
+        self._mobility.drop(left, self._time_us, self._serving)
+        self._set_state(c, CELL_OFF)
+        if self._admin[c] is AdministrativeState.SHUTTING_DOWN:
+            self._admin[c] = AdministrativeState.LOCKED
+        self._active[c] = False
+        self._load[c] = 0.0
+        self._refresh_radio()
+        if len(left):
+            log.debug("cell %s off: %d UEs dropped", self.cell_text[c], len(left))
+
+    def _drain(self, c: int) -> None:
+        """Hand the UEs of cell ``c`` (shutting down) that a neighbour can take now to the
+        best one (cell_off handovers); the others wait for a later step."""
+        ues = np.flatnonzero(self._serving == c).astype(np.int64)
+        if not len(ues):
+            return
+        ues = ues[[not self._mobility.out_of_sync(int(u)) for u in ues]]
+        nbrs = np.array(
+            [j for j in self._neighbours[c] if self._state[j] == CELL_ACTIVE], dtype=np.int64
+        )
+        target = self._best_cells(ues, nbrs)
+        lost = target < 0
+        if lost.any():
+            target[lost] = self._best_cells(ues[lost])
+        go = target >= 0
+        if not go.any():
+            return
+        ues, target = ues[go], target[go]
+        # Only to a neighbour usable now: the cell's power ramp-down makes more of them
+        # usable step by step.
+        ok = self._sinr_db[ues, target] >= self._radio.rlf_sinr_db
+        if ok.any():
+            self._mobility.execute(
+                ues[ok],
+                target[ok],
+                HO_CELL_OFF,
+                self._time_us,
+                self._serving,
+                self._rsrp_dbm,
+                self._sinr_db,
+            )
+
+    def _advance_cells(self) -> None:
+        """Per step: cells shutting down hand UEs out and switch off when empty or timed out;
+        cells waking up start serving when their wake-up time is over."""
+        busy = np.flatnonzero(self._state != CELL_ACTIVE)
+        ramped = False
+        for c in busy.tolist():
+            if self._state[c] == CELL_SHUTTING_DOWN:
+                span_us = round(self._ran.cell_shutdown_timeout_s * 1e6)
+                left_us = int(self._state_until_us[c]) - self._time_us
+                done = 1.0 - left_us / span_us if span_us > 0 else 1.0
+                self._ramp_db[c] = -SHUTDOWN_RAMP_DB * min(max(done, 0.0), 1.0)
+                ramped = True
+        if ramped:
+            self._refresh_radio()
+        for c in busy.tolist():
+            if self._state[c] == CELL_SHUTTING_DOWN:
+                self._drain(c)
+                if not (self._serving == c).any() or self._time_us >= self._state_until_us[c]:
+                    self._switch_off(c)
+            elif self._state[c] == CELL_WAKING and self._time_us >= self._state_until_us[c]:
+                self._switch_on(c)
+
+    def cell_state(self, index: int) -> str:
+        """The state of cell ``index``: one of :data:`CELL_STATES`."""
+        return CELL_STATES[self._state[index]]
+
+    def administrative_state(self, index: int) -> AdministrativeState:
+        """The administrative state of cell ``index`` (TS 28.541 ``administrativeState``)."""
+        return self._admin[index]
+
+    def energy_saving(self, index: int) -> bool:
+        """Whether cell ``index`` is asked to save energy (``toBeEnergySaving``)."""
+        return bool(self._es[index])
+
+    @property
+    def powered(self) -> BoolArray:
+        """Whether each cell draws more than its sleep power: it transmits, or is waking up,
+        read-only."""
+        return _ro(self._state != CELL_OFF)
+
+    def cio(self, source: CellId, target: CellId) -> float:
+        """The cell individual offset of the relation ``source`` -> ``target``, dB."""
+        return self._mobility.cio(self._cell(source), self._cell(target))
+
+    def set_cio(self, source: CellId, target: CellId, offset_db: float) -> None:
+        """Set the cell individual offset (CIO) of the neighbour relation ``source`` ->
+        ``target``: a TS 38.331 Q-OffsetRange value, dB, added to ``target``'s RSRP in the
+        A3/A5 evaluation of the UEs ``source`` serves. Refused for an unknown cell, a cell
+        that is not one of ``source``'s neighbour relations, or a value outside the range."""
+        s, t = self._cell(source), self._cell(target)
+        if not self._mobility.is_relation(s, t):
+            raise SimControlError(f"{source} has no neighbour relation to {target}")
+        if offset_db not in Q_OFFSET_RANGE_DB:
+            raise SimControlError(
+                f"cell individual offset {offset_db} dB is not a Q-OffsetRange value (TS 38.331)"
+            )
+        self._mobility.set_cio(s, t, float(offset_db))
 
     # ---------------------------------------------------------------- measurements
 

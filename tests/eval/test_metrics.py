@@ -101,6 +101,7 @@ class FakeWorld:
     ue_delay_ms: Any = field(default_factory=lambda: np.array([1.0, 1.0, 9.0, 0.0]))
     ue_slice: Any = field(default_factory=lambda: np.array([0, 0, 1, 1]))
     active: Any = field(default_factory=lambda: np.array([True, True, False]))
+    powered: Any = field(default_factory=lambda: np.array([True, True, False]))
     cell_load: Any = field(default_factory=lambda: np.array([0.5, 0.25, 0.0]))
 
 
@@ -198,6 +199,20 @@ def test_tick_recorder_figures_by_hand() -> None:
     assert m.series["prb_util_max_pct"].tolist() == [50.0, 50.0, 100.0]
     assert m.series["ue_thp_dl_mean_kbps"].tolist() == pytest.approx([2500.0 / 3] * 3)
     assert m.series["ue_thp_dl_p5_kbps"].tolist() == pytest.approx([550.0] * 3)
+
+
+def test_a_cell_waking_up_draws_idle_power_but_is_not_active() -> None:
+    """A cell waking up (powered, not transmitting) counts its idle power, 260 W, instead of
+    its sleep power, 150 W, and no active cell-time."""
+    asleep, waking = FakeWorld(), FakeWorld(powered=np.array([True, True, True]))
+    figures = []
+    for world in (asleep, waking):
+        rec = TickRecorder(_scenario())
+        world.time_s = 0.1
+        rec(cast(World, world))
+        figures.append(rec.finish([], _mobility()))
+    assert figures[1].energy_kwh - figures[0].energy_kwh == pytest.approx(0.1 * 110.0 / 3.6e6)
+    assert figures[1].active_cell_hours == figures[0].active_cell_hours
 
 
 async def test_run_scenario_calls_on_tick_after_every_step() -> None:

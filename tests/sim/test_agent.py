@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric._proto.e2.v1 import ccc_pb2, common_pb2, e2_pb2, kpm_pb2, rc_pb2
 from ric.e2.convert import cell_id_to_proto
 from ric.ids import CellId
-from ric.model import KPM_OID, RC_OID, CauseCode
+from ric.model import CCC_OID, KPM_OID, RC_OID, CauseCode
 from ric.sim import VENDOR_PROFILES, Scenario, Simulator
 from ric.sim.metrics import UE_NEIGHBOUR_METRICS
 
@@ -492,8 +492,11 @@ async def test_control_failures_carry_the_right_cause(small: Scenario, fake_ric:
 
 
 async def test_cell_off_and_on_is_applied_and_announced(small: Scenario, fake_ric: FakeRic) -> None:
-    """Switching a cell off (typed) and on (generic form) is acknowledged, applied and announced."""
-    async with running(small, fake_ric) as (sim, nodes):
+    """The deprecated RC cell-state control still works, as energy saving: switching a cell
+    off (typed) is acknowledged at once and announced when the cell has handed its UEs out
+    and is off; switching it on (generic form) is announced after the wake-up time."""
+    quick = small.model_copy(update={"ran": small.ran.model_copy(update={"cell_wakeup_s": 0.3})})
+    async with running(quick, fake_ric) as (sim, nodes):
         world = sim.world
         initech = nodes[3]
         fn = function_id(initech, RC_OID)
@@ -505,12 +508,13 @@ async def test_cell_off_and_on_is_applied_and_announced(small: Scenario, fake_ri
             )
         )
         ack = (await initech.recv("control_acknowledge")).control_acknowledge
-        assert "off" in ack.outcome
+        assert "shutting_down" in ack.outcome or "off" in ack.outcome
         update = (await initech.recv("configuration_update")).configuration_update
         [modified] = update.cells_modified
         assert modified.cgi == cgi
         assert not modified.active
         assert not world.is_active(cell)
+        assert world.energy_saving(cell)
         assert cell not in world.serving.tolist()
 
         generic = rc_pb2.GenericControl(
@@ -520,11 +524,113 @@ async def test_cell_off_and_on_is_applied_and_announced(small: Scenario, fake_ri
             }
         )
         initech.send(control_request=control(2, fn, 100, 1, cell=cgi, generic=generic))
-        await initech.recv("control_acknowledge")
-        update = (await initech.recv("configuration_update")).configuration_update
-        assert update.cells_modified[0].active
+        ack = (await initech.recv("control_acknowledge")).control_acknowledge
+        assert "waking" in ack.outcome
+        while True:  # the power change may be announced before the cell is up
+            update = (await initech.recv("configuration_update")).configuration_update
+            if update.cells_modified[0].active:
+                break
         assert update.cells_modified[0].tx_power_dbm == 37.0
         assert world.is_active(cell)
+        assert world.time_s >= 0.3
+
+
+def ccc_control(
+    instance: int, fn: int, cell: common_pb2.NrCgi, **structures: object
+) -> e2_pb2.ControlRequest:
+    """A CCC cell configuration control (style 2) of ``cell`` with the given structures."""
+    return e2_pb2.ControlRequest(
+        request_id=rid(instance),
+        ran_function_id=fn,
+        ccc=ccc_pb2.CccControl(style=2, cell=cell, **structures),  # type: ignore[arg-type]
+        ack_requested=True,
+    )
+
+
+def relation(neighbour: common_pb2.NrCgi, offset_db: int) -> ccc_pb2.NrCellRelation:
+    """One O-NRCellRelation change: the CIO towards ``neighbour``."""
+    return ccc_pb2.NrCellRelation(
+        adjacent_cell=neighbour,
+        cell_individual_offset=ccc_pb2.CellIndividualOffset(rsrp_offset_ssb_db=offset_db),
+    )
+
+
+async def test_ccc_cio_and_energy_saving_are_applied(small: Scenario, fake_ric: FakeRic) -> None:
+    """Through the node's CCC function a CIO is set on a relation and a cell is put to
+    energy saving (acknowledged, then announced off once empty); a CIO outside Q-OffsetRange,
+    a relation the cell does not have, a foreign cell and an attribute the vendor does not
+    let the RIC write are refused with their cause, and change nothing."""
+    async with running(small, fake_ric) as (sim, nodes):
+        world = sim.world
+        initech, acme = nodes[3], nodes[1]
+        [cell] = world.nodes[3].cells
+        cgi = cell_id_to_proto(world.cell_ids[cell])
+        nbr = world.neighbours(cell)[0]
+        nbr_cgi = cell_id_to_proto(world.cell_ids[nbr])
+        fn = function_id(initech, CCC_OID)
+        initech.send(control_request=ccc_control(1, fn, cgi, relations=[relation(nbr_cgi, -6)]))
+        ack = (await initech.recv("control_acknowledge")).control_acknowledge
+        assert "-6 dB" in ack.outcome
+        assert world.cio(world.cell_ids[cell], world.cell_ids[nbr]) == -6.0
+
+        strangers = [
+            c for c in range(world.n_cells) if c != cell and c not in world.neighbours(cell)
+        ]
+        foreign = cell_id_to_proto(CellId(world.plmn, 999))
+        acme_cell = cell_id_to_proto(world.cell_ids[world.nodes[1].cells[0]])
+        lock = ccc_pb2.NrCellDu(administrative_state=ccc_pb2.ADMINISTRATIVE_STATE_LOCKED)
+        cases = [
+            (
+                initech,
+                ccc_control(2, fn, cgi, relations=[relation(nbr_cgi, 7)]),
+                CauseCode.RIC_REQUEST_CONTROL_MESSAGE_INVALID,
+                "Q-OffsetRange",
+            ),
+            (
+                initech,
+                ccc_control(3, fn, cgi, relations=[relation(foreign, 2)]),
+                CauseCode.RIC_REQUEST_TARGET_UNKNOWN,
+                "no neighbour relation",
+            ),
+            (
+                initech,
+                ccc_control(4, fn, acme_cell, nr_cell_du=lock),
+                CauseCode.RIC_REQUEST_TARGET_UNKNOWN,
+                "not a cell of this node",
+            ),
+            (
+                acme,
+                ccc_control(5, function_id(acme, CCC_OID), acme_cell, nr_cell_du=lock),
+                CauseCode.RIC_REQUEST_ACTION_NOT_SUPPORTED,
+                "O-NRCellDU.administrativeState",
+            ),
+        ]
+        if strangers:
+            far = cell_id_to_proto(world.cell_ids[strangers[0]])
+            cases.append(
+                (
+                    initech,
+                    ccc_control(6, fn, cgi, relations=[relation(far, 2)]),
+                    CauseCode.RIC_REQUEST_TARGET_UNKNOWN,
+                    "no neighbour relation",
+                )
+            )
+        for session, request, code, words in cases:
+            session.send(control_request=request)
+            failure = await session.recv("control_failure")
+            assert cause_of(failure) == code, failure
+            assert words in failure.control_failure.cause.detail
+        assert world.cio(world.cell_ids[cell], world.cell_ids[nbr]) == -6.0
+        assert world.is_active(world.nodes[1].cells[0])
+
+        es = ccc_pb2.CesManagementFunction(
+            energy_saving_control=ccc_pb2.ENERGY_SAVING_CONTROL_TO_BE_ENERGY_SAVING
+        )
+        initech.send(control_request=ccc_control(7, fn, cgi, ces_management_function=es))
+        await initech.recv("control_acknowledge")
+        update = (await initech.recv("configuration_update")).configuration_update
+        assert not update.cells_modified[0].active
+        assert world.cell_state(cell) == "off" and world.energy_saving(cell)
 
 
 async def test_slice_quota_control_changes_the_world(small: Scenario, fake_ric: FakeRic) -> None:

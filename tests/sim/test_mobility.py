@@ -191,3 +191,46 @@ def test_mobility_is_deterministic_and_vectorised_over_many_ues() -> None:
     np.testing.assert_array_equal(a.handovers.ue, b.handovers.ue)
     np.testing.assert_array_equal(a.handovers.target, b.handovers.target)
     assert a.rlf == b.rlf
+
+
+def _stand_at(world: World, x_m: float) -> None:
+    """Walk UE 1 to ``x_m`` and let it stand there (a few seconds of steps)."""
+    world.walk(1, (x_m, 0.0), 50.0)
+    for _ in range(60):
+        world.step(TICK_S)
+    world.walk(1, (x_m, 0.0), 0.0)
+
+
+def test_a_cio_set_on_a_relation_changes_the_a3_decision() -> None:
+    """A UE standing where cell B is a little weaker than its cell A stays on A; a +6 dB CIO
+    set on the A -> B relation (as the CCC control sets it) makes A3 hand it to B within the
+    time-to-trigger, and the relation's CIO reads back."""
+    world = _two_cells()
+    a, b = world.nodes[1].cells[0], world.nodes[2].cells[0]
+    _stand_at(world, 185.0)
+    gap = float(world.rsrp_dbm[0, a] - world.rsrp_dbm[0, b])
+    assert 0.0 < gap < 4.0, gap
+    for _ in range(20):
+        world.step(TICK_S)
+    assert world.serving[0] == a
+    world.set_cio(world.cell_ids[a], world.cell_ids[b], 6)
+    assert world.cio(world.cell_ids[a], world.cell_ids[b]) == 6.0
+    for _ in range(10):
+        world.step(TICK_S)
+    assert world.serving[0] == b
+    assert world.mobility_report().handovers.count("a3") == 1
+
+
+def test_event_a5_hands_over_a_weak_ue_that_a3_keeps() -> None:
+    """With a 15 dB A3 offset A3 never fires; event A5 (serving below -90 dBm, neighbour
+    above -95 dBm) hands the UE walking away from A over to B, counted as an A5 handover."""
+    ran = {"a3_offset_db": 15.0, "a5_threshold1_dbm": -90.0, "a5_threshold2_dbm": -95.0}
+    world = _two_cells(ran)
+    b = world.nodes[2].cells[0]
+    _walk_across(world, 5.0, 90.0)
+    log = world.mobility_report().handovers
+    assert world.serving[0] == b
+    assert (log.count("a5"), log.count("a3")) == (1, 0)
+    none = _two_cells({"a3_offset_db": 15.0})
+    _walk_across(none, 5.0, 90.0)
+    assert none.mobility_report().handovers.count("a5") == 0

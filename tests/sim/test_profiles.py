@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from ric._proto.e2.v1 import e2_pb2
-from ric.model import KPM_OID, RC_OID
+from ric.model import CCC_OID, KPM_OID, RC_OID
 from ric.sim import VENDOR_PROFILES
 from ric.sim.metrics import CELL_METRICS, UE_METRICS, UE_NEIGHBOUR_METRICS, UE_SNAPSHOT_METRICS
 
 
 def _functions(name: str) -> tuple[e2_pb2.RanFunction, e2_pb2.RanFunction]:
-    kpm, rc = VENDOR_PROFILES[name].ran_functions()
+    kpm, rc, *_ = VENDOR_PROFILES[name].ran_functions()
     return kpm, rc
+
+
+def _ccc(name: str) -> dict[str, set[str]] | None:
+    """The CCC function's writable attributes by structure, or None when there is none."""
+    functions = VENDOR_PROFILES[name].ran_functions()
+    ccc = [f for f in functions if f.oid == CCC_OID]
+    if not ccc:
+        return None
+    [fn] = ccc
+    assert (fn.short_name, list(fn.ccc.control_styles)) == ("ORAN-E2SM-CCC", [2])
+    return {s.name: set(s.attributes) for s in fn.ccc.cell_structures}
 
 
 def _rc_actions(fn: e2_pb2.RanFunction) -> set[tuple[int, int]]:
@@ -56,9 +67,9 @@ def test_every_advertised_metric_is_computed_by_the_world() -> None:
 
 def test_min_reporting_period_can_be_raised_to_the_tick() -> None:
     """The advertised minimum reporting period is the larger of the profile's and the caller's."""
-    kpm, _ = VENDOR_PROFILES["acme"].ran_functions(min_reporting_period_ms=100)
+    kpm, *_ = VENDOR_PROFILES["acme"].ran_functions(min_reporting_period_ms=100)
     assert kpm.kpm.min_reporting_period_ms == 100
-    kpm, _ = VENDOR_PROFILES["initech"].ran_functions(min_reporting_period_ms=100)
+    kpm, *_ = VENDOR_PROFILES["initech"].ran_functions(min_reporting_period_ms=100)
     assert kpm.kpm.min_reporting_period_ms == 500
 
 
@@ -78,3 +89,20 @@ def test_only_ue_level_profiles_report_neighbour_measurements() -> None:
         has = set(UE_NEIGHBOUR_METRICS) <= advertised
         assert has == (name in ("acme", "umbrella")), name
         assert not advertised & set(UE_NEIGHBOUR_METRICS) or has, name
+
+
+def test_ccc_functions_advertise_what_each_vendor_lets_the_ric_write() -> None:
+    """Acme lets the RIC write CIOs only; initech and umbrella also the administrative and
+    energy-saving state; globex has no CCC function. Function ids do not clash."""
+    relation = {"O-NRCellRelation": {"cellIndividualOffset"}}
+    full = {
+        **relation,
+        "O-NRCellDU": {"administrativeState"},
+        "O-CESManagementFunction": {"energySavingControl"},
+    }
+    assert _ccc("acme") == relation
+    assert _ccc("initech") == _ccc("umbrella") == full
+    assert _ccc("globex") is None
+    for profile in VENDOR_PROFILES.values():
+        ids = [f.ran_function_id for f in profile.ran_functions()]
+        assert len(ids) == len(set(ids)), profile.name

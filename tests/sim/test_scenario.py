@@ -139,6 +139,18 @@ def test_minimal_scenario_gets_defaults() -> None:
             "ran.relations[0].cio_db",
             "one of -24",
         ),
+        (_with("ran.a5_threshold1_dbm", -100.0), "ran.a5_threshold2_dbm", "both thresholds"),
+        (
+            _with("ran.cells", [{"cell": "001-01-4097", "a5_threshold2_dbm": -100.0}]),
+            "ran.cells[0].a5_threshold1_dbm",
+            "both thresholds",
+        ),
+        (_with("ran.cell_wakeup_s", -1.0), "ran.cell_wakeup_s", "greater than or equal"),
+        (
+            _with("ran.cell_shutdown_timeout_s", 1e6),
+            "ran.cell_shutdown_timeout_s",
+            "less than or equal",
+        ),
     ],
 )
 def test_bad_scenario_names_the_key(data: dict[str, Any], key: str, fragment: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ric.actions import AdministrativeState
 from ric.ids import CellId, SliceId
 from ric.sim import Scenario, SimControlError, World, load_scenario, parse_scenario
 
@@ -386,3 +387,100 @@ def test_cells_below_the_reporting_range_are_not_neighbours() -> None:
     cells, rsrp = world.strongest_neighbours(np.arange(3))
     assert (cells == -1).all()
     assert np.isnan(rsrp).all()
+
+
+def _busiest(world: World) -> int:
+    served = world.serving[world.serving >= 0]
+    return int(np.bincount(served, minlength=world.n_cells).argmax())
+
+
+def test_shutting_down_hands_the_ues_out_before_the_cell_switches_off(demo: Scenario) -> None:
+    """administrativeState SHUTTING_DOWN: the cell keeps transmitting while it hands its UEs
+    to neighbours (cell_off handovers, none dropped where a neighbour covers them), admits no
+    new UE meanwhile, then switches off and becomes LOCKED."""
+    world = World(demo, seed=3)
+    _steps(world, 5)
+    c = _busiest(world)
+    cell = world.cell_ids[c]
+    victims = world.ues_in_cells([c])
+    assert len(victims)
+    state = world.configure_cell(cell, administrative_state=AdministrativeState.SHUTTING_DOWN)
+    assert state in ("shutting_down", "off")
+    report = world.mobility_report()
+    handed = report.handovers.count("cell_off")
+    assert handed > 0
+    assert world.is_active(c) or handed == len(victims)
+    with pytest.raises(SimControlError, match=r"shutting down|switched off"):
+        world.handover(int(world.ue_ids[world.serving != c][0]), cell)
+    for _ in range(round(demo.ran.cell_shutdown_timeout_s / TICK_S) + 1):
+        world.step(TICK_S)
+    assert world.cell_state(c) == "off" and not world.is_active(c)
+    assert world.administrative_state(c) is AdministrativeState.LOCKED
+    assert c not in world.serving.tolist()
+    report = world.mobility_report()
+    covered = [u for u in victims.tolist() if world.rsrp_dbm[u].max() >= demo.radio.min_rsrp_dbm]
+    assert report.handovers.count("cell_off") + report.dropped >= len(victims)
+    assert report.dropped <= len(victims) - len(covered) + 1
+
+
+def test_locked_switches_off_at_once_and_drops_the_ues(demo: Scenario) -> None:
+    """administrativeState LOCKED takes the cell out at once: its UEs are dropped (counted,
+    as radio link failures) and re-establish on other cells after the re-establishment time."""
+    world = World(demo, seed=3)
+    _steps(world, 5)
+    c = _busiest(world)
+    victims = world.ues_in_cells([c])
+    world.configure_cell(world.cell_ids[c], administrative_state=AdministrativeState.LOCKED)
+    assert world.cell_state(c) == "off" and not world.is_active(c)
+    report = world.mobility_report()
+    assert report.dropped == len(victims) and report.rlf >= len(victims)
+    assert report.handovers.count("cell_off") == 0
+    _steps(world, 5)
+    back = world.serving[victims]
+    assert np.all(back != c) and np.any(back >= 0)
+
+
+def test_a_sleeping_cell_wakes_up_only_after_the_wakeup_time(demo: Scenario) -> None:
+    """A cell switched on from energy saving is powered but serves no one (and no one may be
+    handed to it) for ran.cell_wakeup_s, then transmits again."""
+    slow = demo.model_copy(update={"ran": demo.ran.model_copy(update={"cell_wakeup_s": 2.0})})
+    world = World(slow, seed=3)
+    _steps(world, 2)
+    c = 0
+    cell = world.cell_ids[c]
+    world.set_cell_state(cell, active=False)
+    assert world.energy_saving(c) and not world.powered[c]
+    assert world.configure_cell(cell, energy_saving=False) == "waking"
+    changes = world.cell_changes
+    for _ in range(19):
+        world.step(TICK_S)
+        assert world.cell_state(c) == "waking"
+        assert world.powered[c] and not world.is_active(c)
+        assert np.all(np.isneginf(world.rsrp_dbm[:, c]))
+        assert c not in world.serving.tolist()
+    with pytest.raises(SimControlError, match="waking up"):
+        world.handover(1, cell)
+    _steps(world, 2)
+    assert world.cell_state(c) == "active" and world.is_active(c)
+    assert world.cell_changes > changes
+    # Back to energy saving before the end of a wake-up: it goes back to sleep at once.
+    world.set_cell_state(cell, active=False)
+    world.configure_cell(cell, energy_saving=False)
+    assert world.configure_cell(cell, energy_saving=True) == "off"
+
+
+def test_cio_is_refused_outside_q_offset_range_and_on_unknown_relations(demo: Scenario) -> None:
+    """A CIO must be a Q-OffsetRange value on one of the cell's neighbour relations."""
+    world = World(demo)
+    a = world.cell_ids[0]
+    nbr = world.cell_ids[world.neighbours(0)[0]]
+    world.set_cio(a, nbr, -24)
+    assert world.cio(a, nbr) == -24.0
+    with pytest.raises(SimControlError, match="not a Q-OffsetRange value"):
+        world.set_cio(a, nbr, 7)
+    with pytest.raises(SimControlError, match="unknown cell"):
+        world.set_cio(a, CellId(world.plmn, 999), 2)
+    strangers = [c for c in range(world.n_cells) if c and c not in world.neighbours(0)]
+    if strangers:
+        with pytest.raises(SimControlError, match="no neighbour relation"):
+            world.set_cio(a, world.cell_ids[strangers[0]], 2)
