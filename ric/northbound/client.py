@@ -437,11 +437,18 @@ class XAppClient:
     def stop(self) -> None:
         """Stop the xApp and detach: what it still waits for from the runtime ends now."""
         self._stopped.set()
-        if self.host is not None:
+        self._abandon("the xApp is stopping")
+        if self.host is not None and self._call is not None:
+            # The host stops, says so to the runtime, then the stream closes (_run_host);
+            # a handler that does not return in 5 s does not hold the detach.
             self.host.request_stop()
+            asyncio.get_running_loop().call_later(5.0, self._cancel_call)
+        else:
+            self._cancel_call()
+
+    def _cancel_call(self) -> None:
         if self._call is not None:
             self._call.cancel()
-        self._abandon("the xApp is stopping")
 
     def _abandon(self, why: str) -> None:
         """End every SDL call and control still waiting for the runtime's answer."""
@@ -540,12 +547,16 @@ class XAppClient:
 
     async def _run_host(self, host: XAppHost) -> None:
         await host.run()
-        if host is self.host and host.state in (XAppState.STOPPED, XAppState.FAILED):
-            self._send_state(host.state.value, "")
-            if self.from_runtime or host.state is XAppState.FAILED:
-                self._stopped.set()
-                if self._call is not None:
-                    self._call.cancel()
+        if host is not self.host:
+            return  # replaced by a new session's instance
+        self._send_state(host.state.value, "")  # stopped or failed: the runtime lets go
+        if self._stopped.is_set() or self.from_runtime or host.state is XAppState.FAILED:
+            self._stopped.set()
+            for _ in range(100):  # let the writer send the goodbye (at most 1 s)
+                if self._out is None or self._out.empty():
+                    break
+                await asyncio.sleep(0.01)
+            self._cancel_call()
 
     async def _write_loop(self, call: Any) -> None:
         out = self._out

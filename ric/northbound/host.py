@@ -141,6 +141,8 @@ class AttachedHost(XAppHost):
         self.sent_seq = 0
         """The sequence number of the last report sent."""
         self.attaches = 0
+        self.leaving = False
+        """The xApp said it stopped for good: when its stream closes, the host ends too."""
         self._unacked: collections.deque[tuple[int, KpmReport]] = collections.deque()
         self._dropped_told = 0
         self._controls: collections.OrderedDict[str, asyncio.Task[ControlOutcome]] = (
@@ -216,6 +218,7 @@ class AttachedHost(XAppHost):
         self.pid = hello.pid
         self.language = hello.language or "unknown"
         self.attaches += 1
+        self.leaving = False
         self._log_bucket = _Bucket(LOG_RECORDS_PER_S, asyncio.get_running_loop())
         self._out.clear()
         self._out.append(self._welcome(stream, resumed))
@@ -449,6 +452,7 @@ class AttachedHost(XAppHost):
                 "[northbound] max_controls_in_flight limit",
                 xapp=self.name,
             )
+            self._sensor.control_finished(self.name, outcome)  # audited like any refusal
             codec.outcome_to_proto(cid, outcome, out.outcome)
             self._send(out)
             return
@@ -503,7 +507,9 @@ class AttachedHost(XAppHost):
             )
         if state is XAppState.RESTARTING:
             self.restarts += 1
-        if state not in (XAppState.STOPPED, XAppState.STOPPING):
+        if state in (XAppState.STOPPED, XAppState.FAILED):
+            self.leaving = True  # a close that follows is a goodbye, not a broken stream
+        elif state is not XAppState.STOPPING:
             self._set_state(state)
 
     def _log(self, msg: pb.LogRecord) -> None:
@@ -714,6 +720,10 @@ class RemoteHost(AttachedHost):
                     await self._run_instance()
                 except StreamEnded:
                     if self._stopping:
+                        break
+                    if self.leaving:  # it said goodbye: release its subscriptions now
+                        log.info("xApp %s left", self.name, extra={"xapp": self.name})
+                        self._stopping = True
                         break
                     self._set_state(XAppState.RESTARTING)
                 except (_Gone, asyncio.CancelledError) as exc:

@@ -68,7 +68,7 @@ class Sleeper(XApp):
         n = (await self.sdl.get("reports", 0)) + 1
         await self.sdl.set("reports", n)
         if n == 2:
-            time.sleep(5)
+            time.sleep(5)  # noqa: ASYNC251 - the careless blocking call under test
 
 
 class Crasher(XApp):

@@ -4,6 +4,7 @@ gets (shared subscriptions, control outcomes, A1 policies) and survives a reconn
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def _instance(client: XAppClient) -> Counter:
 async def test_remote_xapp_gets_reports_and_control_outcomes(make_runtime: RuntimeFactory) -> None:
     """A remote xApp receives its reports (sharing the E2 subscription of a local xApp that
     wants the same rows) and its control ends acknowledged, audited once by the runtime."""
-    runtime, stats = await make_runtime(Recorder, **NB)
+    runtime, _ = await make_runtime(Recorder, **NB)
     assert isinstance(runtime, Runtime) and runtime.northbound.port
     client = XAppClient(Counter, f"127.0.0.1:{runtime.northbound.port}")
     task = asyncio.create_task(client.run())
@@ -44,8 +45,12 @@ async def test_remote_xapp_gets_reports_and_control_outcomes(make_runtime: Runti
         # Same metrics and period as the recorder's: one E2 subscription per node serves both.
         session = runtime.sessions["gnb-001-01-1"]
         assert len(runtime.subscriptions.live(session)) == 1
-    client.stop()
-    await asyncio.wait_for(task, 10)
+        client.stop()
+        await asyncio.wait_for(task, 10)
+        # It said goodbye: its host goes at once, not after the 30 s resume window.
+        await wait_for(
+            lambda: all(h.name != "nbcounter" for h in runtime.hosts), timeout=5, what="release"
+        )
 
 
 async def test_remote_xapp_resumes_without_gap_or_duplicate(make_runtime: RuntimeFactory) -> None:
@@ -76,7 +81,7 @@ async def test_remote_xapp_resumes_without_gap_or_duplicate(make_runtime: Runtim
         period = {r.node: r.granularity_ms / 1000.0 for r in app.seen}
         for node in runtime.nodes():
             starts = sorted(t for n, t in seen if n == node)
-            gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(starts)]
             assert gaps and max(gaps) < 1.5 * period[node], f"{node}: a gap of {max(gaps):.3f} s"
     client.stop()
     await asyncio.wait_for(task, 10)

@@ -12,6 +12,12 @@ a Hello; the runtime answers a Welcome, then each side sends what it has. Report
 against credits the xApp grants (Credit): a slow xApp is never sent more than it asked for,
 and what the runtime could not keep is counted in the next batch's `dropped` (never silent
 loss). A stream the runtime refuses ends with a gRPC status whose message names the problem.
+
+Clients: set the channel's receive limit to at least the runtime's [northbound]
+max_message_bytes (4 MiB by default; Welcome.max_message_bytes says it once attached). An
+xApp that leaves for good sends StateChange "stopped" before closing its stream, so the
+runtime releases its subscriptions at once; a stream that just breaks keeps them for the
+resume window.
 """
 
 from collections import abc as _abc
