@@ -458,8 +458,8 @@ async def test_status_prints_nodes_and_xapps_as_tables(ric: Ric) -> None:
     assert lines[3].startswith("gnb-001-01-1  Acme Radio Systems  acme-gnb 5.2.1")
     assert "KPM, RC" in lines[3]
     header = lines.index(next(line for line in lines if line.startswith("XAPP")))
-    assert lines[header + 1].split()[:3] == ["kpimon", "0.1.0", "running"]
-    assert lines[header + 2].split()[:3] == ["mlb", "0.1.0", "running"]
+    assert lines[header + 1].split()[:4] == ["kpimon", "0.1.0", "thread", "running"]
+    assert lines[header + 2].split()[:4] == ["mlb", "0.1.0", "thread", "running"]
 
 
 async def test_status_json_is_the_api_answers(ric: Ric) -> None:
