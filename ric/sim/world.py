@@ -751,7 +751,8 @@ class World:
 
     @property
     def demand_dl_kbps(self) -> FloatArray:
-        """Downlink traffic demand of each UE in the last step, kbit/s (surges included)."""
+        """Downlink traffic demand of each UE in the last step, kbit/s (surges included; inf
+        for a full-buffer UE, 0 for a Poisson UE with an empty buffer)."""
         return _ro(self._demand_dl_kbps)
 
     @property
