@@ -280,7 +280,9 @@ class XAppsSettings(_Section):
         "'default' sets it for the others, 'thread' when unset): 'loop' (on the runtime's "
         "event loop: fastest, for xApps that never block), 'thread' (its own event loop in "
         "its own thread: a blocking call stalls only that xApp) or 'process' (a supervised "
-        "child process over the northbound API: a crash or memory blow-up costs only it)",
+        "child process over the northbound API: a crash or memory blow-up costs only it); "
+        "under a virtual clock (ric.testing, the trace harness) every xApp runs in 'loop' "
+        "mode, so that replays stay deterministic",
     )
 
     def isolation_of(self, xapp: str) -> IsolationMode:
