@@ -5,7 +5,8 @@ Every command has ``--help``. A bad argument or configuration value gets one lin
 the option or key and the problem, and exit status 2.
 
 Where things are: :mod:`ric.cli.parser` the argument tree and its help texts,
-:mod:`ric.cli.commands` the commands that run things, :mod:`ric.cli.status` ``ric status``;
+:mod:`ric.cli.commands` the commands that run things, :mod:`ric.cli.status` ``ric status``,
+:mod:`ric.cli.new` ``ric new xapp`` (from the templates in ``ric/templates/``);
 the trace, policy and eval commands live in their packages; what several commands share
 (converters, tables, the HTTP client) in :mod:`ric.cliutil`.
 """
