@@ -264,8 +264,10 @@ class XAppsSettings(_Section):
         gt=0,
         le=60_000,
         description="a handler call (report, event or timer) longer than this is counted in "
-        "ric_xapp_handler_overruns_total and logged; handlers share the event loop, so one "
-        "that blocks this long stalls E2 and every other xApp",
+        "ric_xapp_handler_overruns_total and logged; in 'loop' isolation handlers share the "
+        "event loop, so one that blocks this long stalls E2 and every other xApp; in "
+        "'thread' isolation only its own reports wait, and a call still running past it is "
+        "named while it runs",
     )
     max_publish_bytes: int = Field(
         256 * 1024,
