@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import enum
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -256,6 +257,12 @@ class XAppHost:
 
     def __repr__(self) -> str:
         return f"XAppHost({self.name}, {self.state.value})"
+
+    def transport(self) -> dict[str, object]:
+        """How the runtime reaches the xApp, for the status API and ``ric status``: its
+        process id and, for xApps attached over the northbound API, the peer, credits and
+        reports sent but not yet handled."""
+        return {"kind": "in-process", "pid": os.getpid()}
 
     @property
     def queue_depth(self) -> int:

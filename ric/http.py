@@ -737,6 +737,8 @@ def xapp_json(
         "delivered": host.delivered,
         "dropped": host.dropped,
         "restarts": host.restarts,
+        "overruns": host.overruns,
+        "transport": host.transport(),
         "subscriptions": {
             "active": sum(1 for s in mine if s.get("state") == "active"),
             "total": len(mine),

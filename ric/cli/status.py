@@ -48,13 +48,45 @@ def render_status(url: str, ready: Any, nodes: Any, xapps: Any) -> str:
             str(x["delivered"]),
             str(x["dropped"]),
             str(x["restarts"]),
+            str(x.get("overruns", "-")),
             f"{x['subscriptions']['active']}/{x['subscriptions']['total']}",
+            _where(x.get("transport") or {}),
         ]
         for x in xapps["xapps"]
     ]
-    header = ["XAPP", "VERSION", "MODE", "STATE", "QUEUE", "REPORTS", "DROPPED", "RESTARTS", "SUBS"]
-    lines += table(header, xapp_rows, {4, 5, 6, 7, 8}) if xapp_rows else ["(no xApps loaded)"]
+    header = [
+        "XAPP",
+        "VERSION",
+        "MODE",
+        "STATE",
+        "QUEUE",
+        "REPORTS",
+        "DROPPED",
+        "RESTARTS",
+        "OVERRUNS",
+        "SUBS",
+        "WHERE",
+    ]
+    lines += table(header, xapp_rows, {4, 5, 6, 7, 8, 9}) if xapp_rows else ["(no xApps loaded)"]
     return "\n".join(lines)
+
+
+def _where(transport: dict[str, Any]) -> str:
+    """Where an xApp runs, in a few words: its pid, and for an attached xApp its peer and
+    flow control (credits left, reports sent but not yet handled)."""
+    parts = []
+    if transport.get("pid"):
+        parts.append(f"pid {transport['pid']}")
+    peer = transport.get("peer")
+    if peer and not str(peer).startswith("unix:"):
+        parts.append(str(peer))
+    if "credits" in transport:
+        if not transport.get("attached", True):
+            parts.append("detached")
+        parts.append(
+            f"credits {transport['credits']}, unacked {transport.get('unacknowledged', 0)}"
+        )
+    return "; ".join(parts) or "-"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -20,10 +20,14 @@ from ric._proto.e2.v1 import kpm_pb2
 from ric._proto.xapp.v1 import xapp_pb2 as pb
 from ric.a1.policy import PolicyEvent, PolicyKind, PolicyStatus, PolicyType
 from ric.actions import (
+    AdministrativeState,
+    CellAdministration,
+    CellIndividualOffset,
     CellState,
     Conflict,
     ControlAction,
     ControlOutcome,
+    EnergySavingControl,
     GenericControl,
     Handover,
     OutcomeKind,
@@ -34,6 +38,7 @@ from ric.ids import CellId, NodeId
 from ric.model import (
     Cause,
     CauseCode,
+    CccFunction,
     CellInfo,
     KpmFunction,
     KpmStyle,
@@ -67,7 +72,15 @@ __all__ = [
 ]
 
 CONTROL_KINDS: dict[str, type[ControlAction]] = {
-    cls.kind: cls for cls in (Handover, SlicePrbQuota, CellState, GenericControl)
+    cls.kind: cls
+    for cls in (
+        Handover,
+        SlicePrbQuota,
+        CellState,
+        GenericControl,
+        CellIndividualOffset,
+        CellAdministration,
+    )
 }
 """The control kinds the northbound API carries, by their ``kind`` text."""
 
@@ -176,6 +189,12 @@ def node_to_proto(node: NodeInfo, out: pb.Node) -> None:
                 name=action.name,
                 parameters=action.parameters,
             )
+    ccc = node.ccc()
+    if ccc is not None:
+        out.ccc_function_id = ccc[0]
+        out.ccc_styles.extend(sorted(ccc[1].styles))
+        for name, attributes in sorted(ccc[1].cell_structures.items()):
+            out.ccc_structures.add(name=name, attributes=sorted(attributes))
     kpm = node.kpm()
     if kpm is not None:
         out.kpm_function_id = kpm[0]
@@ -208,6 +227,17 @@ def node_from_proto(msg: pb.Node) -> NodeInfo:
         }
         functions[msg.rc_function_id] = RanFunction(
             msg.rc_function_id, "", "ORAN-E2SM-RC", 1, RcFunction(actions)
+        )
+    if msg.ccc_function_id:
+        functions[msg.ccc_function_id] = RanFunction(
+            msg.ccc_function_id,
+            "",
+            "ORAN-E2SM-CCC",
+            1,
+            CccFunction(
+                frozenset(msg.ccc_styles),
+                {c.name: frozenset(c.attributes) for c in msg.ccc_structures},
+            ),
         )
     if msg.kpm_function_id:
         styles = {s.style: KpmStyle(s.style, s.name, frozenset(s.metrics)) for s in msg.kpm_styles}
@@ -261,6 +291,18 @@ def action_to_proto(action: ControlAction, out: pb.Action) -> None:
             g.ue = action.ue
         if action.slice is not None:
             g.slice = action.slice
+    elif isinstance(action, CellIndividualOffset):
+        o = out.cell_individual_offset
+        o.cell_id = action.cell_id
+        o.neighbour = action.neighbour
+        o.offset_db = action.offset_db
+    elif isinstance(action, CellAdministration):
+        a = out.cell_administration
+        a.cell_id = action.cell_id
+        if action.administrative_state is not None:
+            a.administrative_state = action.administrative_state.value
+        if action.energy_saving_control is not None:
+            a.energy_saving_control = action.energy_saving_control.value
     else:
         raise TypeError(f"the northbound API does not carry {type(action).__name__} controls")
 
@@ -316,9 +358,25 @@ def action_from_proto(msg: pb.Action) -> ControlAction:
                 ue=g.ue if g.HasField("ue") else None,
                 slice=g.slice if g.HasField("slice") else None,
             )
+        if which == "cell_individual_offset":
+            o = msg.cell_individual_offset
+            return CellIndividualOffset(
+                cell_id=o.cell_id, neighbour=o.neighbour, offset_db=o.offset_db
+            )
+        if which == "cell_administration":
+            a = msg.cell_administration
+            return CellAdministration(
+                cell_id=a.cell_id,
+                administrative_state=AdministrativeState(a.administrative_state)
+                if a.HasField("administrative_state")
+                else None,
+                energy_saving_control=EnergySavingControl(a.energy_saving_control)
+                if a.HasField("energy_saving_control")
+                else None,
+            )
     except ValueError as exc:
         raise ValueError(f"action.{which}: {exc}") from None
-    raise ValueError("action has none of handover, slice_prb_quota, cell_state, generic")
+    raise ValueError(f"action has none of {', '.join(CONTROL_KINDS)}")
 
 
 def conflict_to_proto(conflict: Conflict, out: pb.ConflictNotice) -> None:

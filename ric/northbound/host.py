@@ -23,7 +23,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import grpc
@@ -664,11 +664,10 @@ class AttachedHost(XAppHost):
         if self._incoming is not None and not self._incoming.done():
             self._incoming.cancel()
 
-    def describe(self) -> Mapping[str, object]:
-        """What ``/api/v1/xapps`` and ``ric status`` show about how the xApp is reached."""
+    def transport(self) -> dict[str, object]:
+        """How the xApp is reached: the northbound stream, its peer, pid and flow control."""
         return {
-            "mode": self.mode,
-            "transport": "unix socket" if self.mode == "process" else "grpc",
+            "kind": "northbound unix socket" if self.mode == "process" else "northbound grpc",
             "attached": self.attached,
             "peer": self.peer,
             "pid": self.pid or None,
@@ -855,8 +854,8 @@ class ProcessHost(AttachedHost):
             except TimeoutError:
                 continue
 
-    def describe(self) -> Mapping[str, object]:
-        out = dict(super().describe())
+    def transport(self) -> dict[str, object]:
+        out = super().transport()
         out["exits"] = self.exits[-5:]
         return out
 

@@ -243,7 +243,9 @@ class Hello(_message.Message):
 
     @_builtins.property
     def controls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The control kinds it may send: "handover", "slice_prb_quota", "cell_state", "generic"."""
+        """The control kinds it may send: "handover", "slice_prb_quota", "cell_state", "generic",
+        "cell_individual_offset", "cell_administration".
+        """
 
     @_builtins.property
     def policy_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyTypeSpec]: ...
@@ -432,6 +434,9 @@ class Node(_message.Message):
     KPM_MIN_PERIOD_MS_FIELD_NUMBER: _builtins.int
     RC_FUNCTION_ID_FIELD_NUMBER: _builtins.int
     KPM_FUNCTION_ID_FIELD_NUMBER: _builtins.int
+    CCC_FUNCTION_ID_FIELD_NUMBER: _builtins.int
+    CCC_STYLES_FIELD_NUMBER: _builtins.int
+    CCC_STRUCTURES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     vendor: _builtins.str
     software_version: _builtins.str
@@ -439,6 +444,10 @@ class Node(_message.Message):
     rc_function_id: _builtins.int
     """The RAN function ids of its RC and KPM functions (0: none)."""
     kpm_function_id: _builtins.int
+    ccc_function_id: _builtins.int
+    """Its E2SM-CCC function (0: none): control styles and, per cell-level configuration
+    structure ("O-NRCellDU"), the attributes the RIC may write.
+    """
     @_builtins.property
     def cells(self) -> _containers.RepeatedCompositeFieldContainer[Global___Cell]: ...
     @_builtins.property
@@ -447,6 +456,10 @@ class Node(_message.Message):
 
     @_builtins.property
     def kpm_styles(self) -> _containers.RepeatedCompositeFieldContainer[Global___KpmStyle]: ...
+    @_builtins.property
+    def ccc_styles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def ccc_structures(self) -> _containers.RepeatedCompositeFieldContainer[Global___CccStructure]: ...
     def __init__(
         self,
         *,
@@ -459,14 +472,40 @@ class Node(_message.Message):
         kpm_min_period_ms: _builtins.int = ...,
         rc_function_id: _builtins.int = ...,
         kpm_function_id: _builtins.int = ...,
+        ccc_function_id: _builtins.int = ...,
+        ccc_styles: _abc.Iterable[_builtins.int] | None = ...,
+        ccc_structures: _abc.Iterable[Global___CccStructure] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cells", b"cells", "id", b"id", "kpm_function_id", b"kpm_function_id", "kpm_min_period_ms", b"kpm_min_period_ms", "kpm_styles", b"kpm_styles", "rc_actions", b"rc_actions", "rc_function_id", b"rc_function_id", "software_version", b"software_version", "vendor", b"vendor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ccc_function_id", b"ccc_function_id", "ccc_structures", b"ccc_structures", "ccc_styles", b"ccc_styles", "cells", b"cells", "id", b"id", "kpm_function_id", b"kpm_function_id", "kpm_min_period_ms", b"kpm_min_period_ms", "kpm_styles", b"kpm_styles", "rc_actions", b"rc_actions", "rc_function_id", b"rc_function_id", "software_version", b"software_version", "vendor", b"vendor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Node: _TypeAlias = Node  # noqa: Y015
+
+@_typing.final
+class CccStructure(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    @_builtins.property
+    def attributes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        attributes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CccStructure: _TypeAlias = CccStructure  # noqa: Y015
 
 @_typing.final
 class RcAction(_message.Message):
@@ -737,6 +776,8 @@ class Action(_message.Message):
     SLICE_PRB_QUOTA_FIELD_NUMBER: _builtins.int
     CELL_STATE_FIELD_NUMBER: _builtins.int
     GENERIC_FIELD_NUMBER: _builtins.int
+    CELL_INDIVIDUAL_OFFSET_FIELD_NUMBER: _builtins.int
+    CELL_ADMINISTRATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def handover(self) -> Global___Handover: ...
     @_builtins.property
@@ -745,6 +786,10 @@ class Action(_message.Message):
     def cell_state(self) -> Global___CellState: ...
     @_builtins.property
     def generic(self) -> Global___GenericControl: ...
+    @_builtins.property
+    def cell_individual_offset(self) -> Global___CellIndividualOffset: ...
+    @_builtins.property
+    def cell_administration(self) -> Global___CellAdministration: ...
     def __init__(
         self,
         *,
@@ -752,16 +797,83 @@ class Action(_message.Message):
         slice_prb_quota: Global___SlicePrbQuota | None = ...,
         cell_state: Global___CellState | None = ...,
         generic: Global___GenericControl | None = ...,
+        cell_individual_offset: Global___CellIndividualOffset | None = ...,
+        cell_administration: Global___CellAdministration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cell_state", b"cell_state", "generic", b"generic", "handover", b"handover", "slice_prb_quota", b"slice_prb_quota"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cell_administration", b"cell_administration", "cell_individual_offset", b"cell_individual_offset", "cell_state", b"cell_state", "generic", b"generic", "handover", b"handover", "slice_prb_quota", b"slice_prb_quota"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cell_state", b"cell_state", "generic", b"generic", "handover", b"handover", "slice_prb_quota", b"slice_prb_quota"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cell_administration", b"cell_administration", "cell_individual_offset", b"cell_individual_offset", "cell_state", b"cell_state", "generic", b"generic", "handover", b"handover", "slice_prb_quota", b"slice_prb_quota"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["handover", "slice_prb_quota", "cell_state", "generic"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["handover", "slice_prb_quota", "cell_state", "generic", "cell_individual_offset", "cell_administration"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
 Global___Action: _TypeAlias = Action  # noqa: Y015
+
+@_typing.final
+class CellIndividualOffset(_message.Message):
+    """E2SM-CCC: the cell individual offset of a neighbour relation (TS 28.541
+    NRCellRelation cellIndividualOffset), in dB, a Q-OffsetRange value.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CELL_ID_FIELD_NUMBER: _builtins.int
+    NEIGHBOUR_FIELD_NUMBER: _builtins.int
+    OFFSET_DB_FIELD_NUMBER: _builtins.int
+    cell_id: _builtins.str
+    neighbour: _builtins.str
+    offset_db: _builtins.int
+    def __init__(
+        self,
+        *,
+        cell_id: _builtins.str = ...,
+        neighbour: _builtins.str = ...,
+        offset_db: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_id", b"cell_id", "neighbour", b"neighbour", "offset_db", b"offset_db"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CellIndividualOffset: _TypeAlias = CellIndividualOffset  # noqa: Y015
+
+@_typing.final
+class CellAdministration(_message.Message):
+    """E2SM-CCC: a cell's administrative state ("LOCKED", "UNLOCKED", "SHUTTING_DOWN") and/or
+    energy saving command ("toBeEnergySaving", "toBeNotEnergySaving"), TS 28.541 names.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CELL_ID_FIELD_NUMBER: _builtins.int
+    ADMINISTRATIVE_STATE_FIELD_NUMBER: _builtins.int
+    ENERGY_SAVING_CONTROL_FIELD_NUMBER: _builtins.int
+    cell_id: _builtins.str
+    administrative_state: _builtins.str
+    energy_saving_control: _builtins.str
+    def __init__(
+        self,
+        *,
+        cell_id: _builtins.str = ...,
+        administrative_state: _builtins.str | None = ...,
+        energy_saving_control: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_administrative_state", b"_administrative_state", "_energy_saving_control", b"_energy_saving_control", "administrative_state", b"administrative_state", "energy_saving_control", b"energy_saving_control"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_administrative_state", b"_administrative_state", "_energy_saving_control", b"_energy_saving_control", "administrative_state", b"administrative_state", "cell_id", b"cell_id", "energy_saving_control", b"energy_saving_control"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__administrative_state: _TypeAlias = _typing.Literal["administrative_state"]  # noqa: Y015
+    _WhichOneofArgType__administrative_state: _TypeAlias = _typing.Literal["_administrative_state", b"_administrative_state"]  # noqa: Y015
+    _WhichOneofReturnType__energy_saving_control: _TypeAlias = _typing.Literal["energy_saving_control"]  # noqa: Y015
+    _WhichOneofArgType__energy_saving_control: _TypeAlias = _typing.Literal["_energy_saving_control", b"_energy_saving_control"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__administrative_state) -> _WhichOneofReturnType__administrative_state | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__energy_saving_control) -> _WhichOneofReturnType__energy_saving_control | None: ...
+
+Global___CellAdministration: _TypeAlias = CellAdministration  # noqa: Y015
 
 @_typing.final
 class Handover(_message.Message):
