@@ -11,13 +11,23 @@ import pytest
 from energysaver import EnergySaver
 from mlb import LoadBalancer
 
-from ric import CellState, ControlOutcome, KpmReport, OutcomeKind
+from ric import (
+    CellAdministration,
+    CellIndividualOffset,
+    CellState,
+    ControlOutcome,
+    EnergySavingControl,
+    KpmReport,
+    OutcomeKind,
+)
 from ric.actions import ControlAction, Handover
 from ric.ids import CellId, NodeId, Plmn
 from ric.model import (
+    CCC_OID,
     RC_OID,
     Cause,
     CauseCode,
+    CccFunction,
     CellInfo,
     NodeInfo,
     RanFunction,
@@ -123,6 +133,84 @@ async def test_idle_cell_goes_off_after_hold_when_neighbours_absorb() -> None:
     assert app.cells[C1].absorbers == (C2, C3)
     assert ctx.metrics.value("cells_off") == 1
     assert ctx.metrics.value("switches_total", action="off", outcome="acknowledged") == 1
+
+
+def ccc_network() -> NodeInfo:
+    """The four cells of ``network`` on a node whose CCC function writes energy saving and
+    CIOs (and no RC cell state)."""
+    cells = network().cells
+    ccc = CccFunction(
+        frozenset({2}),
+        {
+            "O-CESManagementFunction": frozenset({"energySavingControl"}),
+            "O-NRCellRelation": frozenset({"cellIndividualOffset"}),
+        },
+    )
+    functions = {4: RanFunction(4, CCC_OID, "ORAN-E2SM-CCC", 1, ccc)}
+    return NodeInfo(NodeId(PLMN, 1), "v", "1", functions, cells)
+
+
+class CccContext(NodesContext):
+    """A node that takes CCC energy saving and CIOs; a cell put to energy saving is
+    announced off, one switched back on is announced on."""
+
+    async def control(self, action: ControlAction, timeout: float) -> ControlOutcome:
+        self.controls.append(action)
+        if isinstance(action, CellAdministration):
+            cid = CellId.parse(action.cell_id)
+            cells = dict(self.node.cells)
+            cells[cid] = replace(cells[cid], active=action.in_service)
+            self.node = replace(self.node, cells=cells)
+        return ControlOutcome(OutcomeKind.ACKNOWLEDGED, action)
+
+
+async def test_ccc_cell_is_evacuated_by_cio_before_energy_saving() -> None:
+    """On a CCC node the idle cell's relations to its absorbers get +6 dB (the reverse ones
+    -6 dB) first; evacuate_s later it is put to energy saving (toBeEnergySaving), and the
+    offsets go back to 0 once it is off."""
+    ctx = CccContext(ccc_network())
+    config = EnergySaver.Config.model_validate({**FAST, "evacuate_s": 5.0})
+    app = EnergySaver(ctx, config)
+    await app.on_start()
+    loads = {C1: 5.0, C2: 20.0, C3: 20.0, C4: 30.0}
+    await feed(app, ctx, loads, 12)
+    offsets = [
+        (c.cell_id, c.neighbour, c.offset_db)
+        for c in ctx.controls
+        if isinstance(c, CellIndividualOffset)
+    ]
+    assert offsets == [(C1, C2, 6), (C2, C1, -6), (C1, C3, 6), (C3, C1, -6)]
+    assert not any(isinstance(c, CellAdministration) for c in ctx.controls)
+    await feed(app, ctx, loads, 5)
+    [off] = [c for c in ctx.controls if isinstance(c, CellAdministration)]
+    assert off.energy_saving_control is EnergySavingControl.TO_BE_ENERGY_SAVING
+    after = ctx.controls[ctx.controls.index(off) + 1 :]
+    assert [(c.cell_id, c.neighbour, c.offset_db) for c in after] == [  # type: ignore[attr-defined]
+        (C1, C2, 0),
+        (C2, C1, 0),
+        (C1, C3, 0),
+        (C3, C1, 0),
+    ]
+    assert not app.cells[C1].active
+    assert ctx.metrics.value("switches_total", action="evacuate", outcome="acknowledged") == 4
+
+
+async def test_switch_on_leads_by_the_wakeup_time() -> None:
+    """An absorber rising 2 %/s towards on_pct wakes the sleeping cell wakeup_s earlier than
+    without a wake-up time: the cell must be serving when the absorber gets there."""
+
+    async def first_on(wakeup_s: float) -> int:
+        app, ctx = await start({"min_off_s": 0.0, "wakeup_s": wakeup_s, "smoothing_s": 1.0})
+        quiet = {C1: 5.0, C2: 20.0, C3: 20.0, C4: 30.0}
+        await feed(app, ctx, quiet, 12)
+        assert switches(ctx) == [(C1, False)]
+        for k in range(40):
+            await feed(app, ctx, {**quiet, C2: 20.0 + 2.0 * k}, 1)
+            if len(switches(ctx)) == 2:
+                return k
+        raise AssertionError("never switched on")
+
+    assert await first_on(10.0) < await first_on(0.0)
 
 
 async def test_busy_neighbour_keeps_cell_on() -> None:

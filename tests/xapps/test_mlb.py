@@ -4,17 +4,20 @@ refusals and from how moved UEs fare, and does not ping-pong."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from mlb import LoadBalancer
 
-from ric import ControlOutcome, Handover, KpmReport, OutcomeKind
+from ric import CellIndividualOffset, ControlOutcome, Handover, KpmReport, OutcomeKind
 from ric.actions import ControlAction
 from ric.ids import CellId, NodeId, Plmn
 from ric.model import (
+    CCC_OID,
     RC_OID,
     Cause,
     CauseCode,
+    CccFunction,
     CellInfo,
     NodeInfo,
     RanFunction,
@@ -341,3 +344,59 @@ async def test_demo_scenario_uses_neighbour_measurements_without_refusals() -> N
     for record in result.controls:
         assert isinstance(record.action, Handover)
         assert record.action.cell_id == "001-01-4097"
+
+
+def cio_node() -> NodeInfo:
+    """``node()`` whose node also has a CCC function that writes CIOs."""
+    base = node()
+    ccc = CccFunction(frozenset({2}), {"O-NRCellRelation": frozenset({"cellIndividualOffset"})})
+    functions = {**base.ran_functions, 4: RanFunction(4, CCC_OID, "ORAN-E2SM-CCC", 1, ccc)}
+    return replace(base, ran_functions=functions)
+
+
+def offsets(ctx: FakeContext) -> list[tuple[str, str, int]]:
+    return [
+        (c.cell_id, c.neighbour, c.offset_db)
+        for c in ctx.controls
+        if isinstance(c, CellIndividualOffset)
+    ]
+
+
+async def test_steers_by_cio_so_the_ran_moves_the_ues() -> None:
+    """On a node that takes CIOs, an overloaded cell gets its relations to neighbours with room
+    raised a step at a time (the reverse relations lowered as much), never past max_cio_db
+    and no handover of its own; a neighbour that fills up gets its offset stepped back, and
+    once the cell has been calm for cio_relax_s its offsets step back towards 0."""
+    config = {"hold_reports": 1, "cio_step_db": 2, "max_cio_db": 4, "cio_relax_s": 10.0}
+    app, ctx = await start_xapp(LoadBalancer, config, nodes=[cio_node()])
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    await app.on_report(cell_report([95.0, 20.0, 70.0]))
+    assert offsets(ctx) == [(A, B, 2), (B, A, -2)]  # C is above low_pct
+    for _ in range(3):
+        await ctx.clock.advance(1.0)
+        await app.on_report(cell_report([95.0, 20.0, 70.0]))
+    assert offsets(ctx)[2:] == [(A, B, 4), (B, A, -4)]  # capped at max_cio_db
+    assert handovers(ctx) == []
+    assert app.cio == {(A, B): 4, (B, A): -4}
+    await app.on_report(cell_report([95.0, 85.0, 70.0]))
+    assert offsets(ctx)[4:] == [(A, B, 2), (B, A, -2)]  # B filled up
+    await app.on_report(cell_report([50.0, 40.0, 40.0]))
+    await ctx.clock.advance(10.0)
+    await app.on_report(cell_report([50.0, 40.0, 40.0]))
+    assert offsets(ctx)[6:] == [(A, B, 0), (B, A, 0)]
+    assert app.cio == {}
+    assert ctx.metrics.value("cio_changes_total", outcome="acknowledged") == 8
+    assert ctx.metrics.value("steered_relations") == 0
+
+
+async def test_steering_handover_keeps_per_ue_handovers_on_cio_nodes() -> None:
+    """With steering = "handover" mlb hands UEs over itself even where the node takes CIOs;
+    a max_cio_db outside Q-OffsetRange is refused."""
+    app, ctx = await start_xapp(
+        LoadBalancer, {"hold_reports": 1, "steering": "handover"}, nodes=[cio_node()]
+    )
+    await app.on_report(ue_report(EDGE_AND_CENTRE))
+    await app.on_report(cell_report([95.0, 20.0, 50.0]))
+    assert handovers(ctx) == [("10", A, B)] and offsets(ctx) == []
+    with pytest.raises(ValueError, match="Q-OffsetRange"):
+        LoadBalancer.Config.model_validate({"max_cio_db": 7})

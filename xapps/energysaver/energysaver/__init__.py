@@ -2,8 +2,7 @@
 
 The loop, on every cell report (downlink PRB utilisation, smoothed over ``smoothing_s``):
 
-**Off.** A cell of a node that offers the cell on/off control (E2SM-RC style 100 action 1)
-is switched off (``CellState(active=False)``) when
+**Off.** A cell of a node that offers energy saving is switched off when
 
 - its utilisation has stayed below ``off_pct`` for ``off_hold_s`` and it has been on for at
   least ``min_on_s`` since energysaver last switched it on;
@@ -16,10 +15,21 @@ is switched off (``CellState(active=False)``) when
 - it is not itself absorbing the load of a cell that is off, and no cell was switched in
   the last ``off_gap_s`` (one at a time, so that each switch's effect is seen first).
 
-**On.** A cell that is off is switched back on (``CellState(active=True)``) when one of
-the neighbours that absorbed its load (those it had when switched off; its active neighbours
-for a cell found off) is predicted to pass ``on_pct`` within ``lead_s`` seconds (smoothed
-utilisation plus its trend), once it has been off ``min_off_s``.
+Switching off is done as a RAN engineer would: first **evacuate**, where the node offers the
+E2SM-CCC ``cellIndividualOffset`` control: the CIOs of the cell's relations to its absorbers
+go to ``+evacuate_cio_db`` (and the reverse relations to minus as much), so that the RAN's
+own A3 hands the UEs over one by one; after ``evacuate_s``, or as soon as the cell serves
+less than half a UE on average, the cell is put to energy saving: E2SM-CCC
+O-CESManagementFunction ``energySavingControl = toBeEnergySaving`` (the node hands out the
+UEs left and then switches the cell off), or, on a node with only the deprecated RC style
+100 control, ``CellState(active=False)``. The offsets go back to 0 once the cell is off.
+
+**On.** A cell that is off is switched back on (``toBeNotEnergySaving``, or
+``CellState(active=True)``) when one of the neighbours that absorbed its load (those it had
+when switched off; its active neighbours for a cell found off) is predicted to pass
+``on_pct`` within ``lead_s`` plus ``wakeup_s`` seconds (smoothed utilisation plus its
+trend): a cell serves only ``wakeup_s`` after it is switched on. It has to have been off
+``min_off_s``.
 
 Hysteresis: ``off_pct`` < ``absorb_max_pct`` < ``on_pct`` keeps a switch-off from causing
 an immediate switch-on, and the minimum off and on times bound how often a cell can toggle.
@@ -27,8 +37,9 @@ A control the node refuses (or the arbiter rejects in a conflict) is not retried
 cell for ``retry_s``.
 
 Metrics (``xapp_energysaver_...`` in Prometheus): ``cells_off`` (cells off now),
-``switches_total{action,outcome}`` (``action`` is ``off`` or ``on``), ``conflicts_total``
-(another xApp's control conflicted with one of ours).
+``switches_total{action,outcome}`` (``action`` is ``off``, ``on``, ``evacuate`` or
+``restore``: the CIO changes), ``conflicts_total`` (another xApp's control conflicted with
+one of ours).
 """
 
 from __future__ import annotations
@@ -40,10 +51,14 @@ from dataclasses import dataclass
 from pydantic import Field, model_validator
 
 from ric import (
+    CellAdministration,
+    CellIndividualOffset,
     CellState,
     Conflict,
+    ControlAction,
     ControlOutcome,
     Counter,
+    EnergySavingControl,
     Gauge,
     KpmReport,
     NodeInfo,
@@ -54,9 +69,11 @@ from ric import (
 __all__ = ["CellView", "EnergySaver"]
 
 CELL_STATE_KEY = (CellState.style, CellState.action_id)
-CONFIRM_S = 5.0
+ENERGY_SAVING = ("O-CESManagementFunction", "energySavingControl")
+CIO = ("O-NRCellRelation", "cellIndividualOffset")
+CONFIRM_S = 30.0
 """How long an acknowledged switch is believed over node announcements that still say
-otherwise (the node announces the change right after acknowledging it)."""
+otherwise (the node announces it when done: after the shutdown's hand-outs or the wake-up)."""
 
 
 @dataclass(slots=True)
@@ -68,7 +85,11 @@ class CellView:
     prbs: int
     neighbours: tuple[str, ...]
     controllable: bool
-    """Whether the cell's node offers the cell on/off control."""
+    """Whether the cell's node offers energy saving (CCC, or the RC cell on/off control)."""
+    ccc: bool = False
+    """Whether that is the CCC energySavingControl (else the deprecated RC cell state)."""
+    cio: bool = False
+    """Whether the cell's node offers the CCC cellIndividualOffset (for evacuation)."""
     active: bool = True
     util_pct: float = math.nan
     """Smoothed downlink PRB utilisation, percent (NaN: unknown, or off)."""
@@ -82,6 +103,12 @@ class CellView:
     absorbers: tuple[str, ...] = ()
     """For a cell switched off: the neighbours that took its load."""
     blocked_until: float = -math.inf
+    conn: float = math.nan
+    """Mean connected UEs in the last report (NaN: not reported)."""
+    evacuating_since: float | None = None
+    """When the evacuation (CIOs towards the absorbers) began; None: not evacuating."""
+    offsets: tuple[tuple[str, str, int], ...] = ()
+    """The CIOs set for the evacuation: (source, neighbour, dB)."""
 
 
 class EnergySaver(XApp):
@@ -93,7 +120,7 @@ class EnergySaver(XApp):
     reports = [
         Report("RRU.PrbUsedDl", "RRU.PrbAvailDl", "RRC.ConnMean", period_ms=1000, per="cell")
     ]
-    controls = [CellState]
+    controls = [CellState, CellAdministration, CellIndividualOffset]
 
     class Config(XApp.Config):
         """energysaver settings; the defaults suit 1 s reports on macro cells."""
@@ -129,9 +156,22 @@ class EnergySaver(XApp):
         """A cell whose control was refused is left alone this long, seconds."""
         timeout_s: float = Field(2.0, gt=0.0)
         """How long to wait for each control's outcome, seconds."""
+        evacuate_s: float = Field(10.0, ge=0.0)
+        """How long the CIOs push the cell's UEs to its absorbers before it is switched off,
+        seconds (0: no evacuation; the node still hands out its UEs itself)."""
+        evacuate_cio_db: int = Field(6, ge=1, le=24)
+        """The CIO towards each absorber during the evacuation, dB (a Q-OffsetRange value)."""
+        wakeup_s: float = Field(1.0, ge=0.0)
+        """How long a cell switched on takes to serve (the nodes' wake-up time; the
+        simulator's ``ran.cell_wakeup_s``), seconds: switch-ons are that much earlier."""
 
         @model_validator(mode="after")
         def _ordered(self) -> EnergySaver.Config:
+            if self.evacuate_cio_db not in (1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24):
+                raise ValueError(
+                    f"evacuate_cio_db {self.evacuate_cio_db} is not a Q-OffsetRange value "
+                    "(TS 38.331): 1..6, then even values to 24"
+                )
             if not self.off_pct < self.absorb_max_pct < self.on_pct:
                 raise ValueError(
                     "needs off_pct < absorb_max_pct < on_pct (the hysteresis), got "
@@ -168,7 +208,10 @@ class EnergySaver(XApp):
 
     def _learn(self, node: NodeInfo) -> None:
         rc = node.rc()
-        controllable = rc is not None and CELL_STATE_KEY in rc[1].actions
+        ccc_fn = node.ccc()
+        ccc = ccc_fn is not None and ccc_fn[1].writable(*ENERGY_SAVING)
+        cio = ccc_fn is not None and ccc_fn[1].writable(*CIO)
+        controllable = ccc or (rc is not None and CELL_STATE_KEY in rc[1].actions)
         for cid, info in node.cells.items():
             cell = str(cid)
             view = self.cells.get(cell)
@@ -178,6 +221,8 @@ class EnergySaver(XApp):
                 )
             view.neighbours = tuple(str(n) for n in info.neighbours)
             view.controllable = controllable
+            view.ccc = ccc
+            view.cio = cio
             view.prbs = info.bandwidth_prbs
             expected = self._expect.get(cell)
             if expected is not None:
@@ -214,11 +259,13 @@ class EnergySaver(XApp):
         now = self.now()
         used = report["RRU.PrbUsedDl"]
         avail = report["RRU.PrbAvailDl"]
+        conn = report["RRC.ConnMean"] if "RRC.ConnMean" in report.metrics else None
         cfg = self.config
         for i, cell in enumerate(report.entity_ids):
             view = self.cells.get(cell)
             if view is None:
                 continue
+            view.conn = float(conn[i]) if conn is not None else math.nan
             a = float(avail[i])
             if not a > 0 or not view.active:
                 view.util_pct = math.nan
@@ -238,7 +285,7 @@ class EnergySaver(XApp):
                 view.low_since = now if view.low_since is None else view.low_since
             else:
                 view.low_since = None
-        actions = self._wake(now) or self._sleep(now)
+        actions: list[ControlAction] = self._wake(now) or self._evacuated(now) or self._sleep(now)
         await self._send(actions)
 
     # -- decisions ------------------------------------------------------------------------
@@ -248,9 +295,53 @@ class EnergySaver(XApp):
             n for n in view.neighbours if n in self.cells and self.cells[n].active
         )
 
-    def _wake(self, now: float) -> list[CellState]:
+    def _switch(self, view: CellView, on: bool) -> ControlAction:
+        """The control that switches ``view`` on or off on its node: CCC energy saving, or
+        the deprecated RC cell state."""
+        if view.ccc:
+            return CellAdministration(
+                view.cell,
+                energy_saving_control=EnergySavingControl.TO_BE_NOT_ENERGY_SAVING
+                if on
+                else EnergySavingControl.TO_BE_ENERGY_SAVING,
+            )
+        return CellState(view.cell, active=on)
+
+    def _offsets(self, view: CellView, absorbers: tuple[str, ...], db: int) -> list[ControlAction]:
+        """CIOs of ``db`` on the relations from ``view`` to ``absorbers``, and of ``-db`` on the
+        reverse relations where the absorber's node takes them."""
+        out: list[ControlAction] = []
+        for n in absorbers:
+            out.append(CellIndividualOffset(view.cell, n, db))
+            nv = self.cells.get(n)
+            if nv is not None and nv.cio and view.cell in nv.neighbours:
+                out.append(CellIndividualOffset(n, view.cell, -db))
+        return out
+
+    def _evacuated(self, now: float) -> list[ControlAction]:
+        """Switch off the cell being evacuated once it is empty or its time is up, or give
+        up when its absorbers no longer can take it."""
         cfg = self.config
-        out = []
+        for view in self.cells.values():
+            if view.evacuating_since is None or view.cell in self._busy:
+                continue
+            if not view.active:
+                view.evacuating_since = None
+                continue
+            empty = view.conn < 0.5
+            if empty or now - view.evacuating_since >= cfg.evacuate_s:
+                self.log.info("%s off after evacuation (%.1f UEs left)", view.cell, view.conn)
+                return [self._switch(view, on=False)]
+            if not self._can_absorb(view, evacuating=True):
+                self.log.info("%s stays on: its absorbers filled up", view.cell)
+                view.evacuating_since = None
+                view.blocked_until = now + cfg.retry_s
+                return self._offsets(view, view.absorbers, 0)
+        return []
+
+    def _wake(self, now: float) -> list[ControlAction]:
+        cfg = self.config
+        out: list[ControlAction] = []
         for view in self.cells.values():
             if view.active or not view.controllable or view.cell in self._busy:
                 continue
@@ -260,7 +351,8 @@ class EnergySaver(XApp):
                 nv = self.cells.get(n)
                 if nv is None or math.isnan(nv.util_pct):
                     continue
-                if nv.util_pct + max(nv.trend_pct_s, 0.0) * cfg.lead_s >= cfg.on_pct:
+                ahead = cfg.lead_s + cfg.wakeup_s
+                if nv.util_pct + max(nv.trend_pct_s, 0.0) * ahead >= cfg.on_pct:
                     self.log.info(
                         "%s on: neighbour %s at %.0f%% (trend %+.1f%%/s)",
                         view.cell,
@@ -268,14 +360,16 @@ class EnergySaver(XApp):
                         nv.util_pct,
                         nv.trend_pct_s,
                     )
-                    out.append(CellState(view.cell, active=True))
+                    out.append(self._switch(view, on=True))
                     break
         return out
 
-    def _sleep(self, now: float) -> list[CellState]:
+    def _sleep(self, now: float) -> list[ControlAction]:
         cfg = self.config
         if now - self._last_switch < cfg.off_gap_s:
             return []
+        if any(v.evacuating_since is not None for v in self.cells.values()):
+            return []  # one at a time
         carrying: set[str] = set()
         for view in self.cells.values():
             if not view.active:
@@ -302,12 +396,25 @@ class EnergySaver(XApp):
                 self.log.info(
                     "%s off at %.0f%%: absorbed by %s", view.cell, view.util_pct, absorbers
                 )
-                return [CellState(view.cell, active=False)]
+                if view.cio and cfg.evacuate_s > 0:
+                    view.evacuating_since = now
+                    return self._offsets(view, absorbers, cfg.evacuate_cio_db)
+                return [self._switch(view, on=False)]
         return []
 
-    def _can_absorb(self, view: CellView) -> tuple[str, ...]:
-        """The neighbours that would take ``view``'s load, or () when it must stay on."""
+    def _can_absorb(self, view: CellView, *, evacuating: bool = False) -> tuple[str, ...]:
+        """The neighbours that would take ``view``'s load, or () when it must stay on. While
+        it is evacuated, its absorbers already carry part of the load: they only need to stay
+        below ``on_pct``."""
         cfg = self.config
+        if evacuating:
+            for name in view.absorbers:
+                nv = self.cells.get(name)
+                if nv is None or not nv.active:
+                    return ()
+                if nv.util_pct + max(nv.trend_pct_s, 0.0) * cfg.lead_s >= cfg.on_pct:
+                    return ()
+            return view.absorbers
         active = [
             self.cells[n]
             for n in view.neighbours
@@ -329,37 +436,70 @@ class EnergySaver(XApp):
 
     # -- acting ---------------------------------------------------------------------------
 
-    async def _send(self, actions: list[CellState]) -> None:
+    async def _send(self, actions: list[ControlAction]) -> None:
         if not actions:
             return
-        self._busy.update(a.cell_id for a in actions)
+        cells = {a.cell for a in actions}
+        self._busy.update(cells)
         try:
             results = await asyncio.gather(
                 *(self.control(a, timeout=self.config.timeout_s) for a in actions)
             )
         finally:
-            self._busy.difference_update(a.cell_id for a in actions)
+            self._busy.difference_update(cells)
         now = self.now()
         for action, outcome in zip(actions, results, strict=True):
             self.outcomes.append(outcome)
-            verb = "on" if action.active else "off"
-            self._m_switch.labels(action=verb, outcome=outcome.kind.value).inc()
             self.log.info("%s", outcome)
-            view = self.cells.get(action.cell_id)
+            if isinstance(action, CellIndividualOffset):
+                verb = "restore" if action.offset_db == 0 else "evacuate"
+                self._m_switch.labels(action=verb, outcome=outcome.kind.value).inc()
+                # The cell being evacuated: the source of a positive offset, the neighbour of
+                # the negative reverse one.
+                evacuated = self.cells.get(
+                    action.cell_id if action.offset_db > 0 else action.neighbour
+                )
+                if evacuated is None or verb == "restore":
+                    continue
+                if outcome.ok:
+                    evacuated.offsets += ((action.cell_id, action.neighbour, action.offset_db),)
+                else:
+                    # The evacuation did not start as planned: switch off without it.
+                    evacuated.evacuating_since = -math.inf
+                continue
+            on = (
+                action.in_service
+                if isinstance(action, CellAdministration)
+                else bool(isinstance(action, CellState) and action.active)
+            )
+            self._m_switch.labels(action="on" if on else "off", outcome=outcome.kind.value).inc()
+            view = self.cells.get(action.cell)
             if view is None:
                 continue
             if outcome.ok:
-                self._expect[view.cell] = (bool(action.active), now)
+                self._expect[view.cell] = (on, now)
                 view.switched_at = now
-                view.active = bool(action.active)
+                view.active = on
                 view.util_pct = math.nan
                 view.low_since = None
                 self._last_switch = now
-                if action.active:
+                if on:
                     view.absorbers = ()
+                else:
+                    view.evacuating_since = None
+                    await self._restore(view)
             else:
                 view.blocked_until = now + self.config.retry_s
-                if not action.active:
+                if not on:
                     view.absorbers = ()
+                    view.evacuating_since = None
+                    await self._restore(view)
         del self.outcomes[:-100]
         self._m_off.set(sum(1 for v in self.cells.values() if not v.active))
+
+    async def _restore(self, view: CellView) -> None:
+        """Set the evacuation's CIOs back to 0 (the cell is off, or stays on)."""
+        if not view.offsets:
+            return
+        offsets, view.offsets = view.offsets, ()
+        await self._send([CellIndividualOffset(source, n, 0) for source, n, _ in offsets])

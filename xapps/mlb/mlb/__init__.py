@@ -1,6 +1,17 @@
 """mlb: a mobility load balancing (traffic steering) xApp.
 
-The loop, on every cell report:
+**As operators steer: by cell individual offsets.** Where the overloaded cell's node offers
+the E2SM-CCC ``cellIndividualOffset`` of its neighbour relations (``steering = "cio"``, the
+default), mlb does not move UEs itself: a cell above ``high_pct`` for ``hold_reports``
+reports gets the CIO of its relations to its first ``cio_neighbours`` active neighbours
+below ``low_pct`` raised by ``cio_step_db`` (up to ``max_cio_db``), and the reverse relation
+lowered by as much (so the RAN's A3 does not hand the UEs straight back); the RAN's own A3
+then hands its edge UEs over. A neighbour that becomes overloaded gets its offset stepped
+back; when the source has stayed below ``low_pct`` for ``cio_relax_s``, its offsets step
+back towards 0, one step per ``cio_relax_s``. Cells of nodes without CIO control, or
+``steering = "handover"``, are steered UE by UE as below.
+
+**UE by UE**, on every cell report:
 
 1. **Detect.** A cell whose downlink PRB utilisation stays above ``high_pct`` for
    ``hold_reports`` consecutive reports is overloaded (only cells of nodes that offer the
@@ -55,6 +66,7 @@ excepted). What is learned fades with a half-life of ``learn_halflife_s``.
 
 Metrics (``xapp_mlb_...`` in Prometheus): ``handovers_total{outcome}``,
 ``handover_verdicts_total{verdict}`` (``good``, ``bad``, ``reverted``),
+``cio_changes_total{outcome}``, ``steered_relations`` (relations with a CIO set by mlb),
 ``overloaded_cells`` and ``learned_pairs``.
 """
 
@@ -64,12 +76,14 @@ import asyncio
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from ric import (
     CauseCode,
+    CellIndividualOffset,
     ControlOutcome,
     Counter,
     Gauge,
@@ -92,6 +106,17 @@ NEIGHBOUR_METRICS = tuple(
 LOAD_FLOOR = 0.1
 """The lowest PRB utilisation assumed for a cell's interference (control channels, pilots)."""
 HANDOVER_KEY = (Handover.style, Handover.action_id)
+CIO_ATTRIBUTE = ("O-NRCellRelation", "cellIndividualOffset")
+Q_OFFSETS_DB = (-24, -22, -20, -18, -16, -14, -12, -10, -8, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24)  # fmt: skip
+"""TS 38.331 Q-OffsetRange, dB: the values a CIO may take."""
+
+
+def _snap_cio(value_db: float, towards_zero: bool = True) -> int:
+    """The Q-OffsetRange value nearest ``value_db`` on the side of 0 (so a step never
+    overshoots), or away from 0."""
+    if towards_zero == (value_db >= 0):
+        return max(q for q in Q_OFFSETS_DB if q <= value_db)
+    return min(q for q in Q_OFFSETS_DB if q >= value_db)
 
 
 def _rank_prior(rank: int) -> float:
@@ -200,11 +225,25 @@ class LoadBalancer(XApp):
         # Nodes without neighbour measurements leave them out of the UE report.
         Report(*UE_METRICS, *NEIGHBOUR_METRICS, period_ms=1000, per="ue"),
     ]
-    controls = [Handover]
+    controls = [Handover, CellIndividualOffset]
 
     class Config(XApp.Config):
         """mlb settings; the defaults suit 1 s reports on macro cells."""
 
+        steering: Literal["cio", "handover"] = "cio"
+        """``cio``: steer by cell individual offsets where the node offers them (the RAN's
+        A3 moves the UEs), UE by UE elsewhere; ``handover``: UE by UE everywhere."""
+        cio_step_db: int = Field(2, ge=1, le=6)
+        """How much a relation's CIO moves per step, dB (snapped to Q-OffsetRange)."""
+        max_cio_db: int = Field(6, ge=1, le=24)
+        """The largest CIO mlb sets towards a neighbour, dB (the reverse relation gets minus
+        as much)."""
+        cio_neighbours: int = Field(3, ge=1, le=16)
+        """How many of an overloaded cell's first neighbours (the node lists them by coverage
+        overlap) may receive offsets."""
+        cio_relax_s: float = Field(60.0, ge=0.0)
+        """A cell below ``low_pct`` this long gets its offsets stepped back towards 0, one
+        step per this many seconds."""
         high_pct: float = Field(80.0, gt=0.0, le=100.0)
         """A cell above this downlink PRB utilisation (percent) is overloaded."""
         low_pct: float = Field(60.0, gt=0.0, le=100.0)
@@ -254,6 +293,11 @@ class LoadBalancer(XApp):
 
         @model_validator(mode="after")
         def _consistent(self) -> LoadBalancer.Config:
+            if self.max_cio_db not in Q_OFFSETS_DB:
+                raise ValueError(
+                    f"max_cio_db {self.max_cio_db} is not a Q-OffsetRange value (TS 38.331): "
+                    f"one of {', '.join(str(q) for q in Q_OFFSETS_DB if q > 0)}"
+                )
             if self.low_pct >= self.high_pct:
                 raise ValueError(
                     f"low_pct ({self.low_pct}) must be below high_pct ({self.high_pct})"
@@ -273,6 +317,8 @@ class LoadBalancer(XApp):
     """What was learned per (source cell, target cell)."""
     outcomes: list[ControlOutcome]
     """The last 100 handover outcomes."""
+    cio: dict[tuple[str, str], int]
+    """The CIO mlb set per relation (source cell, neighbour), dB; absent: 0."""
 
     async def on_start(self) -> None:
         self.load = {}
@@ -280,6 +326,9 @@ class LoadBalancer(XApp):
         self.ues = {}
         self.pairs = {}
         self.outcomes = []
+        self.cio = {}
+        self._cio_cells: set[str] = set()  # cells whose node takes CIO controls
+        self._calm_since: dict[str, float] = {}
         self._where: dict[str, _Ue] = {}
         self._node_cells: dict[str, set[str]] = {}
         self._cells: dict[str, tuple[int, int]] = {}  # cell -> (PRBs, band)
@@ -302,6 +351,12 @@ class LoadBalancer(XApp):
         )
         self._m_hot: Gauge = m.gauge("overloaded_cells", "Cells above high_pct right now.")
         self._m_pairs: Gauge = m.gauge("learned_pairs", "(source, target) pairs with history.")
+        self._m_cio: Counter = m.counter(
+            "cio_changes_total", "Cell individual offset changes mlb sent, by outcome.", ["outcome"]
+        )
+        self._m_steered: Gauge = m.gauge(
+            "steered_relations", "Neighbour relations with a non-zero CIO set by mlb."
+        )
         for node in self.nodes().values():
             self._learn_node(node)
 
@@ -311,11 +366,17 @@ class LoadBalancer(XApp):
         self._node_cells[str(node.id)] = {str(c) for c in node.cells}
         rc = node.rc()
         steerable = rc is not None and HANDOVER_KEY in rc[1].actions
+        ccc = node.ccc()
+        by_cio = ccc is not None and ccc[1].writable(*CIO_ATTRIBUTE)
         for cid in node.cells:
             if steerable:
                 self._steerable.add(str(cid))
             else:
                 self._steerable.discard(str(cid))
+            if by_cio:
+                self._cio_cells.add(str(cid))
+            else:
+                self._cio_cells.discard(str(cid))
         for cid, cell in node.cells.items():
             self._cells[str(cid)] = (cell.bandwidth_prbs, cell.band)
 
@@ -323,6 +384,9 @@ class LoadBalancer(XApp):
         self._learn_node(node)
 
     async def on_node_down(self, node: NodeInfo) -> None:
+        gone = {str(c) for c in node.cells}
+        # A node that comes back starts from its own configuration: forget what was set.
+        self.cio = {k: v for k, v in self.cio.items() if k[0] not in gone}
         for cell in node.cells:
             self.load.pop(str(cell), None)
             self.hot.pop(str(cell), None)
@@ -408,14 +472,86 @@ class LoadBalancer(XApp):
             self.hot[cell] = self.hot.get(cell, 0) + 1 if util > cfg.high_pct else 0
         self._m_hot.set(sum(1 for v in self.load.values() if v > cfg.high_pct))
         info = self._cell_info()
+        by_cio = cfg.steering == "cio"
+        offsets = (
+            [o for cell in report.entity_ids for o in self._plan_cio(cell, info)] if by_cio else []
+        )
         sent: dict[str, float] = {}  # target cell -> utilisation added this round, percent
         moves = [
             move
             for cell in report.entity_ids
-            if self.hot.get(cell, 0) >= cfg.hold_reports and cell in self._steerable
+            if self.hot.get(cell, 0) >= cfg.hold_reports
+            and cell in self._steerable
+            and not (by_cio and cell in self._cio_cells)
             for move in self._plan(cell, info, sent)
         ]
+        await self._send_cio(offsets)
         await self._send(moves)
+
+    # -- steering by cell individual offsets ----------------------------------------------
+
+    def _plan_cio(
+        self, cell: str, info: dict[str, tuple[bool, tuple[str, ...]]]
+    ) -> list[CellIndividualOffset]:
+        """The CIO changes for the relations out of ``cell`` after its latest load."""
+        cfg = self.config
+        if cell not in self._cio_cells:
+            return []
+        now = self.now()
+        util = self.load.get(cell, math.nan)
+        active, neighbours = info.get(cell, (False, ()))
+        out: dict[tuple[str, str], int] = {}
+        # A neighbour that filled up gives UEs back first, whatever the source's load.
+        for t in neighbours:
+            current = self.cio.get((cell, t), 0)
+            if current > 0 and self.load.get(t, 0.0) >= cfg.high_pct:
+                out[(cell, t)] = _snap_cio(current - cfg.cio_step_db)
+        if active and self.hot.get(cell, 0) >= cfg.hold_reports:
+            self._calm_since.pop(cell, None)
+            for t in neighbours[: cfg.cio_neighbours]:
+                t_active, _ = info.get(t, (False, ()))
+                t_util = self.load.get(t, math.nan)
+                current = self.cio.get((cell, t), 0)
+                if t_active and t_util < cfg.low_pct and current < cfg.max_cio_db:
+                    out[(cell, t)] = _snap_cio(min(current + cfg.cio_step_db, cfg.max_cio_db))
+            if out:
+                self.hot[cell] = 0  # let the next reports show the effect before acting again
+        elif util < cfg.low_pct:
+            calm = self._calm_since.setdefault(cell, now)
+            if now - calm >= cfg.cio_relax_s:
+                self._calm_since[cell] = now
+                for (source, t), current in self.cio.items():
+                    if source == cell and current > 0 and (cell, t) not in out:
+                        out[(cell, t)] = _snap_cio(current - cfg.cio_step_db)
+        else:
+            self._calm_since.pop(cell, None)
+        actions: list[CellIndividualOffset] = []
+        for (source, t), value in out.items():
+            if value == self.cio.get((source, t), 0):
+                continue
+            actions.append(CellIndividualOffset(source, t, value))
+            # The reverse relation, so that A3 at the neighbour does not hand them back.
+            _, back = info.get(t, (False, ()))
+            if t in self._cio_cells and source in back:
+                actions.append(CellIndividualOffset(t, source, -value))
+        return actions
+
+    async def _send_cio(self, actions: list[CellIndividualOffset]) -> None:
+        if not actions:
+            return
+        results = await asyncio.gather(
+            *(self.control(a, timeout=self.config.timeout_s) for a in actions)
+        )
+        for action, outcome in zip(actions, results, strict=True):
+            self._m_cio.labels(outcome=outcome.kind.value).inc()
+            self.log.info("%s", outcome)
+            if outcome.ok:
+                key = (action.cell_id, action.neighbour)
+                if action.offset_db:
+                    self.cio[key] = action.offset_db
+                else:
+                    self.cio.pop(key, None)
+        self._m_steered.set(sum(1 for v in self.cio.values() if v))
 
     # -- planning -------------------------------------------------------------------------
 
