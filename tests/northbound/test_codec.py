@@ -65,7 +65,7 @@ def test_every_control_kind_round_trips(action: ControlAction) -> None:
 def test_a_bad_control_is_refused_naming_the_field() -> None:
     """A control whose values break the action's rules is refused with the field named."""
     msg = pb.Action(slice_prb_quota=pb.SlicePrbQuota(cell_id=CELL, slice="1", max_pct=150))
-    with pytest.raises(ValueError, match="action.slice_prb_quota: .*max_pct"):
+    with pytest.raises(ValueError, match=r"action\.slice_prb_quota: .*max_pct"):
         codec.action_from_proto(msg)
     with pytest.raises(ValueError, match="action has none of handover"):
         codec.action_from_proto(pb.Action())
@@ -163,9 +163,9 @@ def test_hello_declares_the_class_and_a_bad_one_is_refused() -> None:
     assert tuple(cls.controls) == tuple(Counter.controls)
     assert [t.id for t in cls.policy_types] == [t.id for t in Counter.policy_types]
     bad = pb.Hello(name="Bad Name")
-    with pytest.raises(ValueError, match="hello.name 'Bad Name' is not an xApp name"):
+    with pytest.raises(ValueError, match=r"hello\.name 'Bad Name' is not an xApp name"):
         codec.declared_class(bad)
-    with pytest.raises(ValueError, match="hello.controls: 'teleport' is not a control kind"):
+    with pytest.raises(ValueError, match=r"hello\.controls: 'teleport' is not a control kind"):
         codec.declared_class(pb.Hello(name="ok", controls=["teleport"]))
     spec = pb.ReportSpec(metrics=["RRU.PrbUsedDl"], period_ms=0, per="cell")
     with pytest.raises(ValueError, match=r"hello.reports\[0\]: .*period_ms"):

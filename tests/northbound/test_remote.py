@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from ric.actions import OutcomeKind, SlicePrbQuota
 from ric.northbound.client import AttachError, XAppClient
 from ric.runtime import Runtime
 from ric.sim import Simulator, load_scenario
 from tests.conftest import Recorder, RuntimeFactory, wait_for
+from tests.e2node import ScriptedNode, rc_function
 from tests.northbound.apps import Counter
 
 SMALL = Path(__file__).resolve().parents[2] / "seeds" / "small.toml"
@@ -97,3 +99,67 @@ async def test_attach_with_a_taken_name_is_refused(make_runtime: RuntimeFactory)
     client = XAppClient(Impostor, f"127.0.0.1:{runtime.northbound.port}")
     with pytest.raises(AttachError, match="named 'recorder' is loaded by the runtime"):
         await asyncio.wait_for(client.run(), 10)
+
+
+async def test_conflicts_are_arbitrated_across_the_boundary(make_runtime: RuntimeFactory) -> None:
+    """A remote and a local xApp quota the same slice: the local one, second, is refused as a
+    conflict (its outcome names the remote one), and the remote one is told through its
+    on_conflict across the northbound API."""
+    from tests.test_conflicts import Es, Mlb, acking
+
+    class RemoteMlb(Mlb):
+        name = "rmlb"
+
+    runtime, stats = await make_runtime(Es, **NB)
+    client = XAppClient(RemoteMlb, f"127.0.0.1:{runtime.northbound.port}")
+    task = asyncio.create_task(client.run())
+    async with ScriptedNode(f"127.0.0.1:{runtime.port}") as node:
+        await node.setup(functions=[rc_function(actions=[(3, 1), (2, 6), (100, 1)])])
+        answering = asyncio.create_task(acking(node))
+        await wait_for(lambda: client.host is not None and client.host.instance is not None)
+        await wait_for(lambda: runtime.host("es").instance is not None)
+        remote = client.host.instance  # type: ignore[union-attr]
+        local = runtime.host("es").instance
+        assert isinstance(remote, RemoteMlb) and isinstance(local, Es)
+        one = await remote.control(SlicePrbQuota("001-01-11", "1-000001", 10, 40), timeout=2.0)
+        two = await local.control(SlicePrbQuota("001-01-11", "1-000001", 30, 80), timeout=2.0)
+        three = await remote.control(SlicePrbQuota("001-01-12", "1-000001", 10, 40), timeout=2.0)
+        answering.cancel()
+    assert (one.kind, two.kind) == (OutcomeKind.ACKNOWLEDGED, OutcomeKind.CONFLICT)
+    assert two.conflict is not None and two.conflict.first_xapp == "rmlb"
+    await wait_for(lambda: remote.conflicts, what="the remote xApp told of the conflict")
+    assert remote.conflicts[0].second_xapp == "es"
+    assert three.kind is OutcomeKind.ACKNOWLEDGED  # another cell: no conflict
+    assert stats.conflicts["first-wins"] == 1
+    client.stop()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_a1_policies_reach_a_remote_xapp_on_every_attach(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """A policy put before the remote xApp attaches is delivered on attach, one put later
+    arrives as it changes, the xApp's status is recorded, and a reattach does not deliver
+    them twice to the same instance."""
+    runtime, _ = await make_runtime(**NB)
+    client = XAppClient(Counter, f"127.0.0.1:{runtime.northbound.port}")
+    task = asyncio.create_task(client.run())
+    await wait_for(lambda: client.host is not None and client.host.instance is not None)
+    app = _instance(client)
+    await runtime.a1.put_policy("nb-test-sla", "p1", {"max_pct": 60})
+    await wait_for(lambda: len(app.policies) == 1, what="the first policy")
+    await runtime.a1.put_policy("nb-test-sla", "p2", {"max_pct": 70})
+    await wait_for(lambda: len(app.policies) == 2, what="the second policy")
+    status = await runtime.a1.status("nb-test-sla", "p1")
+    assert status["enforceStatus"] == "ENFORCED", status
+    client._call.cancel()
+    await wait_for(lambda: client.attaches == 2, what="the reattach")
+    await runtime.a1.put_policy("nb-test-sla", "p1", {"max_pct": 50})
+    await wait_for(lambda: len(app.policies) == 3, what="the update after the reattach")
+    assert [(e.kind, e.policy_id) for e in app.policies] == [
+        ("created", "p1"),
+        ("created", "p2"),
+        ("updated", "p1"),
+    ]
+    client.stop()
+    await asyncio.wait_for(task, 10)
