@@ -47,6 +47,19 @@ and :class:`TrafficSurge`; :mod:`ric.sim.world` applies them)::
 
 An event is active during the steps that start at a time ``t`` with ``at_s <= t < until_s``.
 
+The scheduler inside a slice's PRBs and each UE group's traffic model are named too (see
+:class:`SchedulerSpec` and :class:`UeGroupSpec`; :mod:`ric.sim.scheduler` and
+:mod:`ric.sim.traffic` implement them)::
+
+    [scheduler]
+    kind = "pf"                       # or "rr", "need"; pf_time_constant_ms = 1000.0
+
+    [[ue_groups]]
+    count = 10
+    traffic = "poisson"               # or "lognormal" (default), "cbr", "full_buffer"
+    arrival_rate_hz = 2.0
+    burst_kbit = 4000.0
+
 A bad file raises :class:`ric.errors.ConfigError` whose key is the path of the bad value,
 such as ``nodes[1].vendor``.
 """
