@@ -309,6 +309,11 @@ class _RuntimeCollector(Collector):
             "1 for the xApp's current state, 0 for the others.",
             labels=["xapp", "state"],
         )
+        info = GaugeMetricFamily(
+            "ric_xapp_info",
+            "1 per loaded xApp, labelled with its version and isolation mode.",
+            labels=["xapp", "version", "mode"],
+        )
         if runtime is not None:
             queue_size = runtime.config.xapps.queue_size
             for host in runtime.hosts:
@@ -321,7 +326,8 @@ class _RuntimeCollector(Collector):
                 state = host.state.value
                 for candidate in _XAPP_STATES:
                     states.add_metric([host.name, candidate], float(candidate == state))
-        yield from (reports, dropped, depth, capacity, restarts, states)
+                info.add_metric([host.name, host.cls.version, host.mode], 1.0)
+        yield from (reports, dropped, depth, capacity, restarts, states, info)
 
     def _e2(self, runtime: RuntimeView | None, per_node: bool) -> Iterator[Metric]:
         active = GaugeMetricFamily(

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import pytest
+from prometheus_client import generate_latest
 
 from ric import (
     ControlOutcome,
@@ -28,6 +29,7 @@ from ric.cli import render_status
 from ric.config import load_config
 from ric.host import XAppHost, XAppState
 from ric.http import xapp_json
+from ric.metrics import PrometheusSensor
 from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sdl import Change
@@ -326,3 +328,17 @@ async def test_the_xapps_api_and_ric_status_show_each_xapps_mode() -> None:
     assert header.split()[:4] == ["XAPP", "VERSION", "MODE", "STATE"]
     assert plain.split()[:4] == ["plain", "0.0.0", "thread", "loaded"]
     assert loop_row.split()[2] == "loop"
+
+
+async def test_prometheus_has_each_xapps_mode_in_an_info_metric() -> None:
+    """ric_xapp_info{xapp,version,mode} is 1 for each loaded xApp, naming its mode."""
+    looped = type("Looped", (Plain,), {"name": "looped"})
+    config = load_config(
+        environ={}, overrides={"e2.port": 0, "xapps.isolation": {"looped": "loop"}}
+    )
+    sensor = PrometheusSensor(config.metrics, process=False)
+    plugins = [Plugin(Plain, "test:Plain"), Plugin(looped, "test:Looped")]
+    async with Runtime(config, plugins, sensors=[sensor], components=[sensor]):
+        text = generate_latest(sensor.registry).decode()
+    assert 'ric_xapp_info{mode="thread",version="0.0.0",xapp="plain"} 1.0' in text
+    assert 'ric_xapp_info{mode="loop",version="0.0.0",xapp="looped"} 1.0' in text
