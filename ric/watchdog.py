@@ -231,6 +231,20 @@ class LoopWatchdog:
             total += overdue
         return total
 
+    def longest_since(self, since: float) -> float:
+        """The longest single stall between loop time ``since`` and now, seconds (one still
+        going on counts as far as it has come)."""
+        loop = self._loop
+        if loop is None:
+            return 0.0
+        longest = 0.0
+        for start, end in reversed(self._stalls):
+            if end <= since:
+                break
+            longest = max(longest, end - max(start, since))
+        overdue = loop.time() - max(self._due, since)
+        return max(longest, overdue if overdue > self.tick_s else 0.0)
+
     # -- the monitor thread -------------------------------------------------------------------
 
     def _monitor(self) -> None:

@@ -102,6 +102,15 @@ class _ForwardSensor(Sensor):
         )
 
 
+class _LocalHost(XAppHost):
+    """The host of the xApp on its side: an overrun is counted and sent to the runtime,
+    which logs it with the mode's words (here, only this xApp's own reports waited)."""
+
+    def overrun(self, handler: str, seconds: float, started: float) -> None:
+        self.overruns += 1
+        self._sensor.handler_overrun(self.name, handler, seconds)
+
+
 class _RemoteSdl(SdlBackend):
     """The runtime's SDL, reached over the stream (the xApp's own and granted namespaces)."""
 
@@ -531,7 +540,7 @@ class XAppClient:
             from ric.northbound.host import config_from_json
 
             config = config_from_json(self.cls, welcome.config_json)
-        return XAppHost(
+        return _LocalHost(
             self.cls,
             config,
             index=1,
