@@ -177,7 +177,7 @@ build_debian_base() {
 		--change 'ENV LANG=C.UTF-8' \
 		--change 'CMD ["python3"]' \
 		--message "debootstrap --variant=minbase bookworm + python3 (deploy/image-test.sh)" \
-		- "$DEBIAN_BASE" >/dev/null
+		--quiet - "$DEBIAN_BASE" >/dev/null
 	as_root rm -rf "$rootfs"
 	say "built $DEBIAN_BASE in $((SECONDS - started)) s"
 }
@@ -228,12 +228,18 @@ if [ -n "$CA" ]; then
 	BUILD+=(--secret "id=pip-ca,src=$CA")
 fi
 say "building $IMAGE (log: podman's output below)"
+previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 started=$SECONDS
 if ! (cd "$ROOT" && podman "${GLOBAL[@]}" build "${BUILD[@]}" .) 2>&1 | sed 's/^/  | /'; then
 	die "podman build failed (output above)"
 fi
 BUILD_S=$((SECONDS - started))
 say "built $IMAGE in $BUILD_S s"
+# The image this one replaced, untagged now: removed unless a container still uses it. (The
+# unchanged layers it shares stay: they are the cache of the next build.)
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+	podman image rm "$previous" >/dev/null 2>&1 && say "removed the previous $IMAGE (${previous:0:12})" || true
+fi
 
 # -- the image as built ----------------------------------------------------------------------------
 
