@@ -163,3 +163,25 @@ async def test_a1_policies_reach_a_remote_xapp_on_every_attach(
     ]
     client.stop()
     await asyncio.wait_for(task, 10)
+
+
+async def test_grants_hold_for_a_remote_xapp(make_runtime: RuntimeFactory) -> None:
+    """The runtime's grants apply to a remote xApp by its name: a control kind it is not
+    granted ends not_permitted, and is audited like a local xApp's."""
+    runtime, stats = await make_runtime(
+        **NB,
+        **{
+            "xapps.grants": {"nbcounter": {"controls": ["handover"]}},
+        },
+    )
+    client = XAppClient(Counter, f"127.0.0.1:{runtime.northbound.port}")
+    task = asyncio.create_task(client.run())
+    async with Simulator(load_scenario(SMALL), f"127.0.0.1:{runtime.port}") as sim:
+        await sim.wait_ready()
+        await wait_for(lambda: client.host is not None and client.host.instance is not None)
+        app = _instance(client)
+        await wait_for(lambda: app.outcomes, what="the control's outcome")
+    assert app.outcomes == ["not_permitted"]
+    assert [o.kind.value for x, o in stats.recent_controls if x == "nbcounter"] == ["not_permitted"]
+    client.stop()
+    await asyncio.wait_for(task, 10)
