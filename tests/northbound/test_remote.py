@@ -185,3 +185,46 @@ async def test_grants_hold_for_a_remote_xapp(make_runtime: RuntimeFactory) -> No
     assert [o.kind.value for x, o in stats.recent_controls if x == "nbcounter"] == ["not_permitted"]
     client.stop()
     await asyncio.wait_for(task, 10)
+
+
+async def test_a_blocking_remote_xapp_delays_no_one_else(make_runtime: RuntimeFactory) -> None:
+    """time.sleep(5) in a remote xApp (its own `ric xapp run` process) stalls only it: a
+    loop-mode xApp keeps getting every report on time and the runtime's loop never stalls
+    100 ms; the overrun is counted at the runtime once the call returns."""
+    import sys
+
+    from ric.sdl import Namespace
+
+    runtime, _ = await make_runtime(Recorder, **NB)
+    target = f"127.0.0.1:{runtime.northbound.port}"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ric", "xapp", "run", "tests.northbound.apps:Sleeper",
+        "--connect", target,
+    )  # fmt: skip
+    try:
+        async with Simulator(load_scenario(SMALL), f"127.0.0.1:{runtime.port}") as sim:
+            await sim.wait_ready()
+            recorder = runtime.host("recorder").instance
+            assert isinstance(recorder, Recorder)
+            sdl = Namespace(runtime.sdl, "xapp.nbsleeper")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while (await sdl.get("reports", 0)) < 2:
+                assert loop.time() < deadline, "the remote xApp got no reports"
+                await asyncio.sleep(0.05)
+            start, since = len(recorder.seen), loop.time()
+            await asyncio.sleep(3.0)  # inside the sleep
+            arrivals = [
+                r.collection_start for r in recorder.seen[start:] if r.node == "gnb-001-01-1"
+            ]
+            gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+            assert len(arrivals) >= 20 and max(gaps) <= 0.2, f"gaps up to {max(gaps):.3f} s"
+            dog = runtime.watchdog
+            stall = 0.0 if dog is None else dog.longest_since(since)
+            assert stall < 0.1, f"the runtime's loop stalled {stall:.3f} s"
+            host = runtime.host("nbsleeper")
+            assert host.mode == "remote"
+            await wait_for(lambda: host.overruns >= 1, timeout=10, what="the overrun")
+    finally:
+        child.terminate()
+        await asyncio.wait_for(child.wait(), 10)
