@@ -70,7 +70,7 @@ bad_usage() {
 	exit 2
 }
 # need OPTION "$@": the option's value, or a usage error when it has none.
-need() { [ $# -ge 2 ] && [ -n "$2" ] || bad_usage "$1 needs a value"; }
+need() { if [ $# -lt 2 ] || [ -z "$2" ]; then bad_usage "$1 needs a value"; fi; }
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -238,7 +238,9 @@ say "built $IMAGE in $BUILD_S s"
 # The image this one replaced, untagged now: removed unless a container still uses it. (The
 # unchanged layers it shares stay: they are the cache of the next build.)
 if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]; then
-	podman image rm "$previous" >/dev/null 2>&1 && say "removed the previous $IMAGE (${previous:0:12})" || true
+	if podman image rm "$previous" >/dev/null 2>&1; then
+		say "removed the previous $IMAGE (${previous:0:12})"
+	fi
 fi
 
 # -- the image as built ----------------------------------------------------------------------------
@@ -341,7 +343,9 @@ podman "${GLOBAL[@]}" healthcheck run "$CONTAINER" >/dev/null 2> >(quiet_systemd
 say "podman healthcheck run: healthy"
 
 # Graceful stop: SIGTERM, exit 0, and the audit log it wrote is intact up to the anchor it logged.
-kill "$SIM_PID" && wait "$SIM_PID" 2>/dev/null || true
+kill -0 "$SIM_PID" 2>/dev/null || die "ric sim exited while the runtime ran"
+kill "$SIM_PID"
+wait "$SIM_PID" 2>/dev/null || true
 SIM_PID=
 podman "${GLOBAL[@]}" stop --time 30 "$CONTAINER" >/dev/null 2> >(quiet_systemd)
 code=$(podman "${GLOBAL[@]}" inspect --format '{{.State.ExitCode}}' "$CONTAINER")
