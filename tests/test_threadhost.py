@@ -342,3 +342,20 @@ async def test_prometheus_has_each_xapps_mode_in_an_info_metric() -> None:
         text = generate_latest(sensor.registry).decode()
     assert 'ric_xapp_info{mode="thread",version="0.0.0",xapp="plain"} 1.0' in text
     assert 'ric_xapp_info{mode="loop",version="0.0.0",xapp="looped"} 1.0' in text
+
+
+async def test_cancelling_run_stops_the_thread_and_is_not_swallowed() -> None:
+    """Cancelling the runtime's task of a ThreadHost asks the thread to stop, waits for it
+    and re-raises the cancellation."""
+    runtime = Runtime(load_config(environ={}), [Plugin(Plain, "test:Plain")], listen=False)
+    host = runtime.host("plain")
+    assert isinstance(host, ThreadHost)
+    task = asyncio.create_task(host.run())
+    await wait_for(lambda: host.state is XAppState.RUNNING, what="running")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    thread = host.thread
+    assert thread is not None
+    await asyncio.to_thread(thread.join, 5)  # it settled run() as its last step
+    assert not thread.is_alive() and host.state is XAppState.STOPPED
