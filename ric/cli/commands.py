@@ -57,6 +57,8 @@ def _config(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> An
         overrides["http.enabled"] = True
     if getattr(args, "no_http", False):
         overrides["http.enabled"] = False
+    if getattr(args, "northbound", None):
+        overrides["northbound.host"], overrides["northbound.port"] = args.northbound
     return load_config(args.config, overrides=overrides)
 
 
@@ -104,6 +106,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             flush=True,
         )
         _announce_http(runtime.components)
+        if runtime.northbound.port is not None:
+            print(
+                f"ric: remote xApps attach on {config.northbound.host}:{runtime.northbound.port}"
+                " (ric xapp run NAME --connect HOST:PORT)",
+                file=sys.stderr,
+                flush=True,
+            )
         if args.duration:
             await asyncio.sleep(args.duration)
         else:

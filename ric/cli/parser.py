@@ -52,6 +52,13 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
         help="log level (default info)",
     )
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (default text)")
+    p.add_argument(
+        "--northbound",
+        type=address,
+        metavar="HOST:PORT",
+        help="let remote xApps attach here ('ric xapp run NAME --connect HOST:PORT'; as "
+        "[northbound] host and port; off unless set, 36422 by convention)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--http",
