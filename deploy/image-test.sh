@@ -123,8 +123,8 @@ cleanup() {
 }
 GLOBAL=()
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'say "interrupted"; exit 130' INT
+trap 'say "terminated"; exit 143' TERM
 
 # -- tools ---------------------------------------------------------------------------------------
 
