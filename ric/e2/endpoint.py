@@ -20,14 +20,14 @@ from ric._proto.e2.v1 import e2_pb2
 from ric.e2.convert import cause_to_proto, node_info_from_setup, ran_function_from_proto
 from ric.e2.session import NodeSession
 from ric.errors import ProtocolError
-from ric.model import KPM_OID, RC_OID, Cause, CauseCode, NodeInfo, RanFunction
+from ric.model import CCC_OID, KPM_OID, RC_OID, Cause, CauseCode, NodeInfo, RanFunction
 from ric.types import Sensor
 
 __all__ = ["E2Endpoint", "E2Handler", "TerminationConfig", "parse_node_message"]
 
 log = logging.getLogger(__name__)
 
-_SUPPORTED_OIDS = {KPM_OID: "kpm", RC_OID: "rc"}
+_SUPPORTED_OIDS = {KPM_OID: "kpm", RC_OID: "rc", CCC_OID: "ccc"}
 
 
 class E2Handler(Protocol):

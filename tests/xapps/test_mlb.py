@@ -297,9 +297,16 @@ def test_config_needs_low_below_high() -> None:
 
 
 async def test_hotspot_scenario_steers_with_few_refusals() -> None:
-    """On seeds/hotspot.toml mlb relieves the overloaded macro cell: most of its handovers are
-    acknowledged, none ping-pongs, and its metrics count every outcome."""
-    result = await run_scenario("seeds/hotspot.toml", [LoadBalancer], duration_s=60.0, seed=1)
+    """On seeds/hotspot.toml with steering = "handover" mlb relieves the overloaded macro cell
+    UE by UE: most of its handovers are acknowledged, none ping-pongs, and its metrics count
+    every outcome."""
+    result = await run_scenario(
+        "seeds/hotspot.toml",
+        [LoadBalancer],
+        duration_s=60.0,
+        seed=1,
+        xapp_config={"mlb": {"steering": "handover"}},
+    )
     kinds = result.outcomes("mlb")
     acked = kinds.count(OutcomeKind.ACKNOWLEDGED)
     assert acked >= 5
@@ -318,12 +325,40 @@ async def test_hotspot_scenario_steers_with_few_refusals() -> None:
     assert not math.isnan(result.xapps["mlb"].load["001-01-4097"])  # type: ignore[attr-defined]
 
 
+async def test_hotspot_scenario_steers_by_cio_through_the_ric_and_the_nodes() -> None:
+    """By default on seeds/hotspot.toml (every node takes CCC CIOs) mlb sends only cell
+    individual offsets, through the runtime's control path to the simulated nodes' CCC
+    functions: all acknowledged, each relation paired with its reverse, and the world's
+    relations carry what mlb believes it set; the RAN's A3 then moves the UEs."""
+    result = await run_scenario("seeds/hotspot.toml", [LoadBalancer], duration_s=60.0, seed=1)
+    kinds = result.outcomes("mlb")
+    assert kinds and all(k is OutcomeKind.ACKNOWLEDGED for k in kinds)
+    actions = [r.action for r in result.controls]
+    assert all(isinstance(a, CellIndividualOffset) for a in actions)
+    metrics = result.metrics["mlb"]
+    assert metrics.value("cio_changes_total", outcome="acknowledged") == len(kinds)
+    app = result.xapps["mlb"]
+    assert isinstance(app, LoadBalancer) and app.cio
+    world = result.world
+    assert world is not None
+    for (source, target), value in app.cio.items():
+        assert world.cio(CellId.parse(source), CellId.parse(target)) == value
+        assert app.cio.get((target, source)) == -value
+    assert world.mobility_report().handovers.count("a3") > 0
+
+
 async def test_demo_scenario_uses_neighbour_measurements_without_refusals() -> None:
-    """On seeds/demo.toml (one carrier) the acme node reports its UEs' neighbours, so mlb
-    hands UEs of the overloaded cell only to cells they measured, and the node refuses none
+    """On seeds/demo.toml (one carrier, steering = "handover") the acme node reports its UEs'
+    neighbours, so mlb hands UEs of the overloaded cell only to cells they measured, and the node refuses none
     for the radio: a refusal only says the RAN's own handover moved that UE since the last UE
     report, and mlb does not try that UE again before the next UE report."""
-    result = await run_scenario("seeds/demo.toml", [LoadBalancer], duration_s=120.0, seed=1)
+    result = await run_scenario(
+        "seeds/demo.toml",
+        [LoadBalancer],
+        duration_s=120.0,
+        seed=1,
+        xapp_config={"mlb": {"steering": "handover"}},
+    )
     app = result.xapps["mlb"]
     assert isinstance(app, LoadBalancer)
     assert all(ue.nbrs is not None for ue in app.ues["001-01-4097"])

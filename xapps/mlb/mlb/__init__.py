@@ -316,7 +316,7 @@ class LoadBalancer(XApp):
     pairs: dict[tuple[str, str], PairStats]
     """What was learned per (source cell, target cell)."""
     outcomes: list[ControlOutcome]
-    """The last 100 handover outcomes."""
+    """The last 100 control outcomes (handovers and CIO changes)."""
     cio: dict[tuple[str, str], int]
     """The CIO mlb set per relation (source cell, neighbour), dB; absent: 0."""
 
@@ -543,6 +543,7 @@ class LoadBalancer(XApp):
             *(self.control(a, timeout=self.config.timeout_s) for a in actions)
         )
         for action, outcome in zip(actions, results, strict=True):
+            self.outcomes.append(outcome)
             self._m_cio.labels(outcome=outcome.kind.value).inc()
             self.log.info("%s", outcome)
             if outcome.ok:
@@ -551,6 +552,7 @@ class LoadBalancer(XApp):
                     self.cio[key] = action.offset_db
                 else:
                     self.cio.pop(key, None)
+        del self.outcomes[:-100]
         self._m_steered.set(sum(1 for v in self.cio.values() if v))
 
     # -- planning -------------------------------------------------------------------------
