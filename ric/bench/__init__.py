@@ -134,7 +134,7 @@ def format_table(results: dict[str, Any]) -> str:
         s = results["ingest"]
         rows.append(
             (
-                "ingest values/s into 1 xApp",
+                f"ingest values/s into 1 xApp ({s.get('value_mode', 'default')})",
                 _num(s["value"]["values_per_s"]),
                 _num(s["baseline"]["values_per_s"]),
                 _num(s["ratio"]),
@@ -149,6 +149,19 @@ def format_table(results: dict[str, Any]) -> str:
                     _num(s["baseline"]["values_per_s"]),
                     _num(s["uvloop"]["ratio"]),
                     "",
+                )
+            )
+        for mode, m in s.get("modes", {}).items():
+            target = ""
+            if mode == "process" and "process_target" in s:
+                target = f">= 5,000,000: {_met(s['process_target']['met'])}"
+            rows.append(
+                (
+                    f"  {mode} mode (RSS MB {_num(m.get('total_rss_mb'))})",
+                    _num(m["values_per_s"]),
+                    _num(s["baseline"]["values_per_s"]),
+                    _num(m["ratio"]),
+                    target,
                 )
             )
         if "mqtt_broker_absent" in s:
@@ -175,7 +188,8 @@ def format_table(results: dict[str, Any]) -> str:
                     target = f"p50, p99 <= 2x raw: {_met(s['target']['met'])}"
                 rows.append(
                     (
-                        f"control loop {pct} us {label}{rate_note if pct == 'p50' else ''}",
+                        f"control loop {pct} us {label}{rate_note if pct == 'p50' else ''}"
+                        + (f" ({s['value_mode']})" if "value_mode" in s and pct == "p50" else ""),
                         _num(v[key][f"{pct}_us"]),
                         _num(b[key][f"{pct}_us"]),
                         _num(r[key][pct]),
@@ -191,6 +205,32 @@ def format_table(results: dict[str, Any]) -> str:
                 "",
             )
         )
+        modes = s.get("modes", {})
+        met = s.get("mode_target", {}).get("met", {})
+        for mode, m in modes.items():
+            at, vs = m["at_rate"], m["vs_loop"] or {}
+            target = ""
+            if mode in met:
+                target = f"p50 <= 1.5x loop ({_num(vs.get('p50'))}x): {_met(met[mode])}"
+            rows.append(
+                (
+                    f"  {mode} mode p50/p99 us @{rate}/s",
+                    f"{_num(at['p50_us'])}/{_num(at['p99_us'])}",
+                    f"{_num(b['at_rate']['p50_us'])}/{_num(b['at_rate']['p99_us'])}",
+                    f"{_num(m['ratio']['at_rate']['p50'])}/{_num(m['ratio']['at_rate']['p99'])}",
+                    target,
+                )
+            )
+            rows.append(
+                (
+                    f"  {mode} mode max/s, CPU us per loop",
+                    f"{_num(m['max']['max_per_s'])}, "
+                    f"{_num(at.get('total_cpu_us_per_loop') or at['cpu_us_per_loop'])}",
+                    f"{_num(b['max']['max_per_s'])}, {_num(b['at_rate']['cpu_us_per_loop'])}",
+                    f"{_num(m['ratio']['max'])}, {_num(m['ratio']['cpu_per_loop'])}",
+                    "",
+                )
+            )
         for key, label in (("awaiting_handler", "awaiting each outcome"), ("uvloop", "uvloop")):
             if key in s:
                 alt = s[key]["at_rate"]
@@ -243,6 +283,17 @@ def format_table(results: dict[str, Any]) -> str:
                     _num(s["baseline"]["values_per_s"]),
                     _num(row["ratio"]),
                     f"total {_num(row['values_per_s_total'])}/s",
+                )
+            )
+        if "process" in s:
+            p = s["process"]
+            rows.append(
+                (
+                    f"fan-out {p['xapps']} process xApps: values/s in all",
+                    _num(p["many"]["values_per_s"]),
+                    _num(p["one"]["values_per_s"]),
+                    _num(p["aggregate_vs_one"]),
+                    f"> 1.5x one process xApp: {_met(p['target']['met'])}",
                 )
             )
     if "replay" in results:

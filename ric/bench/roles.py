@@ -22,8 +22,11 @@ import contextlib
 import cProfile
 import gc
 import itertools
+import os
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -106,8 +109,19 @@ class _LagProbe:
 
 
 async def runtime(args: dict[str, Any], commands: Commands) -> None:
-    """The real runtime with the benchmark xApps ``args["xapps"]`` on a free loopback port."""
-    from ric.bench.xapps import COUNTS, make_xapp
+    """The real runtime with the benchmark xApps ``args["xapps"]`` on a free loopback port,
+    each hosted in ``args["isolation"]`` mode (loop, thread or process; default: the
+    runtime's own default)."""
+    from ric.bench.xapps import COUNTS_ENV
+
+    with tempfile.TemporaryDirectory(prefix="ric-bench-counts-") as folder:
+        # Set before the runtime starts: a process xApp's child inherits it and counts there.
+        os.environ[COUNTS_ENV] = folder
+        await _runtime(args, commands, Path(folder))
+
+
+async def _runtime(args: dict[str, Any], commands: Commands, counts_dir: Path) -> None:
+    from ric.bench.xapps import make_xapp, read_counts
     from ric.config import load_config
     from ric.plugins import Plugin, check_xapp
     from ric.runtime import Runtime, tune_gc
@@ -130,13 +144,15 @@ async def runtime(args: dict[str, Any], commands: Commands) -> None:
             # on purpose (the size and batch bounds stay on: the bench's messages are legal).
             "e2.max_values_per_s_per_node": None,
             "e2.max_indications_per_s_per_node": None,
+            **({"xapps.isolation.default": args["isolation"]} if args.get("isolation") else {}),
             **dict(args.get("config") or {}),
         },
     )
     plugins = []
     for spec in args["xapps"]:
-        cls = make_xapp(spec["kind"], spec["name"], spec["reports"], **spec.get("attrs", {}))
-        plugins.append(Plugin(check_xapp(cls, f"ric.bench:{spec['name']}"), "ric.bench"))
+        cls = make_xapp(spec["kind"], spec["name"], spec["preset"])
+        ref = f"{cls.__module__}:{cls.__qualname__}"
+        plugins.append(Plugin(check_xapp(cls, ref), ref))
     profile_path = args.get("profile")
     profiler = cProfile.Profile() if profile_path else None
 
@@ -154,7 +170,11 @@ async def runtime(args: dict[str, Any], commands: Commands) -> None:
                 hosts = rt.hosts
                 return {
                     "t": time.monotonic(),
-                    "counts": {k: list(v) for k, v in COUNTS.items()},
+                    "counts": read_counts(counts_dir),
+                    "modes": {h.name: h.mode for h in hosts},
+                    "states": {h.name: str(h.state) for h in hosts},
+                    # The xApps' own processes (process mode), so the bench reads their /proc.
+                    "xapp_pids": [p for h in hosts if (p := int(getattr(h, "pid", 0) or 0))],
                     "nodes": len(rt.sessions),
                     "active_subscriptions": sum(
                         1

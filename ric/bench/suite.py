@@ -9,6 +9,7 @@ generators, so what is measured is the server, not the generator.
 from __future__ import annotations
 
 import math
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,27 +21,30 @@ from typing import Any
 import numpy as np
 
 from ric.bench import wire
-from ric.bench.proc import Child, LoadMeter, split_cpus
+from ric.bench.proc import Child, ChildError, LoadMeter, ProcSample, proc_sample, split_cpus
 from ric.bench.wire import NodeShape
+from ric.bench.xapps import PRESETS
+from ric.config import DEFAULT_ISOLATION, IsolationMode
 
-__all__ = ["SECTIONS", "BenchConfig", "run_section", "uvloop_available"]
+__all__ = ["MODES", "SECTIONS", "BenchConfig", "run_section", "uvloop_available"]
 
 SECTIONS = ("ingest", "control", "scale", "fanout", "replay")
 """The sections, in the order they run."""
 
-INGEST_REPORT: dict[str, Any] = {"metrics": list(wire.UE_METRICS), "per": "ue", "period_ms": 10}
+INGEST_REPORT: dict[str, Any] = PRESETS["ingest"][0]
 INGEST_SHAPE = NodeShape(cells=3, ues_per_cell=100)
-CONTROL_REPORT: dict[str, Any] = {
-    "metrics": list(wire.UE_METRICS[:4]),
-    "per": "ue",
-    "period_ms": 1,
-}
+CONTROL_REPORT: dict[str, Any] = PRESETS["control"][0]
 CONTROL_SHAPE = NodeShape(cells=2, ues_per_cell=1)
-SCALE_REPORTS: list[dict[str, Any]] = [
-    {"metrics": list(wire.CELL_METRICS), "per": "cell", "period_ms": 1000},
-    {"metrics": list(wire.UE_METRICS[:7]), "per": "ue", "period_ms": 1000},
-]
+SCALE_REPORTS: list[dict[str, Any]] = list(PRESETS["scale"])
 SCALE_SHAPE = NodeShape(cells=3, ues_per_cell=20)
+MODES: tuple[IsolationMode, ...] = ("loop", "thread", "process")
+"""The isolation modes the ingest and control sections measure, each beside raw gRPC."""
+PROCESS_INGEST_TARGET = 5_000_000
+"""Values per second into one ``process`` xApp that issue 17 asks for."""
+MODE_P50_TARGET = 1.5
+"""``thread`` and ``process`` control-loop p50 at most this times ``loop`` mode's (issue 17)."""
+PROCESS_FANOUT_TARGET = 1.5
+"""Aggregate values/s into the process fan-out's xApps above this times one process xApp."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class BenchConfig:
     scale_s: float = 10.0
     fanout: tuple[int, ...] = (1, 10, 50)
     fanout_s: float = 4.0
+    modes: tuple[IsolationMode, ...] = MODES
+    """The isolation modes ingest and the control loop are measured in."""
+    process_fanout: int = 8
+    """``process`` xApps in the fan-out's process case, against one (0: not measured)."""
     replay_sim_s: float = 3600.0
     replay_cells: int = 21
     uvloop: bool = True
@@ -91,6 +99,7 @@ class BenchConfig:
             "scale_s": 2.0,
             "fanout": (1, 5),
             "fanout_s": 1.0,
+            "process_fanout": 4,
             "replay_sim_s": 120.0,
         }
         return cls(**{**base, **changes})
@@ -112,6 +121,7 @@ class BenchConfig:
             "scale_s": 0.6,
             "fanout": (1, 2),
             "fanout_s": 0.3,
+            "process_fanout": 2,
             "replay_sim_s": 10.0,
             "replay_cells": 6,
             "uvloop": False,
@@ -158,6 +168,8 @@ class _Server:
     child: Child
     port: int
     nodes: list[Child] = field(default_factory=list)
+    xapps: list[str] = field(default_factory=list)
+    """The bench xApps' names (a runtime server; the MQTT bridge, say, is not one)."""
 
     def start_nodes(
         self,
@@ -200,11 +212,15 @@ class _Server:
 
 
 @contextmanager
-def _server(role: str, args: dict[str, Any], deadline_s: float) -> Iterator[_Server]:
+def _server(
+    role: str, args: dict[str, Any], deadline_s: float, cpus: Sequence[int] | None = None
+) -> Iterator[_Server]:
+    """The server ``role`` on ``cpus`` (default: the server core; its children inherit it)."""
     with ExitStack() as stack:
-        child = stack.enter_context(Child(role, args, deadline_s=deadline_s, cpus=split_cpus()[0]))
+        pinned = split_cpus()[0] if cpus is None else cpus
+        child = stack.enter_context(Child(role, args, deadline_s=deadline_s, cpus=pinned))
         port = int(child.read(60.0)["port"])
-        server = _Server(child, port)
+        server = _Server(child, port, xapps=[x["name"] for x in args.get("xapps", [])])
         try:
             yield server
         finally:
@@ -213,13 +229,52 @@ def _server(role: str, args: dict[str, Any], deadline_s: float) -> Iterator[_Ser
 
 
 def _runtime_args(
-    xapps: list[dict[str, Any]], *, use_uvloop: bool = False, profile: Path | None = None
+    xapps: list[dict[str, Any]],
+    *,
+    use_uvloop: bool = False,
+    profile: Path | None = None,
+    isolation: IsolationMode | None = None,
 ) -> dict[str, Any]:
     return {
         "xapps": xapps,
         "uvloop": use_uvloop,
         "profile": str(profile) if profile is not None else None,
+        "isolation": isolation,
     }
+
+
+def _xapp_samples(pids: Sequence[int]) -> list[ProcSample]:
+    """/proc samples of the xApps' own processes (process mode); none in the other modes."""
+    return [proc_sample(pid) for pid in pids]
+
+
+def _xapp_figures(x0: Sequence[ProcSample], x1: Sequence[ProcSample]) -> dict[str, Any]:
+    """CPU and memory of the xApps' own processes between two sample sets."""
+    return {
+        "xapp_processes": len(x1),
+        "xapp_cpu_cores": round(sum(b.cpu_share(a) for a, b in zip(x0, x1, strict=True)), 3),
+        "xapp_rss_mb": round(sum(b.rss_bytes for b in x1) / 2**20, 1),
+    }
+
+
+def _await_xapps(server: _Server, timeout_s: float = 60.0) -> dict[str, Any]:
+    """The runtime's stats once every xApp runs and has counted (made its count file): a
+    process xApp attaches and builds its instance a moment after the nodes subscribed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = server.child.request("stats")
+        states = stats.get("states")
+        if states is None:  # a raw baseline: nothing to wait for
+            return stats
+        running = all(state == "running" for state in states.values())
+        if running and set(server.xapps) <= set(stats["counts"]):
+            return stats
+        if time.monotonic() > deadline:
+            raise ChildError(
+                f"bench xApps not all running after {timeout_s:g} s: {states}\n"
+                f"{server.child.log_tail()}"
+            )
+        time.sleep(0.05)
 
 
 def _values(stats: dict[str, Any], names: Sequence[str] | None = None) -> tuple[int, int]:
@@ -227,7 +282,8 @@ def _values(stats: dict[str, Any], names: Sequence[str] | None = None) -> tuple[
     if "counts" in stats:
         counts = stats["counts"]
         keys = names if names is not None else list(counts)
-        return (sum(counts[k][0] for k in keys), sum(counts[k][1] for k in keys))
+        rows = [counts.get(k, (0, 0)) for k in keys]  # an xApp that has not counted yet: 0
+        return (sum(r[0] for r in rows), sum(r[1] for r in rows))
     return int(stats["reports"]), int(stats["values"])
 
 
@@ -242,22 +298,25 @@ def _blast(
     duration_s: float,
     profile: bool = False,
     names: Sequence[str] | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Load ``role`` with nodes that send prepared batches as fast as it takes them."""
     deadline = 60.0 + cfg.warmup_s + duration_s
     with ExitStack() as stack:
-        server = stack.enter_context(_server(role, args, deadline))
+        server = stack.enter_context(_server(role, args, deadline, cpus))
         ids = [[1000 + i] for i in range(cfg.ingest_nodes)]
         server.start_nodes(stack, ids, INGEST_SHAPE, 1, deadline)
+        pids = list(_await_xapps(server).get("xapp_pids", []))
+        idle = [server.child.sample(), *_xapp_samples(pids)]
         server.all_nodes("start", mode="blast")
         time.sleep(cfg.warmup_s)
         if profile:
             server.child.request("profile_start")
-        s0, p0 = server.child.request("stats"), server.child.sample()
+        s0, p0, x0 = server.child.request("stats"), server.child.sample(), _xapp_samples(pids)
         g0 = sum(r["sent"] for r in server.all_nodes("stats"))
-        meter = server.meter()
+        meter = LoadMeter([server.child.pid, *(n.pid for n in server.nodes), *pids])
         time.sleep(duration_s)
-        s1, p1 = server.child.request("stats"), server.child.sample()
+        s1, p1, x1 = server.child.request("stats"), server.child.sample(), _xapp_samples(pids)
         g1 = sum(r["sent"] for r in server.all_nodes("stats"))
         background = meter.background_cores()
         if profile:
@@ -274,27 +333,51 @@ def _blast(
         "server_rss_mb": round(p1.rss_bytes / 2**20, 1),
         "background_cores": background,
     }
+    if "modes" in s1:
+        xapps = _xapp_figures(x0, x1)
+        out.update(xapps)
+        out["modes"] = sorted({s1["modes"][name] for name in server.xapps})
+        out["restarts"] = s1["restarts"] - s0["restarts"]
+        out["total_cpu_cores"] = round(out["server_cpu_cores"] + xapps["xapp_cpu_cores"], 3)
+        out["total_rss_mb"] = round(out["server_rss_mb"] + xapps["xapp_rss_mb"], 1)
+        # Before any load: what hosting the xApp costs at rest (queues empty).
+        out["idle_rss_mb"] = round(sum(x.rss_bytes for x in idle) / 2**20, 1)
     if "dropped" in s1:
         out["reports_dropped_per_s"] = round((s1["dropped"] - s0["dropped"]) / elapsed)
     return out
 
 
+def _sink(name: str = "sink") -> list[dict[str, Any]]:
+    return [{"kind": "sink", "name": name, "preset": "ingest"}]
+
+
 def ingest(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
-    """Values per second into one xApp's handler vs a raw grpc.aio server that only decodes."""
+    """Values per second into one xApp's handler, in each isolation mode, vs a raw grpc.aio
+    server that only decodes (measured once, shown beside every mode)."""
     raw = _blast("raw_decode", {"reports": [INGEST_REPORT]}, cfg, duration_s=cfg.ingest_s)
     shared["raw_ingest"] = raw
-    sink = [{"kind": "sink", "name": "sink", "reports": [INGEST_REPORT]}]
-    profile = cfg.profile_dir / "ingest.pstats" if cfg.profile_dir else None
-    ric = _blast(
-        "runtime",
-        _runtime_args(sink, profile=profile),
-        cfg,
-        duration_s=cfg.ingest_s,
-        profile=profile is not None,
-    )
+    sink = _sink()
+    modes: dict[str, Any] = {}
+    for mode in cfg.modes:
+        profile = cfg.profile_dir / f"ingest-{mode}.pstats" if cfg.profile_dir else None
+        r = _blast(
+            "runtime",
+            _runtime_args(sink, profile=profile, isolation=mode),
+            cfg,
+            duration_s=cfg.ingest_s,
+            profile=profile is not None,
+        )
+        modes[mode] = {**r, "ratio": _ratio(r["values_per_s"], raw["values_per_s"])}
+    # The runtime's default mode is the section's headline figure (as `ric run` hosts xApps).
+    headline = DEFAULT_ISOLATION if DEFAULT_ISOLATION in modes else next(iter(modes), None)
+    if headline is not None:
+        ric = {k: v for k, v in modes[headline].items() if k != "ratio"}
+    else:
+        ric = _blast("runtime", _runtime_args(sink), cfg, duration_s=cfg.ingest_s)
     out: dict[str, Any] = {
         "what": "measurement values per second delivered into one xApp's on_report, through "
-        "nodes -> gRPC -> termination -> subscriptions -> queue -> handler; baseline: a raw "
+        "nodes -> gRPC -> termination -> subscriptions -> queue -> handler (in process mode "
+        "also -> northbound stream over a Unix socket -> the xApp's process); baseline: a raw "
         "grpc.aio server that only parses each NodeMessage and turns its values into NumPy",
         "shape": {
             **INGEST_SHAPE.describe(),
@@ -303,10 +386,20 @@ def ingest(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
             "node_processes": cfg.ingest_nodes,
         },
         "duration_s": cfg.ingest_s,
+        "value_mode": headline or DEFAULT_ISOLATION,
         "value": ric,
         "baseline": raw,
         "ratio": _ratio(ric["values_per_s"], raw["values_per_s"]),
+        "modes": modes,
+        "cores": "the runtime and its xApp processes share the server core; the load "
+        "generators have the other",
     }
+    if "process" in modes:
+        got = modes["process"]["values_per_s"]
+        out["process_target"] = {
+            "values_per_s_min": PROCESS_INGEST_TARGET,
+            "met": got >= PROCESS_INGEST_TARGET,
+        }
     if cfg.uvloop and uvloop_available():
         uv = _blast("runtime", _runtime_args(sink, use_uvloop=True), cfg, duration_s=cfg.ingest_s)
         out["uvloop"] = {**uv, "ratio": _ratio(uv["values_per_s"], raw["values_per_s"])}
@@ -358,11 +451,12 @@ def _loop_phases(
         server = stack.enter_context(_server(role, args, deadline))
         server.start_nodes(stack, [[1]], CONTROL_SHAPE, 1, deadline)
         node = server.nodes[0]
+        pids = list(_await_xapps(server).get("xapp_pids", []))
         # Warm the path (imports, first allocations) before anything is timed.
         node.request("run", mode="paced", rate=200.0, duration_s=min(0.5, cfg.warmup_s))
         for phase in phases:
-            meter = server.meter()
-            p0 = server.child.sample()
+            meter = LoadMeter([server.child.pid, *(n.pid for n in server.nodes), *pids])
+            p0, x0 = server.child.sample(), _xapp_samples(pids)
             server.child.request("stats")  # the stall figures count from here
             if phase == "max":
                 r = node.request(
@@ -378,7 +472,7 @@ def _loop_phases(
                         "mode": f"closed loop, {cfg.control_window} in flight",
                         "max_per_s": round(top, 1),
                         **_percentiles(r["latencies_us"]),
-                        "server_cpu_cores": round(server.child.sample().cpu_share(p0), 3),
+                        **_loop_cpu(server.child.sample(), p0, x0, _xapp_samples(pids), top),
                         "background_cores": meter.background_cores(),
                         **_stalls(server.child.request("stats")),
                     }
@@ -397,18 +491,47 @@ def _loop_phases(
             if profile:
                 server.child.request("profile_stop", timeout_s=60.0)
                 profile = False
+            achieved = r["sent"] / r["elapsed_s"]
             results.append(
                 {
                     "rate_per_s": round(rate, 1),
-                    "achieved_per_s": round(r["sent"] / r["elapsed_s"], 1),
+                    "achieved_per_s": round(achieved, 1),
                     "lost": r["lost"],
                     **_percentiles(r["latencies_us"]),
-                    "server_cpu_cores": round(server.child.sample().cpu_share(p0), 3),
+                    **_loop_cpu(server.child.sample(), p0, x0, _xapp_samples(pids), achieved),
                     "background_cores": meter.background_cores(),
                     **_stalls(server.child.request("stats")),
                 }
             )
     return results
+
+
+def _loop_cpu(
+    p1: ProcSample,
+    p0: ProcSample,
+    x0: Sequence[ProcSample],
+    x1: Sequence[ProcSample],
+    loops_per_s: float,
+) -> dict[str, Any]:
+    """The server's cores over a phase and its CPU microseconds per loop (indication in,
+    control out); in process mode also the xApp process's, and both together."""
+    cores = p1.cpu_share(p0)
+    per_loop = 1e6 / loops_per_s if loops_per_s > 0 else 0.0
+    out: dict[str, Any] = {
+        "server_cpu_cores": round(cores, 3),
+        "cpu_us_per_loop": round(cores * per_loop, 1) if per_loop else None,
+        "server_rss_mb": round(p1.rss_bytes / 2**20, 1),
+    }
+    if x1:
+        xapps = _xapp_figures(x0, x1)
+        out.update(xapps)
+        out["xapp_cpu_us_per_loop"] = (
+            round(xapps["xapp_cpu_cores"] * per_loop, 1) if per_loop else None
+        )
+        out["total_cpu_us_per_loop"] = (
+            round((cores + xapps["xapp_cpu_cores"]) * per_loop, 1) if per_loop else None
+        )
+    return out
 
 
 def _stalls(stats: dict[str, Any]) -> dict[str, Any]:
@@ -423,18 +546,30 @@ def _compare(ric: dict[str, Any], raw: dict[str, Any]) -> dict[str, float | None
     }
 
 
+def _reflex(kind: str = "reflex") -> list[dict[str, Any]]:
+    return [{"kind": kind, "name": "reflex", "preset": "control"}]
+
+
 def control(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
-    """Indication -> xApp handler -> control -> node, vs a raw grpc.aio echo round trip."""
-    reflex = [{"kind": "reflex", "name": "reflex", "reports": [CONTROL_REPORT]}]
-    profile = cfg.profile_dir / "control.pstats" if cfg.profile_dir else None
+    """Indication -> xApp handler -> control -> node in each isolation mode, vs a raw
+    grpc.aio echo round trip (measured once, shown beside every mode)."""
     rate = cfg.control_rate
-    at_rate, top, at_high = _loop_phases(
-        "runtime",
-        _runtime_args(reflex, profile=profile),
-        cfg,
-        [rate, "max", "80%"],
-        profile=profile is not None,
+    headline = (
+        cfg.modes[0] if cfg.modes and DEFAULT_ISOLATION not in cfg.modes else DEFAULT_ISOLATION
     )
+    measured: dict[str, list[dict[str, Any]]] = {}
+    # The headline mode (the runtime's default) first, with the 80%-of-max phase; the others
+    # at the paced rate and closed-loop maximum.
+    for mode in sorted(set(cfg.modes) | {headline}, key=lambda m: m != headline):
+        profile = cfg.profile_dir / f"control-{mode}.pstats" if cfg.profile_dir else None
+        measured[mode] = _loop_phases(
+            "runtime",
+            _runtime_args(_reflex(), profile=profile, isolation=mode),
+            cfg,
+            [rate, "max", "80%"] if mode == headline else [rate, "max"],
+            profile=profile is not None,
+        )
+    at_rate, top, at_high = measured[headline]
     echo_rate, echo_high, echo_top = _loop_phases(
         "raw_echo", {"reports": [CONTROL_REPORT]}, cfg, [rate, at_high["rate_per_s"], "max"]
     )
@@ -445,28 +580,52 @@ def control(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
         "indication with a ControlRequest",
         "shape": {"report": "per UE, 1 UE x 4 metrics", "nodes": 1},
         "duration_s": cfg.control_s,
+        "value_mode": headline,
         "value": {"at_rate": at_rate, "at_80pct_max": at_high, "max": top},
         "baseline": {"at_rate": echo_rate, "at_80pct_max": echo_high, "max": echo_top},
         "ratio": {
             "at_rate": _compare(at_rate, echo_rate),
             "at_80pct_max": _compare(at_high, echo_high),
             "max": _ratio(top["max_per_s"], echo_top["max_per_s"]),
+            "cpu_per_loop": _ratio(
+                at_rate["cpu_us_per_loop"] or 0.0, echo_rate["cpu_us_per_loop"] or 0.0
+            ),
         },
+        "cores": "the runtime and its xApp processes share the server core; the node has the other",
+    }
+    modes: dict[str, Any] = {}
+    for mode in cfg.modes:
+        m_rate, m_top = measured[mode][:2]
+        loop_rate = measured["loop"][0] if "loop" in measured else None
+        modes[mode] = {
+            "at_rate": m_rate,
+            "max": m_top,
+            "ratio": {
+                "at_rate": _compare(m_rate, echo_rate),
+                "max": _ratio(m_top["max_per_s"], echo_top["max_per_s"]),
+                "cpu_per_loop": _ratio(
+                    m_rate.get("total_cpu_us_per_loop") or m_rate["cpu_us_per_loop"] or 0.0,
+                    echo_rate["cpu_us_per_loop"] or 0.0,
+                ),
+            },
+            "vs_loop": _compare(m_rate, loop_rate) if loop_rate is not None else None,
+        }
+    out["modes"] = modes
+    verdicts = {
+        mode: (m["vs_loop"] or {}).get("p50")
+        for mode, m in modes.items()
+        if mode != "loop" and m["vs_loop"] is not None
+    }
+    out["mode_target"] = {
+        "p50_vs_loop_max": MODE_P50_TARGET,
+        "met": {mode: p50 is not None and p50 <= MODE_P50_TARGET for mode, p50 in verdicts.items()},
     }
     # The plain way to write an xApp awaits each outcome before its next report: one control
     # round trip (RIC -> node -> acknowledgement) per report caps the rate.
-    awaiting = [
-        {
-            "kind": "reflex",
-            "name": "reflex",
-            "reports": [CONTROL_REPORT],
-            "attrs": {"pipelined": False},
-        }
-    ]
-    (aw,) = _loop_phases("runtime", _runtime_args(awaiting), cfg, [rate])
+    (aw,) = _loop_phases("runtime", _runtime_args(_reflex("awaiting")), cfg, [rate])
     out["awaiting_handler"] = {"at_rate": aw, "ratio": _compare(aw, echo_rate)}
     if cfg.uvloop and uvloop_available():
-        (uv,) = _loop_phases("runtime", _runtime_args(reflex, use_uvloop=True), cfg, [rate])
+        (uv,) = _loop_phases("runtime", _runtime_args(_reflex(), use_uvloop=True), cfg, [rate])
         out["uvloop"] = {"at_rate": uv, "ratio": _compare(uv, echo_rate)}
     ratio = out["ratio"]["at_rate"]
     p50_ok = ratio["p50"] is not None and ratio["p50"] <= 2.0
@@ -497,6 +656,7 @@ def _scale_run(role: str, args: dict[str, Any], cfg: BenchConfig) -> dict[str, A
         idle = server.child.sample()
         t_setup = time.monotonic()
         server.start_nodes(stack, groups, SCALE_SHAPE, len(SCALE_REPORTS), deadline, 120.0)
+        _await_xapps(server)
         setup_s = time.monotonic() - t_setup
         for p, child in enumerate(server.nodes):
             child.request("start", mode="periodic", period_s=1.0, phase_offset=p, total_nodes=n)
@@ -540,7 +700,7 @@ def _scale_run(role: str, args: dict[str, Any], cfg: BenchConfig) -> dict[str, A
 def scale(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
     """Many nodes reporting every second: runtime CPU and memory vs a raw decoding server."""
     raw = _scale_run("raw_decode", {"reports": SCALE_REPORTS}, cfg)
-    monitor = [{"kind": "sink", "name": "monitor", "reports": SCALE_REPORTS}]
+    monitor = [{"kind": "sink", "name": "monitor", "preset": "scale"}]
     ric = _scale_run("runtime", _runtime_args(monitor), cfg)
     expected = 2 * cfg.scale_nodes
     return {
@@ -574,14 +734,16 @@ def scale(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
 
 
 def fanout(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
-    """1, 10, 50 xApps on the same reports (one merged E2 subscription)."""
+    """1, 10, 50 xApps on the same reports (one merged E2 subscription); then one and
+    ``cfg.process_fanout`` xApps in process mode, the runtime and its xApps free to use every
+    core."""
     raw = shared.get("raw_ingest") or _blast(
         "raw_decode", {"reports": [INGEST_REPORT]}, cfg, duration_s=cfg.fanout_s
     )
     rows = []
     for k in cfg.fanout:
         names = [f"sink-{i}" for i in range(k)]
-        xapps = [{"kind": "sink", "name": name, "reports": [INGEST_REPORT]} for name in names]
+        xapps = [s for name in names for s in _sink(name)]
         r = _blast("runtime", _runtime_args(xapps), cfg, duration_s=cfg.fanout_s, names=names)
         per_xapp = r["values_per_s"] / k
         rows.append(
@@ -595,13 +757,56 @@ def fanout(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
                 "ratio": _ratio(per_xapp, raw["values_per_s"]),
             }
         )
-    return {
+    out: dict[str, Any] = {
         "what": "ingest with k identical xApps: values per second into each xApp's handler "
         "and in total; baseline: the raw decode rate of the same messages",
         "duration_s": cfg.fanout_s,
+        "isolation": DEFAULT_ISOLATION,
         "value": rows,
         "baseline": {"values_per_s": raw["values_per_s"]},
         "ratio": {str(r["xapps"]): r["ratio"] for r in rows},
+    }
+    if cfg.process_fanout > 0:
+        out["process"] = _process_fanout(cfg, raw)
+    return out
+
+
+def _process_fanout(cfg: BenchConfig, raw: dict[str, Any]) -> dict[str, Any]:
+    """Aggregate values/s into ``cfg.process_fanout`` process xApps vs into one: whether the
+    RIC spreads over the cores when its xApps have processes of their own."""
+    every_core = sorted(os.sched_getaffinity(0))
+    runs: dict[int, dict[str, Any]] = {}
+    for k in sorted({1, cfg.process_fanout}):
+        names = [f"sink-{i}" for i in range(k)]
+        xapps = [s for name in names for s in _sink(name)]
+        runs[k] = _blast(
+            "runtime",
+            _runtime_args(xapps, isolation="process"),
+            cfg,
+            duration_s=cfg.fanout_s,
+            names=names,
+            cpus=every_core,
+        )
+    one, many = runs[1], runs[cfg.process_fanout]
+    gain = _ratio(many["values_per_s"], one["values_per_s"])
+    return {
+        "what": f"ingest into 1 and into {cfg.process_fanout} process-mode xApps on one merged "
+        "subscription: aggregate values per second into their handlers; the runtime and its "
+        "xApp processes may use every core (the load generators still run on theirs, so they "
+        "share a core with the RIC here)",
+        "xapps": cfg.process_fanout,
+        "cores": len(every_core),
+        "one": {**one, "ratio": _ratio(one["values_per_s"], raw["values_per_s"])},
+        "many": {
+            **many,
+            "values_per_s_per_xapp": round(many["values_per_s"] / cfg.process_fanout),
+            "ratio": _ratio(many["values_per_s"], raw["values_per_s"]),
+        },
+        "aggregate_vs_one": gain,
+        "target": {
+            "aggregate_vs_one_min": PROCESS_FANOUT_TARGET,
+            "met": gain is not None and gain > PROCESS_FANOUT_TARGET,
+        },
     }
 
 
