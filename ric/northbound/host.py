@@ -238,6 +238,7 @@ class AttachedHost(XAppHost):
                 self._events.append(("on_subscription", status))
             self._unacked.clear()
             self._sdl_results.clear()  # a new process numbers its calls from 1 again
+            self._metric_totals.clear()  # ... and counts its counters from 0
             self.sent_seq = 0
         await self._replay_policies()
         self._set_state(XAppState.RUNNING)
@@ -517,7 +518,9 @@ class AttachedHost(XAppHost):
         if bucket is not None and not bucket.take():
             return
         level = _LEVELS.get(msg.level.lower(), logging.INFO)
-        logger = logging.getLogger(f"ric.xapp.{self.name}")
+        # Not ric.xapp.<name>: an xApp attached from this very process (tests, embedders)
+        # forwards that logger's records, which would come back here.
+        logger = logging.getLogger(f"ric.northbound.xapp.{self.name}")
         if logger.isEnabledFor(level):
             logger.log(level, "%s", msg.message[:4096], extra={"xapp": self.name})
 
@@ -537,23 +540,37 @@ class AttachedHost(XAppHost):
             return
         metrics = sensor.xapp_metrics(self.name)
         for family in msg.families:
-            labels = tuple(family.labels)
-            if family.type == "counter":
-                counter = metrics.counter(family.name, family.help, labels)
-                for sample in family.samples:
-                    key = (family.name, tuple(sample.label_values))
-                    delta = sample.value - self._metric_totals.get(key, 0.0)
-                    self._metric_totals[key] = sample.value
-                    child = counter.labels(*sample.label_values) if labels else counter
-                    if delta > 0:
-                        child.inc(delta)
-            elif family.type == "gauge":
-                gauge = metrics.gauge(family.name, family.help, labels)
-                for sample in family.samples:
-                    child = gauge.labels(*sample.label_values) if labels else gauge
-                    child.set(sample.value)
-            else:
-                raise ValueError(f"metric {family.name!r}: type {family.type!r} is not forwarded")
+            try:
+                self._family(metrics, family)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(f"metric {family.name!r}: {exc}") from None
+
+    def _family(self, metrics: Any, family: pb.MetricFamily) -> None:
+        labels = tuple(family.labels)
+        if family.type == "counter":
+            counter = metrics.counter(family.name, family.help, labels)
+            for sample in family.samples:
+                key = (family.name, tuple(sample.label_values))
+                delta = sample.value - self._metric_totals.get(key, 0.0)
+                self._metric_totals[key] = sample.value
+                if delta > 0:
+                    child = (
+                        counter.labels(**dict(zip(labels, sample.label_values, strict=True)))
+                        if labels
+                        else counter
+                    )
+                    child.inc(delta)
+        elif family.type == "gauge":
+            gauge = metrics.gauge(family.name, family.help, labels)
+            for sample in family.samples:
+                child = (
+                    gauge.labels(**dict(zip(labels, sample.label_values, strict=True)))
+                    if labels
+                    else gauge
+                )
+                child.set(sample.value)
+        else:
+            raise ValueError(f"type {family.type!r} is not forwarded (counter or gauge)")
 
     # -- the SDL on the xApp's behalf --------------------------------------------------------
 

@@ -36,6 +36,8 @@ class Counter(XApp):
         self.ups: list[str] = []
         self.policies: list[PolicyEvent] = []
         self.outcomes: list[str] = []
+        self.handled = self.metrics.counter("reports_handled", "reports handled", ["node"])
+        self.rows = self.metrics.gauge("last_rows", "rows in the last report")
 
     async def on_node_up(self, node: NodeInfo) -> None:
         self.ups.append(str(node.id))
@@ -43,8 +45,13 @@ class Counter(XApp):
 
     async def on_report(self, report: KpmReport) -> None:
         self.seen.append(report)
+        self.handled.labels(node=report.node).inc()
+        self.rows.set(len(report))
         await self.sdl.set("reports", len(self.seen))
-        if len(self.seen) == 3:  # one control per instance, through the whole path
+        if len(self.seen) == 3:
+            self.log.warning(
+                "three reports handled, sending a quota"
+            )  # one control per instance, through the whole path
             cell = report.entity_ids[0]
             outcome = await self.control(
                 SlicePrbQuota(cell_id=cell, slice="1-000001", max_pct=self.config.quota_max)

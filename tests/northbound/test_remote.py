@@ -27,9 +27,12 @@ def _instance(client: XAppClient) -> Counter:
     return host.instance
 
 
-async def test_remote_xapp_gets_reports_and_control_outcomes(make_runtime: RuntimeFactory) -> None:
+async def test_remote_xapp_gets_reports_and_control_outcomes(
+    make_runtime: RuntimeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     """A remote xApp receives its reports (sharing the E2 subscription of a local xApp that
-    wants the same rows) and its control ends acknowledged, audited once by the runtime."""
+    wants the same rows), its control ends acknowledged, its metrics and log records show at
+    the runtime, and when it leaves its host goes at once."""
     runtime, _ = await make_runtime(Recorder, **NB)
     assert isinstance(runtime, Runtime) and runtime.northbound.port
     client = XAppClient(Counter, f"127.0.0.1:{runtime.northbound.port}")
@@ -44,6 +47,23 @@ async def test_remote_xapp_gets_reports_and_control_outcomes(make_runtime: Runti
         assert sorted(app.ups) == sorted(runtime.nodes())
         host = runtime.host("nbcounter")
         assert host.mode == "remote"
+        # Its counters, gauges and log records reach the runtime.
+        metrics = runtime.sensor.xapp_metrics("nbcounter")
+        await wait_for(
+            lambda: (
+                "reports_handled" in metrics.names()  # type: ignore[attr-defined]
+                and sum(metrics.value("reports_handled", node=n) for n in runtime.nodes()) >= 3
+            ),  # type: ignore[attr-defined]
+            what="the forwarded counter",
+        )
+        assert metrics.value("last_rows") >= 1  # type: ignore[attr-defined]
+        await wait_for(
+            lambda: any(
+                r.name == "ric.northbound.xapp.nbcounter" and "three reports" in r.getMessage()
+                for r in caplog.records
+            ),
+            what="the forwarded log record",
+        )
         # Same metrics and period as the recorder's: one E2 subscription per node serves both.
         session = runtime.sessions["gnb-001-01-1"]
         assert len(runtime.subscriptions.live(session)) == 1
