@@ -40,13 +40,17 @@ KIND_NAMES: dict[int, str] = {
 
 
 def control_key(req: e2_pb2.ControlRequest) -> bytes:
-    """What makes two control requests "the same control": function, header and message."""
-    return (
+    """What makes two control requests "the same control": function, header and message (and
+    the CCC content, for a cell configuration control)."""
+    key = (
         req.ran_function_id.to_bytes(4, "little")
         + req.header.SerializeToString(deterministic=True)
         + b"\x00"
         + req.message.SerializeToString(deterministic=True)
     )
+    if req.HasField("ccc"):
+        key += b"\x00" + req.ccc.SerializeToString(deterministic=True)
+    return key
 
 
 @dataclass(slots=True)

@@ -39,7 +39,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric._proto.e2.v1 import ccc_pb2, common_pb2, e2_pb2, kpm_pb2, rc_pb2
 from ric.e2.convert import cause_from_proto
 from ric.e2node import Applied, ControlAnswer, E2Node, Refused, RequestKey
 from ric.model import CauseCode
@@ -224,6 +224,8 @@ class SeenControl:
 
 def describe_control(req: e2_pb2.ControlRequest) -> tuple[str, str, dict[str, Any]]:
     """(kind, target, parameters) of a control request, in the SDK's words."""
+    if req.HasField("ccc"):
+        return _describe_ccc(req.ccc)
     header = req.header
     kinds = {(3, 1): "handover", (2, 6): "slice_prb_quota", (100, 1): "cell_state"}
     kind = kinds.get((header.style, header.action_id), f"rc {header.style}/{header.action_id}")
@@ -257,6 +259,25 @@ def describe_control(req: e2_pb2.ControlRequest) -> tuple[str, str, dict[str, An
         for key, value in sorted(msg.generic.parameters.items()):
             params[key] = _value(value)
     return kind, target, params
+
+
+def _describe_ccc(msg: ccc_pb2.CccControl) -> tuple[str, str, dict[str, Any]]:
+    """(kind, target, parameters) of an E2SM-CCC cell configuration control."""
+    cell = _cgi_text(msg.cell)
+    params: dict[str, Any] = {}
+    if msg.relations:
+        for rel in msg.relations:
+            params[_cgi_text(rel.adjacent_cell)] = rel.cell_individual_offset.rsrp_offset_ssb_db
+        return "cell_individual_offset", f"relations:{cell}", params
+    if msg.nr_cell_du.administrative_state:
+        params["administrativeState"] = ccc_pb2.AdministrativeState.Name(
+            msg.nr_cell_du.administrative_state
+        )
+    if msg.ces_management_function.energy_saving_control:
+        params["energySavingControl"] = ccc_pb2.EnergySavingControl.Name(
+            msg.ces_management_function.energy_saving_control
+        )
+    return "cell_administration", f"cell:{cell}", params
 
 
 def _value(v: rc_pb2.Value) -> Any:
@@ -299,7 +320,7 @@ class PlayedNode(E2Node[_Action, _Subscription]):
             if which == "kpm" and self._kpm is None:
                 styles = frozenset(s.style for s in fn.kpm.report_styles)
                 self._kpm = (fn.ran_function_id, styles)
-            elif which == "rc":
+            elif which in ("rc", "ccc"):  # both take controls
                 self._rc.add(fn.ran_function_id)
 
     # -- association ---------------------------------------------------------------------------
@@ -377,7 +398,7 @@ class PlayedNode(E2Node[_Action, _Subscription]):
         return None if self._kpm is None else self._kpm[0]
 
     def is_rc_function(self, ran_function_id: int) -> bool:
-        """Whether the node's setup announced ``ran_function_id`` as an RC function."""
+        """Whether the node's setup announced ``ran_function_id`` as an RC or CCC function."""
         return ran_function_id in self._rc
 
     def admit_action(self, defn: kpm_pb2.KpmActionDefinition, action_id: int) -> _Action:

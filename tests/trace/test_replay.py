@@ -12,14 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlb import LoadBalancer
 
-from ric import KpmReport, Report, XApp
+from ric import CellIndividualOffset, KpmReport, Report, XApp
 from ric.cli import main
 from ric.config import load_config
+from ric.e2.convert import control_request
 from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sim import Simulator, load_scenario
+from ric.testing import run_scenario, run_trace
 from ric.trace import TraceRecorder, replay, scan
+from ric.trace.player import describe_control
 from tests.conftest import wait_for
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
@@ -221,3 +225,21 @@ async def test_replay_over_mutual_tls(tmp_path: Path) -> None:
         assert result.errors == []
         assert {n.setups for n in result.player.nodes.values()} == {1}
         assert _seen(runtime)
+
+
+async def test_cio_controls_replay_as_recorded(tmp_path: Path) -> None:
+    """mlb's E2SM-CCC cell individual offsets are recorded and, replayed with the recorded
+    answers, taken again with the same outcomes (the player takes controls to a node's CCC
+    function and tells them apart by their CCC content)."""
+    trace = tmp_path / "demo.trace.gz"
+    result = await run_scenario(
+        "seeds/demo.toml", [LoadBalancer], duration_s=30, seed=1, record=trace
+    )
+    offsets = result.actions("mlb", CellIndividualOffset)
+    assert offsets and offsets == result.actions("mlb")
+    replayed = await run_trace(trace, [LoadBalancer], controls="recorded")
+    assert [c.key() for c in replayed.controls] == [c.key() for c in result.controls]
+    first = offsets[0]
+    kind, target, params = describe_control(control_request(first, (1, 1), 4))
+    assert (kind, target) == ("cell_individual_offset", f"relations:{first.cell_id}")
+    assert params == {first.neighbour: first.offset_db}
