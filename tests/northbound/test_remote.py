@@ -12,6 +12,7 @@ import pytest
 from ric.actions import OutcomeKind, SlicePrbQuota
 from ric.northbound.client import AttachError, XAppClient
 from ric.runtime import Runtime
+from ric.sensors import MemoryMetrics
 from ric.sim import Simulator, load_scenario
 from tests.conftest import Recorder, RuntimeFactory, wait_for
 from tests.e2node import ScriptedNode, rc_function
@@ -49,14 +50,15 @@ async def test_remote_xapp_gets_reports_and_control_outcomes(
         assert host.mode == "remote"
         # Its counters, gauges and log records reach the runtime.
         metrics = runtime.sensor.xapp_metrics("nbcounter")
+        assert isinstance(metrics, MemoryMetrics)  # no Prometheus sensor in this runtime
         await wait_for(
             lambda: (
-                "reports_handled" in metrics.names()  # type: ignore[attr-defined]
+                "reports_handled" in metrics.names()
                 and sum(metrics.value("reports_handled", node=n) for n in runtime.nodes()) >= 3
-            ),  # type: ignore[attr-defined]
+            ),
             what="the forwarded counter",
         )
-        assert metrics.value("last_rows") >= 1  # type: ignore[attr-defined]
+        assert metrics.value("last_rows") >= 1
         await wait_for(
             lambda: any(
                 r.name == "ric.northbound.xapp.nbcounter" and "three reports" in r.getMessage()
