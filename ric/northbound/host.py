@@ -290,10 +290,19 @@ class AttachedHost(XAppHost):
         )
 
     def _requeue(self, reports: list[KpmReport], first_seq: int) -> None:
-        """Put reports sent but not handled back at the front of the queue, re-numbered from
-        ``first_seq`` (the xApp said it handled everything before)."""
-        self.sent_seq = first_seq - 1
-        self._reports.extendleft(reversed(reports))
+        """Put reports sent but not handled back at the front of the queue, numbered again
+        from ``first_seq`` (the xApp said it handled everything before). When they do not all
+        fit, the oldest go, as for any full queue, and are counted."""
+        queue = self._reports
+        combined = [*reports, *queue]
+        limit = queue.maxlen or len(combined)
+        over = max(0, len(combined) - limit)
+        if over:
+            self.dropped += over
+            self._sensor.reports_dropped(self.name, over)
+        queue.clear()
+        queue.extend(combined[over:])
+        self.sent_seq = first_seq - 1 + min(over, len(reports))
 
     # -- writing ------------------------------------------------------------------------------
 

@@ -98,3 +98,18 @@ class Crasher(XApp):
             )
             await asyncio.sleep(0.02)  # the control reaches the runtime; its outcome cannot
             os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class Slow(XApp):
+    """Takes 0.3 s per report with a queue of 4: the runtime must drop, and say so."""
+
+    name = "nbslow"
+    queue_size = 4
+    reports = [Report("RRU.PrbUsedDl", period_ms=100, per="cell")]
+
+    async def on_start(self) -> None:
+        self.handled = 0
+
+    async def on_report(self, report: KpmReport) -> None:
+        await asyncio.sleep(0.3)
+        self.handled += 1

@@ -250,3 +250,31 @@ async def test_a_blocking_remote_xapp_delays_no_one_else(make_runtime: RuntimeFa
     finally:
         child.terminate()
         await asyncio.wait_for(child.wait(), 10)
+
+
+async def test_a_slow_remote_xapp_gets_drop_markers_and_bounded_memory(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """An xApp slower than its reports is sent no more than its credits; the runtime keeps at
+    most its queue, drops the oldest and tells the xApp how many in the next batch, so the
+    counts agree on both sides."""
+    from tests.northbound.apps import Slow
+
+    runtime, stats = await make_runtime(**NB)
+    client = XAppClient(Slow, f"127.0.0.1:{runtime.northbound.port}")
+    task = asyncio.create_task(client.run())
+    async with Simulator(load_scenario(SMALL), f"127.0.0.1:{runtime.port}") as sim:
+        await sim.wait_ready()
+        await wait_for(lambda: any(h.name == "nbslow" for h in runtime.hosts))
+        host = runtime.host("nbslow")
+        depths = []
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            depths.append(host.queue_depth)
+            assert host.unacknowledged <= Slow.queue_size  # never more than its credits
+        await wait_for(lambda: client.dropped > 0, what="a drop marker at the xApp")
+        assert max(depths) <= Slow.queue_size
+        assert host.dropped > 0 and stats.dropped["nbslow"] >= host.dropped
+    client.stop()
+    await asyncio.wait_for(task, 10)
+    assert client.dropped <= host.dropped  # what it was told never exceeds what was dropped
