@@ -196,7 +196,11 @@ async def test_nodes_api_describes_each_node(ric: Ric) -> None:
     assert sorted(nodes) == ["gnb-001-01-1", "gnb-001-01-2", "gnb-001-01-3"]
     acme = nodes["gnb-001-01-1"]
     assert (acme["vendor"], acme["software_version"]) == ("Acme Radio Systems", "acme-gnb 5.2.1")
-    assert [f["name"] for f in acme["ran_functions"]] == ["ORAN-E2SM-KPM", "ORAN-E2SM-RC"]
+    assert [f["name"] for f in acme["ran_functions"]] == [
+        "ORAN-E2SM-KPM",
+        "ORAN-E2SM-RC",
+        "ORAN-E2SM-CCC",
+    ]
     assert [c["id"] for c in acme["cells"]] == ["001-01-4097", "001-01-4098"]
     assert sum(len(n["cells"]) for n in nodes.values()) == SMALL_CELLS
     session = ric.runtime.sessions["gnb-001-01-1"]

@@ -257,7 +257,11 @@ async def test_a_subscriber_gets_kpm_node_and_control_messages_in_the_documented
             }
             assert node["vendor"] == "Acme Radio Systems"
             assert set(node["cells"]) == {"001-01-4097", "001-01-4098"}
-            assert {f["name"] for f in node["ran_functions"]} == {"ORAN-E2SM-KPM", "ORAN-E2SM-RC"}
+            assert {f["name"] for f in node["ran_functions"]} == {
+                "ORAN-E2SM-KPM",
+                "ORAN-E2SM-RC",
+                "ORAN-E2SM-CCC",
+            }
 
             await wait_for(
                 lambda: {m.json()["cell"] for m in sub.on("ric/kpm/+/+")} == SMALL_CELLS,
