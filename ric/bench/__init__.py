@@ -228,7 +228,9 @@ def format_table(results: dict[str, Any]) -> str:
                     f"{_num(at.get('total_cpu_us_per_loop') or at['cpu_us_per_loop'])}",
                     f"{_num(b['max']['max_per_s'])}, {_num(b['at_rate']['cpu_us_per_loop'])}",
                     f"{_num(m['ratio']['max'])}, {_num(m['ratio']['cpu_per_loop'])}",
-                    "",
+                    f"{at['lost']:,} of {at['n'] + at['lost']:,} controls lost"
+                    if at["lost"]
+                    else "",
                 )
             )
         for key, label in (("awaiting_handler", "awaiting each outcome"), ("uvloop", "uvloop")):

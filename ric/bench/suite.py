@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -243,6 +246,40 @@ def _runtime_args(
     }
 
 
+@contextmanager
+def _spy(pids: Sequence[int], pstats: Path | None, duration_s: float) -> Iterator[None]:
+    """py-spy samples of the xApp processes (process mode) over a profiled window, written
+    beside the runtime's cProfile file as ``<name>.xapp-<i>.txt`` (collapsed stacks):
+    cProfile in the runtime cannot see into them. Nothing when py-spy is not installed."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if pstats is None or not pids or not os.path.exists(exe):
+        yield
+        return
+    spies = [
+        subprocess.Popen(
+            [
+                exe,
+                "record",
+                *("--pid", str(pid), "--rate", "250", "--format", "raw", "--nonblocking"),
+                *("--duration", str(max(1, math.ceil(duration_s)))),
+                *("--output", str(pstats.with_name(f"{pstats.stem}.xapp-{i}.txt"))),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i, pid in enumerate(pids)
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            try:
+                spy.wait(duration_s + 30.0)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+
+
 def _xapp_samples(pids: Sequence[int]) -> list[ProcSample]:
     """/proc samples of the xApps' own processes (process mode); none in the other modes."""
     return [proc_sample(pid) for pid in pids]
@@ -296,7 +333,7 @@ def _blast(
     cfg: BenchConfig,
     *,
     duration_s: float,
-    profile: bool = False,
+    profile: Path | None = None,
     names: Sequence[str] | None = None,
     cpus: Sequence[int] | None = None,
 ) -> dict[str, Any]:
@@ -315,7 +352,8 @@ def _blast(
         s0, p0, x0 = server.child.request("stats"), server.child.sample(), _xapp_samples(pids)
         g0 = sum(r["sent"] for r in server.all_nodes("stats"))
         meter = LoadMeter([server.child.pid, *(n.pid for n in server.nodes), *pids])
-        time.sleep(duration_s)
+        with _spy(pids, profile, duration_s):
+            time.sleep(duration_s)
         s1, p1, x1 = server.child.request("stats"), server.child.sample(), _xapp_samples(pids)
         g1 = sum(r["sent"] for r in server.all_nodes("stats"))
         background = meter.background_cores()
@@ -365,7 +403,7 @@ def ingest(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
             _runtime_args(sink, profile=profile, isolation=mode),
             cfg,
             duration_s=cfg.ingest_s,
-            profile=profile is not None,
+            profile=profile,
         )
         modes[mode] = {**r, "ratio": _ratio(r["values_per_s"], raw["values_per_s"])}
     # The runtime's default mode is the section's headline figure (as `ric run` hosts xApps).
@@ -440,7 +478,7 @@ def _loop_phases(
     cfg: BenchConfig,
     phases: Sequence[float | str],
     *,
-    profile: bool = False,
+    profile: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Run phases against one server: a paced rate (indications per second), "max" (closed
     loop, ``cfg.control_window`` in flight) or "80%" (paced at 80% of the last "max")."""
@@ -481,24 +519,29 @@ def _loop_phases(
             rate = max(1.0, 0.8 * top) if phase == "80%" else float(phase)
             if profile:
                 server.child.request("profile_start")
-            r = node.request(
-                "run",
-                mode="paced",
-                rate=rate,
-                duration_s=cfg.control_s,
-                timeout_s=cfg.control_s + 30.0,
-            )
+            with _spy(pids if profile else (), profile, cfg.control_s):
+                r = node.request(
+                    "run",
+                    mode="paced",
+                    rate=rate,
+                    duration_s=cfg.control_s,
+                    timeout_s=cfg.control_s + 30.0,
+                )
             if profile:
                 server.child.request("profile_stop", timeout_s=60.0)
-                profile = False
+                profile = None
             achieved = r["sent"] / r["elapsed_s"]
+            # Per loop closed (a control came back), not per indication sent: a mode that
+            # loses controls must not look cheap for it.
+            closed = r["completed"] / r["elapsed_s"]
             results.append(
                 {
                     "rate_per_s": round(rate, 1),
                     "achieved_per_s": round(achieved, 1),
+                    "completed_per_s": round(closed, 1),
                     "lost": r["lost"],
                     **_percentiles(r["latencies_us"]),
-                    **_loop_cpu(server.child.sample(), p0, x0, _xapp_samples(pids), achieved),
+                    **_loop_cpu(server.child.sample(), p0, x0, _xapp_samples(pids), closed),
                     "background_cores": meter.background_cores(),
                     **_stalls(server.child.request("stats")),
                 }
@@ -567,7 +610,7 @@ def control(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
             _runtime_args(_reflex(), profile=profile, isolation=mode),
             cfg,
             [rate, "max", "80%"] if mode == headline else [rate, "max"],
-            profile=profile is not None,
+            profile=profile,
         )
     at_rate, top, at_high = measured[headline]
     echo_rate, echo_high, echo_top = _loop_phases(
