@@ -10,7 +10,7 @@ import pytest
 from kpimon import KpiMonitor
 from mlb import LoadBalancer
 
-from ric import Handover, KpmReport, Report, XApp
+from ric import CellIndividualOffset, KpmReport, Report, XApp
 from ric.testing import FakeContext, HarnessResult, run_scenario, run_trace, start_xapp
 from ric.trace import TraceError, scan
 
@@ -37,11 +37,12 @@ def _keys(result: HarnessResult) -> list[tuple[object, ...]]:
 
 
 async def test_mlb_against_a_trace_twice_gives_identical_controls(demo_trace: Path) -> None:
-    """mlb replayed against the same trace on the virtual clock sends the same handovers,
-    at the same virtual times, with the same outcomes, twice."""
+    """mlb replayed against the same trace on the virtual clock sends the same controls (cell
+    individual offsets: the demo's nodes take them), at the same virtual times, with the same
+    outcomes, twice."""
     first = await run_trace(demo_trace, [LoadBalancer])
     second = await run_trace(demo_trace, [LoadBalancer])
-    assert first.controls and all(isinstance(a, Handover) for a in first.actions())
+    assert first.controls and all(isinstance(a, CellIndividualOffset) for a in first.actions())
     assert _keys(first) == _keys(second)
     assert first.duration_s == second.duration_s == pytest.approx(40.0)
 
