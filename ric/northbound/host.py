@@ -152,6 +152,8 @@ class AttachedHost(XAppHost):
             collections.OrderedDict()
         )
         self._out: collections.deque[pb.RicMessage] = collections.deque()
+        self._in_flight = 0
+        """Controls of this xApp awaiting their outcome (a count: no scan per control)."""
         self._incoming: asyncio.Future[Stream] | None = None
         self._watches: dict[str, Callable[[], None]] = {}
         self._metric_totals: dict[tuple[str, tuple[str, ...]], float] = {}
@@ -453,7 +455,7 @@ class AttachedHost(XAppHost):
             out.outcome.detail = f"control {cid}: {exc}"
             self._send(out)
             return
-        in_flight = sum(1 for t in self._controls.values() if not t.done())
+        in_flight = self._in_flight
         if in_flight >= self.settings.max_controls_in_flight:
             outcome = ControlOutcome(
                 OutcomeKind.RATE_LIMITED,
@@ -471,12 +473,17 @@ class AttachedHost(XAppHost):
             self.services.control(self, action, timeout), name=f"{self.name} control {cid}"
         )
         self._controls[cid] = task
+        self._in_flight += 1
         while len(self._controls) > REMEMBERED_CONTROLS:
             oldest, first = next(iter(self._controls.items()))
             if not first.done():
                 break
             del self._controls[oldest]
-        task.add_done_callback(lambda t: self._send_outcome(cid, t))
+        task.add_done_callback(lambda t: self._control_done(cid, t))
+
+    def _control_done(self, cid: str, task: asyncio.Task[ControlOutcome]) -> None:
+        self._in_flight -= 1
+        self._send_outcome(cid, task)
 
     def _send_outcome(self, cid: str, task: asyncio.Task[ControlOutcome]) -> None:
         if self.stream is None:
