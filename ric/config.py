@@ -209,9 +209,16 @@ class GrantSettings(_Section):
     per: list[Literal["cell", "ue", "slice"]] | None = Field(
         None, description="row kinds the xApp may subscribe to"
     )
-    controls: list[Literal["handover", "slice_prb_quota", "cell_state", "generic"]] = Field(
-        default_factory=list, description="control actions the xApp may send"
-    )
+    controls: list[
+        Literal[
+            "handover",
+            "slice_prb_quota",
+            "cell_state",
+            "generic",
+            "cell_individual_offset",
+            "cell_administration",
+        ]
+    ] = Field(default_factory=list, description="control actions the xApp may send")
     nodes: list[str] | None = Field(None, description="node ids (patterns) it may touch")
     cells: list[str] | None = Field(None, description="cell ids (patterns) it may touch")
     slices: list[str] | None = Field(None, description="slice ids (patterns) it may touch")
@@ -410,6 +417,9 @@ class ConflictSettings(_Section):
             "slice_prb_quota": 10.0,
             "cell_state": 60.0,
             "generic": 5.0,
+            "cell_individual_offset": 5.0,
+            # A CCC switch-off (or wake-up) holds its cell as long as the RC cell state does.
+            "cell_administration": 60.0,
         },
         description="guard window per action kind, seconds ('default' for the others)",
     )

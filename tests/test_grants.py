@@ -5,8 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from ric import CellState, ConfigError, Handover, KpmReport, OutcomeKind, PluginError, Report, XApp
+from ric import (
+    AdministrativeState,
+    CellAdministration,
+    CellIndividualOffset,
+    CellState,
+    ConfigError,
+    Handover,
+    KpmReport,
+    OutcomeKind,
+    PluginError,
+    Report,
+    XApp,
+)
 from ric._proto.e2.v1 import e2_pb2
+from ric.config import GrantSettings
 from ric.grants import Grant, Grants
 from ric.plugins import Plugin, check_pin, load, pin_of
 from ric.xapp import SubscriptionStatus
@@ -54,6 +67,16 @@ def test_grant_rules() -> None:
     )
     assert Grants(required=True).of("anyone") == Grant(reports=(), per=(), controls=())
     assert Grants().of("anyone") is None
+
+
+def test_ccc_controls_are_granted_by_their_kind() -> None:
+    """The CCC controls are granted by kind like the others, and a runtime grant may list
+    them: a CIO granted alone does not grant taking a cell out of service."""
+    settings = GrantSettings.model_validate({"controls": ["cell_individual_offset"]})
+    grant = Grant(controls=tuple(settings.controls))
+    assert grant.refuse_control(CellIndividualOffset("001-01-1", "001-01-2", 4), "gnb-1") is None
+    off = CellAdministration("001-01-1", administrative_state=AdministrativeState.LOCKED)
+    assert grant.refuse_control(off, "gnb-1") == "cell_administration controls are not in its grant"
 
 
 async def test_out_of_grant_subscription_and_control_are_refused_and_audited(
