@@ -12,7 +12,17 @@ action             style  action  meaning
 =================  =====  ======  =============================================
 
 Style 100 is outside the range E2SM-RC standardises (1-10) and stands for the vendor-defined
-energy-saving control that real nodes expose today.
+energy-saving control that real nodes expose today; it is deprecated in favour of the
+E2SM-CCC controls, which go to the node's CCC function (cell configuration, control style 2,
+with TS 28.541 names; see ``ccc.proto``):
+
+========================  ==========================================================
+action                    structure and attribute
+========================  ==========================================================
+``CellIndividualOffset``  O-NRCellRelation ``cellIndividualOffset`` (Q-OffsetRange dB)
+``CellAdministration``    O-NRCellDU ``administrativeState`` and/or
+                          O-CESManagementFunction ``energySavingControl``
+========================  ==========================================================
 """
 
 from __future__ import annotations
