@@ -12,6 +12,15 @@ One E2 node opens one Connect stream. Its first message must be an E2SetupReques
 answers E2SetupResponse or E2SetupFailure. After a successful setup, everything the node
 says and everything the RIC says to it travel on that stream.
 
+A node may be given several RIC endpoints ("host:port" each: the replicas of one RIC). It
+connects to the first. When its stream fails or ends, its setup is refused, or the endpoint
+cannot be reached, it moves to the next one in the list (round robin: after the last comes
+the first) and sets up there, waiting before each attempt its capped exponential back-off,
+or exactly the time_to_wait of an E2SetupFailure when the endpoint it is about to try gave
+one (which it never tries before then). It stays with an endpoint while the association
+holds. Its subscriptions end with each stream (the RIC re-subscribes); what it remembers of
+applied controls (ControlRequest.control_id) does not.
+
 Identifiers in text form (used in measurement matrices and in the SDK):
   node   "<type>-<mcc>-<mnc>-<node_id>"   for example "gnb-001-01-1"
   cell   "<mcc>-<mnc>-<nr_cell_identity>" for example "001-01-4097" (NR CGI, NCI in decimal)
@@ -804,9 +813,22 @@ class ControlRequest(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     ACK_REQUESTED_FIELD_NUMBER: _builtins.int
     CCC_FIELD_NUMBER: _builtins.int
+    CONTROL_ID_FIELD_NUMBER: _builtins.int
     ran_function_id: _builtins.int
     ack_requested: _builtins.bool
     """When true the node answers with ControlAcknowledge or ControlFailure."""
+    control_id: _builtins.str
+    """The RIC's id of this control, unique within the RIC across its replicas and restarts:
+    "<ric_id>-<incarnation>-<counter>", the incarnation 12 hex digits drawn when a runtime
+    process starts, for example "ric-1-3fa9c07d12e4-41". A RIC may send the same control
+    again, under a new request_id, with the same control_id (a replica taking a node over
+    re-sends what its dead owner left unanswered). A node must apply a control_id at most
+    once: it remembers the ids it answered (the reference nodes keep the last 10,000 per
+    node, across reconnects) and answers a repeated one as it answered the first time
+    (ControlAcknowledge with the same outcome, or ControlFailure with the same cause) under
+    the new request_id, without applying it again. Empty (a RIC older than this field): no
+    id; the node applies every such request.
+    """
     @_builtins.property
     def request_id(self) -> _common_pb2.RicRequestId: ...
     @_builtins.property
@@ -824,10 +846,11 @@ class ControlRequest(_message.Message):
         message: _rc_pb2.RcControlMessage | None = ...,
         ack_requested: _builtins.bool = ...,
         ccc: _ccc_pb2.CccControl | None = ...,
+        control_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ccc", b"ccc", "header", b"header", "message", b"message", "request_id", b"request_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_requested", b"ack_requested", "ccc", b"ccc", "header", b"header", "message", b"message", "ran_function_id", b"ran_function_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_requested", b"ack_requested", "ccc", b"ccc", "control_id", b"control_id", "header", b"header", "message", b"message", "ran_function_id", b"ran_function_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -12,6 +12,15 @@ One E2 node opens one Connect stream. Its first message must be an E2SetupReques
 answers E2SetupResponse or E2SetupFailure. After a successful setup, everything the node
 says and everything the RIC says to it travel on that stream.
 
+A node may be given several RIC endpoints ("host:port" each: the replicas of one RIC). It
+connects to the first. When its stream fails or ends, its setup is refused, or the endpoint
+cannot be reached, it moves to the next one in the list (round robin: after the last comes
+the first) and sets up there, waiting before each attempt its capped exponential back-off,
+or exactly the time_to_wait of an E2SetupFailure when the endpoint it is about to try gave
+one (which it never tries before then). It stays with an endpoint while the association
+holds. Its subscriptions end with each stream (the RIC re-subscribes); what it remembers of
+applied controls (ControlRequest.control_id) does not.
+
 Identifiers in text form (used in measurement matrices and in the SDK):
   node   "<type>-<mcc>-<mnc>-<node_id>"   for example "gnb-001-01-1"
   cell   "<mcc>-<mnc>-<nr_cell_identity>" for example "001-01-4097" (NR CGI, NCI in decimal)
