@@ -1,8 +1,9 @@
 """The control router: an xApp's control goes to the right node and ends in one outcome.
 
 Before a control leaves, the router checks, in order: that the xApp declared the action, its
-rate limit, that a connected node serves the cell, that the node's RC function offers the
-action, and the conflict arbiter. A refused control ends there with its outcome. A control
+rate limit, that a connected node serves the cell (and, for a replica of a RIC, that this
+replica still holds the node's lease: ``ric.cluster``), that the node's RC function offers
+the action, and the conflict arbiter. A refused control ends there with its outcome. A control
 that leaves gets a RIC request id and a timer on the runtime's clock; whichever comes first
 ends it: the node's ControlAcknowledge or ControlFailure (or an ErrorIndication naming it), the
 timer, or the loss of the node. Each control ends exactly once, whether or not the xApp is
@@ -93,8 +94,12 @@ class ControlRouter:
         notify_conflict: Callable[[str, Conflict], None] | None = None,
         grants: Grants | None = None,
         late_memory: int = 10_000,
+        may_send: Callable[[str], str | None] | None = None,
     ) -> None:
         self._sensor = sensor
+        self._may_send = may_send
+        """A replica of a RIC: None when it may send to the node now, else why not (it no
+        longer holds the node's lease, ``ric.cluster``); a local check, no round trip."""
         self._clock = clock
         self._node_for_cell = node_for_cell
         self._next = next_instance
@@ -175,6 +180,12 @@ class ControlRouter:
                 OutcomeKind.NOT_CONNECTED,
                 f"no connected node serves cell {action.cell}",
             )
+        if self._may_send is not None:
+            why = self._may_send(session.id)
+            if why is not None:
+                return self._refused(
+                    host, action, OutcomeKind.NOT_CONNECTED, why, node=session.info.id
+                )
         grant = self._grants.of(host.name)
         if grant is not None:
             why = grant.refuse_control(action, session.id)
