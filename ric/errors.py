@@ -23,6 +23,8 @@
     +-- HarnessError              the test harness cannot run (node refused, time stuck)
     |                                                            (ric.trace.harness)
     +-- CsvImportError            a CSV import cannot go on            (ric.trace.csvimport)
+    +-- AttachError               the runtime refused an xApp's attach or cannot be reached
+    |                                                           (ric.northbound.client)
     +-- SetupFailed               the RIC did not answer a node's E2 setup
         |                                                     (ric.e2node.association)
         +-- SetupRefused          the RIC answered it with a failure: cause, wait
@@ -44,7 +46,13 @@
     +-- _Refused                  an inbound config message answered with an error
     |                                                          (ric.mqtt.config_topic)
     +-- _WorkerGone               a validation worker ended or broke the protocol
-                                                                   (ric.a1.workers)
+    |                                                              (ric.a1.workers)
+    +-- AttachRefused             an attach the runtime does not take: a gRPC status
+    |                                                           (ric.northbound.server)
+    +-- StreamEnded               an attached xApp's stream or process ended
+    |                                                             (ric.northbound.host)
+    +-- _Gone                     a remote xApp did not come back in its resume window
+                                                                  (ric.northbound.host)
 
 Library errors (gRPC, protobuf, pydantic, redis, MQTT) are converted at the boundary with
 ``from``. ``tests/test_errors.py`` checks that every exception class in the package is drawn

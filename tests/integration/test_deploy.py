@@ -249,7 +249,7 @@ def test_dockerfile_installs_only_from_the_repository_and_runs_as_non_root() -> 
 async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
     """The compose topology started as processes from deploy/'s files and environment: three
     nodes connect, Prometheus scrapes the runtime (whose reads need the token, as in compose)
-    with the token file, MQTT messages flow and mlb sends handovers."""
+    with the token file, MQTT messages flow and mlb sends controls (cell individual offsets by default)."""
     e2_port, http_port = free_port(), free_port()
     token = tmp_path / "http-token"
     token.write_text(f"{TOKEN}\n")
@@ -325,13 +325,11 @@ async def test_compose_topology_runs_as_plain_processes(tmp_path: Path) -> None:
             online = {m.json()["node"] for m in mqtt.on(f"{prefix}/state/nodes/+")}
             assert online == {n["id"] for n in nodes["nodes"]}
 
-            async def handovers() -> Any:
+            async def mlb_controls() -> Any:
                 body = await get_json(f"{url}/api/v1/controls", TOKEN)
-                return body and [
-                    c for c in body["controls"] if c["xapp"] == "mlb" and c["action"] == "handover"
-                ]
+                return body and [c for c in body["controls"] if c["xapp"] == "mlb"]
 
-            sent = await poll("mlb's handovers in /api/v1/controls", handovers, tmp_path)
+            sent = await poll("mlb's controls in /api/v1/controls", mlb_controls, tmp_path)
             assert sent[0]["outcome"]
             for name, proc in started:
                 assert proc.returncode is None, f"{name} exited\n{logs(tmp_path)}"

@@ -85,8 +85,8 @@ async def test_node_xapp_gets_reports_and_its_control_is_acknowledged(
     assert {n["id"] for n in attached["nodes"]} == nodes
     host = runtime.host("nodexapp")
     assert isinstance(host, RemoteHost)
-    described = host.describe()
-    assert (described["mode"], described["language"]) == ("remote", "node")
+    described = host.transport()
+    assert (host.mode, described["language"]) == ("remote", "node")
     assert (described["pid"], described["attaches"]) == (run.pid, 1)
 
     reports = run.of("report")
