@@ -492,7 +492,7 @@ class XAppHost:
         sensor = self._sensor
         name = self.name
         budget = self.handler_budget_s
-        activity = ACTIVITY
+        enter, leave = self._enter, self._leave
         task = asyncio.current_task()
         on_report = (task, f"xApp {name} on_report")
         while not self._stopping:
@@ -501,25 +501,25 @@ class XAppHost:
                 if hook == "on_config":
                     app.config = arg  # type: ignore[assignment]  # a Config from reconfigure
                 t0 = clock.monotonic()
-                previous, activity.current = activity.current, (task, f"xApp {name} {hook}")
+                previous = enter(hook, (task, f"xApp {name} {hook}"))
                 try:
                     if hook == "on_policy":
                         await self._on_policy(app, arg)  # type: ignore[arg-type]  # PolicyEvent
                     else:
                         await getattr(app, hook)(arg)
                 finally:
-                    activity.current = previous
+                    leave(previous)
                 seconds = clock.monotonic() - t0
                 if seconds > budget:
                     self.overrun(hook, seconds, t0)
             elif reports:
                 report = reports.popleft()
                 t0 = clock.monotonic()
-                previous, activity.current = activity.current, on_report
+                previous = enter("on_report", on_report)
                 try:
                     await app.on_report(report)
                 finally:
-                    activity.current = previous
+                    leave(previous)
                 seconds = clock.monotonic() - t0
                 sensor.handler_finished(name, seconds)
                 if seconds > budget:
@@ -527,6 +527,16 @@ class XAppHost:
             else:
                 wake.clear()
                 await wake.wait()
+
+    def _enter(self, hook: str, label: tuple[asyncio.Task[Any] | None, str]) -> object:
+        """A handler call begins: the loop watchdog's activity slot names it (so a stall it
+        causes names the xApp); returns what ``_leave`` puts back."""
+        previous, ACTIVITY.current = ACTIVITY.current, label
+        return previous
+
+    def _leave(self, previous: object) -> None:
+        """The handler call ``_enter`` began has ended."""
+        ACTIVITY.current = previous  # type: ignore[assignment]  # what _enter took from it
 
     def overrun(self, handler: str, seconds: float, started: float) -> None:
         """Count and log one handler call over the budget, saying whether it held the loop."""

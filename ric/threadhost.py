@@ -320,6 +320,7 @@ class ThreadHost(XAppHost):
 
     def _woken(self) -> None:
         self._wake_pending = False  # first: a report queued after this line wakes us again
+        self._drain_inbox()  # on the xApp's own thread, the only one that touches _events
         self._wake.set()
 
     # -- called by the runtime, never blocking ------------------------------------------------
@@ -479,53 +480,15 @@ class ThreadHost(XAppHost):
         self._drain_inbox()  # the events so far are the previous instance's: replay sorts them
         await super()._replay_policies()
 
-    async def _work(self, app: XApp) -> None:
-        # XAppHost._work without the loop watchdog's activity slot (it describes the runtime's
-        # loop, not this one) and with the call in progress recorded for _check_running.
-        reports = self._reports
-        events = self._events
-        wake = self._wake
-        clock = self.clock
-        sensor = self._sensor
-        name = self.name
-        budget = self.handler_budget_s
-        monotonic = time.monotonic
-        while not self._stopping:
-            if self._inbox:
-                self._drain_inbox()
-            if events:
-                hook, arg = events.popleft()
-                if hook == "on_config":
-                    app.config = arg  # type: ignore[assignment]  # a Config from reconfigure
-                t0 = clock.monotonic()
-                self._calls += 1
-                self._running = (hook, monotonic(), self._calls)
-                try:
-                    if hook == "on_policy":
-                        await self._on_policy(app, arg)  # type: ignore[arg-type]  # PolicyEvent
-                    else:
-                        await getattr(app, hook)(arg)
-                finally:
-                    self._running = None
-                seconds = clock.monotonic() - t0
-                if seconds > budget:
-                    self.overrun(hook, seconds, t0)
-            elif reports:
-                report = reports.popleft()
-                t0 = clock.monotonic()
-                self._calls += 1
-                self._running = ("on_report", monotonic(), self._calls)
-                try:
-                    await app.on_report(report)
-                finally:
-                    self._running = None
-                seconds = clock.monotonic() - t0
-                sensor.handler_finished(name, seconds)
-                if seconds > budget:
-                    self.overrun("on_report", seconds, t0)
-            else:
-                wake.clear()
-                await wake.wait()
+    def _enter(self, hook: str, label: tuple[asyncio.Task[Any] | None, str]) -> object:
+        # Not the loop watchdog's activity slot (it describes the runtime's loop, not this
+        # one): the call in progress is recorded for _check_running instead.
+        self._calls += 1
+        self._running = (hook, time.monotonic(), self._calls)
+        return None
+
+    def _leave(self, previous: object) -> None:
+        self._running = None
 
     def overrun(self, handler: str, seconds: float, started: float) -> None:
         """Count and log one handler call over the budget; in its own thread it held nothing
