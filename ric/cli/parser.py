@@ -27,6 +27,7 @@ from ric.cliutil import (
     add_http_auth_options,
     add_tls_client_options,
     address,
+    endpoint_list,
     existing_file,
     http_url,
     int_list,
@@ -127,10 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--connect",
-        type=address,
-        default=("127.0.0.1", 36421),
-        metavar="HOST:PORT",
-        help="the RIC's E2 address (default 127.0.0.1:36421)",
+        type=endpoint_list,
+        default=("127.0.0.1:36421",),
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="the RIC's E2 address (default 127.0.0.1:36421), or several of one RIC's "
+        "replicas: each node connects to the first and fails over to the next, round robin",
     )
     sim.add_argument(
         "--duration", type=positive_seconds, metavar="SECONDS", help="stop after this long"
@@ -317,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="also write cProfile stats of the runtime process (ingest, control) to DIR",
+        help="also write cProfile stats of the runtime process to DIR, one file per section "
+        "and isolation mode (control-loop.pstats, ingest-process.pstats, ...), and py-spy "
+        "samples of a process-mode xApp (control-process.xapp-0.txt) when py-spy is installed",
     )
     bench.set_defaults(func=cmd_bench)
 
