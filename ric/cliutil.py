@@ -34,6 +34,7 @@ __all__ = [
     "add_tls_client_options",
     "address",
     "duration",
+    "endpoint_list",
     "existing_file",
     "existing_path",
     "http_client",
@@ -70,6 +71,17 @@ def address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:36421")
     return host, int(port)
+
+
+def endpoint_list(text: str) -> tuple[str, ...]:
+    """Comma-separated ``HOST:PORT`` (a RIC's endpoints, to fail over between), each checked
+    by :func:`ric.e2node.parse_endpoint`; the message names the bad one."""
+    from ric.e2node.endpoints import Endpoints  # here: this module imports no ric module
+
+    try:
+        return Endpoints.parse(text).targets
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def http_url(text: str) -> str:

@@ -145,12 +145,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print("\n".join(scenario_listing(scenario)))
         return 0
     setup_logging(args.log_level)
-    host, port = args.connect
 
     async def simulate() -> int:
         await run_sim(
             scenario,
-            f"{host}:{port}",
+            args.connect,
             duration_s=args.duration,
             seed=args.seed,
             nodes=args.nodes,

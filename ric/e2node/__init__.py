@@ -3,6 +3,7 @@
 - :mod:`ric.e2node.node`         :class:`E2Node`: subscription admission and deletion, control
                                  answers, resets, error indications, keep-alives
 - :mod:`ric.e2node.association`  the E2SetupRequest from a node's description, the answer read
+- :mod:`ric.e2node.endpoints`    :class:`Endpoints`: the RIC endpoints a node is given, failover
 
 The simulator's :class:`~ric.sim.agent.NodeAgent` (a simulated world) and the trace player's
 :class:`~ric.trace.player.PlayedNode` (a recorded trace) are data sources behind
@@ -17,7 +18,9 @@ from ric.e2node.association import (
     read_setup_answer,
     setup_request,
 )
+from ric.e2node.endpoints import Endpoints, parse_endpoint
 from ric.e2node.node import (
+    APPLIED_CONTROL_MEMORY,
     MAX_ACTIONS,
     Applied,
     ControlAnswer,
@@ -28,10 +31,12 @@ from ric.e2node.node import (
 )
 
 __all__ = [
+    "APPLIED_CONTROL_MEMORY",
     "MAX_ACTIONS",
     "Applied",
     "ControlAnswer",
     "E2Node",
+    "Endpoints",
     "NodeDescription",
     "Refused",
     "ReportAction",
@@ -39,6 +44,7 @@ __all__ = [
     "SetupAccepted",
     "SetupFailed",
     "SetupRefused",
+    "parse_endpoint",
     "read_setup_answer",
     "setup_request",
 ]

@@ -21,10 +21,16 @@ subscription with its cause):
 Then each action is admitted or not on its own: a KPM REPORT action, ``per_slice`` only with
 report style 1, and whatever the subclass checks (style, measurements, scope). A subscription
 with no admitted action is refused with the first action's cause.
+
+Controls are applied at most once per ``control_id`` (the contract's ControlRequest): the node
+remembers how it answered the last :data:`APPLIED_CONTROL_MEMORY` ids, across reconnects, and
+answers a repeated id the same way under the new request id without applying it again. A
+request without an id (from a RIC older than the field) is applied every time.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -37,6 +43,7 @@ from ric.e2.convert import cause_to_proto
 from ric.model import Cause, CauseCode
 
 __all__ = [
+    "APPLIED_CONTROL_MEMORY",
     "MAX_ACTIONS",
     "Applied",
     "ControlAnswer",
@@ -48,6 +55,12 @@ __all__ = [
 
 MAX_ACTIONS: Final = 16
 """Most actions one subscription may carry (E2AP maxofRICactionID is 16)."""
+
+APPLIED_CONTROL_MEMORY: Final = 10_000
+"""Control ids a node remembers answering (the oldest forgotten first). A RIC re-sends a
+control within its control timeout plus a replica takeover, seconds; 10,000 ids cover that at
+up to 1,000 controls per second to one node, for about 3 MB per node when full (an id and a
+50-character outcome each, measured with tracemalloc)."""
 
 RequestKey = tuple[int, int]
 """A RIC request id as (requestor, instance)."""
@@ -84,6 +97,15 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class _Answered:
+    """How a node answered one control id: what it repeats for the same id."""
+
+    answer: ControlAnswer
+    outcome: str = ""
+    cause: Cause | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     """A control the node carried out: what it did (free text for the RIC's logs), and what
     it announces afterwards (sent after the acknowledgement, e.g. a configuration update)."""
@@ -108,12 +130,20 @@ class E2Node(ABC, Generic[ActionT, SubT]):
     (:meth:`drop_subscriptions`).
     """
 
-    def __init__(self, name: str, log: logging.Logger) -> None:
+    def __init__(
+        self, name: str, log: logging.Logger, *, applied_memory: int = APPLIED_CONTROL_MEMORY
+    ) -> None:
+        if applied_memory < 1:
+            raise ValueError(f"applied_memory must be at least 1 control id, got {applied_memory}")
         self.name = name
         self.log = log
         self.subscriptions: dict[RequestKey, SubT] = {}
+        self.repeated_controls = 0
+        """Controls answered from memory: their control_id was already applied."""
         self._transaction = 0
         self._keep_alive_seq = 0
+        self._applied: collections.OrderedDict[str, _Answered] = collections.OrderedDict()
+        self._applied_memory = applied_memory
 
     # ---------------------------------------------------------------- the source's part
 
@@ -361,6 +391,11 @@ class E2Node(ABC, Generic[ActionT, SubT]):
     # ---------------------------------------------------------------- control
 
     def _on_control(self, req: e2_pb2.ControlRequest) -> list[e2_pb2.NodeMessage]:
+        control_id = req.control_id
+        if control_id:
+            before = self._applied.get(control_id)
+            if before is not None:
+                return self._repeat(req, before)
         try:
             if not self.is_rc_function(req.ran_function_id):
                 raise Refused(
@@ -377,6 +412,8 @@ class E2Node(ABC, Generic[ActionT, SubT]):
                 exc.detail,
             )
             self.on_control(req, "failed", exc)
+            if control_id:
+                self._remember(control_id, _Answered("failed", cause=exc.cause))
             return [
                 e2_pb2.NodeMessage(
                     control_failure=e2_pb2.ControlFailure(
@@ -388,9 +425,13 @@ class E2Node(ABC, Generic[ActionT, SubT]):
             ]
         if applied is None:
             self.on_control(req, "unanswered", None)
+            if control_id:
+                self._remember(control_id, _Answered("unanswered"))
             return []
         self.log.info("%s: control applied: %s", self.name, applied.outcome)
         self.on_control(req, "acknowledged", None)
+        if control_id:
+            self._remember(control_id, _Answered("acknowledged", outcome=applied.outcome))
         out = []
         if req.ack_requested:
             out.append(
@@ -405,3 +446,42 @@ class E2Node(ABC, Generic[ActionT, SubT]):
         # What the control changed is announced after it is acknowledged.
         out.extend(applied.then)
         return out
+
+    def _remember(self, control_id: str, answered: _Answered) -> None:
+        self._applied[control_id] = answered
+        if len(self._applied) > self._applied_memory:
+            self._applied.popitem(last=False)
+
+    def _repeat(self, req: e2_pb2.ControlRequest, before: _Answered) -> list[e2_pb2.NodeMessage]:
+        """The answer to a control id already applied: the first answer again, for the new
+        request id; nothing is applied and nothing announced again."""
+        self.repeated_controls += 1
+        self.log.info(
+            "%s: control %s (request %d/%d) was already applied; answering %s again",
+            self.name,
+            req.control_id,
+            req.request_id.requestor,
+            req.request_id.instance,
+            before.answer,
+        )
+        if before.cause is not None:
+            return [
+                e2_pb2.NodeMessage(
+                    control_failure=e2_pb2.ControlFailure(
+                        request_id=req.request_id,
+                        ran_function_id=req.ran_function_id,
+                        cause=cause_to_proto(before.cause),
+                    )
+                )
+            ]
+        if before.answer == "unanswered" or not req.ack_requested:
+            return []
+        return [
+            e2_pb2.NodeMessage(
+                control_acknowledge=e2_pb2.ControlAcknowledge(
+                    request_id=req.request_id,
+                    ran_function_id=req.ran_function_id,
+                    outcome=before.outcome,
+                )
+            )
+        ]

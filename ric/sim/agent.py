@@ -5,7 +5,9 @@ E2SetupRequest (identity, vendor profile's RAN functions, cells), and then serve
 KPM subscriptions reported from the shared :class:`~ric.sim.world.World`, RC controls applied
 to it, subscription deletes, resets and keep-alives. When the stream is lost it reconnects with
 capped exponential back-off and sets up again; its subscriptions die with the stream (the RIC
-re-subscribes).
+re-subscribes). Given several RIC endpoints (a RIC's replicas) it moves to the next one each
+time, round robin (:class:`~ric.e2node.Endpoints`); a control id it already applied is
+answered, not applied again, whichever endpoint sends it (:class:`~ric.e2node.E2Node`).
 
 The agent is driven from outside: :meth:`NodeAgent.run` keeps the association, and the
 simulator calls :meth:`NodeAgent.on_tick` after each world step, which sends the reports due
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,6 +38,7 @@ from ric.e2.convert import ccc_actions_from_proto, cell_to_proto
 from ric.e2node import (
     Applied,
     E2Node,
+    Endpoints,
     NodeDescription,
     Refused,
     RequestKey,
@@ -116,7 +119,8 @@ class _Subscription:
 
 
 class NodeAgent(E2Node[_Action, _Subscription]):
-    """One simulated E2 node of a :class:`~ric.sim.world.World`, connected to a RIC at ``target``.
+    """One simulated E2 node of a :class:`~ric.sim.world.World`, connected to a RIC at ``target``:
+    ``HOST:PORT``, or several (a sequence, or comma-separated) to fail over between.
 
     The world is the data source behind the shared E2 procedures (:class:`ric.e2node.E2Node`):
     it says what each admitted action reports, and controls change it.
@@ -129,7 +133,7 @@ class NodeAgent(E2Node[_Action, _Subscription]):
         self,
         world: World,
         node_id: int,
-        target: str,
+        target: str | Sequence[str],
         *,
         epoch_unix_ms: int = 0,
         keep_alive_interval_ms: int = DEFAULT_KEEP_ALIVE_MS,
@@ -143,7 +147,11 @@ class NodeAgent(E2Node[_Action, _Subscription]):
         self.node_id = NodeId(world.plmn, node_id, NodeType.GNB)
         super().__init__(str(self.node_id), log)
         self.world = world
-        self.target = target
+        # Not checked here: the Simulator checks them, and the in-memory harness names none.
+        self.endpoints = Endpoints(
+            target.split(",") if isinstance(target, str) else target, check=False
+        )
+        """The RIC endpoints, and the one in use."""
         self.credentials = credentials
         """TLS credentials (the RIC's CA, and this node's certificate for mutual TLS); None:
         plaintext."""
@@ -172,6 +180,11 @@ class NodeAgent(E2Node[_Action, _Subscription]):
 
     def __repr__(self) -> str:
         return f"NodeAgent({self.node_id}, {self.profile.name}, target={self.target!r})"
+
+    @property
+    def target(self) -> str:
+        """The RIC endpoint the node uses now (or tries next)."""
+        return self.endpoints.current
 
     # ---------------------------------------------------------------- association
 
@@ -232,19 +245,19 @@ class NodeAgent(E2Node[_Action, _Subscription]):
 
         Between attempts it waits a capped exponential back-off with jitter, starting short
         again after an association that was set up; a refused setup with a time-to-wait waits
-        exactly that long instead."""
+        exactly that long instead. With several endpoints each attempt goes to the next one,
+        and the time-to-wait is that of the endpoint about to be tried."""
         # An initial delay above the cap raises the cap, rather than refusing the node.
         cap_s = max(self._reconnect_initial_s, self._reconnect_max_s)
         retry = Backoff(self._reconnect_initial_s, cap_s, jitter=RECONNECT_JITTER)
         while True:
             setups_before = self.setups
-            told_wait_s = 0.0
             try:
                 await self._connect_once()
-                log.info("%s: the RIC closed the stream; reconnecting", self.node_id)
+                log.info("%s: the RIC at %s closed the stream", self.node_id, self.target)
             except SetupRefused as exc:
-                log.warning("%s: E2 setup refused: %s", self.node_id, exc)
-                told_wait_s = exc.wait_s
+                log.warning("%s: E2 setup refused by %s: %s", self.node_id, self.target, exc)
+                self.endpoints.refused(exc.wait_s)
             except Exception as exc:  # the association is gone, whatever ended it; retry
                 self._log_loss(exc)
             finally:
@@ -252,7 +265,12 @@ class NodeAgent(E2Node[_Action, _Subscription]):
             if self.setups > setups_before:
                 retry.reset()
             delay = retry.next()
-            await asyncio.sleep(told_wait_s or delay)
+            if len(self.endpoints) > 1:
+                left = self.target
+                log.info(
+                    "%s: failing over from %s to %s", self.node_id, left, self.endpoints.fail_over()
+                )
+            await asyncio.sleep(self.endpoints.wait_s() or delay)
 
     def _log_loss(self, exc: Exception) -> None:
         leaves = _leaves(exc)

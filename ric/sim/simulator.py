@@ -23,6 +23,7 @@ from types import TracebackType
 
 import grpc
 
+from ric.e2node import Endpoints
 from ric.errors import ConfigError, StateError
 from ric.ids import NodeId, NodeType, Plmn
 from ric.sim.agent import DEFAULT_KEEP_ALIVE_MS, NodeAgent
@@ -46,7 +47,9 @@ class _State(enum.Enum):
 class Simulator:
     """Simulated E2 nodes of a scenario, connected to the RIC's E2 termination at ``target``.
 
-    ``target`` is "host:port" (insecure channel). ``duration_s`` (default: the scenario's)
+    ``target`` is "host:port", or several (a sequence, or comma-separated): every node connects
+    to the first and fails over to the next, round robin, when its association is lost or its
+    setup fails (:class:`~ric.e2node.Endpoints`). ``duration_s`` (default: the scenario's)
     stops the run after that many simulated seconds; ``seed`` overrides the scenario's seed;
     ``nodes`` runs only those node ids (the world still holds the whole scenario, so several
     processes can share one scenario; their worlds diverge once controls arrive).
@@ -58,7 +61,7 @@ class Simulator:
     def __init__(
         self,
         scenario: Scenario,
-        target: str,
+        target: str | Sequence[str],
         *,
         duration_s: float | None = None,
         seed: int | None = None,
@@ -81,15 +84,21 @@ class Simulator:
             raise ConfigError("nodes", "no nodes selected")
         if duration_s is not None and not duration_s > 0:
             raise ConfigError("duration_s", f"must be > 0 seconds, got {duration_s}")
+        try:
+            endpoints = Endpoints.parse(target) if isinstance(target, str) else Endpoints(target)
+        except ValueError as exc:
+            raise ConfigError("connect", str(exc)) from None
         self.scenario = scenario
-        self.target = target
+        self.targets = endpoints.targets
+        """The RIC endpoints the nodes fail over between, first first."""
+        self.target = ",".join(self.targets)
         self.duration_s = duration_s if duration_s is not None else scenario.duration_s
         self.world = World(scenario, seed=seed)
         self.agents: dict[int, NodeAgent] = {
             n: NodeAgent(
                 self.world,
                 n,
-                target,
+                self.targets,
                 keep_alive_interval_ms=keep_alive_interval_ms,
                 reconnect_initial_s=reconnect_initial_s,
                 reconnect_max_s=reconnect_max_s,
@@ -222,15 +231,16 @@ def _credentials(
 
 async def run_sim(
     scenario: Scenario,
-    target: str,
+    target: str | Sequence[str],
     *,
     duration_s: float | None = None,
     seed: int | None = None,
-    nodes: list[int] | None = None,
+    nodes: Sequence[int] | None = None,
     tls_ca: Path | None = None,
     tls_dir: Path | None = None,
 ) -> None:
-    """Run ``scenario``'s nodes against the RIC at ``target`` until cancelled or ``duration_s``.
+    """Run ``scenario``'s nodes against the RIC at ``target`` (``HOST:PORT``, or several to fail
+    over between) until cancelled or ``duration_s``.
 
     ``duration_s`` defaults to the scenario's (none: run until cancelled); ``seed`` overrides
     the scenario's seed; ``nodes`` runs only those node ids. With ``tls_ca`` the nodes connect

@@ -20,7 +20,7 @@ from ric.cliutil import (
     LOG_LEVELS,
     Parser,
     add_tls_client_options,
-    address,
+    endpoint_list,
     existing_path,
     non_negative_seconds,
     run_async,
@@ -116,10 +116,11 @@ def add_commands(sub: Any) -> None:
     replay.add_argument("file", type=existing_path, metavar="FILE", help="the trace")
     replay.add_argument(
         "--connect",
-        type=address,
-        default=("127.0.0.1", 36421),
-        metavar="HOST:PORT",
-        help="the RIC's E2 address (default 127.0.0.1:36421)",
+        type=endpoint_list,
+        default=("127.0.0.1:36421",),
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="the RIC's E2 address (default 127.0.0.1:36421), or several of one RIC's "
+        "replicas: each node connects to the first and fails over to the next, round robin",
     )
     replay.add_argument(
         "--speed",
@@ -267,7 +268,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         index = scan(args.file)
     except TraceError as exc:
         return _error("replay", exc)
-    host, port = args.connect
     view = _ProgressView(sys.stderr)
     outcome: dict[str, Any] = {}
 
@@ -275,7 +275,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         try:
             result = await replay(
                 index,
-                f"{host}:{port}",
+                args.connect,
                 speed=args.speed,
                 controls=args.controls,
                 settle_s=args.settle,

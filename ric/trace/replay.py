@@ -12,6 +12,13 @@ cool-downs see compressed trace time; the test harness has neither effect.
 After nodes set up, the player waits until the RIC has been quiet for ``settle_s`` (its
 subscriptions are in) before trace time moves on; before the end it waits the same way for the
 xApps' last controls. Keep-alives are sent on real time, at the interval the RIC asked for.
+
+Given several RIC endpoints (a RIC's replicas), every node starts on the first one that can be
+reached. A node whose stream is lost reconnects with its recorded setup, to the next endpoint
+(round robin; the same one when there is one), after a capped exponential back-off
+(:class:`~ric.e2node.Endpoints`), while the timeline goes on; a node whose setup is refused
+or unreachable at a setup event fails over the same way when there are several endpoints (with
+one, that is an error of the replay, as before).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -28,8 +35,9 @@ from typing import Any, Final
 import grpc
 
 from ric._proto.e2.v1 import e2_pb2, e2_pb2_grpc
+from ric.backoff import Backoff
 from ric.cliutil import table
-from ric.e2node import SetupFailed, SetupRefused, read_setup_answer
+from ric.e2node import Endpoints, SetupFailed, SetupRefused, read_setup_answer
 from ric.errors import RicError
 from ric.trace.index import NodeEvent, TraceIndex
 from ric.trace.player import ControlPolicy, PlayedNode, TracePlayer
@@ -42,6 +50,9 @@ _MAX_QUEUED: Final = 64
 """Messages queued for one node's stream beyond which the timeline waits (back-pressure)."""
 _MAX_QUIET_WAIT_S: Final = 5.0
 _CLOSE_WAIT_S: Final = 2.0
+_RECONNECT_JITTER: Final = 0.2
+"""Each reconnect delay is spread this much either way (nodes that lost the RIC together do
+not return together), as the simulator's nodes do."""
 
 
 class ReplayError(RicError):
@@ -123,43 +134,71 @@ class ReplayResult:
 
 
 class _Stream:
-    """One played node's gRPC stream: a writer queue, a reader, keep-alives."""
+    """One played node's gRPC stream: a writer queue, a reader, keep-alives; and, once set
+    up, reconnection to the next endpoint when the stream is lost."""
 
     def __init__(
         self,
         node: PlayedNode,
         player: TracePlayer,
-        channel: grpc.aio.Channel,
+        endpoints: Endpoints,
+        channel_for: Callable[[str], grpc.aio.Channel],
         on_rx: Callable[[], None],
+        retry: Backoff,
     ) -> None:
         self.node = node
         self.player = player
-        self.channel = channel
+        self.endpoints = endpoints
+        self.channel_for = channel_for
         self.on_rx = on_rx
+        self.retry = retry
         self.queue: asyncio.Queue[e2_pb2.NodeMessage] = asyncio.Queue()
         self.call: grpc.aio.StreamStreamCall[e2_pb2.NodeMessage, e2_pb2.RicMessage] | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.closed = False
         self.close_reason = ""
+        self.ending = False
+        """The player ends the association (close): no reconnecting."""
+        self.reconnecting: asyncio.Task[None] | None = None
+        self._setup = e2_pb2.NodeMessage()
+        self._timeout_s = 0.0
         self._room = asyncio.Event()
         self._room.set()
 
     async def open(self, setup: e2_pb2.NodeMessage, timeout_s: float) -> str | None:
-        """Set the node up; None when accepted, else why not."""
-        stub = e2_pb2_grpc.E2TerminationStub(self.channel)
+        """Set the node up; None when accepted, else why not. With several endpoints a
+        failure moves on to the next in the background (the answer is still the failure)."""
+        self._setup, self._timeout_s = setup, timeout_s
+        problem = await self._open_once()
+        if problem is not None:
+            self.closed = True  # nothing is queued until it is set up
+            if len(self.endpoints) > 1:
+                self._fail_over(problem)
+        return problem
+
+    async def _open_once(self) -> str | None:
+        target = self.endpoints.current
+        stub = e2_pb2_grpc.E2TerminationStub(self.channel_for(target))
         call = stub.Connect()
-        self.call = call
         try:
-            await call.write(setup)
-            first = await asyncio.wait_for(call.read(), timeout_s)
+            await call.write(self._setup)
+            first = await asyncio.wait_for(call.read(), self._timeout_s)
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
             call.cancel()
-            return f"E2 setup failed: {_describe(exc)}"
+            return f"E2 setup at {target} failed: {_describe(exc)}"
         try:
             accepted = read_setup_answer(first)
         except SetupFailed as exc:
             call.cancel()
-            return f"E2 setup refused: {exc}" if isinstance(exc, SetupRefused) else str(exc)
+            if isinstance(exc, SetupRefused):
+                self.endpoints.refused(exc.wait_s)
+                return f"E2 setup refused by {target}: {exc}"
+            return f"{target}: {exc}"
+        self.call = call
+        self.queue = asyncio.Queue()
+        self.closed = False
+        self.close_reason = ""
+        self._room.set()
         self.node.up()
         keep_alive_s = max(0.1, (accepted.keep_alive_interval_ms or 1000) / 1000.0)
         loop = asyncio.get_running_loop()
@@ -169,6 +208,40 @@ class _Stream:
             loop.create_task(self._keep_alive(keep_alive_s), name=f"replay-ka:{self.node.node}"),
         ]
         return None
+
+    def _fail_over(self, reason: str) -> None:
+        """Reconnect in the background: back-off, next endpoint, recorded setup; until set up
+        or closed."""
+        if self.ending or (self.reconnecting is not None and not self.reconnecting.done()):
+            return
+        self.reconnecting = asyncio.get_running_loop().create_task(
+            self._reconnect(reason), name=f"replay-reconnect:{self.node.node}"
+        )
+
+    async def _reconnect(self, reason: str) -> None:
+        if self.tasks:  # the lost stream's tasks (this runs beside them, not inside them)
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            self.tasks = []
+        if self.call is not None:
+            self.call.cancel()
+            self.call = None
+        while not self.ending:
+            delay = self.retry.next()
+            left = self.endpoints.current
+            target = self.endpoints.fail_over()
+            if target != left:
+                log.warning("%s: %s; failing over to %s", self.node.node, reason, target)
+            else:
+                log.warning("%s: %s; reconnecting", self.node.node, reason)
+            await asyncio.sleep(self.endpoints.wait_s() or delay)
+            problem = await self._open_once()
+            if problem is None:
+                self.retry.reset()
+                log.info("%s: set up again at %s", self.node.node, target)
+                return
+            reason = problem
 
     def send(self, msg: e2_pb2.NodeMessage) -> None:
         """Queue one message for the RIC."""
@@ -217,6 +290,7 @@ class _Stream:
             self.close_reason = reason
             self.node.down()
             self._room.set()
+            self._fail_over(reason)
 
     async def drained(self) -> None:
         """Wait until the queue is short enough (flow control reaches the timeline here)."""
@@ -226,6 +300,10 @@ class _Stream:
     async def close(self) -> None:
         """Send what is queued, end the stream the way a node does (half-close, then the
         RIC ends it, so nothing in flight is lost), stop the tasks."""
+        self.ending = True
+        if self.reconnecting is not None:
+            self.reconnecting.cancel()
+            await asyncio.gather(self.reconnecting, return_exceptions=True)
         call = self.call
         if not self.closed and call is not None:
             with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError, grpc.aio.UsageError):
@@ -251,7 +329,7 @@ def _describe(exc: BaseException) -> str:
 
 async def replay(
     trace: str | Path | TraceIndex,
-    target: str,
+    target: str | Sequence[str],
     *,
     speed: float | None = None,
     controls: ControlPolicy = "ack",
@@ -260,17 +338,23 @@ async def replay(
     progress: Callable[[ReplayProgress], None] | None = None,
     tls_ca: Path | None = None,
     tls_dir: Path | None = None,
+    reconnect_initial_s: float = 0.5,
+    reconnect_max_s: float = 30.0,
 ) -> ReplayResult:
-    """Play ``trace``'s nodes into the runtime at ``target`` ("host:port"); see the module.
+    """Play ``trace``'s nodes into the runtime at ``target`` ("host:port", or several of one
+    RIC's replicas, a sequence or comma-separated, to fail over between); see the module.
 
     ``speed`` is trace seconds per wall second (None: as fast as possible). ``progress`` is
     called as the replay moves. With ``tls_ca`` the nodes connect over TLS and verify the
     RIC's certificate; with ``tls_dir`` too, each presents ``<node id>.pem`` / ``.key`` from
     that folder (as ``ric certs`` writes them) for mutual TLS. A damaged trace is played up to its damage (the TraceError is
-    in ``result.errors``). ReplayError when the runtime cannot be reached.
+    in ``result.errors``). ReplayError when the runtime cannot be reached. A lost stream is set
+    up again after a back-off from ``reconnect_initial_s`` doubling to ``reconnect_max_s``.
     """
     if speed is not None and not speed > 0:
         raise ValueError(f"speed must be > 0, got {speed}")
+    targets = (Endpoints.parse(target) if isinstance(target, str) else Endpoints(target)).targets
+    retry_cap_s = max(reconnect_initial_s, reconnect_max_s)
     player = TracePlayer(trace, controls=controls, strict=False)
     errors: list[str] = []
     if player.index.error is not None:
@@ -292,38 +376,56 @@ async def replay(
     started = loop.time()
     streams: dict[str, _Stream] = {}
     root = _read_tls(tls_ca) if tls_ca is not None else None
-    node_channels: dict[str, grpc.aio.Channel] = {}
+    # One channel per endpoint, or per endpoint and node when each node shows its certificate.
+    channels: dict[tuple[str, str], grpc.aio.Channel] = {}
 
-    def channel_for(node: str) -> grpc.aio.Channel:
-        if tls_dir is None or root is None:
-            return channel
-        made = node_channels.get(node)
+    def channel_for(node: str, to: str) -> grpc.aio.Channel:
+        key = (to, node if tls_dir is not None else "")
+        made = channels.get(key)
         if made is None:
-            creds = grpc.ssl_channel_credentials(
-                root_certificates=root,
-                private_key=_read_tls(tls_dir / f"{node}.key"),
-                certificate_chain=_read_tls(tls_dir / f"{node}.pem"),
-            )
-            made = node_channels[node] = grpc.aio.secure_channel(target, creds)
+            if root is None:
+                made = grpc.aio.insecure_channel(to)
+            elif tls_dir is None:
+                made = grpc.aio.secure_channel(
+                    to, grpc.ssl_channel_credentials(root_certificates=root)
+                )
+            else:
+                creds = grpc.ssl_channel_credentials(
+                    root_certificates=root,
+                    private_key=_read_tls(tls_dir / f"{node}.key"),
+                    certificate_chain=_read_tls(tls_dir / f"{node}.pem"),
+                )
+                made = grpc.aio.secure_channel(to, creds)
+            channels[key] = made
         return made
 
+    def endpoints_of(node: str) -> Endpoints:
+        """The node's own failover cursor, at the endpoint that answered the probe."""
+        endpoints = Endpoints(targets)
+        while endpoints.current != start:
+            endpoints.fail_over()
+        return endpoints
+
     with player:
-        channel = (
-            grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root))
-            if root is not None
-            else grpc.aio.insecure_channel(target)
-        )
         try:
-            try:
-                probe = (
-                    channel_for(next(iter(player.nodes), "")) if tls_dir is not None else channel
-                )
-                await asyncio.wait_for(probe.channel_ready(), connect_timeout_s)
-            except TimeoutError:
+            first_node = next(iter(player.nodes), "")
+            start = ""
+            for candidate in targets:
+                try:
+                    probe = channel_for(first_node, candidate)
+                    await asyncio.wait_for(probe.channel_ready(), connect_timeout_s)
+                except TimeoutError:
+                    if len(targets) > 1:
+                        log.warning("cannot reach the RIC at %s; trying the next", candidate)
+                    continue
+                start = candidate
+                break
+            if not start:
+                where = targets[0] if len(targets) == 1 else "any of " + ", ".join(targets)
                 raise ReplayError(
-                    f"cannot reach the RIC at {target} within {connect_timeout_s:g} s "
+                    f"cannot reach the RIC at {where} within {connect_timeout_s:g} s "
                     "(is 'ric run' running there?)"
-                ) from None
+                )
 
             async def apply(event: NodeEvent, now_us: int) -> bool:
                 played = player.nodes[event.node]
@@ -342,12 +444,22 @@ async def replay(
                     del streams[event.node]
                 if event.kind != "setup":
                     return False
-                stream = _Stream(played, player, channel_for(event.node), on_rx)
+                node = event.node
+                stream = _Stream(
+                    played,
+                    player,
+                    endpoints_of(node),
+                    lambda to: channel_for(node, to),
+                    on_rx,
+                    Backoff(reconnect_initial_s, retry_cap_s, jitter=_RECONNECT_JITTER),
+                )
                 problem = await stream.open(played.setup_message(event), connect_timeout_s)
-                if problem is not None:
-                    errors.append(f"node {event.node}: {problem}")
+                if problem is not None and stream.reconnecting is None:
+                    errors.append(f"node {node}: {problem}")
                     return False
-                streams[event.node] = stream
+                streams[node] = stream
+                if problem is not None:  # failing over in the background
+                    return False
                 on_rx()
                 return True
 
@@ -404,9 +516,8 @@ async def replay(
         finally:
             for stream in list(streams.values()):
                 await stream.close()
-            await channel.close()
-            for extra in node_channels.values():
-                await extra.close()
+            for made in channels.values():
+                await made.close()
     return ReplayResult(player, loop.time() - started, errors)
 
 

@@ -253,3 +253,22 @@ async def test_unexpected_messages_are_answered_with_an_error_indication(node: N
     answer = await node.ask(setup_response=e2_pb2.E2SetupResponse(transaction_id=1))
     cause = answer.error_indication.cause
     assert CauseCode(cause.code) == CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE
+
+
+async def test_a_repeated_control_id_is_answered_as_the_first_time(node: Node) -> None:
+    """A control_id already answered gets the same answer under its new request id (a
+    ControlAcknowledge with the same outcome, or the same ControlFailure); a new id does not."""
+    first = _quota(node, 1, node.rc)
+    first.control_id = "ric-t-1"
+    ack = (await node.ask(control_request=first)).control_acknowledge
+    again = _quota(node, 2, node.rc)
+    again.control_id = "ric-t-1"
+    repeat = (await node.ask(control_request=again)).control_acknowledge
+    assert (repeat.request_id.instance, repeat.outcome) == (2, ack.outcome)
+    bad = _quota(node, 3, 99)
+    bad.control_id = "ric-t-2"
+    failed = (await node.ask(control_request=bad)).control_failure
+    bad.request_id.instance = 4
+    refailed = (await node.ask(control_request=bad)).control_failure
+    assert refailed.request_id.instance == 4 and refailed.cause == failed.cause
+    assert CauseCode(failed.cause.code) is CauseCode.RIC_REQUEST_RAN_FUNCTION_ID_INVALID

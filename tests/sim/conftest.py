@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -112,9 +114,8 @@ class FakeRic(e2_pb2_grpc.E2TerminationServicer):
         return out
 
 
-@pytest.fixture
-async def fake_ric() -> AsyncIterator[FakeRic]:
-    """A FakeRic served by a real grpc.aio server on 127.0.0.1, on a free port."""
+@contextlib.asynccontextmanager
+async def _served() -> AsyncIterator[FakeRic]:
     server = grpc.aio.server()
     ric = FakeRic()
     e2_pb2_grpc.add_E2TerminationServicer_to_server(ric, server)
@@ -125,3 +126,26 @@ async def fake_ric() -> AsyncIterator[FakeRic]:
         yield ric
     finally:
         await server.stop(grace=None)
+
+
+@pytest.fixture
+async def fake_ric() -> AsyncIterator[FakeRic]:
+    """A FakeRic served by a real grpc.aio server on 127.0.0.1, on a free port."""
+    async with _served() as ric:
+        yield ric
+
+
+@pytest.fixture
+async def other_ric() -> AsyncIterator[FakeRic]:
+    """A second FakeRic on its own port (another replica of the RIC, to fail over to)."""
+    async with _served() as ric:
+        yield ric
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nobody listens on (bound once by the OS, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -13,9 +13,10 @@ import pytest
 
 from ric._proto.e2.v1 import ccc_pb2, common_pb2, e2_pb2, kpm_pb2, rc_pb2
 from ric.e2.convert import cell_id_to_proto
+from ric.e2node import APPLIED_CONTROL_MEMORY
 from ric.ids import CellId
 from ric.model import CCC_OID, KPM_OID, RC_OID, CauseCode
-from ric.sim import VENDOR_PROFILES, Scenario, Simulator
+from ric.sim import VENDOR_PROFILES, NodeAgent, Scenario, Simulator, World
 from ric.sim.metrics import UE_NEIGHBOUR_METRICS
 
 from .conftest import WAIT_S, FakeRic, FakeSession
@@ -736,3 +737,106 @@ async def test_ric_errors_are_logged_and_unexpected_messages_answered(
         answer = await acme.recv("error_indication")
         assert cause_of(answer) == CauseCode.PROTOCOL_MESSAGE_NOT_COMPATIBLE_WITH_RECEIVER_STATE
         assert any("PROTOCOL_SEMANTIC_ERROR" in r.getMessage() for r in caplog.records)
+
+
+def _quota(
+    world: World, cell: int, fn: int, instance: int, min_pct: int, control_id: str = ""
+) -> e2_pb2.ControlRequest:
+    """A slice PRB quota control for slice 2-000002 of ``cell``, with ``control_id``."""
+    target = rc_pb2.SliceTarget(
+        cell=cell_id_to_proto(world.cell_ids[cell]), slice=common_pb2.Snssai(sst=2, sd="000002")
+    )
+    quota = rc_pb2.SlicePrbQuota(
+        min_prb_ratio_pct=min_pct, max_prb_ratio_pct=60, dedicated_prb_ratio_pct=0
+    )
+    request = control(instance, fn, 2, 6, slice=target, slice_prb_quota=quota)
+    request.control_id = control_id
+    return request
+
+
+async def test_a_repeated_control_id_is_acknowledged_but_applied_once(
+    small: Scenario, fake_ric: FakeRic
+) -> None:
+    """A control re-sent with the same control_id, even on a new stream after a reconnect, is
+    acknowledged again under its new request id with the first outcome, and not applied again:
+    the world keeps what changed it since."""
+    async with running(small, fake_ric, nodes=[2]) as (sim, nodes):
+        world, agent, globex = sim.world, sim.agents[2], nodes[2]
+        [cell] = world.nodes[2].cells
+        fn = function_id(globex, RC_OID)
+        globex.send(control_request=_quota(world, cell, fn, 1, 20, "ric-t-1"))
+        first = (await globex.recv("control_acknowledge")).control_acknowledge
+        assert world.slice_quota(cell, 1) == (20, 60, 0)
+        world.set_slice_quota(
+            world.cell_ids[cell], world.slice_ids[1], min_pct=30, max_pct=60, dedicated_pct=0
+        )
+        globex.close()
+        again = await fake_ric.next_session()
+        await again.setup()
+        again.send(control_request=_quota(world, cell, fn, 2, 20, "ric-t-1"))
+        second = (await again.recv("control_acknowledge")).control_acknowledge
+        assert second.request_id == rid(2) and second.outcome == first.outcome
+        assert world.slice_quota(cell, 1) == (30, 60, 0)
+        assert agent.repeated_controls == 1
+        again.send(control_request=_quota(world, cell, fn, 3, 20, "ric-t-2"))
+        await again.recv("control_acknowledge")
+        assert world.slice_quota(cell, 1) == (20, 60, 0)
+
+
+async def test_a_repeated_failed_control_id_fails_again_with_its_cause(
+    small: Scenario, fake_ric: FakeRic
+) -> None:
+    """A control_id that failed is answered with the same ControlFailure, for the new request."""
+    async with running(small, fake_ric, nodes=[2]) as (sim, nodes):
+        world, globex = sim.world, nodes[2]
+        [cell] = world.nodes[2].cells
+        fn = function_id(globex, RC_OID)
+        globex.send(control_request=_quota(world, cell, fn, 1, 101, "ric-t-9"))
+        first = (await globex.recv("control_failure")).control_failure
+        globex.send(control_request=_quota(world, cell, fn, 2, 101, "ric-t-9"))
+        second = (await globex.recv("control_failure")).control_failure
+        assert second.request_id == rid(2)
+        assert (second.cause.code, second.cause.detail) == (first.cause.code, first.cause.detail)
+        assert sim.agents[2].repeated_controls == 1
+
+
+async def test_controls_without_an_id_are_applied_every_time(
+    small: Scenario, fake_ric: FakeRic
+) -> None:
+    """A RIC older than control_id sends none: the same request twice is applied twice."""
+    async with running(small, fake_ric, nodes=[2]) as (sim, nodes):
+        world, globex = sim.world, nodes[2]
+        [cell] = world.nodes[2].cells
+        fn = function_id(globex, RC_OID)
+        globex.send(control_request=_quota(world, cell, fn, 1, 20))
+        await globex.recv("control_acknowledge")
+        world.set_slice_quota(
+            world.cell_ids[cell], world.slice_ids[1], min_pct=30, max_pct=60, dedicated_pct=0
+        )
+        globex.send(control_request=_quota(world, cell, fn, 1, 20))
+        await globex.recv("control_acknowledge")
+        assert world.slice_quota(cell, 1) == (20, 60, 0)
+        assert sim.agents[2].repeated_controls == 0
+
+
+def test_the_applied_control_memory_forgets_the_oldest_id(small: Scenario) -> None:
+    """A node remembers the last APPLIED_CONTROL_MEMORY control ids: the newest is answered
+    from memory, the oldest is forgotten and applied again."""
+    world = World(small, seed=1)
+    agent = NodeAgent(world, 2, "memory")
+    sent: list[e2_pb2.NodeMessage] = []
+    agent.attach(sent.append)
+    [cell] = world.nodes[2].cells
+    rc = next(f.ran_function_id for f in agent.describe().ran_functions if f.oid == RC_OID)
+    for n in range(APPLIED_CONTROL_MEMORY + 1):
+        agent.handle(e2_pb2.RicMessage(control_request=_quota(world, cell, rc, n, 20, f"c-{n}")))
+    assert len(sent) == APPLIED_CONTROL_MEMORY + 1 and agent.repeated_controls == 0
+    newest = f"c-{APPLIED_CONTROL_MEMORY}"
+    agent.handle(e2_pb2.RicMessage(control_request=_quota(world, cell, rc, 1, 20, newest)))
+    assert agent.repeated_controls == 1
+    world.set_slice_quota(
+        world.cell_ids[cell], world.slice_ids[1], min_pct=30, max_pct=60, dedicated_pct=0
+    )
+    agent.handle(e2_pb2.RicMessage(control_request=_quota(world, cell, rc, 2, 20, "c-0")))
+    assert agent.repeated_controls == 1
+    assert world.slice_quota(cell, 1) == (20, 60, 0)

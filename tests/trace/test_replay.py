@@ -24,7 +24,7 @@ from ric.sim import Simulator, load_scenario
 from ric.testing import run_scenario, run_trace
 from ric.trace import TraceRecorder, replay, scan
 from ric.trace.player import describe_control
-from tests.conftest import wait_for
+from tests.conftest import RuntimeFactory, wait_for
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 RIC = Path(sys.executable).parent / "ric"
@@ -142,6 +142,7 @@ async def test_ric_replay_command_reports_what_the_xapps_did(
         (["replay", "README.md"], "README.md: not a ric trace"),
         (["replay", "README.md", "--speed", "fast"], "'fast' is not a speed"),
         (["replay", "README.md", "--speed", "-2"], "'-2' is not a speed"),
+        (["replay", "README.md", "--connect", "127.0.0.1:1,nowhere"], "'nowhere' is not HOST"),
         (["trace", "info", "pyproject.toml"], "pyproject.toml: not a ric trace"),
         (["trace", "info", "nowhere.trace"], "file 'nowhere.trace' does not exist"),
     ],
@@ -176,6 +177,42 @@ def test_unreachable_runtime_is_one_line_with_status_1(
         "(is 'ric run' running there?)"
     ]
     assert math.isfinite(scan(path).duration_s)
+
+
+async def test_replayed_nodes_fail_over_to_the_next_runtime(
+    recorded: tuple[Path, list[KpmReport]], make_runtime: RuntimeFactory
+) -> None:
+    """Replayed towards two runtimes, the nodes set up on the first; when it stops, each sets
+    up again on the second with its recorded setup, and the xApp there gets their reports."""
+    path, _ = recorded
+    first, _ = await make_runtime(Watcher)
+    second, _ = await make_runtime(Watcher)
+    targets = [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
+    played = asyncio.create_task(
+        replay(path, targets, speed=1.0, settle_s=0.1, reconnect_initial_s=0.05)
+    )
+    await wait_for(lambda: len(first.sessions) == 3, what="the nodes on the first runtime")
+    assert not second.sessions
+    await first.__aexit__(None, None, None)
+    await wait_for(lambda: len(second.sessions) == 3, what="the nodes on the second runtime")
+    await wait_for(lambda: _seen(second), what="reports at the second runtime")
+    result = await played
+    assert result.errors == []
+    assert [n.setups for n in result.player.nodes.values()] == [2, 2, 2]
+
+
+def test_unreachable_runtimes_are_named_together(
+    recorded: tuple[Path, list[KpmReport]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replaying towards two ports nobody listens on fails with one line naming both."""
+    path, _ = recorded
+    status = main(["replay", str(path), "--connect", "127.0.0.1:9,127.0.0.1:7", "--timeout", "0.2"])
+    assert status == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "ric replay: error: cannot reach the RIC at any of 127.0.0.1:9, 127.0.0.1:7 within "
+        "0.2 s (is 'ric run' running there?)"
+    )
 
 
 class _Terminal(io.StringIO):
