@@ -366,6 +366,9 @@ class ControlOutcome:
     xapp: str = ""
     request_id: tuple[int, int] | None = None
     conflict: Conflict | None = None
+    control_id: str | None = None
+    """The RIC's id of the control on the E2 wire (ControlRequest.control_id), unique within
+    the RIC; None for a control refused before it was sent to a node."""
 
     @property
     def ok(self) -> bool:

@@ -11,11 +11,14 @@ xApp's grant are recorded in the same chain. A control record::
      "target_cell": "001-01-4098"}, "outcome": "failed",
      "cause": "ric_request_control_failed_to_execute", "cause_code": 12,
      "detail": "target too weak", "latency_ms": 0.8, "request_id": [0, 41],
-     "conflict": null, "prev": "9f2c...", "hash": "41d0..."}
+     "control_id": "ric-3fa9c07d12e4-41", "conflict": null, "prev": "9f2c...",
+     "hash": "41d0..."}
 
 ``cell`` is the cell whose node the control went to (a handover's serving cell); ``cause``
 and ``cause_code`` are the E2 cause of a failure and ``detail`` the node's (or the
-runtime's) text. With ``[privacy] pseudonymize_ue_ids`` every UE id is written as the same
+runtime's) text. ``control_id`` is the RIC's id of the control on the E2 wire (null for a
+control refused before it was sent); records written before it existed have no such key and
+still verify, since a record's hash covers the keys it has. With ``[privacy] pseudonymize_ue_ids`` every UE id is written as the same
 keyed pseudonym the log lines show (``"target": "ue:ue-1f0c..."``), in the file, in memory
 and so at ``/api/v1/controls``: records are pseudonymised when they are made.
 
@@ -409,6 +412,7 @@ def audit_record(
         "detail": private(detail),
         "latency_ms": round(outcome.latency_s * 1000.0, 3),
         "request_id": list(outcome.request_id) if outcome.request_id else None,
+        "control_id": outcome.control_id,
         "conflict": private(str(outcome.conflict)) if outcome.conflict else None,
     }
 

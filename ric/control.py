@@ -9,13 +9,22 @@ ends it: the node's ControlAcknowledge or ControlFailure (or an ErrorIndication 
 timer, or the loss of the node. Each control ends exactly once, whether or not the xApp is
 still waiting, and every ending is reported to the sensors (metrics, audit log). An answer
 that arrives after its control timed out is counted and dropped.
+
+A control that leaves also gets a ``control_id``, ``<ric_id>-<incarnation>-<counter>``: the
+incarnation is 12 random hex digits drawn when the router is made (once per runtime process),
+so ids stay unique across a RIC's replicas and restarts, which share the ``ric_id``, without
+coordinating. It travels in the ControlRequest (a node applies an id at most once), in the
+outcome and in its audit record. The RIC's own id, not the xApp's northbound ``control_id``:
+local xApps have none, and a remote xApp's is only unique per xApp.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -74,6 +83,7 @@ class _Pending:
     token: Token = field(default_factory=list)
     conflict: Conflict | None = None
     timer: Cancellable | None = None
+    control_id: str = ""
 
 
 class ControlRouter:
@@ -95,8 +105,12 @@ class ControlRouter:
         grants: Grants | None = None,
         late_memory: int = 10_000,
         may_send: Callable[[str], str | None] | None = None,
+        ric_id: str = "ric",
     ) -> None:
         self._sensor = sensor
+        self.control_id_prefix = f"{ric_id}-{secrets.token_hex(6)}-"
+        """What this router's control ids start with: the RIC id and this incarnation."""
+        self._control_ids = itertools.count(1)
         self._may_send = may_send
         """A replica of a RIC: None when it may send to the node now, else why not (it no
         longer holds the node's lease, ``ric.cluster``); a local check, no round trip."""
@@ -129,10 +143,11 @@ class ControlRouter:
         request_id = (host.index, self._next())
         future: asyncio.Future[ControlOutcome] = asyncio.get_running_loop().create_future()
         pending = _Pending(future, host, session, action, started, token, conflict)
+        pending.control_id = f"{self.control_id_prefix}{next(self._control_ids)}"
         self._pending[request_id] = pending
         pending.timer = self._clock.call_later(timeout, lambda: self._expire(request_id, timeout))
         try:
-            request = control_request(action, request_id, ran_function_id)
+            request = control_request(action, request_id, ran_function_id, pending.control_id)
         except (ValueError, TypeError) as exc:
             self._finish(request_id, OutcomeKind.FAILED, detail=f"cannot encode the control: {exc}")
         else:
@@ -274,6 +289,7 @@ class ControlRouter:
             xapp=pending.host.name,
             request_id=request_id,
             conflict=pending.conflict,
+            control_id=pending.control_id,
         )
         if kind is not OutcomeKind.ACKNOWLEDGED and pending.token and self.arbiter is not None:
             self.arbiter.retract(pending.token)

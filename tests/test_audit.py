@@ -190,6 +190,9 @@ async def test_controls_endpoint_serves_the_audit_log() -> None:
         validate(body, response_schema("/api/v1/controls", 400))
 
 
+HO_OLD = Handover("5", "001-01-1", "001-01-2")
+
+
 def _write_log(path: Path, n: int) -> None:
     """A real audit log of ``n`` refused controls (no node needed)."""
     from ric.actions import ControlOutcome as Outcome
@@ -504,3 +507,32 @@ async def test_a_runtime_starts_on_a_torn_log_and_continues_its_chain(
     assert result.ok and result.records == 5
     types = [json.loads(line)["type"] for line in path.read_text().splitlines()]
     assert types == ["control", "control", "torn_tail", "control", "control"]
+
+
+def test_records_carry_the_control_id_and_old_records_still_verify(tmp_path: Path) -> None:
+    """A record shows its control's E2 control_id (null when it never left); a log whose
+    first records were written before the field existed (no such key) continues its chain,
+    and verify finds every record intact."""
+    from ric.actions import ControlOutcome as Outcome
+    from ric.audit import GENESIS, audit_record, record_hash, verify
+
+    path = tmp_path / "audit.jsonl"
+    prev, lines = GENESIS, []
+    for seq in (1, 2):  # what the runtime wrote before control_id: the same record without it
+        old = audit_record(seq, 1767000000.0 + seq, "s1", Outcome(OutcomeKind.TIMED_OUT, HO_OLD))
+        del old["control_id"]
+        old["prev"] = prev
+        old["hash"] = prev = record_hash(old)
+        lines.append(json.dumps(old, separators=(",", ":")))
+    path.write_text("\n".join(lines) + "\n")
+    log = AuditLog(path)
+    log.open()
+    sent = Outcome(OutcomeKind.ACKNOWLEDGED, HO_OLD, control_id="ric-0123456789ab-7")
+    log.control_finished("s1", sent)
+    log.control_finished("s1", Outcome(OutcomeKind.NOT_CONNECTED, HO_OLD))
+    log.close()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert ["control_id" in r for r in records] == [False, False, True, True]
+    assert [r["control_id"] for r in records[2:]] == ["ric-0123456789ab-7", None]
+    result = verify(path)
+    assert result.records == 4 and result.ok

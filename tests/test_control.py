@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from ric import (
     CellState,
@@ -39,8 +40,8 @@ async def send(
     return asyncio.create_task(app.control(action, timeout=timeout))
 
 
-async def started(make_runtime: RuntimeFactory) -> tuple[Runtime, Stats]:
-    runtime, stats = await make_runtime(Controller)
+async def started(make_runtime: RuntimeFactory, **overrides: object) -> tuple[Runtime, Stats]:
+    runtime, stats = await make_runtime(Controller, **overrides)
     await wait_for(lambda: runtime.host("controller").instance is not None)
     return runtime, stats
 
@@ -180,3 +181,31 @@ async def test_audit_records_carry_both_cells_and_cause_apart_from_detail(
     assert record["cause"] == "ric_request_control_failed_to_execute"
     assert record["cause_code"] == 12
     assert record["detail"] == "target too weak"
+
+
+async def test_every_control_carries_a_ric_wide_control_id(make_runtime: RuntimeFactory) -> None:
+    """Each control sent gets a new control_id, <ric_id>-<incarnation>-<counter>, on the wire,
+    in its outcome and in its audit record; a refused one has none; two runtimes of one RIC
+    (replicas, or before and after a restart) never share an incarnation."""
+    runtime, _ = await started(make_runtime, ric_id="ric-7")
+    other, _ = await make_runtime(ric_id="ric-7")
+    prefix = runtime.controls.control_id_prefix
+    assert re.fullmatch(r"ric-7-[0-9a-f]{12}-", prefix)
+    assert other.controls.control_id_prefix != prefix
+    async with ScriptedNode(f"127.0.0.1:{runtime.port}") as node:
+        await node.setup()
+        ids = []
+        for _ in range(2):
+            task = await send(runtime, HO)
+            req = await node.recv_kind("control_request")
+            ack = e2_pb2.ControlAcknowledge(request_id=req.request_id)
+            await node.send(e2_pb2.NodeMessage(control_acknowledge=ack))
+            outcome = await task
+            assert outcome.ok and outcome.control_id == req.control_id
+            ids.append(req.control_id)
+        assert ids == [f"{prefix}1", f"{prefix}2"]
+    await wait_for(lambda: not runtime.sessions, what="the node to leave")
+    refused = await (await send(runtime, HO))
+    assert refused.kind is OutcomeKind.NOT_CONNECTED and refused.control_id is None
+    records = runtime.audit.last(3)
+    assert [r["control_id"] for r in records] == [*ids, None]

@@ -338,10 +338,14 @@ def _value(v: int | float | str | bool) -> rc_pb2.Value:
 
 
 def control_request(
-    action: ControlAction, request_id: tuple[int, int], ran_function_id: int
+    action: ControlAction,
+    request_id: tuple[int, int],
+    ran_function_id: int,
+    control_id: str = "",
 ) -> e2_pb2.ControlRequest:
     """The ControlRequest that carries ``action`` (to an RC function, or to a CCC function for
-    a :class:`~ric.actions.CccControlAction`)."""
+    a :class:`~ric.actions.CccControlAction`), with the RIC's ``control_id`` for it (empty:
+    none; the node then applies every copy it gets)."""
     rid = common_pb2.RicRequestId(requestor=request_id[0], instance=request_id[1])
     if isinstance(action, CccControlAction):
         return e2_pb2.ControlRequest(
@@ -349,6 +353,7 @@ def control_request(
             ran_function_id=ran_function_id,
             ccc=ccc_control_to_proto(action),
             ack_requested=True,
+            control_id=control_id,
         )
     style, action_id = rc_key(action)
     header = rc_pb2.RcControlHeader(style=style, action_id=action_id)
@@ -390,6 +395,7 @@ def control_request(
         header=header,
         message=body,
         ack_requested=True,
+        control_id=control_id,
     )
 
 
