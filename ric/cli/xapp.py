@@ -119,6 +119,10 @@ def cmd_xapp_run(args: argparse.Namespace) -> int:
     from ric.plugins import configure, load
 
     setup_logging(args.log_level)
+    if args.process_of_runtime:
+        # Its records go to the runtime over the stream (and from there to the runtime's log);
+        # printing them here too would show each twice on the runtime's inherited stderr.
+        logging.getLogger("ric.xapp").propagate = False
     try:
         plugin = load(args.xapp)
         config = configure(plugin.cls, _settings(args.config)) if args.config else None
