@@ -52,6 +52,12 @@ falling back to plain strings). Every error names the key and the problem.
     url = "redis://127.0.0.1:6379/0"
     key_prefix = "ric"
     shared = { cells = ["mlb", "energysaver"] }   # shared namespace -> xApps allowed
+
+    [cluster]                 # replicas of one RIC on the Redis SDL (ric.cluster), off by default
+    enabled = false
+    replica_id = ""           # empty: <hostname>:<bound E2 port>
+    lease_ttl_s = 6.0         # a replica stops acting lease_ttl_s - 2 x renew_interval_s
+    renew_interval_s = 1.0    # after its last renewal (Redis lost)
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -77,6 +84,7 @@ from ric.errors import ConfigError
 
 __all__ = [
     "AuditSettings",
+    "ClusterSettings",
     "ConflictSettings",
     "E2Settings",
     "HttpSettings",
@@ -798,6 +806,72 @@ class SdlSettings(_Section):
         return value
 
 
+_REPLICA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+
+
+class ClusterSettings(_Section):
+    """Replicas of one RIC (``ric.cluster``): the ``ric run`` processes with the same
+    ``ric_id`` and the Redis SDL form one RIC; each takes the nodes that set up at it with a
+    lease whose term only grows. Off by default: one process is the whole RIC."""
+
+    enabled: bool = Field(
+        False, description="be one replica of the RIC; needs sdl.backend = 'redis'"
+    )
+    replica_id: str = Field(
+        "",
+        description="this replica's id, unique in the RIC; empty: host name:bound E2 port",
+    )
+    heartbeat_interval_s: float = Field(
+        1.0, gt=0, le=60, description="how often this replica renews its membership key"
+    )
+    member_ttl_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="a replica whose membership key is this old is gone (its nodes are free)",
+    )
+    lease_ttl_s: float = Field(
+        6.0, gt=0, le=600, description="a node lease not renewed for this long expires"
+    )
+    renew_interval_s: float = Field(
+        1.0, gt=0, le=60, description="how often this replica renews its node leases"
+    )
+
+    @field_validator("replica_id")
+    @classmethod
+    def _check_replica_id(cls, value: str) -> str:
+        if value and not _REPLICA_ID.match(value):
+            raise ValueError(
+                "must be 1-128 letters, digits, '_', '.', ':' or '-', starting with a letter "
+                "or digit (it is part of Redis key names)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> ClusterSettings:
+        # Three beats per TTL: one late or lost heartbeat does not make a live replica look dead.
+        if self.member_ttl_s < 3 * self.heartbeat_interval_s:
+            raise ValueError(
+                f"member_ttl_s ({self.member_ttl_s:g}) must be at least 3 x "
+                f"heartbeat_interval_s ({self.heartbeat_interval_s:g})"
+            )
+        # A replica stops acting TTL - 2 x renew after its last renewal; that margin must
+        # leave at least one more renewal attempt before it gives up.
+        if self.lease_ttl_s < 3 * self.renew_interval_s:
+            raise ValueError(
+                f"lease_ttl_s ({self.lease_ttl_s:g}) must be at least 3 x renew_interval_s "
+                f"({self.renew_interval_s:g}): renewals happen well inside the TTL"
+            )
+        return self
+
+    @property
+    def safety_margin_s(self) -> float:
+        """Time after the last successful renewal at which this replica stops acting for its
+        nodes: ``lease_ttl_s - 2 x renew_interval_s``, so it has stopped before any lease it
+        held can expire and be taken over."""
+        return self.lease_ttl_s - 2 * self.renew_interval_s
+
+
 class RuntimeConfig(_Section):
     """The whole runtime configuration."""
 
@@ -818,6 +892,27 @@ class RuntimeConfig(_Section):
     privacy: PrivacySettings = PrivacySettings()
     sdl: SdlSettings = SdlSettings()
     northbound: NorthboundSettings = NorthboundSettings()
+    cluster: ClusterSettings = ClusterSettings()
+
+    @field_validator("cluster")
+    @classmethod
+    def _check_cluster(cls, value: ClusterSettings, info: ValidationInfo) -> ClusterSettings:
+        if not value.enabled:
+            return value
+        sdl = info.data.get("sdl")
+        backend = sdl.backend if isinstance(sdl, SdlSettings) else "?"
+        if backend != "redis":
+            raise ValueError(
+                f"cluster.enabled = true needs sdl.backend = 'redis' (the replicas share "
+                f"membership, leases and state there), got sdl.backend = {backend!r}"
+            )
+        ric_id = info.data.get("ric_id", "")
+        if not isinstance(ric_id, str) or not _REPLICA_ID.match(ric_id):
+            raise ValueError(
+                f"cluster.enabled = true needs a ric_id of letters, digits, '_', '.', ':' or "
+                f"'-' (it names the RIC's Redis keys), got ric_id = {ric_id!r}"
+            )
+        return value
 
     @classmethod
     def from_file(

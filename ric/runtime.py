@@ -38,6 +38,7 @@ from ric._proto.e2.v1 import e2_pb2
 from ric.a1 import A1Service
 from ric.actions import Conflict, ControlAction, ControlOutcome
 from ric.audit import AuditAnchors, AuditLog
+from ric.cluster import Cluster
 from ric.config import RuntimeConfig
 from ric.conflicts import Arbiter
 from ric.control import ControlRouter
@@ -156,7 +157,20 @@ class Runtime:
             },
             required=xcfg.require_grants,
         )
-        self.state = RuntimeState(self.sdl, self.config.ric_id, self.clock.time)
+        self.cluster: Cluster | None = None
+        """This runtime as one replica of the RIC (``[cluster] enabled``; ``ric.cluster``)."""
+        if self.config.cluster.enabled:
+            self.cluster = Cluster(
+                self.config.cluster,
+                self.config.ric_id,
+                self.sdl,
+                self.clock,
+                e2_port=lambda: self.server.port,
+                on_lost=self._leases_lost,
+            )
+        self.state = RuntimeState(
+            self.sdl, self.config.ric_id, self.clock.time, fencing=self.cluster
+        )
         """The node and subscription registries kept in the SDL (``ric.sdl.state``)."""
         self.subscriptions = SubscriptionManager(
             self.sensor,
@@ -183,6 +197,8 @@ class Runtime:
             rate_per_s=xcfg.max_controls_per_s,
             notify_conflict=self._notify_conflict,
             grants=grants,
+            may_send=None if self.cluster is None else self.cluster.may_act,
+            ric_id=self.config.ric_id,
         )
         pcfg = self.config.privacy
         self.privacy = Pseudonymizer.from_config(pcfg.pseudonymize_ue_ids, pcfg.key_file)
@@ -331,6 +347,9 @@ class Runtime:
                 self._tg.create_task(self._run_host(host), name=f"xapp:{host.name}")
             if self.listen:
                 await self.server.start()
+            if self.cluster is not None:  # after listening: its default id names the port
+                await self.cluster.start(self)
+                stack.push_async_callback(self.cluster.stop)  # before the SDL closes
             for component in self.components:
                 await component.start(self)
                 stack.push_async_callback(self._stop_component, component)
@@ -503,6 +522,8 @@ class Runtime:
         for host in self.hosts:
             running = host.state is XAppState.RUNNING
             out.append(Check(f"xapp:{host.name}", running, host.state.value))
+        if self.cluster is not None:
+            out.extend(self.cluster.checks())
         for component in self.components:
             out.extend(component.checks())
         return out
@@ -606,6 +627,20 @@ class Runtime:
                 )
         return None
 
+    async def claim(self, info: NodeInfo) -> Cause | None:
+        """As one replica of a RIC, take the node's lease (``ric.cluster``); else accept."""
+        if self.cluster is None:
+            return None
+        return await self.cluster.claim(str(info.id))
+
+    def _leases_lost(self, nodes: Sequence[str], reason: str) -> None:
+        """This replica no longer owns ``nodes``: end their sessions (they fail over)."""
+        for node in nodes:
+            session = self._sessions.get(node)
+            if session is not None:
+                log.warning("closing node %s: %s", node, reason, extra={"node": node})
+                session.close(reason)
+
     def _index_cells(self, session: NodeSession, *, remove: bool = False) -> None:
         """Re-index ``session``'s cells (or drop them) and refresh the nodes view."""
         for cell_id, owner in list(self._cells.items()):
@@ -635,7 +670,9 @@ class Runtime:
         self._index_cells(session, remove=True)
         self.controls.node_down(session, reason)
         self.subscriptions.node_down(session)
-        self.state.node_down(session.info)
+        self.state.node_down(session.info)  # written with the term it was held with
+        if self.cluster is not None:
+            self.cluster.release(session.id)
         self.sensor.node_disconnected(session.info, reason)
         for host in self.hosts:
             if host.accepting:

@@ -37,6 +37,11 @@ class E2Handler(Protocol):
         """None to accept a node's setup, or the cause of refusal (for example a duplicate id)."""
         ...
 
+    async def claim(self, info: NodeInfo) -> Cause | None:
+        """After ``admit``, before the setup is answered: None to take the node, or the cause
+        of refusal (a replica of a RIC takes the node's lease here, ``ric.cluster``)."""
+        ...
+
     def node_up(self, session: NodeSession) -> None:
         """A node completed setup; its session is ready for requests."""
         ...
@@ -218,6 +223,18 @@ class E2Endpoint:
                 extra={"node": str(info.id)},
             )
         return session
+
+    async def claim(self, session: NodeSession) -> Cause | None:
+        """Let the core take the node of a session that passed setup, before its response is
+        sent; a refusal is counted, closes the session and is the cause the node is told
+        (the caller sends it with ``setup_failure``). The in-memory link does not call it:
+        replicas (the only core that claims) serve E2 over gRPC."""
+        cause = await self.handler.claim(session.info)
+        if cause is not None:
+            self.sensor.setup_result(False, session.id, cause)
+            self.sensor.e2_error(session.id, cause)
+            session.close(cause.detail)
+        return cause
 
     def up(self, session: NodeSession) -> None:
         """The transport carries the session now: count the setup and tell the core."""

@@ -201,6 +201,14 @@ class E2Server:
             except Exception as write_error:  # the peer may be gone already
                 log.debug("could not send E2SetupFailure to %s: %s", peer, write_error)
             return
+        refusal = await endpoint.claim(session)  # a replica takes the node's lease here
+        if refusal is not None:
+            log.warning("E2 stream from %s refused: %s", peer, refusal)
+            try:
+                await context.write(endpoint.setup_failure(refusal, first))
+            except Exception as write_error:  # the peer may be gone already
+                log.debug("could not send E2SetupFailure to %s: %s", peer, write_error)
+            return
         self._sessions.add(session)
         endpoint.up(session)
         reason = "stream ended"

@@ -126,6 +126,110 @@ if n > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return n
 """
 
+# -- replicas (ric.cluster) -------------------------------------------------------------------
+# These use keys of their own kinds inside a namespace (``:m:``, ``:lease:``, ``:term:``,
+# ``:f:``), so they never meet the key/group spaces above, and each script's keys share the
+# namespace's hash tag.
+
+# KEYS[1] member key, KEYS[2] members (sorted set); ARGV: replica, value, ttl ms, now ms,
+# forget members whose last beat is older than this (ms).
+_HEARTBEAT = """
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
+return 1
+"""
+
+# KEYS[1] member key, KEYS[2] members; ARGV: replica.
+_LEAVE = """
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS[1] lease, KEYS[2] term counter, KEYS[3] the holder's member key, KEYS[4] lease index;
+# ARGV: replica, ttl ms, the lease value the caller saw ('' for none), node.
+# Returns {term, previous lease or ''} when taken, {0, holder's lease} when refused, {-1, lease} when the lease
+# changed since the caller looked (it looks again).
+_CLAIM = """
+local cur = redis.call('GET', KEYS[1])
+if (cur or '') ~= ARGV[3] then return {-1, cur or ''} end
+if cur then
+  local holder = string.match(cur, '^%d+ (.+)$')
+  if holder ~= ARGV[1] and redis.call('EXISTS', KEYS[3]) == 1 then return {0, cur} end
+end
+local term = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], term .. ' ' .. ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[4])
+return {term, cur or ''}
+"""
+
+# KEYS: leases; ARGV[1] ttl ms, then the value each lease must hold (``<term> <replica>``).
+_RENEW = """
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+# KEYS[1] lease, KEYS[2] lease index; ARGV: the value it must hold, node.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: leases; returns value, ms to live for each ('' and -2 when gone).
+_LEASES = """
+local out = {}
+for i = 1, #KEYS do
+  out[2 * i - 1] = redis.call('GET', KEYS[i]) or ''
+  out[2 * i] = redis.call('PTTL', KEYS[i])
+end
+return out
+"""
+
+# KEYS[1] a key's fence; ARGV: term. The fence only grows.
+_FENCE = """
+local t = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > t then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+# KEYS[1] index, then per key its value key and its fence; ARGV[1] channel, then per key:
+# name, op ('s' set or 'd' delete), value, message, term. A write whose term is below the
+# key's fence is refused (its writer was deposed); otherwise the fence rises to the term.
+# Returns the names of the refused keys.
+_WRITE_FENCED = """
+local refused = {}
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local vk, fk, a = KEYS[2 + 2 * i], KEYS[3 + 2 * i], 5 * i + 2
+  local term = tonumber(ARGV[a + 4])
+  local t = tonumber(redis.call('GET', fk) or '0')
+  if term < t then
+    refused[#refused + 1] = ARGV[a]
+  else
+    if term > t then redis.call('SET', fk, ARGV[a + 4]) end
+    if ARGV[a + 1] == 's' then
+      redis.call('SET', vk, ARGV[a + 2])
+      redis.call('ZADD', KEYS[1], 0, ARGV[a])
+      redis.call('PUBLISH', ARGV[1], ARGV[a + 3])
+    elseif redis.call('DEL', vk) == 1 then
+      redis.call('ZREM', KEYS[1], ARGV[a])
+      redis.call('PUBLISH', ARGV[1], ARGV[a + 3])
+    end
+  end
+end
+return refused
+"""
+
 
 def _where(url: str) -> str:
     """``host:port/db`` (or the socket path) of ``url``, without user or password."""
@@ -192,6 +296,14 @@ class RedisBackend(SdlBackend):
             "group_add": self._client.register_script(_GROUP.replace("CMD", "SADD")),
             "group_remove": self._client.register_script(_GROUP.replace("CMD", "SREM")),
             "group_delete": self._client.register_script(_GROUP_DELETE),
+            "heartbeat": self._client.register_script(_HEARTBEAT),
+            "leave": self._client.register_script(_LEAVE),
+            "claim": self._client.register_script(_CLAIM),
+            "renew": self._client.register_script(_RENEW),
+            "release": self._client.register_script(_RELEASE),
+            "leases": self._client.register_script(_LEASES),
+            "fence": self._client.register_script(_FENCE),
+            "write_fenced": self._client.register_script(_WRITE_FENCED),
         }
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
@@ -497,3 +609,145 @@ class RedisBackend(SdlBackend):
         if done:
             self._notify(Change(namespace, group, "group_delete"))
         return bool(done)
+
+    # -- replicas (ric.cluster) ----------------------------------------------------------------
+
+    def _kind(self, namespace: str, kind: str, name: str = "") -> bytes:
+        """A key of one of the replica kinds (``m``, ``members``, ``lease``, ``leases``,
+        ``term``, ``f``) in ``namespace``."""
+        return f"{self._base(namespace)}:{kind}{':' + name if name else ''}".encode()
+
+    async def heartbeat(
+        self, namespace: str, replica: str, value: bytes, ttl_ms: int, now_ms: int
+    ) -> None:
+        """Write ``replica``'s membership key (expiring after ``ttl_ms``) and its last beat;
+        members silent for 100 TTLs are forgotten, so the list stays bounded."""
+        await self._call(
+            "heartbeat",
+            [self._kind(namespace, "m", replica), self._kind(namespace, "members")],
+            [
+                replica.encode(),
+                value,
+                b"%d" % ttl_ms,
+                b"%d" % now_ms,
+                b"%d" % (now_ms - 100 * ttl_ms),
+            ],
+        )
+
+    async def leave(self, namespace: str, replica: str) -> None:
+        """Remove ``replica``'s membership at once (a graceful stop)."""
+        await self._call(
+            "leave",
+            [self._kind(namespace, "m", replica), self._kind(namespace, "members")],
+            [replica.encode()],
+        )
+
+    async def members(self, namespace: str) -> list[tuple[str, int, bytes | None]]:
+        """Every replica heard of lately: (id, last beat in Unix ms, its membership value or
+        None when its key expired, i.e. it is gone), by id."""
+        found = await self._command(
+            "members", "ZRANGE", self._kind(namespace, "members"), "0", "-1", "WITHSCORES"
+        )
+        # redis-py pairs the reply up ([(member, score), ...]) for WITHSCORES.
+        pairs = [(bytes(member).decode(), int(float(score))) for member, score in found]
+        if not pairs:
+            return []
+        values = await self._command(
+            "members", "MGET", *(self._kind(namespace, "m", r) for r, _ in pairs)
+        )
+        return sorted(
+            (r, at, None if v is None else bytes(v))
+            for (r, at), v in zip(pairs, values, strict=True)
+        )
+
+    async def claim_lease(
+        self, namespace: str, node: str, replica: str, ttl_ms: int
+    ) -> tuple[int, str]:
+        """Take ``node``'s lease for ``replica`` with the next term: ``(term, previous
+        holder or "")``; or ``(0, holder)`` when another replica holds it and is still a member. A lease held by
+        ``replica`` itself, expired, or held by a replica whose membership expired is taken."""
+        lease = self._kind(namespace, "lease", node)
+        for _ in range(8):  # a lease that changes between the look and the script: look again
+            seen = await self._command("claim", "GET", lease)
+            cur = b"" if seen is None else bytes(seen)
+            holder = cur.decode().partition(" ")[2] or replica
+            term, other = await self._call(
+                "claim",
+                [
+                    lease,
+                    self._kind(namespace, "term", node),
+                    self._kind(namespace, "m", holder),
+                    self._kind(namespace, "leases"),
+                ],
+                [replica.encode(), b"%d" % ttl_ms, cur, node.encode()],
+            )
+            if int(term) >= 0:
+                return int(term), bytes(other).decode().partition(" ")[2]
+        raise SdlError(f"Redis SDL at {self._where}: the lease of {node} kept changing")
+
+    async def renew_leases(
+        self, namespace: str, leases: Mapping[str, str], ttl_ms: int
+    ) -> dict[str, bool]:
+        """Extend each of ``leases`` (node -> the ``<term> <replica>`` value it must hold) by
+        ``ttl_ms``, in one script; which were still held. With no leases it is still one
+        round trip (the caller learns Redis answers)."""
+        nodes = list(leases)
+        done = await self._call(
+            "renew",
+            [self._kind(namespace, "lease", n) for n in nodes],
+            [b"%d" % ttl_ms, *(leases[n].encode() for n in nodes)],
+        )
+        return {n: bool(d) for n, d in zip(nodes, done, strict=True)}
+
+    async def release_lease(self, namespace: str, node: str, value: str) -> bool:
+        """Give ``node``'s lease up if it still holds ``value``; whether it did."""
+        done = await self._call(
+            "release",
+            [self._kind(namespace, "lease", node), self._kind(namespace, "leases")],
+            [value.encode(), node.encode()],
+        )
+        return bool(done)
+
+    async def leases(self, namespace: str) -> dict[str, tuple[str, int]]:
+        """The nodes' current leases: node -> (``<term> <replica>``, ms to live), by node."""
+        found = await self._command("leases", "SMEMBERS", self._kind(namespace, "leases"))
+        nodes = sorted(bytes(n).decode() for n in found)
+        if not nodes:
+            return {}
+        out = await self._call("leases", [self._kind(namespace, "lease", n) for n in nodes], [])
+        return {
+            n: (bytes(out[2 * i]).decode(), int(out[2 * i + 1]))
+            for i, n in enumerate(nodes)
+            if out[2 * i]
+        }
+
+    async def raise_fence(self, namespace: str, key: str, term: int) -> None:
+        """Raise ``key``'s fence to ``term``: from now on writes with a lower term are
+        refused (a new owner calls it before it acts, so the old one is fenced at once)."""
+        await self._call("fence", [self._kind(namespace, "f", key)], [b"%d" % term])
+
+    async def write_fenced(
+        self, namespace: str, writes: Sequence[tuple[str, bytes | None, int]]
+    ) -> list[str]:
+        """Set (or delete, for a None value) each ``(key, value, term)`` unless the key's
+        fence is above ``term``, atomically; the keys refused (their writer was deposed)."""
+        if not writes:
+            check_namespace(namespace)
+            return []
+        keys: list[bytes] = [self._index(namespace)]
+        args: list[bytes] = [self._channel(namespace)]
+        for key, value, term in writes:
+            keys += [self._key(namespace, key), self._kind(namespace, "f", key)]
+            op: ChangeOp = "set" if value is not None else "delete"
+            args += [
+                key.encode(),
+                b"s" if value is not None else b"d",
+                value or b"",
+                self._message(namespace, key, op),
+                b"%d" % term,
+            ]
+        refused = {bytes(n).decode() for n in await self._call("write_fenced", keys, args)}
+        for key, value, _ in writes:
+            if key not in refused:
+                self._notify(Change(namespace, key, "set" if value is not None else "delete"))
+        return sorted(refused)

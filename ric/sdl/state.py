@@ -16,21 +16,27 @@ once it is back and its subscriptions change. A runtime started on a store that 
 are shown as ``restored`` until their node reconnects and they are requested again. Runtimes
 sharing one store (Redis) each read back only the nodes they held last (by ``ric_id``, which
 must differ between them), and their subscriptions.
+
+Replicas of one RIC (``ric.cluster``) share the ``ric_id`` and read back every node of the
+RIC. Their writes are fenced: each write about a node carries the term the replica held the
+node's lease with when the write was queued, and Redis refuses it once a later owner has
+raised the node's fence (the write is dropped, logged and counted in ``refused``, never
+retried). The node records then also say which replica wrote them, with which term.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from ric.backoff import Backoff
 from ric.model import NodeInfo
-from ric.sdl import Namespace, SdlBackend, SdlError
+from ric.sdl import Namespace, SdlBackend, SdlError, encode_value
 from ric.types import Clock
 
-__all__ = ["NODES", "SUBSCRIPTIONS", "RuntimeState", "node_summary"]
+__all__ = ["NODES", "SUBSCRIPTIONS", "Fencing", "RuntimeState", "node_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,22 @@ RETRY_MAX_S = 5.0
 """Longest wait between two attempts to write records when the store fails."""
 
 _DELETE = object()
+
+
+class Fencing(Protocol):
+    """How a replica's writes about nodes carry its terms (``ric.cluster.Cluster``)."""
+
+    replica_id: str
+
+    def term_of(self, node: str) -> int | None:
+        """The term this replica holds ``node``'s lease with, or None."""
+        ...
+
+    async def write_fenced(
+        self, namespace: str, writes: Sequence[tuple[str, bytes | None, int]]
+    ) -> list[str]:
+        """Write each ``(key, value or None to delete, term)`` unless fenced; refused keys."""
+        ...
 
 
 def node_summary(info: NodeInfo) -> dict[str, Any]:
@@ -86,7 +108,12 @@ class RuntimeState:
         time: Callable[[], float],
         *,
         clock: Clock | None = None,
+        fencing: Fencing | None = None,
     ) -> None:
+        self.fencing = fencing
+        """The replica's terms, when the runtime is one replica of a RIC; writes are fenced."""
+        self.refused = 0
+        """Writes Redis refused because a later owner of their node fenced this replica."""
         self._nodes_ns = Namespace(backend, NODES)
         self._subs_ns = Namespace(backend, SUBSCRIPTIONS)
         self._ric_id = ric_id
@@ -102,7 +129,8 @@ class RuntimeState:
         self.recording = True
         """Whether subscription changes are recorded (off from the start of shutdown, so the
         deletes a graceful stop sends do not erase what is re-armed after a restart)."""
-        self._pending: dict[tuple[str, str], Any] = {}
+        self._pending: dict[tuple[str, str], tuple[Any, int | None]] = {}
+        """(namespace, key) -> (value or _DELETE, the term it is written with)."""
         self._tg: asyncio.TaskGroup | None = None
         self._flusher: asyncio.Task[None] | None = None
 
@@ -175,6 +203,9 @@ class RuntimeState:
             "connected": connected,
             "ric_id": self._ric_id,
         }
+        if self.fencing is not None:
+            record["replica"] = self.fencing.replica_id
+            record["term"] = self.fencing.term_of(node)
         self.nodes[node] = record
         self._queue(NODES, node, record)
 
@@ -182,7 +213,8 @@ class RuntimeState:
 
     def _queue(self, namespace: str, key: str, value: Any) -> None:
         self._pending.pop((namespace, key), None)  # re-queued last: writes keep their order
-        self._pending[(namespace, key)] = value
+        term = None if self.fencing is None else self.fencing.term_of(key)
+        self._pending[(namespace, key)] = (value, term)
         self._kick()
 
     def _kick(self) -> None:
@@ -215,13 +247,39 @@ class RuntimeState:
                     self._pending.setdefault(item, value)  # newer values stay
                 await retry.sleep()
 
-    async def _write(self, batch: Mapping[tuple[str, str], Any]) -> None:
+    async def _write(self, batch: Mapping[tuple[str, str], tuple[Any, int | None]]) -> None:
+        if self.fencing is not None:
+            await self._write_fenced(self.fencing, batch)
+            return
         for ns in (self._nodes_ns, self._subs_ns):
-            mine = {key: value for (name, key), value in batch.items() if name == ns.name}
+            mine = {key: value for (name, key), (value, _) in batch.items() if name == ns.name}
             gone = [key for key, value in mine.items() if value is _DELETE]
             if gone:
                 await ns.delete(*gone)
             await ns.set_many({k: v for k, v in mine.items() if v is not _DELETE})
+
+    async def _write_fenced(
+        self, fencing: Fencing, batch: Mapping[tuple[str, str], tuple[Any, int | None]]
+    ) -> None:
+        for namespace in (NODES, SUBSCRIPTIONS):
+            writes = [
+                # A node this replica never held (term None) writes with term 0: refused as
+                # soon as any owner has fenced the node.
+                (key, None if value is _DELETE else encode_value(value, key), term or 0)
+                for (name, key), (value, term) in batch.items()
+                if name == namespace
+            ]
+            if not writes:
+                continue
+            refused = await fencing.write_fenced(namespace, writes)
+            if refused:
+                self.refused += len(refused)
+                log.warning(
+                    "the SDL refused this replica's writes to %s for %s: a later owner fenced "
+                    "them (this replica was deposed)",
+                    namespace,
+                    ", ".join(refused),
+                )
 
     async def close(self) -> None:
         """Write everything queued, then no more (the runtime calls it as it shuts down)."""

@@ -1,0 +1,340 @@
+"""Replicas of one RIC on a real redis-server: membership, node leases, terms, fencing and
+what a replica does when it loses Redis (``ric.cluster``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ric._proto.e2.v1 import e2_pb2
+from ric.config import RuntimeConfig, load_config
+from ric.errors import ConfigError
+from ric.runtime import Runtime
+from ric.sdl import SdlError
+from ric.sdl.redis import RedisBackend
+from ric.sdl.state import NODES
+from tests.conftest import wait_for
+from tests.e2node import ScriptedNode, setup_request
+from tests.sdl.redis_server import RedisServer
+
+NODE = "gnb-001-01-1"
+"""The id of the scripted node of ``setup_request(node_id=1)``."""
+
+# Short timings keep each test a few seconds: renewals every 0.2 s, so a replica that loses
+# Redis stops acting 1.6 s after its last renewal, 0.4 s before its leases could expire.
+FAST = {
+    "cluster.heartbeat_interval_s": 0.1,
+    "cluster.member_ttl_s": 0.6,
+    "cluster.lease_ttl_s": 2.0,
+    "cluster.renew_interval_s": 0.2,
+}
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the module's tests (each uses its own key prefix)."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may kill and start again."""
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def replica_config(url: str, prefix: str, replica: str = "", **extra: Any) -> RuntimeConfig:
+    """A replica of RIC ``ric1`` on ``url``: E2 on a free port, no HTTP, short timings."""
+    overrides: dict[str, Any] = {
+        "ric_id": "ric1",
+        "e2.port": 0,
+        "http.enabled": False,
+        "sdl.backend": "redis",
+        "sdl.url": url,
+        "sdl.key_prefix": prefix,
+        "sdl.probe_interval_s": 0.1,
+        "cluster.enabled": True,
+        "cluster.replica_id": replica,
+        **FAST,
+        **extra,
+    }
+    return load_config(environ={}, overrides=overrides)
+
+
+@asynccontextmanager
+async def replica(url: str, prefix: str, name: str = "", **extra: Any) -> AsyncIterator[Runtime]:
+    """A running replica (a plain Runtime with the cluster on)."""
+    async with Runtime(replica_config(url, prefix, name, **extra)) as runtime:
+        yield runtime
+
+
+@asynccontextmanager
+async def store(url: str, prefix: str) -> AsyncIterator[RedisBackend]:
+    """A backend of the test's own on the replicas' Redis, to look at and change keys."""
+    backend = RedisBackend(url, key_prefix=prefix)
+    async with backend:
+        yield backend
+
+
+async def first_answer(runtime: Runtime, node: ScriptedNode) -> e2_pb2.RicMessage:
+    """Send the node's setup to ``runtime`` and return the first answer."""
+    await node.send(setup_request(node_id=1))
+    return await node.recv()
+
+
+def target(runtime: Runtime) -> str:
+    return f"127.0.0.1:{runtime.port}"
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+def test_cluster_without_the_redis_sdl_is_refused_naming_both_keys() -> None:
+    """cluster.enabled with the memory SDL is a ConfigError that names cluster.enabled and
+    sdl.backend."""
+    with pytest.raises(ConfigError) as err:
+        load_config(environ={}, overrides={"cluster.enabled": True})
+    assert err.value.key == "cluster"
+    assert "cluster.enabled = true needs sdl.backend = 'redis'" in err.value.problem
+    assert "got sdl.backend = 'memory'" in err.value.problem
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "words"),
+    [
+        ({"cluster.renew_interval_s": 3.0}, "cluster", "lease_ttl_s (6) must be at least 3 x"),
+        ({"cluster.heartbeat_interval_s": 2.0}, "cluster", "member_ttl_s (5) must be at least"),
+        ({"cluster.replica_id": "a b"}, "cluster.replica_id", "part of Redis key names"),
+        ({"cluster.replica_id": "{x}"}, "cluster.replica_id", "starting with a letter"),
+        ({"cluster.lease_ttl_s": 0}, "cluster.lease_ttl_s", "greater than 0"),
+        ({"ric_id": "ric one"}, "cluster", "got ric_id = 'ric one'"),
+    ],
+)
+def test_bad_cluster_settings_are_refused_naming_the_key(
+    overrides: dict[str, Any], key: str, words: str
+) -> None:
+    """Each bad [cluster] value (timings out of proportion, an id unfit for key names) is a
+    ConfigError naming the key and the problem."""
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            environ={},
+            overrides={"sdl.backend": "redis", "cluster.enabled": True, **overrides},
+        )
+    assert err.value.key == key
+    assert words in err.value.problem
+
+
+def test_safety_margin_is_the_lease_ttl_less_two_renewals() -> None:
+    """A replica stops acting lease_ttl_s - 2 x renew_interval_s after its last renewal."""
+    config = load_config(environ={}, overrides={"sdl.backend": "redis", **FAST})
+    assert config.cluster.safety_margin_s == pytest.approx(1.6)
+
+
+# -- the Redis primitives ------------------------------------------------------------------------
+
+
+async def test_a_write_below_the_fence_is_refused(redis_server: RedisServer, prefix: str) -> None:
+    """write_fenced refuses a term below the key's fence, takes an equal or higher one and
+    raises the fence with it; deletes are fenced too."""
+    async with store(redis_server.url, prefix) as sdl:
+        await sdl.raise_fence(NODES, NODE, 2)
+        assert await sdl.write_fenced(NODES, [(NODE, b'"old"', 1)]) == [NODE]
+        assert await sdl.get(NODES, [NODE]) == {}
+        assert await sdl.write_fenced(NODES, [(NODE, b'"new"', 2)]) == []
+        assert await sdl.write_fenced(NODES, [(NODE, b'"newer"', 3), ("other", b"1", 1)]) == []
+        assert await sdl.write_fenced(NODES, [(NODE, None, 2)]) == [NODE]
+        assert await sdl.get(NODES, [NODE, "other"]) == {NODE: b'"newer"', "other": b"1"}
+        assert await sdl.keys(NODES) == [NODE, "other"]
+        assert await sdl.write_fenced(NODES, [(NODE, None, 3)]) == []
+        assert await sdl.keys(NODES) == ["other"]
+
+
+async def test_a_lease_is_taken_only_from_a_holder_that_is_gone(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """claim_lease refuses a lease whose holder is a member, takes it (term + 1) once the
+    holder's membership is gone, and renewal and release check the holder."""
+    ns = "ric.cluster.ric1"
+    async with store(redis_server.url, prefix) as sdl:
+        await sdl.heartbeat(ns, "a", b"{}", 60_000, 1)
+        assert await sdl.claim_lease(ns, NODE, "a", 60_000) == (1, "")
+        assert await sdl.claim_lease(ns, NODE, "b", 60_000) == (0, "a")
+        assert await sdl.renew_leases(ns, {NODE: "1 a"}, 60_000) == {NODE: True}
+        await sdl.leave(ns, "a")
+        assert await sdl.claim_lease(ns, NODE, "b", 60_000) == (2, "a")
+        assert await sdl.renew_leases(ns, {NODE: "1 a"}, 60_000) == {NODE: False}
+        assert not await sdl.release_lease(ns, NODE, "1 a")
+        leases = await sdl.leases(ns)
+        assert leases[NODE][0] == "2 b" and 0 < leases[NODE][1] <= 60_000
+        assert await sdl.release_lease(ns, NODE, "2 b")
+        assert await sdl.leases(ns) == {}
+        assert await sdl.claim_lease(ns, NODE, "a", 60_000) == (3, "")
+
+
+# -- replicas ------------------------------------------------------------------------------------
+
+
+async def test_a_node_is_owned_by_one_replica_and_taken_over_when_it_stops(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """A node that sets up at replica a is owned by a with term 1; replica b refuses it with a
+    setup failure naming a while a lives; once a stops, it sets up at b with term 2."""
+    url = redis_server.url
+    async with replica(url, prefix, "b") as b:
+        a = Runtime(replica_config(url, prefix, "a"))
+        async with a, ScriptedNode(target(a)) as node:
+            assert (await first_answer(a, node)).WhichOneof("message") == "setup_response"
+            assert a.cluster is not None and a.cluster.term_of(NODE) == 1
+            async with ScriptedNode(target(b)) as twin:
+                answer = await first_answer(b, twin)
+            assert answer.WhichOneof("message") == "setup_failure"
+            detail = answer.setup_failure.cause.detail
+            assert f"node {NODE} is owned by replica a of RIC ric1" in detail
+            assert b.cluster is not None and b.cluster.term_of(NODE) is None
+        assert NODE not in a.sessions
+        async with ScriptedNode(target(b)) as node:
+            assert (await first_answer(b, node)).WhichOneof("message") == "setup_response"
+            assert b.cluster.term_of(NODE) == 2
+            await wait_for(lambda: b.state.nodes.get(NODE, {}).get("term") == 2)
+            async with store(url, prefix) as sdl:
+                await wait_for(lambda: not b.state._pending, what="b's node record")
+                record = json.loads((await sdl.get(NODES, [NODE]))[NODE])
+                assert (record["replica"], record["term"], record["connected"]) == ("b", 2, True)
+
+
+async def test_a_deposed_owner_closes_its_session_and_its_writes_are_refused(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """When a's lease is gone (as if it had expired) and the node sets up at b (term 2), a
+    finds at its next renewal that it lost the lease, closes the node's session, and its
+    write about the node, made with its old term, is refused by Redis."""
+    url = redis_server.url
+    async with replica(url, prefix, "a") as a, replica(url, prefix, "b") as b:
+        assert a.cluster is not None and b.cluster is not None
+        async with ScriptedNode(target(a)) as old, ScriptedNode(target(b)) as new:
+            assert (await first_answer(a, old)).WhichOneof("message") == "setup_response"
+            await wait_for(lambda: not a.state._pending, what="a's node record")
+            async with store(url, prefix) as sdl:
+                await sdl.release_lease(a.cluster.namespace, NODE, "1 a")
+            assert (await first_answer(b, new)).WhichOneof("message") == "setup_response"
+            assert b.cluster.term_of(NODE) == 2
+            session = a.sessions[NODE]
+            a.state.node_changed(session.info)  # a still believes it owns the node
+            await wait_for(lambda: session.closed, what="a to close the session")
+            assert "replica a lost the node's lease" in (session.close_reason or "")
+            assert a.cluster.may_act(NODE) is not None
+            await old.send(e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive()))
+            assert await old.ended()
+            await wait_for(lambda: NODE not in a.sessions, what="a's node down")
+            await wait_for(lambda: a.state.refused >= 1, what="a's refused write")
+            await wait_for(lambda: not b.state._pending, what="b's node record")
+            async with store(url, prefix) as sdl:
+                record = json.loads((await sdl.get(NODES, [NODE]))[NODE])
+            assert (record["replica"], record["term"], record["connected"]) == ("b", 2, True)
+            assert a.cluster.lost == 1 and b.cluster.takeovers == 0
+
+
+async def test_a_replica_that_loses_redis_stops_acting_before_its_lease_expires(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    """With Redis killed, replica a closes its node's session and refuses setups within its
+    safety margin, before the lease it held could expire; /readyz's check says why; once
+    Redis is back, a takes nodes again."""
+    async with replica(own_redis.url, prefix, "a") as a:
+        assert a.cluster is not None
+        async with ScriptedNode(target(a)) as node:
+            assert (await first_answer(a, node)).WhichOneof("message") == "setup_response"
+            session = a.sessions[NODE]
+            await wait_for(lambda: a.cluster is not None and a.cluster.leases, what="lease")
+            own_redis.kill()
+            await wait_for(lambda: session.closed, timeout=10, what="a to close the session")
+            stopped = asyncio.get_running_loop().time()
+            # The lease was last extended when the last successful renewal was sent, so it
+            # cannot expire before then + lease_ttl_s: a stopped acting before that.
+            assert stopped < a.cluster.last_renewal + a.config.cluster.lease_ttl_s
+            assert "stopped acting: no lease renewal for 1.6 s" in (session.close_reason or "")
+            (check,) = [c for c in a.checks() if c.name == "cluster"]
+            assert not check.ok and "cannot renew its node leases" in check.detail
+            assert "no lease renewal for 1.6 s" in check.detail
+            async with ScriptedNode(target(a)) as other:
+                await other.send(setup_request(node_id=2, cells=(21,)))
+                answer = await other.recv()
+            assert answer.WhichOneof("message") == "setup_failure"
+            assert "replica a of RIC ric1 takes no nodes now" in answer.setup_failure.cause.detail
+            await node.send(e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive()))
+            assert await node.ended()
+        own_redis.start()
+        await wait_for(lambda: a.cluster is not None and a.cluster.acting, what="a to act again")
+        async with ScriptedNode(target(a)) as node:
+            assert (await first_answer(a, node)).WhichOneof("message") == "setup_response"
+
+
+async def test_default_replica_id_names_the_host_and_the_bound_e2_port(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """Without a replica_id, a replica is <hostname>:<bound E2 port>, and its heartbeat lists
+    it as alive with that port; a replica that stops leaves the membership at once."""
+    url = redis_server.url
+    async with replica(url, prefix) as a:
+        assert a.cluster is not None
+        assert a.cluster.replica_id == f"{socket.gethostname()}:{a.port}"
+        snapshot = await a.cluster.snapshot()
+        (me,) = snapshot["replicas"]
+        assert (me["id"], me["alive"], me["self"], me["e2_port"]) == (
+            a.cluster.replica_id,
+            True,
+            True,
+            a.port,
+        )
+    async with store(url, prefix) as sdl:
+        members = await sdl.members("ric.cluster.ric1")
+    assert members == []
+
+
+async def test_snapshot_shows_each_replica_with_its_nodes_and_terms(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """The cluster snapshot lists both replicas as alive, and which node each owns with the
+    lease's term."""
+    url = redis_server.url
+    async with replica(url, prefix, "a") as a, replica(url, prefix, "b") as b:
+        assert a.cluster is not None
+        async with ScriptedNode(target(b)) as node:
+            assert (await first_answer(b, node)).WhichOneof("message") == "setup_response"
+            snapshot = await a.cluster.snapshot()
+    assert [(r["id"], r["alive"], r["self"]) for r in snapshot["replicas"]] == [
+        ("a", True, True),
+        ("b", True, False),
+    ]
+    assert snapshot["replicas"][1]["nodes"] == [{"node": NODE, "term": 1}]
+    (lease,) = snapshot["leases"]
+    assert (lease["node"], lease["replica"], lease["term"]) == (NODE, "b", 1)
+    assert snapshot["acting"] and snapshot["ric_id"] == "ric1"
+
+
+async def test_snapshot_without_redis_is_an_sdl_error(own_redis: RedisServer, prefix: str) -> None:
+    """Asking for the cluster snapshot while Redis is down raises SdlError naming Redis."""
+    async with replica(own_redis.url, prefix, "a") as a:
+        assert a.cluster is not None
+        own_redis.kill()
+        with pytest.raises(SdlError, match=r"Redis SDL at 127\.0\.0\.1"):
+            await a.cluster.snapshot()
+        own_redis.start()
