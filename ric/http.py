@@ -7,6 +7,7 @@
 ``GET /api/v1/nodes[/{node_id}]``       E2 nodes: connected, and known from before
 ``GET /api/v1/xapps[/{name}]``          loaded xApps
 ``GET /api/v1/subscriptions``           E2 subscriptions (``?node=``, ``?xapp=``, ``?state=``)
+``GET /api/v1/cluster``                 the replicas, the nodes each owns, each lease's term
 ``GET /api/v1/openapi.json``            the OpenAPI 3 document of all of the above
 ``/A1-P/v2/...``                        the A1-P policy API (``ric.a1.http``; writes need
                                         authentication like every write)
@@ -64,6 +65,7 @@ from ric.errors import ConfigError
 from ric.host import XAppHost
 from ric.jsonbounds import JSON_BODY, JsonBody, JsonLimits
 from ric.metrics import PrometheusSensor
+from ric.sdl import SdlError
 from ric.sdl.state import node_summary
 from ric.types import Check, Sensor
 from ric.view import Component, RuntimeView
@@ -787,6 +789,23 @@ async def subscriptions(request: web.Request) -> web.Response:
     if "state" in query:
         out = [s for s in out if s.get("state") == query["state"]]
     return web.json_response({"subscriptions": out})
+
+
+@routes.get("/api/v1/cluster")
+async def cluster(request: web.Request) -> web.Response:
+    """The replicas of this RIC with their last heartbeat, the nodes each owns and every
+    lease's term, read from Redis now; 404 when this runtime is not a replica, 503 when
+    Redis cannot be read."""
+    replica = request.app[RUNTIME].cluster
+    if replica is None:
+        return problem(404, "this runtime is not a replica of a RIC ([cluster] enabled = false)")
+    try:
+        snapshot = await replica.snapshot()
+    except SdlError as exc:
+        return problem(503, f"cannot read the cluster's state: {exc}")
+    for member in snapshot["replicas"]:
+        member["last_heartbeat"] = _iso(member["last_heartbeat_unix_ms"] / 1000.0)
+    return web.json_response(snapshot)
 
 
 @routes.get("/api/v1/controls")

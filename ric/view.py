@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from ric.a1 import A1Service
     from ric.audit import AuditLog
+    from ric.cluster import Cluster
     from ric.config import RuntimeConfig
     from ric.e2.session import NodeSession
     from ric.host import XAppHost
@@ -81,6 +82,11 @@ class RuntimeView(Protocol):
     @property
     def audit(self) -> AuditLog:
         """The audit log of controls and refusals (``last(n)`` reads its tail)."""
+        ...
+
+    @property
+    def cluster(self) -> Cluster | None:
+        """This runtime as one replica of a RIC (``ric.cluster``); None when it is not."""
         ...
 
     @property

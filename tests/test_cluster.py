@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from ric._proto.e2.v1 import e2_pb2
+from ric.cli import render_status
 from ric.config import RuntimeConfig, load_config
 from ric.errors import ConfigError
+from ric.http import HttpServer
 from ric.runtime import Runtime
 from ric.sdl import SdlError
 from ric.sdl.redis import RedisBackend
@@ -24,6 +26,7 @@ from ric.sdl.state import NODES
 from tests.conftest import wait_for
 from tests.e2node import ScriptedNode, setup_request
 from tests.sdl.redis_server import RedisServer
+from tests.test_http import get, problem_json, response_schema, ric_cli, validate
 
 NODE = "gnb-001-01-1"
 """The id of the scripted node of ``setup_request(node_id=1)``."""
@@ -338,3 +341,127 @@ async def test_snapshot_without_redis_is_an_sdl_error(own_redis: RedisServer, pr
         with pytest.raises(SdlError, match=r"Redis SDL at 127\.0\.0\.1"):
             await a.cluster.snapshot()
         own_redis.start()
+
+
+# -- the status API and ric status ---------------------------------------------------------------
+
+
+def http_of(runtime: Runtime) -> str:
+    """The base URL of ``runtime``'s HTTP server."""
+    (server,) = [c for c in runtime.components if isinstance(c, HttpServer)]
+    return server.url
+
+
+async def test_cluster_api_and_ric_status_show_the_replicas_nodes_and_terms(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """GET /api/v1/cluster on replica a answers, in its documented schema, both replicas
+    alive and the node b owns with its term; `ric status` prints the same as a cluster
+    block, and `--json` carries it."""
+    url = redis_server.url
+    config = replica_config(url, prefix, "a", **{"http.enabled": True, "http.port": 0})
+    async with (
+        Runtime.from_config(config) as a,
+        replica(url, prefix, "b") as b,
+        ScriptedNode(target(b)) as node,
+    ):
+        assert (await first_answer(b, node)).WhichOneof("message") == "setup_response"
+        status, body, _ = await get(f"{http_of(a)}/api/v1/cluster")
+        code, out, err = await ric_cli("status", "--url", http_of(a))
+        jcode, jout, jerr = await ric_cli("status", "--url", http_of(a), "--json")
+    assert status == 200
+    validate(body, response_schema("/api/v1/cluster", 200))
+    assert (body["ric_id"], body["replica"], body["acting"], body["reason"]) == (
+        "ric1",
+        "a",
+        True,
+        "",
+    )
+    rows = {r["id"]: r for r in body["replicas"]}
+    assert rows["a"]["alive"] and rows["a"]["self"] and rows["a"]["nodes"] == []
+    assert rows["b"]["alive"] and rows["b"]["e2_port"] == b.port
+    assert rows["b"]["nodes"] == [{"node": NODE, "term": 1}]
+    assert [(x["node"], x["replica"], x["term"]) for x in body["leases"]] == [(NODE, "b", 1)]
+    assert code == 0, err
+    block = out[out.index("cluster ric1") :].splitlines()
+    assert block[0] == "cluster ric1: this is replica a (acting)"
+    assert block[1].split() == [
+        "REPLICA",
+        "STATE",
+        "HEARTBEAT",
+        "E2",
+        "PORT",
+        "NODES",
+        "(LEASE",
+        "TERM)",
+    ]
+    assert block[2].split()[:3] == ["a", "*", "alive"] and block[2].endswith("-")
+    assert block[3].split()[:2] == ["b", "alive"]
+    assert block[3].endswith(f"{NODE} (term 1)")
+    assert jcode == 0, jerr
+    assert json.loads(jout)["cluster"]["leases"][0]["term"] == 1
+
+
+async def test_cluster_api_of_a_runtime_that_is_no_replica_is_404() -> None:
+    """Without [cluster], /api/v1/cluster is a 404 ProblemDetails saying clustering is off."""
+    config = load_config(environ={}, overrides={"e2.port": 0, "http.port": 0})
+    async with Runtime.from_config(config) as runtime:
+        status, body, _ = await get(f"{http_of(runtime)}/api/v1/cluster")
+    assert (status, body) == (
+        404,
+        problem_json(404, "this runtime is not a replica of a RIC ([cluster] enabled = false)"),
+    )
+
+
+async def test_cluster_api_and_status_say_when_redis_cannot_be_read(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    """With Redis down, /api/v1/cluster is a 503 ProblemDetails naming Redis, /readyz fails
+    the cluster check once the replica stops acting, and `ric status` says the cluster
+    cannot be read."""
+    config = replica_config(own_redis.url, prefix, "a", **{"http.enabled": True, "http.port": 0})
+    async with Runtime.from_config(config) as a:
+        assert a.cluster is not None
+        own_redis.kill()
+        status, body, _ = await get(f"{http_of(a)}/api/v1/cluster")
+        await wait_for(lambda: a.cluster is not None and not a.cluster.acting, what="stop")
+        ready, readiness, _ = await get(f"{http_of(a)}/readyz")
+        code, out, err = await ric_cli("status", "--url", http_of(a))
+        own_redis.start()
+    assert status == 503
+    validate(body, response_schema("/api/v1/cluster", 503))
+    assert body["detail"].startswith("cannot read the cluster's state: Redis SDL at 127.0.0.1")
+    assert ready == 503
+    (check,) = [c for c in readiness["checks"] if c["name"] == "cluster"]
+    assert not check["ok"] and check["detail"].startswith("replica a: no lease renewal for 1.6 s")
+    assert code == 0, err
+    assert "\ncluster: cannot be read: cannot read the cluster's state: Redis SDL" in out
+
+
+def test_status_cluster_block_dates_heartbeats_and_marks_gone_replicas() -> None:
+    """render_status's cluster block says when each replica last beat, marks a replica whose
+    membership expired as gone, and says why the answering replica does not act."""
+    cluster = {
+        "ric_id": "ric1",
+        "replica": "a",
+        "acting": False,
+        "reason": "no lease renewal for 4 s (cannot renew its node leases: refused)",
+        "replicas": [
+            {"id": "a", "alive": True, "self": True, "last_heartbeat_unix_ms": 99_000,
+             "e2_port": 36421, "nodes": []},
+            {"id": "b", "alive": False, "self": False, "last_heartbeat_unix_ms": 30_000,
+             "e2_port": None, "nodes": [{"node": NODE, "term": 3}]},
+        ],
+    }  # fmt: skip
+    text = render_status(
+        "http://x", {"ready": True}, {"nodes": []}, {"xapps": []}, cluster, now=100
+    )
+    block = text[text.index("cluster ric1") :].splitlines()
+    assert block[0] == (
+        "cluster ric1: this is replica a (NOT ACTING: no lease renewal for 4 s (cannot renew "
+        "its node leases: refused))"
+    )
+    assert block[2].split() == ["a", "*", "alive", "1s", "ago", "36421", "-"]
+    assert block[3].split() == ["b", "gone", "1m10s", "ago", "-", NODE, "(term", "3)"]
+    plain = render_status("http://x", {"ready": True}, {"nodes": []}, {"xapps": []})
+    assert "cluster" not in plain

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from ric.cliutil import EXIT_FAILED, HttpFailure, duration, http_client, table
@@ -12,8 +13,12 @@ from ric.cliutil import EXIT_FAILED, HttpFailure, duration, http_client, table
 __all__ = ["cmd_status", "render_status"]
 
 
-def render_status(url: str, ready: Any, nodes: Any, xapps: Any) -> str:
-    """The text ``ric status`` prints for the answers of /readyz, /api/v1/nodes, /api/v1/xapps."""
+def render_status(
+    url: str, ready: Any, nodes: Any, xapps: Any, cluster: Any = None, *, now: float = 0.0
+) -> str:
+    """The text ``ric status`` prints for the answers of /readyz, /api/v1/nodes, /api/v1/xapps
+    and, from a replica of a RIC, /api/v1/cluster (``cluster``; None: no cluster block).
+    ``now`` (Unix s; default: the current time) dates the replicas' last heartbeats."""
     if ready.get("ready"):
         head = f"ric at {url}: ready ({len(ready.get('checks', []))} checks pass)"
     else:
@@ -68,7 +73,31 @@ def render_status(url: str, ready: Any, nodes: Any, xapps: Any) -> str:
         "WHERE",
     ]
     lines += table(header, xapp_rows, {4, 5, 6, 7, 8, 9}) if xapp_rows else ["(no xApps loaded)"]
+    if cluster is not None:
+        lines += ["", *_cluster_lines(cluster, now or time.time())]
     return "\n".join(lines)
+
+
+def _cluster_lines(cluster: Any, now: float) -> list[str]:
+    """The cluster block: the replicas, their last heartbeat and the nodes each owns (with
+    each lease's term); or why the cluster's state could not be read."""
+    if "error" in cluster:
+        return [f"cluster: cannot be read: {cluster['error']}"]
+    me = cluster["replica"]
+    state = "acting" if cluster["acting"] else f"NOT ACTING: {cluster['reason']}"
+    head = f"cluster {cluster['ric_id']}: this is replica {me} ({state})"
+    rows = [
+        [
+            r["id"] + (" *" if r["self"] else ""),
+            "alive" if r["alive"] else "gone",
+            duration(max(now - r["last_heartbeat_unix_ms"] / 1000.0, 0.0)) + " ago",
+            str(r["e2_port"]) if r.get("e2_port") is not None else "-",
+            ", ".join(f"{n['node']} (term {n['term']})" for n in r["nodes"]) or "-",
+        ]
+        for r in cluster["replicas"]
+    ]
+    header = ["REPLICA", "STATE", "HEARTBEAT", "E2 PORT", "NODES (LEASE TERM)"]
+    return [head, *(table(header, rows, {3}) if rows else ["(no replicas heard of)"])]
 
 
 def _where(transport: dict[str, Any]) -> str:
@@ -103,11 +132,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         _, ready = client.request("GET", "/readyz", ok={503})  # 503: not ready, still JSON
         _, nodes = client.request("GET", "/api/v1/nodes")
         _, xapps = client.request("GET", "/api/v1/xapps")
+        # 404: not a replica (or a runtime older than clustering): no cluster block.
+        code, cluster = client.request("GET", "/api/v1/cluster", ok={404, 503})
     except HttpFailure as exc:
         print(f"ric status: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if code == 404:
+        cluster = None
+    elif code == 503:
+        cluster = {"error": (cluster or {}).get("detail", "503")}
     if args.json:
-        print(json.dumps({"url": url, "readiness": ready, **nodes, **xapps}, indent=2))
+        extra = {} if cluster is None else {"cluster": cluster}
+        print(json.dumps({"url": url, "readiness": ready, **nodes, **xapps, **extra}, indent=2))
     else:
-        print(render_status(url, ready, nodes, xapps))
+        print(render_status(url, ready, nodes, xapps, cluster))
     return 0
