@@ -14,15 +14,18 @@ from typing import Any
 
 import pytest
 
+from ric import Handover, XApp
 from ric._proto.e2.v1 import e2_pb2
+from ric.actions import OutcomeKind
 from ric.cli import render_status
 from ric.config import RuntimeConfig, load_config
 from ric.errors import ConfigError
 from ric.http import HttpServer
+from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sdl import SdlError
 from ric.sdl.redis import RedisBackend
-from ric.sdl.state import NODES
+from ric.sdl.state import NODES, SUBSCRIPTIONS
 from tests.conftest import wait_for
 from tests.e2node import ScriptedNode, setup_request
 from tests.sdl.redis_server import RedisServer
@@ -241,17 +244,20 @@ async def test_a_deposed_owner_closes_its_session_and_its_writes_are_refused(
             assert b.cluster.term_of(NODE) == 2
             session = a.sessions[NODE]
             a.state.node_changed(session.info)  # a still believes it owns the node
+            a.state.subscriptions_changed(NODE, [{"request_id": [1, 1]}])
             await wait_for(lambda: session.closed, what="a to close the session")
             assert "replica a lost the node's lease" in (session.close_reason or "")
             assert a.cluster.may_act(NODE) is not None
             await old.send(e2_pb2.NodeMessage(keep_alive=e2_pb2.KeepAlive()))
             assert await old.ended()
             await wait_for(lambda: NODE not in a.sessions, what="a's node down")
-            await wait_for(lambda: a.state.refused >= 1, what="a's refused write")
+            await wait_for(lambda: a.state.refused >= 2, what="a's refused writes")
             await wait_for(lambda: not b.state._pending, what="b's node record")
             async with store(url, prefix) as sdl:
                 record = json.loads((await sdl.get(NODES, [NODE]))[NODE])
+                subscriptions = await sdl.get(SUBSCRIPTIONS, [NODE])
             assert (record["replica"], record["term"], record["connected"]) == ("b", 2, True)
+            assert subscriptions == {}  # a's subscription record never landed
             assert a.cluster.lost == 1 and b.cluster.takeovers == 0
 
 
@@ -341,6 +347,38 @@ async def test_snapshot_without_redis_is_an_sdl_error(own_redis: RedisServer, pr
         with pytest.raises(SdlError, match=r"Redis SDL at 127\.0\.0\.1"):
             await a.cluster.snapshot()
         own_redis.start()
+
+
+class Controller(XApp):
+    """Sends the handovers the test asks for."""
+
+    name = "controller"
+    controls = [Handover]
+
+
+async def test_a_control_leaves_only_while_the_replica_holds_the_nodes_lease(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """A control to a node whose lease the replica holds reaches the node; once the replica
+    no longer holds the lease, the next control is refused before it leaves, as not
+    connected, naming the lease."""
+    config = replica_config(redis_server.url, prefix, "a")
+    plugin = Plugin(Controller, "test:Controller")
+    async with Runtime(config, [plugin]) as a, ScriptedNode(target(a)) as node:
+        assert (await first_answer(a, node)).WhichOneof("message") == "setup_response"
+        await wait_for(lambda: a.host("controller").instance is not None, what="the xApp")
+        app = a.host("controller").instance
+        assert app is not None and a.cluster is not None
+        action = Handover("5", "001-01-11", "001-01-12")
+        sent = asyncio.create_task(app.control(action, timeout=2.0))
+        request = await node.recv_kind("control_request")
+        ack = e2_pb2.ControlAcknowledge(request_id=request.request_id)
+        await node.send(e2_pb2.NodeMessage(control_acknowledge=ack))
+        assert (await sent).kind is OutcomeKind.ACKNOWLEDGED
+        a.cluster.release(NODE)  # the lease is gone from this replica's view
+        refused = await app.control(action, timeout=2.0)
+    assert refused.kind is OutcomeKind.NOT_CONNECTED
+    assert refused.detail == f"replica a does not hold the lease of node {NODE}"
 
 
 # -- the status API and ric status ---------------------------------------------------------------
