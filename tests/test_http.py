@@ -222,7 +222,10 @@ async def test_xapps_and_subscriptions_api(ric: Ric) -> None:
     kpimon, mlb = body["xapps"]
     assert (kpimon["name"], kpimon["version"], kpimon["state"]) == ("kpimon", "0.1.0", "running")
     assert kpimon["delivered"] > 0 and kpimon["dropped"] == 0 and kpimon["restarts"] == 0
-    assert kpimon["queue_capacity"] == 256 and mlb["controls"] == ["cell_individual_offset", "handover"]
+    assert kpimon["queue_capacity"] == 256 and mlb["controls"] == [
+        "cell_individual_offset",
+        "handover",
+    ]
     assert kpimon["subscriptions"]["active"] >= 3  # one or more on each of the three nodes
     status, subs, _ = await get(f"{ric.url}/api/v1/subscriptions")
     assert status == 200
