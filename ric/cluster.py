@@ -50,7 +50,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ from ric.errors import ConfigError
 from ric.model import Cause, CauseCode
 from ric.sdl import SdlBackend, SdlError
 from ric.sdl.state import NODES, SUBSCRIPTIONS
-from ric.types import Check, Clock
+from ric.types import Check, Clock, Sensor, StatSample
 
 if TYPE_CHECKING:
     from ric.sdl.redis import RedisBackend
@@ -161,6 +161,13 @@ class Cluster:
         """Nodes this replica took from another replica (a higher term than 1, other holder)."""
         self.lost = 0
         """Node leases this replica lost (taken over, or dropped when it stopped acting)."""
+        self.refused = 0
+        """Node setups refused (another live replica owns the node, or this one cannot act)."""
+        self.renewal_failures = 0
+        """Renewal rounds that failed (Redis unreachable or too slow)."""
+        self.fenced = 0
+        """Writes about nodes that Redis refused because a later owner fenced this replica."""
+        self._sensor: Sensor | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -170,6 +177,9 @@ class Cluster:
             raise RuntimeError("the cluster component is started already")
         if not self.replica_id:
             self.replica_id = f"{socket.gethostname()}:{self._e2_port()}"
+        if runtime is not None:
+            self._sensor = runtime.sensor
+            runtime.sensor.stats_added("cluster", self.samples)
         self._started_at = self._clock.time()
         try:
             await self._beat()
@@ -206,6 +216,9 @@ class Cluster:
                 await task
         if self._deadline is not None:
             self._deadline.cancel()
+        if self._sensor is not None:
+            self._sensor.stats_removed("cluster")
+            self._sensor = None
         if not tasks:
             return
         self._acting = False
@@ -219,6 +232,58 @@ class Cluster:
                 await self._backend.leave(self.namespace, self.replica_id)
         except (SdlError, TimeoutError) as exc:
             log.warning("replica %s could not leave cleanly: %s", self.replica_id, exc)
+
+    def samples(self) -> Iterator[StatSample]:
+        """The ``ric_cluster_*`` series, offered to the sensors while the replica runs."""
+        yield (
+            "ric_cluster_acting",
+            "gauge",
+            "1 while this replica acts for nodes.",
+            {},
+            self._acting,
+        )
+        yield (
+            "ric_cluster_leases",
+            "gauge",
+            "Node leases this replica holds.",
+            {},
+            len(self._leases),
+        )
+        yield (
+            "ric_cluster_takeovers",
+            "counter",
+            "Nodes taken over from another replica (with a higher term).",
+            {},
+            self.takeovers,
+        )
+        yield (
+            "ric_cluster_leases_lost",
+            "counter",
+            "Node leases lost: taken by another replica, or dropped on stopping to act.",
+            {},
+            self.lost,
+        )
+        yield (
+            "ric_cluster_setups_refused",
+            "counter",
+            "E2 setups refused: another live replica owns the node, or this one cannot act.",
+            {},
+            self.refused,
+        )
+        yield (
+            "ric_cluster_renewal_failures",
+            "counter",
+            "Lease renewal rounds that failed (Redis unreachable or too slow).",
+            {},
+            self.renewal_failures,
+        )
+        yield (
+            "ric_cluster_fenced_writes",
+            "counter",
+            "Writes about nodes refused by Redis because a later owner fenced this replica.",
+            {},
+            self.fenced,
+        )
 
     def checks(self) -> list[Check]:
         """Readiness: whether this replica acts for its nodes, and if not why."""
@@ -272,21 +337,27 @@ class Cluster:
         """Take ``node``'s lease at its E2 setup; None when taken, else the cause the node is
         told in its E2SetupFailure (the owner, or why this replica cannot take nodes now)."""
         if not await _wait(self._started, self.settings.lease_ttl_s):
+            self.refused += 1
             return Cause(CauseCode.RIC_REQUEST_SYSTEM_NOT_READY, "the replica is not started")
         if not self._acting:
+            self.refused += 1
             return Cause(
                 CauseCode.RIC_REQUEST_SYSTEM_NOT_READY,
                 f"replica {self.replica_id} of RIC {self.ric_id} takes no nodes now: {self._why}",
             )
         if node in self._claiming:
+            self.refused += 1
             return Cause(
                 CauseCode.MISC_DUPLICATE_NODE_ID, f"node {node} is setting up here already"
             )
         self._claiming.add(node)
         try:
-            return await self._claim(node)
+            cause = await self._claim(node)
         finally:
             self._claiming.discard(node)
+        if cause is not None:
+            self.refused += 1
+        return cause
 
     async def _claim(self, node: str) -> Cause | None:
         ttl_ms = int(self.settings.lease_ttl_s * 1000)
@@ -395,7 +466,9 @@ class Cluster:
     ) -> list[str]:
         """Write each ``(node, value or None to delete, term)`` of ``namespace`` unless a
         later owner has raised the node's fence; the nodes whose writes were refused."""
-        return await self._backend.write_fenced(namespace, writes)
+        refused = await self._backend.write_fenced(namespace, writes)
+        self.fenced += len(refused)
+        return refused
 
     # -- loops ------------------------------------------------------------------------------------
 
@@ -458,6 +531,7 @@ class Cluster:
                 )
         except (SdlError, TimeoutError) as exc:
             self._problem = str(exc) or "Redis did not answer in time"
+            self.renewal_failures += 1
             if not self._renew_failing:
                 log.warning(
                     "replica %s cannot renew its %d node leases: %s",

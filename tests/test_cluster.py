@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from ric import Handover, XApp
@@ -24,6 +25,7 @@ from ric.http import HttpServer
 from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sdl import SdlError
+from ric.sdl.memory import MemoryBackend
 from ric.sdl.redis import RedisBackend
 from ric.sdl.state import NODES, SUBSCRIPTIONS
 from tests.conftest import wait_for
@@ -148,6 +150,18 @@ def test_bad_cluster_settings_are_refused_naming_the_key(
     assert words in err.value.problem
 
 
+def test_a_replica_on_an_sdl_that_is_not_redis_is_refused() -> None:
+    """A runtime given a non-Redis SDL while [cluster] is on is a ConfigError naming
+    cluster.enabled (the configuration alone cannot say so when the SDL is passed in)."""
+    config = load_config(
+        environ={}, overrides={"sdl.backend": "redis", "cluster.enabled": True, "e2.port": 0}
+    )
+    with pytest.raises(ConfigError) as err:
+        Runtime(config, sdl=MemoryBackend())
+    assert err.value.key == "cluster.enabled"
+    assert "set sdl.backend = 'redis' (the SDL is memory)" in err.value.problem
+
+
 def test_safety_margin_is_the_lease_ttl_less_two_renewals() -> None:
     """A replica stops acting lease_ttl_s - 2 x renew_interval_s after its last renewal."""
     config = load_config(environ={}, overrides={"sdl.backend": "redis", **FAST})
@@ -215,6 +229,7 @@ async def test_a_node_is_owned_by_one_replica_and_taken_over_when_it_stops(
             detail = answer.setup_failure.cause.detail
             assert f"node {NODE} is owned by replica a of RIC ric1" in detail
             assert b.cluster is not None and b.cluster.term_of(NODE) is None
+            assert b.cluster.refused == 1
         assert NODE not in a.sessions
         async with ScriptedNode(target(b)) as node:
             assert (await first_answer(b, node)).WhichOneof("message") == "setup_response"
@@ -259,6 +274,7 @@ async def test_a_deposed_owner_closes_its_session_and_its_writes_are_refused(
             assert (record["replica"], record["term"], record["connected"]) == ("b", 2, True)
             assert subscriptions == {}  # a's subscription record never landed
             assert a.cluster.lost == 1 and b.cluster.takeovers == 0
+            assert a.cluster.fenced == a.state.refused
 
 
 async def test_a_replica_that_loses_redis_stops_acting_before_its_lease_expires(
@@ -465,6 +481,8 @@ async def test_cluster_api_and_status_say_when_redis_cannot_be_read(
         await wait_for(lambda: a.cluster is not None and not a.cluster.acting, what="stop")
         ready, readiness, _ = await get(f"{http_of(a)}/readyz")
         code, out, err = await ric_cli("status", "--url", http_of(a))
+        async with aiohttp.ClientSession() as http, http.get(f"{http_of(a)}/metrics") as resp:
+            metrics = await resp.text()
         own_redis.start()
     assert status == 503
     validate(body, response_schema("/api/v1/cluster", 503))
@@ -474,6 +492,11 @@ async def test_cluster_api_and_status_say_when_redis_cannot_be_read(
     assert not check["ok"] and check["detail"].startswith("replica a: no lease renewal for 1.6 s")
     assert code == 0, err
     assert "\ncluster: cannot be read: cannot read the cluster's state: Redis SDL" in out
+    assert "ric_cluster_acting 0.0" in metrics and "ric_cluster_leases 0.0" in metrics
+    (failures,) = [
+        x for x in metrics.splitlines() if x.startswith("ric_cluster_renewal_failures_total")
+    ]
+    assert float(failures.split()[1]) >= 1
 
 
 def test_status_cluster_block_dates_heartbeats_and_marks_gone_replicas() -> None:
