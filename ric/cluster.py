@@ -52,7 +52,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ric.config import ClusterSettings
 from ric.errors import ConfigError
@@ -135,7 +135,7 @@ class Cluster:
         self.settings = settings
         self.ric_id = ric_id
         self.namespace = cluster_namespace(ric_id)
-        self._backend: RedisBackend = backend  # type: ignore[assignment]
+        self._backend = cast("RedisBackend", backend)  # its kind was checked just above
         self._clock = clock
         self._e2_port = e2_port
         self._on_lost = on_lost
