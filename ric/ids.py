@@ -102,11 +102,28 @@ class CellId:
 
     @classmethod
     def parse(cls, text: str) -> CellId:
-        """Parse ``<mcc>-<mnc>-<nci>``; raise ValueError naming the text if bad."""
+        """Parse ``<mcc>-<mnc>-<nci>``; raise ValueError naming the text if bad.
+
+        Each control parses its cells several times (the action checks them, the router
+        finds the node, the encoder builds the NrCgi), so parsed ids are kept: a cell id is
+        immutable, and the memory is bounded (cleared past ``_CELL_MEMORY`` ids)."""
+        known = _CELLS.get(text)
+        if known is not None and cls is CellId:
+            return known
         parts = text.split("-")
         if len(parts) != 3 or not parts[2].isdigit():
             raise ValueError(f"cell id {text!r} is not '<mcc>-<mnc>-<nci>', e.g. 001-01-4097")
-        return cls(Plmn(parts[0], parts[1]), int(parts[2]))
+        cell = cls(Plmn(parts[0], parts[1]), int(parts[2]))
+        if cls is CellId:
+            if len(_CELLS) >= _CELL_MEMORY:
+                _CELLS.clear()
+            _CELLS[text] = cell
+        return cell
+
+
+_CELL_MEMORY = 65_536
+"""Parsed cell ids kept by ``CellId.parse`` (a RIC sees a few thousand cells)."""
+_CELLS: dict[str, CellId] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,3 +44,19 @@ def test_ranges_are_checked() -> None:
         NodeId(Plmn("001", "01"), -1)
     with pytest.raises(ValueError, match="SST"):
         SliceId(300)
+
+
+def test_parsed_cell_ids_are_kept_in_a_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell id parsed again is the same object (no work per control), bad text is still
+    refused, and the memory is cleared when it reaches its bound."""
+    import ric.ids
+
+    monkeypatch.setattr(ric.ids, "_CELLS", {})
+    monkeypatch.setattr(ric.ids, "_CELL_MEMORY", 3)
+    first = CellId.parse("001-01-4097")
+    assert CellId.parse("001-01-4097") is first and first == CellId(Plmn("001", "01"), 4097)
+    for nci in (1, 2, 3):
+        CellId.parse(f"001-01-{nci}")
+    assert len(ric.ids._CELLS) <= 3
+    with pytest.raises(ValueError, match="is not '<mcc>-<mnc>-<nci>'"):
+        CellId.parse("001-01")
