@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import itertools
 import logging
 import os
@@ -39,6 +38,7 @@ from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.model import NodeInfo
 from ric.northbound import codec
 from ric.northbound.server import ATTACH_TOKEN_HEADER, SERVICE
+from ric.plugins import configure
 from ric.sdl import Change, SdlBackend, SdlError
 from ric.sensors import MemoryMetrics
 from ric.types import RealClock, Sensor
@@ -537,9 +537,7 @@ class XAppClient:
     def _make_host(self, welcome: pb.Welcome) -> XAppHost:
         config = self.config
         if config is None or self.from_runtime:
-            from ric.northbound.host import config_from_json
-
-            config = config_from_json(self.cls, welcome.config_json)
+            config = configure(self.cls, dict(codec.json_config(welcome.config_json, "settings")))
         return _LocalHost(
             self.cls,
             config,
@@ -676,9 +674,3 @@ def _metrics_report(metrics: MemoryMetrics) -> pb.MetricsReport:
         for labels, cell in family.values.items():
             out.samples.add(label_values=labels, value=cell[0])
     return report
-
-
-async def run_client(client: XAppClient) -> None:
-    """Run ``client`` until it stops; on Ctrl-C, stop the xApp gracefully."""
-    with contextlib.suppress(asyncio.CancelledError):
-        await client.run()

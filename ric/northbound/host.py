@@ -15,6 +15,7 @@ and keeps its subscriptions for ``[northbound] resume_window_s`` after it detach
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import dataclasses
@@ -23,8 +24,8 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import grpc
 
@@ -53,6 +54,12 @@ log = logging.getLogger(__name__)
 MAX_CONTROL_ID = 128
 REMEMBERED_CONTROLS = 4096
 """Control ids remembered per xApp (with their outcomes) so a retry is answered, not resent."""
+MAX_CALLS_IN_FLIGHT = 256
+"""SDL calls and policy status reports one attached xApp may have running on the runtime's
+loop at once; beyond, a call is answered with an error at once."""
+MAX_METRIC_SERIES = 10_000
+"""Forwarded metric series (label sets over all families) one attached xApp may create in
+the runtime's registry; beyond, new ones are refused with a notice."""
 LOG_RECORDS_PER_S = 50.0
 """Forwarded log records an attached xApp may have logged per second (burst: the same)."""
 _LEVELS = {
@@ -63,6 +70,7 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _STATES = {s.value: s for s in XAppState}
+T = TypeVar("T")
 
 
 class StreamEnded(Exception):
@@ -114,7 +122,7 @@ class _Bucket:
         return False
 
 
-class AttachedHost(XAppHost):
+class AttachedHost(XAppHost, abc.ABC):
     """An xApp whose handlers run in another process, reached over an Attach stream."""
 
     mode: ClassVar[str] = "remote"
@@ -157,6 +165,10 @@ class AttachedHost(XAppHost):
         self._incoming: asyncio.Future[Stream] | None = None
         self._watches: dict[str, Callable[[], None]] = {}
         self._metric_totals: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._series: set[tuple[str, tuple[str, ...]]] = set()
+        """The forwarded metric series created so far (bounded by MAX_METRIC_SERIES)."""
+        self._calls = 0
+        """SDL calls and policy status reports running for this xApp."""
         self._log_bucket: _Bucket | None = None
 
     # -- what the server calls ----------------------------------------------------------------
@@ -180,9 +192,9 @@ class AttachedHost(XAppHost):
 
     # -- the worker ---------------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def _next_stream(self) -> Stream:
         """Wait for the stream this instance runs on (the subclasses decide how long)."""
-        raise NotImplementedError
 
     async def _run_instance(self) -> None:
         stream = await self._next_stream()
@@ -404,7 +416,9 @@ class AttachedHost(XAppHost):
                 elif which == "control":
                     self._control(msg.control)
                 elif which == "policy_status":
-                    asyncio.get_running_loop().create_task(self._policy_status(msg.policy_status))
+                    if self._calls >= MAX_CALLS_IN_FLIGHT:
+                        raise ValueError(self._too_many_calls())
+                    self._run_call(self._policy_status(msg.policy_status))
                 elif which == "sdl":
                     self._sdl_call(msg.sdl)
                 elif which == "state":
@@ -563,6 +577,11 @@ class AttachedHost(XAppHost):
 
     def _family(self, metrics: Any, family: pb.MetricFamily) -> None:
         labels = tuple(family.labels)
+        new = {(family.name, tuple(sample.label_values)) for sample in family.samples}
+        new -= self._series
+        if len(self._series) + len(new) > MAX_METRIC_SERIES:  # the family is refused whole
+            raise ValueError(f"over {MAX_METRIC_SERIES} forwarded series: new ones are not kept")
+        self._series |= new
         if family.type == "counter":
             counter = metrics.counter(family.name, family.help, labels)
             for sample in family.samples:
@@ -603,7 +622,13 @@ class AttachedHost(XAppHost):
             if known.done():
                 self._send_sdl(known)
             return
-        task = asyncio.get_running_loop().create_task(self._sdl(call))
+        if self._calls >= MAX_CALLS_IN_FLIGHT:
+            refused = pb.RicMessage()
+            refused.sdl.call_id = call.call_id
+            refused.sdl.error = self._too_many_calls()
+            self._send(refused)
+            return
+        task: asyncio.Task[pb.RicMessage] = self._run_call(self._sdl(call))
         self._sdl_results[call.call_id] = task
         while len(self._sdl_results) > REMEMBERED_CONTROLS:
             oldest, first = next(iter(self._sdl_results.items()))
@@ -611,6 +636,23 @@ class AttachedHost(XAppHost):
                 break
             del self._sdl_results[oldest]
         task.add_done_callback(self._send_sdl)
+
+    def _run_call(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run one of the xApp's SDL calls or status reports, counted against its bound."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._calls += 1
+
+        def done(_: asyncio.Task[T]) -> None:
+            self._calls -= 1
+
+        task.add_done_callback(done)
+        return task
+
+    def _too_many_calls(self) -> str:
+        return (
+            f"xApp {self.name} has {self._calls} SDL calls and policy status reports running, "
+            f"the limit of {MAX_CALLS_IN_FLIGHT}; wait for their answers"
+        )
 
     def _send_sdl(self, task: asyncio.Task[pb.RicMessage]) -> None:
         if self.stream is not None and not task.cancelled():
@@ -891,11 +933,3 @@ class ProcessHost(AttachedHost):
         out = super().transport()
         out["exits"] = self.exits[-5:]
         return out
-
-
-def config_from_json(cls: type[XApp], text: str) -> XApp.Config:
-    """The xApp's Config from the JSON the runtime sent (``Welcome.config_json``)."""
-    from ric.plugins import configure
-
-    raw = codec.json_config(text, "the xApp's settings")
-    return configure(cls, dict(raw))

@@ -278,3 +278,38 @@ async def test_a_slow_remote_xapp_gets_drop_markers_and_bounded_memory(
     client.stop()
     await asyncio.wait_for(task, 10)
     assert client.dropped <= host.dropped  # what it was told never exceeds what was dropped
+
+
+async def test_calls_and_metric_series_of_a_remote_xapp_are_bounded(
+    make_runtime: RuntimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An attached xApp over its bound of calls in flight gets an error naming the limit at
+    once, and forwarded metric series past their bound are refused with a notice, while the
+    stream and the runtime carry on."""
+    import ric.northbound.host as nbhost
+    from ric._proto.xapp.v1 import xapp_pb2 as pb
+    from ric.sdl import SdlError
+
+    monkeypatch.setattr(nbhost, "MAX_CALLS_IN_FLIGHT", 0)
+    monkeypatch.setattr(nbhost, "MAX_METRIC_SERIES", 1)
+    runtime, _ = await make_runtime(**NB)
+    client = XAppClient(Counter, f"127.0.0.1:{runtime.northbound.port}")
+    task = asyncio.create_task(client.run())
+    await wait_for(lambda: client.host is not None and client.host.instance is not None)
+    with pytest.raises(SdlError, match="the limit of 0"):
+        await client._sdl.set("xapp.nbcounter", {"k": b"1"})
+    family = pb.MetricFamily(name="hits", help="h", type="counter", labels=["cell"])
+    for cell in ("a", "b"):
+        family.samples.add(label_values=[cell], value=1.0)
+    client._enqueue(pb.XAppMessage(metrics=pb.MetricsReport(families=[family])))
+    await wait_for(
+        lambda: any("over 1 forwarded series" in r.getMessage() for r in caplog.records),
+        what="the notice",
+    )
+    metrics = runtime.sensor.xapp_metrics("nbcounter")
+    assert isinstance(metrics, MemoryMetrics) and "hits" not in metrics.names()
+    assert runtime.host("nbcounter").attached
+    client.stop()
+    await asyncio.wait_for(task, 10)
