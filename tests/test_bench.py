@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from ric.bench import SECTIONS, BenchConfig, format_table, run_bench, write_results
-from ric.bench.suite import MODES
+from ric.bench.proc import ChildError
+from ric.bench.suite import CLUSTER_SHORT, MODES, _redis_server
 from ric.bench.xapps import class_name, make_xapp
 from ric.cli import main
 from ric.config import DEFAULT_ISOLATION
@@ -122,13 +123,46 @@ def test_scale_fanout_and_replay_shapes(results: dict[str, Any]) -> None:
     assert results["replay"]["target"]["extrapolated"] is True
 
 
+def test_cluster_spreads_ingest_over_replicas_and_times_a_takeover(
+    results: dict[str, Any],
+) -> None:
+    """Two replicas on the bench's redis-server each took a node and counted values; the
+    killed replica's node failed over and was leased at the survivor with a higher term."""
+    cluster = results["cluster"]
+    nodes = BenchConfig.tiny().cluster_nodes
+    two, one = cluster["value"], cluster["baseline"]
+    assert two["replicas"] == 2 and two["nodes_per_replica"] == [nodes // 2, nodes // 2]
+    assert all(v > 0 for v in two["per_replica_values_per_s"])
+    assert two["values_per_s"] == sum(two["per_replica_values_per_s"])
+    assert one["replicas"] == 1 and one["nodes_per_replica"] == [nodes]
+    assert cluster["no_cluster"]["replicas"] == 0 and cluster["no_cluster"]["values_per_s"] > 0
+    assert cluster["ratio"] == pytest.approx(two["values_per_s"] / one["values_per_s"], abs=1e-3)
+    short = cluster["takeover"]["short"]
+    assert short["kills"] == BenchConfig.tiny().cluster_takeovers == len(short["runs"])
+    assert short["settings"]["member_ttl_s"] == CLUSTER_SHORT["cluster.member_ttl_s"]
+    for run in short["runs"]:
+        assert run["nodes_taken_over"] >= 1 and run["survivor_leases"] == nodes
+        assert min(run["terms_after"]) > max(run["terms_before"])
+        assert run["takeover_s"] > 0 and run["resubscribed_s"] > 0
+    assert "default" not in cluster["takeover"]  # tiny leaves the 5 s default timings out
+
+
+def test_the_cluster_section_names_a_missing_redis_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without redis-server on PATH the section stops with an error that names it."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ChildError, match="redis-server"), _redis_server():
+        pass
+
+
 def test_results_round_trip_as_json_and_table(results: dict[str, Any], tmp_path: Path) -> None:
     """The JSON file reads back the same, and the table has a row for every section."""
     out = tmp_path / "bench.json"
     write_results(results, out)
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
     table = format_table(results)
-    for word in ("ingest", "control loop", "scale", "fan-out", "replay"):
+    for word in ("ingest", "control loop", "scale", "fan-out", "replay", "cluster", "takeover"):
         assert word in table
     for mode in MODES:
         assert f"{mode} mode" in table

@@ -7,7 +7,8 @@
 
 Layout:
 
-- :mod:`ric.bench.suite`  the sections (ingest, control, scale, fanout, replay) and configs
+- :mod:`ric.bench.suite`  the sections (ingest, control, scale, fanout, replay, cluster) and
+  configs
 - :mod:`ric.bench.roles`  what each child process does: the runtime under test, the raw
   ``grpc.aio`` baselines, and the benchmark E2 nodes that load them
 - :mod:`ric.bench.proc`   starting a role in its own process, JSON lines to and fro, /proc
@@ -309,4 +310,36 @@ def format_table(results: dict[str, Any]) -> str:
                 f"< 20 s: {_met(s['target']['met'])}",
             )
         )
+    if "cluster" in results:
+        s = results["cluster"]
+        two, one = s["value"], s["baseline"]
+        rows.append(
+            (
+                f"cluster ingest values/s, {two['replicas']} replicas vs 1",
+                _num(two["values_per_s"]),
+                _num(one["values_per_s"]),
+                _num(s["ratio"]),
+                "per replica " + " + ".join(_num(v) for v in two["per_replica_values_per_s"]),
+            )
+        )
+        rows.append(
+            (
+                "  1 replica vs 1 runtime without cluster",
+                _num(one["values_per_s"]),
+                _num(s["no_cluster"]["values_per_s"]),
+                _num(s["one_replica_vs_no_cluster"]),
+                "",
+            )
+        )
+        for name, t in s["takeover"].items():
+            st = t["settings"]
+            rows.append(
+                (
+                    f"takeover s after SIGKILL, p50/max of {t['kills']} ({name} timings)",
+                    f"{_num(t['takeover_p50_s'])}/{_num(t['takeover_max_s'])}",
+                    "",
+                    "",
+                    f"member TTL {st['member_ttl_s']:g} s, lease TTL {st['lease_ttl_s']:g} s",
+                )
+            )
     return "\n".join(table(rows[0], rows[1:], right={1, 2, 3}, rule=True))

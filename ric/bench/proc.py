@@ -186,6 +186,12 @@ class Child:
         """CPU time and resident memory of the child, from /proc."""
         return proc_sample(self.pid)
 
+    def kill(self) -> None:
+        """SIGKILL the child at once, as a crash would (no stop, no cleanup), and reap it."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+
     def log_tail(self, chars: int = 3000) -> str:
         """The end of what the child wrote to stderr."""
         self._log.seek(0)

@@ -12,7 +12,8 @@ every node is set up and subscribed. Then both serve commands until told to stop
 - ``raw_echo``: the same, answering each indication with a ControlRequest for the UE it names
   (a raw gRPC echo round trip);
 - ``nodes``: benchmark E2 nodes (one gRPC channel each) that blast, pace or periodically send
-  prepared indication batches and time each control against the indication that caused it.
+  prepared indication batches and time each control against the indication that caused it;
+  given several endpoints (replicas) they fail over as ``ric sim --connect a,b`` does.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ import grpc
 import numpy as np
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2, kpm_pb2, rc_pb2
+from ric.backoff import Backoff
 from ric.bench import wire
 from ric.bench.proc import Commands
 from ric.bench.wire import NodeShape, Subscribed
+from ric.e2node.association import SetupRefused, read_setup_answer
+from ric.e2node.endpoints import Endpoints
 
 __all__ = ["nodes", "raw_decode", "raw_echo", "runtime"]
 
@@ -192,6 +196,17 @@ async def _runtime(args: dict[str, Any], commands: Commands, counts_dir: Path) -
                     "controls_pending": rt.controls.pending,
                     **probe.read(),
                 }
+            if name == "cluster":
+                # As one replica: the node leases it holds now, with their terms.
+                cluster = rt.cluster
+                return {
+                    "t": time.monotonic(),
+                    "replica": cluster.replica_id if cluster is not None else None,
+                    "acting": cluster.acting if cluster is not None else False,
+                    "leases": {
+                        n: lease.term for n, lease in (cluster.leases if cluster else {}).items()
+                    },
+                }
             if name == "gc":
                 # Experiments: how much of a stall is the cyclic garbage collector's?
                 if cmd.get("freeze"):
@@ -340,17 +355,35 @@ async def raw_echo(args: dict[str, Any], commands: Commands) -> None:
 
 
 class _Node:
-    """One benchmark E2 node on its own gRPC channel."""
+    """One benchmark E2 node on its own gRPC channel.
 
-    def __init__(self, node_id: int, shape: NodeShape, target: str, expected_subs: int) -> None:
+    Given several RIC endpoints (the replicas of one RIC) it fails over as ``ric sim
+    --connect a,b`` does (:class:`~ric.e2node.Endpoints`, capped back-off with jitter): when
+    its association ends or its setup is refused it tries the next endpoint, and sets up and
+    subscribes afresh there. With one endpoint an ended association ends the node and a
+    refused setup is an error, as before."""
+
+    def __init__(
+        self,
+        node_id: int,
+        shape: NodeShape,
+        targets: list[str],
+        expected_subs: int,
+        retry: tuple[float, float] = (0.05, 0.5),
+    ) -> None:
         self.node_id = node_id
         self.shape = shape
-        self.target = target
+        self.endpoints = Endpoints(targets)
+        self.retry = retry
+        """Back-off between association attempts: (first, cap) in seconds."""
         self.expected_subs = expected_subs
         self.subs: list[Subscribed] = []
         self.ready = asyncio.Event()
         self.out: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
         self.blast: bytes | None = None
+        self.blasting = False
+        """Whether the node blasts: kept across associations (``blast`` is the batch of the
+        present one's subscriptions, None until they are made)."""
         self.batch = b""
         self.template: e2_pb2.NodeMessage | None = None
         self.sent = 0
@@ -358,16 +391,62 @@ class _Node:
         self.latencies: list[float] = []
         self.on_control: Callable[[], None] | None = None
         self.controls = 0
+        self.setups = 0
+        """E2 setups answered with a response (a failover adds one)."""
+        self.ready_at = 0.0
+        """Monotonic time the node last became subscribed (system-wide clock on Linux, so the
+        bench runner can compare it with its own)."""
+
+    @property
+    def target(self) -> str:
+        """The RIC endpoint the node uses (or tries next)."""
+        return self.endpoints.current
 
     async def run(self, keep_alive_s: float) -> None:
+        """Keep an association: one, or with several endpoints until cancelled."""
+        if len(self.endpoints) == 1:
+            try:
+                await self._associate(keep_alive_s)
+            except SetupRefused as exc:
+                raise RuntimeError(f"node {self.node_id}: E2 setup refused: {exc}") from None
+            return
+        retry = Backoff(*self.retry, jitter=0.2)
+        while True:
+            setups = self.setups
+            try:
+                await self._associate(keep_alive_s)
+            except SetupRefused as exc:  # the node's owner is alive elsewhere, for now
+                self.endpoints.refused(exc.wait_s)
+            except Exception:  # the association is gone, whatever ended it: try the next
+                pass
+            if self.setups > setups:
+                retry.reset()
+            delay = retry.next()
+            self.endpoints.fail_over()
+            await asyncio.sleep(self.endpoints.wait_s() or delay)
+
+    async def _associate(self, keep_alive_s: float) -> None:
+        """One association with the current endpoint: setup, then serve until it ends."""
         options = [
             # One TCP connection per node, as real base stations have.
             ("grpc.use_local_subchannel_pool", 1),
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ]
+        # What the last association had in flight or queued died with it.
+        self.ready.clear()
+        self.subs = []
+        self.blast = None
+        self.out = asyncio.Queue()
+        self.sent_at.clear()
         async with grpc.aio.insecure_channel(self.target, options=options) as channel:
             call: Any = channel.stream_stream(METHOD)()
             await call.write(wire.setup_request(self.node_id, self.shape))
+            async with asyncio.timeout(30.0):
+                first = await call.read()
+            read_setup_answer(
+                e2_pb2.RicMessage.FromString(first) if isinstance(first, bytes) else first
+            )
+            self.setups += 1
             async with asyncio.TaskGroup() as tg:
                 writer = tg.create_task(self._write_loop(call))
                 keeper = tg.create_task(self._keep_alive(keep_alive_s))
@@ -436,13 +515,15 @@ class _Node:
                     )
                 )
                 self.out.put_nowait((reply.SerializeToString(), 0))
-            elif kind == "setup_failure":
-                raise RuntimeError(f"node {self.node_id}: E2 setup refused: {msg.setup_failure}")
 
     def _prepare(self) -> None:
         subs = self.subs[: self.expected_subs]
         self.batch = wire.indication_batch(self.node_id, self.shape, subs).SerializeToString()
         self.template = wire.indication_batch(self.node_id, self.shape, subs[:1], ue_ids=["1"])
+        self.ready_at = time.monotonic()
+        if self.blasting:  # blasting across a failover: on with this association's batch
+            self.blast = self.batch
+            self.out.put_nowait((b"", -1))
 
     def stamped(self, seq: int) -> bytes:
         """The one-UE indication naming UE ``seq`` (the control that answers it names it too)."""
@@ -496,16 +577,24 @@ async def _periodic(node: _Node, period_s: float, phase_s: float) -> None:
         delay = start + k * period_s - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        node.out.put_nowait((node.batch, 0))
-        node.sent += 1
+        if node.ready.is_set():  # between a failover and the new subscriptions: nothing
+            node.out.put_nowait((node.batch, 0))
+            node.sent += 1
         k += 1
 
 
 async def nodes(args: dict[str, Any], commands: Commands) -> None:
-    """Benchmark E2 nodes ``args["node_ids"]`` against ``args["target"]``."""
+    """Benchmark E2 nodes ``args["node_ids"]`` against ``args["target"]``, or against the
+    endpoints ``args["targets"]`` with failover (``args["retry_s"]``: first and cap of the
+    back-off between attempts)."""
     shape = _shape(args)
     expected = int(args.get("expected_subs", 1))
-    all_nodes = [_Node(n, shape, args["target"], expected) for n in args["node_ids"]]
+    targets = list(args.get("targets") or [args["target"]])
+    retry = tuple(args.get("retry_s") or (0.05, 0.5))
+    all_nodes = [
+        _Node(n, shape, targets, expected, (float(retry[0]), float(retry[1])))
+        for n in args["node_ids"]
+    ]
     keep_alive_s = float(args.get("keep_alive_s", 5.0))
     seqs = itertools.count(1)
     loads: list[asyncio.Task[None]] = []
@@ -527,6 +616,7 @@ async def nodes(args: dict[str, Any], commands: Commands) -> None:
                 task.cancel()
             loads.clear()
             for n in all_nodes:
+                n.blasting = False
                 n.blast = None
 
         async def run_phase(cmd: dict[str, Any]) -> dict[str, Any]:
@@ -562,7 +652,8 @@ async def nodes(args: dict[str, Any], commands: Commands) -> None:
                 stop_loads()
                 if cmd["mode"] == "blast":
                     for n in all_nodes:
-                        n.blast = n.batch
+                        n.blasting = True
+                        n.blast = n.batch if n.ready.is_set() else None
                         n.out.put_nowait((b"", -1))
                 else:
                     period = float(cmd.get("period_s", 1.0))
@@ -577,6 +668,21 @@ async def nodes(args: dict[str, Any], commands: Commands) -> None:
                 return None
             if name == "stats":
                 return {"t": time.monotonic(), "sent": sum(n.sent for n in all_nodes)}
+            if name == "associations":
+                # Failover: where each node is, how often it set up, when it was last ready.
+                return {
+                    "t": time.monotonic(),
+                    "nodes": [
+                        {
+                            "node_id": n.node_id,
+                            "target": n.target,
+                            "setups": n.setups,
+                            "ready": n.ready.is_set(),
+                            "ready_at": n.ready_at,
+                        }
+                        for n in all_nodes
+                    ],
+                }
             if name == "stop":
                 stop_loads()
                 for task in runs:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -27,11 +28,11 @@ from ric.bench import wire
 from ric.bench.proc import Child, ChildError, LoadMeter, ProcSample, proc_sample, split_cpus
 from ric.bench.wire import NodeShape
 from ric.bench.xapps import PRESETS
-from ric.config import DEFAULT_ISOLATION, IsolationMode
+from ric.config import DEFAULT_ISOLATION, ClusterSettings, IsolationMode
 
 __all__ = ["MODES", "SECTIONS", "BenchConfig", "run_section", "uvloop_available"]
 
-SECTIONS = ("ingest", "control", "scale", "fanout", "replay")
+SECTIONS = ("ingest", "control", "scale", "fanout", "replay", "cluster")
 """The sections, in the order they run."""
 
 INGEST_REPORT: dict[str, Any] = PRESETS["ingest"][0]
@@ -48,6 +49,16 @@ MODE_P50_TARGET = 1.5
 """``thread`` and ``process`` control-loop p50 at most this times ``loop`` mode's (issue 17)."""
 PROCESS_FANOUT_TARGET = 1.5
 """Aggregate values/s into the process fan-out's xApps above this times one process xApp."""
+CLUSTER_SHORT: dict[str, float] = {
+    "cluster.heartbeat_interval_s": 0.1,
+    "cluster.member_ttl_s": 0.6,
+    "cluster.lease_ttl_s": 2.0,
+    "cluster.renew_interval_s": 0.2,
+}
+"""The cluster section's short ``[cluster]`` timings (those of the cluster tests): a killed
+replica's nodes are free 0.6 s after its last heartbeat."""
+CLUSTER_NODE_RETRY_S = (0.05, 0.5)
+"""Back-off of the cluster section's nodes between association attempts: first, cap (s)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,12 @@ class BenchConfig:
     """``process`` xApps in the fan-out's process case, against one (0: not measured)."""
     replay_sim_s: float = 3600.0
     replay_cells: int = 21
+    cluster_nodes: int = 4
+    """Nodes in the cluster section, spread over the replicas (at least 2)."""
+    cluster_takeovers: int = 3
+    """Replica kills measured with the short timings, each on fresh replicas."""
+    cluster_default_timings: bool = True
+    """Also measure one kill with the runtime's default ``[cluster]`` timings (about 5 s)."""
     uvloop: bool = True
     """Also measure the runtime on uvloop (when it is installed)."""
     profile_dir: Path | None = None
@@ -104,6 +121,8 @@ class BenchConfig:
             "fanout_s": 1.0,
             "process_fanout": 4,
             "replay_sim_s": 120.0,
+            "cluster_takeovers": 1,
+            "cluster_default_timings": False,
         }
         return cls(**{**base, **changes})
 
@@ -127,6 +146,9 @@ class BenchConfig:
             "process_fanout": 2,
             "replay_sim_s": 10.0,
             "replay_cells": 6,
+            "cluster_nodes": 2,
+            "cluster_takeovers": 1,
+            "cluster_default_timings": False,
             "uvloop": False,
         }
         return cls(**{**base, **changes})
@@ -920,6 +942,305 @@ def replay(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- cluster ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _redis_server() -> Iterator[tuple[str, int]]:
+    """A redis-server of the bench's own on a free loopback port, without persistence:
+    (its URL, its pid); stopped (and reaped) on leaving."""
+    import tempfile
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise ChildError(
+            "the cluster section needs redis-server on PATH (apt-get install redis-server)"
+        )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="ric-bench-redis-") as folder:
+        log = Path(folder) / "redis.log"
+        argv = [
+            exe,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", folder,
+            "--logfile", str(log),
+        ]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10.0
+            while True:
+                if proc.poll() is not None:
+                    tail = log.read_text()[-2000:] if log.exists() else ""
+                    raise ChildError(f"redis-server exited with {proc.returncode}: {tail}")
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+                        sock.sendall(b"PING\r\n")
+                        if sock.recv(64).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ChildError(f"redis-server on port {port} did not answer within 10 s")
+                time.sleep(0.01)
+            yield f"redis://127.0.0.1:{port}/0", proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _replica_args(
+    url: str | None, timings: dict[str, float], prefix: str = "ric"
+) -> dict[str, Any]:
+    """A runtime with one sink xApp; with ``url``, one replica of RIC ``bench`` on that Redis
+    under the key prefix ``prefix`` (one per run, so runs never see each other's leases)."""
+    args = _runtime_args(_sink())
+    if url is not None:
+        args["config"] = {
+            "ric_id": "bench",
+            "sdl.backend": "redis",
+            "sdl.url": url,
+            "sdl.key_prefix": prefix,
+            "cluster.enabled": True,
+            **timings,
+        }
+    return args
+
+
+def _cluster(
+    stack: ExitStack,
+    cfg: BenchConfig,
+    args: Sequence[dict[str, Any]],
+    *,
+    replica_cpus: Sequence[Sequence[int]],
+    node_cpus: Sequence[int],
+    deadline_s: float,
+) -> tuple[list[_Server], list[Child]]:
+    """Start one runtime per ``args`` (replicas of one RIC, or a lone runtime) and
+    ``cfg.cluster_nodes`` nodes in two node processes; node group g connects first to
+    replica g (mod the replicas) and fails over to the others in turn. Returns once every
+    node is subscribed and every sink runs."""
+    servers = [
+        stack.enter_context(_server("runtime", a, deadline_s, cpus))
+        for a, cpus in zip(args, replica_cpus, strict=True)
+    ]
+    n = len(servers)
+    count = max(2, cfg.cluster_nodes)
+    groups = [list(range(2000 + g, 2000 + count, 2)) for g in range(2)]
+    children = []
+    for g, ids in enumerate(groups):
+        targets = [f"127.0.0.1:{servers[(g + k) % n].port}" for k in range(n)]
+        children.append(
+            stack.enter_context(
+                Child(
+                    "nodes",
+                    {
+                        "targets": targets,
+                        "node_ids": ids,
+                        "shape": {
+                            "cells": INGEST_SHAPE.cells,
+                            "ues_per_cell": INGEST_SHAPE.ues_per_cell,
+                        },
+                        "expected_subs": 1,
+                        "setup_timeout_s": 60.0,
+                        "retry_s": list(CLUSTER_NODE_RETRY_S),
+                    },
+                    deadline_s=deadline_s,
+                    cpus=node_cpus,
+                )
+            )
+        )
+    for child in children:
+        child.read(90.0)
+    for server in servers:
+        _await_xapps(server)
+    return servers, children
+
+
+def _cluster_ingest(
+    cfg: BenchConfig, url: str | None, redis_pid: int, replicas: int
+) -> dict[str, Any]:
+    """Blast ingest into ``replicas`` replicas (``url`` None: one runtime without cluster),
+    each replica's sink counting what reaches it; values/s summed over the replicas."""
+    every = sorted(os.sched_getaffinity(0))
+    if replicas == 1:
+        # As the ingest section: the runtime alone on the server core, the load on the rest.
+        server_core, load_cores = split_cpus()
+        replica_cpus: list[list[int]] = [server_core]
+        node_cpus = load_cores
+    else:
+        # A core per replica; with no core left the load generators share them (2 cores).
+        replica_cpus = [[every[i % len(every)]] for i in range(replicas)]
+        node_cpus = every[replicas:] or every
+    deadline = 90.0 + cfg.warmup_s + cfg.ingest_s
+    prefix = f"bench-{uuid.uuid4().hex[:12]}"
+    args = [_replica_args(url, {}, prefix) for _ in range(replicas)]
+    with ExitStack() as stack:
+        servers, nodes = _cluster(
+            stack, cfg, args, replica_cpus=replica_cpus, node_cpus=node_cpus, deadline_s=deadline
+        )
+        connected = [int(s.child.request("stats")["nodes"]) for s in servers]
+        for child in nodes:
+            child.request("start", mode="blast")
+        time.sleep(cfg.warmup_s)
+        s0 = [s.child.request("stats") for s in servers]
+        p0 = [s.child.sample() for s in servers]
+        g0 = [c.sample() for c in nodes]
+        r0 = proc_sample(redis_pid) if url is not None else None
+        meter = LoadMeter([*(s.child.pid for s in servers), *(c.pid for c in nodes)])
+        time.sleep(cfg.ingest_s)
+        s1 = [s.child.request("stats") for s in servers]
+        p1 = [s.child.sample() for s in servers]
+        g1 = [c.sample() for c in nodes]
+        r1 = proc_sample(redis_pid) if url is not None else None
+        background = meter.background_cores()
+        for child in nodes:
+            child.request("halt")
+    per_replica = [
+        round((_values(b)[1] - _values(a)[1]) / (b["t"] - a["t"]))
+        for a, b in zip(s0, s1, strict=True)
+    ]
+    out: dict[str, Any] = {
+        "replicas": replicas if url is not None else 0,
+        "values_per_s": sum(per_replica),
+        "per_replica_values_per_s": per_replica,
+        "nodes_per_replica": connected,
+        "replica_cpu_cores": [round(b.cpu_share(a), 3) for a, b in zip(p0, p1, strict=True)],
+        "replica_rss_mb": [round(b.rss_bytes / 2**20, 1) for b in p1],
+        "load_generators_cpu_cores": round(
+            sum(b.cpu_share(a) for a, b in zip(g0, g1, strict=True)), 3
+        ),
+        "redis_cpu_cores": round(r1.cpu_share(r0), 3)
+        if r0 is not None and r1 is not None
+        else None,
+        "background_cores": background,
+        "cpus": {"replicas": replica_cpus, "load_generators": list(node_cpus)},
+    }
+    return out
+
+
+def _takeover(cfg: BenchConfig, url: str, timings: dict[str, float]) -> dict[str, Any]:
+    """Two replicas with nodes on both; SIGKILL the one holding more leases and time, from
+    the kill, each of its nodes leased with a higher term at the survivor (its ``cluster``
+    answers, polled every 10 ms) and subscribed again (the node's own clock)."""
+    settings = ClusterSettings(**{k.removeprefix("cluster."): v for k, v in timings.items()})
+    limit_s = settings.member_ttl_s + settings.lease_ttl_s + 30.0
+    deadline = 120.0 + limit_s
+    prefix = f"bench-{uuid.uuid4().hex[:12]}"
+    args = [_replica_args(url, timings, prefix) for _ in range(2)]
+    with ExitStack() as stack:
+        # Unpinned: a takeover is a latency, not a throughput.
+        servers, nodes = _cluster(
+            stack, cfg, args, replica_cpus=[[], []], node_cpus=[], deadline_s=deadline
+        )
+        before = [s.child.request("cluster") for s in servers]
+        victim = max(range(2), key=lambda i: len(before[i]["leases"]))
+        survivor = servers[1 - victim]
+        held: dict[str, int] = before[victim]["leases"]
+        if not held or not before[1 - victim]["leases"]:
+            raise ChildError(f"cluster: the nodes are not spread over both replicas: {before}")
+        killed_at = time.monotonic()
+        servers[victim].child.kill()
+        taken: dict[str, tuple[float, int]] = {}
+        while len(taken) < len(held):
+            answer = survivor.child.request("cluster")
+            for node, term in answer["leases"].items():
+                if node in held and node not in taken and term > held[node]:
+                    taken[node] = (float(answer["t"]) - killed_at, int(term))
+            if time.monotonic() - killed_at > limit_s:
+                raise ChildError(
+                    f"cluster: {len(taken)} of the {len(held)} nodes of the killed replica "
+                    f"taken over {limit_s:g} s after the kill\n{survivor.child.log_tail()}"
+                )
+            time.sleep(0.01)
+        # The node's side: subscribed again at the survivor (its subscriptions re-armed).
+        moved: list[float] = []
+        while True:
+            rows = [r for c in nodes for r in c.request("associations")["nodes"]]
+            moved = [r["ready_at"] - killed_at for r in rows if r["setups"] > 1 and r["ready"]]
+            if len(moved) >= len(held):
+                break
+            if time.monotonic() - killed_at > limit_s:
+                raise ChildError(f"cluster: {len(moved)} of {len(held)} nodes subscribed again")
+            time.sleep(0.01)
+        after = survivor.child.request("cluster")
+    times = sorted(t for t, _ in taken.values())
+    return {
+        "nodes_taken_over": len(taken),
+        "nodes_kept_by_survivor": len(before[1 - victim]["leases"]),
+        "takeover_s": round(times[-1], 3),
+        "takeover_p50_s": round(float(np.median(times)), 3),
+        "resubscribed_s": round(max(moved), 3),
+        "terms_before": sorted(set(held.values())),
+        "terms_after": sorted({term for _, term in taken.values()}),
+        "survivor_leases": len(after["leases"]),
+    }
+
+
+def cluster(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
+    """Replicas of one RIC on a real redis-server (``ric.cluster``): aggregate ingest into
+    two replicas vs one (and one runtime without cluster), and how long a SIGKILLed replica's
+    nodes take to be leased with a new term at the survivor."""
+    with _redis_server() as (url, redis_pid):
+        plain = _cluster_ingest(cfg, None, redis_pid, 1)
+        one = _cluster_ingest(cfg, url, redis_pid, 1)
+        two = _cluster_ingest(cfg, url, redis_pid, 2)
+        short = [_takeover(cfg, url, CLUSTER_SHORT) for _ in range(max(1, cfg.cluster_takeovers))]
+        default = _takeover(cfg, url, {}) if cfg.cluster_default_timings else None
+    defaults = ClusterSettings()
+
+    def timing(settings: dict[str, float]) -> dict[str, float]:
+        keys = ("heartbeat_interval_s", "member_ttl_s", "lease_ttl_s", "renew_interval_s")
+        return {k: settings.get(f"cluster.{k}", getattr(defaults, k)) for k in keys}
+
+    def summary(runs: list[dict[str, Any]], settings: dict[str, float]) -> dict[str, Any]:
+        worst = [r["takeover_s"] for r in runs]
+        return {
+            "settings": timing(settings),
+            "kills": len(runs),
+            "takeover_p50_s": round(float(np.median(worst)), 3),
+            "takeover_max_s": round(max(worst), 3),
+            "resubscribed_max_s": round(max(r["resubscribed_s"] for r in runs), 3),
+            "runs": runs,
+        }
+
+    takeover = {"short": summary(short, CLUSTER_SHORT)}
+    if default is not None:
+        takeover["default"] = summary([default], {})
+    return {
+        "what": "replicas of one RIC ([sdl] backend = redis, [cluster] enabled) on a redis-server "
+        "the bench starts: values per second into each replica's sink xApp, summed, with the "
+        f"nodes ({max(2, cfg.cluster_nodes)}, in two node processes, blasting) spread over 2 "
+        "replicas vs all on 1; baseline: the same with 1 replica. Takeover: SIGKILL the "
+        "replica holding more nodes; time from the kill until each of its nodes is leased with "
+        "a higher term at the survivor, the nodes failing over through their endpoint lists",
+        "shape": {
+            **INGEST_SHAPE.describe(),
+            "report": "per UE, 10 metrics",
+            "nodes": max(2, cfg.cluster_nodes),
+            "node_retry_s": list(CLUSTER_NODE_RETRY_S),
+        },
+        "duration_s": cfg.ingest_s,
+        "value": two,
+        "baseline": one,
+        "ratio": _ratio(two["values_per_s"], one["values_per_s"]),
+        "no_cluster": plain,
+        "one_replica_vs_no_cluster": _ratio(one["values_per_s"], plain["values_per_s"]),
+        "takeover": takeover,
+        "cores": f"{len(os.sched_getaffinity(0))} cores: 1 replica has the server core and "
+        "the load generators the rest (as ingest); 2 replicas have a core each and the load "
+        "generators and redis-server share them when no core is left",
+    }
+
+
 Section = Callable[[BenchConfig, dict[str, Any]], dict[str, Any]]
 _RUNNERS: dict[str, Section] = {
     "ingest": ingest,
@@ -927,6 +1248,7 @@ _RUNNERS: dict[str, Section] = {
     "scale": scale,
     "fanout": fanout,
     "replay": replay,
+    "cluster": cluster,
 }
 
 

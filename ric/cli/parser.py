@@ -297,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="run the performance suite against raw gRPC baselines",
-        description="Measure ingest, the control loop, 1,000 nodes, fan-out and replay, each "
-        "side by side with a raw grpc.aio baseline in the same run; the runtime and the load "
+        description="Measure ingest, the control loop, 1,000 nodes, fan-out, replay and "
+        "replicas, each side by side with a baseline in the same run; the runtime and the load "
         "generators run in processes of their own, on loopback. Writes JSON and prints a table.",
     )
     bench.add_argument("--quick", action="store_true", help="a short, small run (about 30 s)")
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         type=_bench_sections,
         metavar="NAME,...",
-        help="run only these sections: ingest, control, scale, fanout, replay",
+        help="run only these sections: ingest, control, scale, fanout, replay, cluster",
     )
     bench.add_argument(
         "--profile",
