@@ -345,8 +345,8 @@ class NorthboundSettings(_Section):
         ge=0,
         le=65535,
         description="the TCP port remote xApps attach to (36422 by convention; 0: any free "
-        "port); none: no TCP port, so remote attach is opt-in (process xApps still attach "
-        "over the Unix socket)",
+        "port); none: no TCP port, so remote attach is opt-in (process xApps attach over "
+        "their own socket pairs either way)",
     )
     token_file: str = Field(
         "",
@@ -354,11 +354,6 @@ class NorthboundSettings(_Section):
         "'authorization: Bearer <token>'); empty: none asked (keep the port on loopback then)",
     )
     tls: NorthboundTlsSettings = NorthboundTlsSettings()
-    socket_dir: str = Field(
-        "",
-        description="directory of the Unix socket process xApps attach to; empty: a "
-        "private temporary directory (mode 0700) removed at exit",
-    )
     max_xapps: int = Field(
         64, ge=1, le=10_000, description="xApps attached at once over the northbound API"
     )

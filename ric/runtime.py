@@ -338,9 +338,7 @@ class Runtime:
             if self.audit.path is not None:
                 self._anchoring = self._tg.create_task(self.anchors.run(), name="audit-anchors")
             nb = self.config.northbound
-            if nb.enabled and (
-                nb.port is not None or any(isinstance(h, ProcessHost) for h in self.hosts)
-            ):  # before the xApps start: process xApps attach to it
+            if nb.enabled and nb.port is not None:
                 await self.northbound.start()
                 stack.push_async_callback(self.northbound.stop)
             for host in self.hosts:
@@ -389,7 +387,6 @@ class Runtime:
                 "settings": self.config.northbound,
                 "ric_id": self.config.ric_id,
                 "reference": _child_reference(plugin),
-                "server": self.northbound,
             }
         host = host_class(
             plugin.cls,

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -20,16 +19,14 @@ log = logging.getLogger("ric.xapp.run")
 
 
 def _target(text: str) -> str:
-    """``unix:/path`` or ``HOST:PORT``."""
-    if text.startswith("unix:"):
-        if len(text) <= len("unix:"):
-            raise argparse.ArgumentTypeError("unix: needs a socket path, e.g. unix:/run/ric.sock")
+    """``HOST:PORT`` (or ``fd:N``, the socket the runtime hands the xApp processes it starts)."""
+    if text.startswith("fd:"):
+        if not text[3:].isdigit():
+            raise argparse.ArgumentTypeError(f"{text!r}: fd: needs a file descriptor number")
         return text
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:36422) or unix:/path"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:36422)")
     return text
 
 
@@ -62,7 +59,7 @@ def add_command(sub: Any) -> None:
         type=_target,
         required=True,
         metavar="HOST:PORT",
-        help="the runtime's northbound address (or unix:/path)",
+        help="the runtime's northbound address",
     )
     run.add_argument(
         "--token-file",
@@ -119,6 +116,13 @@ def cmd_xapp_run(args: argparse.Namespace) -> int:
     from ric.plugins import configure, load
 
     setup_logging(args.log_level)
+    if args.connect.startswith("fd:") and not args.process_of_runtime:
+        print(
+            "ric xapp run: --connect fd:N is the socket the runtime hands the xApp processes "
+            "it starts; attach to a runtime with --connect HOST:PORT",
+            file=sys.stderr,
+        )
+        return 2
     if args.process_of_runtime:
         # Its records go to the runtime over the stream (and from there to the runtime's log);
         # printing them here too would show each twice on the runtime's inherited stderr.
@@ -145,7 +149,6 @@ def cmd_xapp_run(args: argparse.Namespace) -> int:
         config=config,
         token=token,
         tls=tls,
-        attach_token=os.environ.pop("RIC_XAPP_ATTACH_TOKEN", ""),
         from_runtime=args.process_of_runtime,
     )
 

@@ -23,6 +23,7 @@ import itertools
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,8 @@ from ric.errors import RicError
 from ric.host import RestartPolicy, XAppHost, XAppState
 from ric.model import NodeInfo
 from ric.northbound import codec
-from ric.northbound.server import ATTACH_TOKEN_HEADER, SERVICE
+from ric.northbound.framed import open_channel
+from ric.northbound.server import SERVICE
 from ric.plugins import configure
 from ric.sdl import Change, SdlBackend, SdlError
 from ric.sensors import MemoryMetrics
@@ -47,6 +49,9 @@ from ric.xapp import XApp
 __all__ = ["AttachError", "ClientTls", "XAppClient"]
 
 log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+"""The largest message taken from the runtime (its own limit is [northbound] max_message_bytes)."""
 
 METRICS_INTERVAL_S = 1.0
 _REFUSALS = (
@@ -207,7 +212,8 @@ class _LogForwarder(logging.Handler):
 class XAppClient:
     """Runs ``cls`` in this process, attached to the runtime at ``target``.
 
-    ``target`` is ``host:port`` or ``unix:/path``. ``token`` is the runtime's northbound
+    ``target`` is ``host:port`` (or ``fd:N``: the end of the socket pair the runtime hands
+    the xApp processes it starts; such a stream is not reattached). ``token`` is the runtime's northbound
     bearer token (``[northbound] token_file``); ``tls`` the CA and, for mTLS, this xApp's
     certificate (its CN or a SAN is the xApp's name). ``config`` is the xApp's settings
     (default: its Config's defaults; a runtime-started process takes the runtime's).
@@ -221,7 +227,6 @@ class XAppClient:
         config: XApp.Config | None = None,
         token: str = "",
         tls: ClientTls | None = None,
-        attach_token: str = "",
         from_runtime: bool = False,
         reconnect: bool = True,
         restart: RestartPolicy | None = None,
@@ -232,9 +237,8 @@ class XAppClient:
         self.config = config
         self.token = token
         self.tls = tls
-        self.attach_token = attach_token
         self.from_runtime = from_runtime
-        self.reconnect = reconnect
+        self.reconnect = reconnect and not target.startswith("fd:")
         self.restart = restart
         self.host: XAppHost | None = None
         self.welcome: pb.Welcome | None = None
@@ -242,6 +246,8 @@ class XAppClient:
         self.dropped = 0
         """Reports the runtime dropped for this xApp (the batches' drop markers)."""
         self._nodes: dict[str, NodeInfo] = {}
+        self._policies: dict[tuple[str, str], Mapping[str, Any]] = {}
+        """The current A1 policies of the xApp's types, as the runtime sent them."""
         self._out: asyncio.Queue[pb.XAppMessage] | None = None
         self._call: Any = None
         self._pending: dict[
@@ -297,8 +303,14 @@ class XAppClient:
             self._pending.pop(cid, None)
 
     async def snapshot(self, xapp: str, type_ids: Sequence[str]) -> list[PolicyEvent]:
-        """Nothing here: the runtime sends every current policy on each attach."""
-        return []
+        """The policies the runtime has sent this session, as ``created`` events: a local
+        instance that starts after some arrived (or restarts) is given them again."""
+        wanted = set(type_ids)
+        return [
+            PolicyEvent(type_id, policy_id, "created", body)
+            for (type_id, policy_id), body in sorted(self._policies.items())
+            if type_id in wanted
+        ]
 
     async def report(self, xapp: str, type_id: str, policy_id: str, status: PolicyStatus) -> bool:
         """Send the xApp's enforcement status of a policy to the runtime."""
@@ -367,7 +379,13 @@ class XAppClient:
             return grpc.aio.secure_channel(self.target, creds, options=options)
         return grpc.aio.insecure_channel(self.target, options=options)
 
-    async def _attach(self, channel: grpc.aio.Channel) -> pb.Welcome:
+    async def _open(self, channel: grpc.aio.Channel | None) -> Any:
+        """The stream: a gRPC Attach call, or the framed socket the runtime handed us."""
+        if channel is None:
+            sock = socket.socket(fileno=int(self.target[3:]))
+            return await open_channel(
+                sock, pb.RicMessage.FromString, max_bytes=MAX_FRAME_BYTES, peer="the runtime"
+            )
         method = channel.stream_stream(
             f"/{SERVICE}/Attach",
             request_serializer=pb.XAppMessage.SerializeToString,
@@ -376,9 +394,10 @@ class XAppClient:
         metadata: list[tuple[str, str]] = []
         if self.token:
             metadata.append(("authorization", f"Bearer {self.token}"))
-        if self.attach_token:
-            metadata.append((ATTACH_TOKEN_HEADER, self.attach_token))
-        call = method(metadata=metadata)
+        return method(metadata=metadata)
+
+    async def _attach(self, channel: grpc.aio.Channel | None) -> pb.Welcome:
+        call = await self._open(channel)
         queue = self.cls.queue_size
         hello = codec.hello_for(self.cls, credits=queue, pid=os.getpid())
         if self.welcome is not None:  # resume the session we had
@@ -397,6 +416,13 @@ class XAppClient:
                 f"the runtime at {self.target} refused xApp {self.name}: {exc.details()}",
                 exc.code(),
             ) from None
+        except ConnectionError as exc:
+            raise AttachError(f"the stream to the runtime broke: {exc}") from None
+        if isinstance(first, pb.RicMessage) and first.WhichOneof("message") == "stop":
+            raise AttachError(
+                f"the runtime refused xApp {self.name}: {first.stop.reason}",
+                grpc.StatusCode.FAILED_PRECONDITION,
+            )
         if not isinstance(first, pb.RicMessage) or first.WhichOneof("message") != "welcome":
             raise AttachError(f"the runtime at {self.target} sent no welcome")
         self._call = call
@@ -423,7 +449,7 @@ class XAppClient:
     async def _attach_loop(self, tg: asyncio.TaskGroup) -> None:
         backoff = Backoff(0.2, 5.0, clock=RealClock())
         while not self._stopped.is_set():
-            channel = self._channel()
+            channel = None if self.target.startswith("fd:") else self._channel()
             try:
                 try:
                     welcome = await self._attach(channel)
@@ -435,7 +461,8 @@ class XAppClient:
                     backoff.reset()
                     await self._session(welcome, tg)
             finally:
-                await channel.close()
+                if channel is not None:
+                    await channel.close()
             if self._stopped.is_set() or not self.reconnect:
                 break
             await asyncio.sleep(backoff.next())
@@ -489,6 +516,7 @@ class XAppClient:
         self._granted = welcome.credits
         self._received = 0
         if not resumed:
+            self._policies = {}  # the runtime sends every current one again
             if self.host is not None:  # a new session: the old instance goes
                 self.host.request_stop()
             self.welcome = welcome
@@ -528,6 +556,8 @@ class XAppClient:
                     log.warning(
                         "xApp %s: stream to %s broke: %s", self.name, self.target, exc.details()
                     )
+            except ConnectionError as exc:  # the framed stream of a runtime-started process
+                log.warning("xApp %s: stream to the runtime broke: %s", self.name, exc)
             finally:
                 writer.cancel()
                 metrics.cancel()
@@ -624,7 +654,12 @@ class XAppClient:
                 status = codec.status_from_proto(msg.subscription, self.cls.reports)
                 host.subscription_status(msg.subscription.report, status)
             elif which == "policy":
-                host.policy(codec.policy_event_from_proto(msg.policy))
+                event = codec.policy_event_from_proto(msg.policy)
+                if event.kind == "deleted":
+                    self._policies.pop((event.type_id, event.policy_id), None)
+                else:
+                    self._policies[event.type_id, event.policy_id] = event.body
+                host.policy(event)
             elif which == "conflict":
                 host.conflict(codec.conflict_from_proto(msg.conflict))
             elif which == "config":

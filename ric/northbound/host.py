@@ -9,7 +9,7 @@ and one audit record from the control router, whatever happens to the stream; a 
 seen before is answered from memory and never sent twice.
 
 ``ProcessHost`` starts, watches and restarts a child process (``ric xapp run``) that attaches
-over a private Unix socket; ``RemoteHost`` is created when an xApp started elsewhere attaches,
+over a private Unix socket pair (framed messages); ``RemoteHost`` is created when an xApp started elsewhere attaches,
 and keeps its subscriptions for ``[northbound] resume_window_s`` after it detaches.
 """
 
@@ -23,9 +23,10 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
 
@@ -36,6 +37,7 @@ from ric.config import NorthboundSettings
 from ric.host import XAppHost, XAppState
 from ric.model import NodeInfo
 from ric.northbound import codec
+from ric.northbound.framed import FramedChannel, open_channel
 from ric.report import KpmReport
 from ric.sdl import SdlError, check_key, granted_namespace, xapp_namespace
 from ric.types import MetricsProvider
@@ -274,6 +276,8 @@ class AttachedHost(XAppHost, abc.ABC):
                 writer.cancel()
                 stopper.cancel()
         except* grpc.aio.AioRpcError as group:
+            reason = f"stream failed: {group.exceptions[0]}"
+        except* ConnectionError as group:  # the framed stream of a process xApp broke
             reason = f"stream failed: {group.exceptions[0]}"
         except* StreamEnded as group:
             reason = str(group.exceptions[0])
@@ -742,7 +746,7 @@ class AttachedHost(XAppHost, abc.ABC):
     def transport(self) -> dict[str, object]:
         """How the xApp is reached: the northbound stream, its peer, pid and flow control."""
         return {
-            "kind": "northbound unix socket" if self.mode == "process" else "northbound grpc",
+            "kind": "northbound socket pair" if self.mode == "process" else "northbound grpc",
             "attached": self.attached,
             "peer": self.peer,
             "pid": self.pid or None,
@@ -815,10 +819,6 @@ class RemoteHost(AttachedHost):
             self._set_state(XAppState.STOPPED)
 
 
-class _HasSocket(Protocol):
-    socket_path: str
-
-
 class _Gone(Exception):
     """A remote xApp did not come back in time."""
 
@@ -826,79 +826,113 @@ class _Gone(Exception):
 class ProcessHost(AttachedHost):
     """An xApp in a child process the runtime starts, watches and restarts with back-off.
 
-    The child is ``python -m ric xapp run <xApp> --connect unix:<socket>``, given a fresh
-    attach token in its environment for each start; only the stream presenting it is taken.
-    A child that exits or dies by a signal ends the instance like a raised exception: the
-    restart policy applies, and the runtime and other xApps carry on.
+    The child is ``python -m ric xapp run <xApp> --connect fd:<n>``: for each start the
+    runtime makes a Unix socket pair and the child inherits one end, so no socket is listening
+    and nothing else can attach in its place. The stream on it carries the northbound API's
+    messages as length-prefixed frames (``ric.northbound.framed``: a few microseconds a
+    message where gRPC costs the loop a hundred or more). A child that exits or dies by a
+    signal ends the instance like a raised exception: the restart policy applies, and the
+    runtime and other xApps carry on.
     """
 
     mode: ClassVar[str] = "process"
     START_TIMEOUT_S: ClassVar[float] = 30.0
 
-    def __init__(self, *args: Any, reference: str, server: _HasSocket, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, reference: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.reference = reference
-        self._server = server
-        self.attach_token = ""
         self.process: asyncio.subprocess.Process | None = None
         self.exits: list[str] = []
-
-    def accepts(self, token: str) -> bool:
-        """Whether ``token`` is the attach token of the child being started."""
-        return bool(self.attach_token) and secrets.compare_digest(token, self.attach_token)
+        self._channel: FramedChannel[pb.XAppMessage] | None = None
 
     async def _next_stream(self) -> Stream:
-        self.attach_token = secrets.token_urlsafe(24)
-        self._incoming = asyncio.get_running_loop().create_future()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
-        env["RIC_XAPP_ATTACH_TOKEN"] = self.attach_token
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env["RIC_XAPP_CONFIG_JSON"] = self.config.model_dump_json()
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ric",
-            "xapp",
-            "run",
-            self.reference,
-            "--connect",
-            f"unix:{self._server.socket_path}",
-            "--process-of-runtime",
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
+        try:
+            with theirs:
+                self.process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "ric",
+                    "xapp",
+                    "run",
+                    self.reference,
+                    "--connect",
+                    f"fd:{theirs.fileno()}",
+                    "--process-of-runtime",
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    pass_fds=(theirs.fileno(),),
+                )
+        except BaseException:
+            ours.close()
+            raise
         self.pid = self.process.pid
+        channel = self._channel = await open_channel(
+            ours,
+            pb.XAppMessage.FromString,
+            max_bytes=self.settings.max_message_bytes,
+            peer=f"process {self.pid}",
+        )
         exited: asyncio.Future[Any] = asyncio.ensure_future(self.process.wait())
-        incoming: asyncio.Future[Any] = self._incoming
+        hello: asyncio.Future[Any] = asyncio.ensure_future(channel.read())
         try:
             done, _ = await asyncio.wait(
-                {incoming, exited},
-                timeout=self.START_TIMEOUT_S,
-                return_when=asyncio.FIRST_COMPLETED,
+                {hello, exited}, timeout=self.START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
             )
-            if incoming in done:
-                return self._incoming.result()
+            if hello in done:
+                return self._stream(channel, hello.result())
             if exited in done:
                 raise StreamEnded(f"its process {self._exit_text()} before attaching")
             raise StreamEnded(f"its process did not attach within {self.START_TIMEOUT_S:g} s")
+        except ConnectionError as exc:
+            raise StreamEnded(f"its stream broke before the hello: {exc}") from None
         except BaseException:
             await self._end_process()
             raise
         finally:
             exited.cancel()
-            self.attach_token = ""
-            self._incoming = None
+            hello.cancel()
+
+    def _stream(self, channel: FramedChannel[pb.XAppMessage], first: object) -> Stream:
+        """The stream of the child's hello; StreamEnded (and the child told) if it is wrong."""
+        why = ""
+        if not isinstance(first, pb.XAppMessage):
+            why = "closed its stream before the hello"
+        elif first.WhichOneof("message") != "hello":
+            why = f"sent {first.WhichOneof('message')} first, not a hello"
+        elif first.hello.name != self.name:
+            why = f"attached as {first.hello.name!r}, not as {self.name!r}"
+        else:
+            try:
+                codec.declared_class(first.hello)
+            except ValueError as exc:
+                why = str(exc)
+        if why:
+            channel.write_nowait(pb.RicMessage(stop=pb.Stop(reason=why)))
+            raise StreamEnded(f"its process {why}")
+        assert isinstance(first, pb.XAppMessage)
+        return Stream(channel, first.hello, channel.peer)
 
     async def _run_instance(self) -> None:
         try:
             await super()._run_instance()
         except StreamEnded as exc:
+            self._close_channel()
             await self._end_process()
             how = self._exit_text()
             self.exits.append(how)
             raise StreamEnded(f"xApp {self.name}: {exc}; its process {how}") from None
         finally:
+            self._close_channel()
             await self._end_process()
+
+    def _close_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.cancel()
 
     def _exit_text(self) -> str:
         proc = self.process

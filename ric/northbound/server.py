@@ -1,11 +1,11 @@
-"""The northbound gRPC server: where xApps in other processes, machines or languages attach.
+"""The northbound gRPC server: where xApps on other machines or in other languages attach.
 
-It listens on a private Unix socket (for the runtime's own ``process`` xApps, which present
-the attach token they were started with) and, when ``[northbound] port`` is set, on TCP for
-``remote`` xApps (bearer token and mTLS as configured). Each ``Attach`` stream starts with a
-Hello, which is checked before anything is created; a refusal ends the stream with a gRPC
-status whose message names the problem, and the runtime serves everyone else meanwhile.
-Health and reflection are served as on the E2 port.
+It listens on TCP when ``[northbound] port`` is set (``ric run --northbound``), for
+``remote`` xApps (bearer token and mTLS as configured). The runtime's own ``process`` xApps do
+not come through here: each gets a private socket pair (``ric.northbound.framed``). Each
+``Attach`` stream starts with a Hello, which is checked before anything is created; a refusal
+ends the stream with a gRPC status whose message names the problem, and the runtime serves
+everyone else meanwhile. Health and reflection are served as on the E2 port.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,7 +25,7 @@ from ric._proto.xapp.v1 import xapp_pb2 as pb
 from ric.config import NorthboundSettings
 from ric.errors import StateError
 from ric.northbound import codec
-from ric.northbound.host import AttachedHost, ProcessHost, RemoteHost, Stream
+from ric.northbound.host import AttachedHost, RemoteHost, Stream
 
 if TYPE_CHECKING:
     from ric.host import XAppHost
@@ -38,7 +35,6 @@ __all__ = ["SERVICE", "AttachRefused", "NorthboundServer", "XAppRegistry"]
 log = logging.getLogger(__name__)
 
 SERVICE = "ric.xapp.v1.XAppService"
-ATTACH_TOKEN_HEADER = "x-ric-attach-token"
 
 
 class AttachRefused(Exception):
@@ -63,21 +59,19 @@ class XAppRegistry(Protocol):
 
 
 class NorthboundServer:
-    """The gRPC server of the northbound API, on a Unix socket and optionally TCP."""
+    """The gRPC server of the northbound API (remote xApps, on TCP)."""
 
     def __init__(self, registry: XAppRegistry, settings: NorthboundSettings) -> None:
         self.registry = registry
         self.settings = settings
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
-        self._own_dir: str | None = None
-        self.socket_path = ""
         self.port: int | None = None
         self._token = b""
         self.refused = 0
 
     async def start(self) -> None:
-        """Bind the Unix socket (and the TCP port) and serve; OSError naming the address."""
+        """Bind the TCP port and serve; OSError naming the address."""
         if self._server is not None:
             raise StateError("NorthboundServer.start: already started")
         settings = self.settings
@@ -104,29 +98,27 @@ class NorthboundServer:
         reflection.enable_server_reflection(
             (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        if server.add_insecure_port(f"unix:{self.socket_path}") == 0:
-            raise OSError(f"cannot listen for xApps on the Unix socket {self.socket_path}")
-        if settings.port is not None:
-            address = f"{settings.host}:{settings.port}"
-            try:
-                if settings.tls.enabled:
-                    port = server.add_secure_port(address, self._credentials())
-                else:
-                    port = server.add_insecure_port(address)
-            except RuntimeError as exc:
-                raise OSError(f"cannot listen for xApps on {address}: {exc}") from exc
-            if port == 0:
-                raise OSError(f"cannot listen for xApps on {address}: address in use")
-            self.port = port
+        if settings.port is None:
+            raise StateError("NorthboundServer.start: [northbound] port is not set")
+        address = f"{settings.host}:{settings.port}"
+        try:
+            if settings.tls.enabled:
+                port = server.add_secure_port(address, self._credentials())
+            else:
+                port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen for xApps on {address}: {exc}") from exc
+        if port == 0:
+            raise OSError(f"cannot listen for xApps on {address}: address in use")
+        self.port = port
         await server.start()
         self._server = server
         await self._health.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        where = f" and {settings.host}:{self.port}" if self.port is not None else ""
-        log.info("northbound API listening on unix:%s%s", self.socket_path, where)
+        log.info("northbound API listening on %s:%d", settings.host, self.port)
 
     def _prepare(self) -> None:
-        """Read the token file and make the socket's directory (private to this user)."""
+        """Read the token file."""
         settings = self.settings
         if settings.token_file:
             try:
@@ -135,14 +127,6 @@ class NorthboundServer:
                 raise OSError(f"cannot read northbound.token_file: {exc}") from exc
             if not self._token:
                 raise OSError(f"northbound.token_file {settings.token_file} is empty")
-        if settings.socket_dir:
-            directory = settings.socket_dir
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        else:
-            directory = self._own_dir = tempfile.mkdtemp(prefix="ric-northbound-")
-        self.socket_path = os.path.join(directory, "xapps.sock")
-        if os.path.exists(self.socket_path):
-            os.unlink(self.socket_path)  # left by a runtime that did not exit cleanly
 
     def _credentials(self) -> grpc.ServerCredentials:
         tls = self.settings.tls
@@ -157,14 +141,11 @@ class NorthboundServer:
         )
 
     async def stop(self, grace_s: float = 1.0) -> None:
-        """Stop serving and remove the socket directory the server made."""
+        """Stop serving."""
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(grace_s)
             self._server = None
-        if self._own_dir is not None:
-            shutil.rmtree(self._own_dir, ignore_errors=True)
-            self._own_dir = None
 
     # -- one stream -------------------------------------------------------------------------
 
@@ -185,9 +166,7 @@ class NorthboundServer:
 
     async def _accept(self, context: Any, peer: str) -> Stream | None:
         metadata = {k: v for k, v in context.invocation_metadata() or ()}
-        local = peer.startswith("unix:")
-        if not local:
-            self._authenticate(metadata)
+        self._authenticate(metadata)
         try:
             first = await asyncio.wait_for(context.read(), self.settings.hello_timeout_s)
         except TimeoutError:
@@ -207,20 +186,10 @@ class NorthboundServer:
             codec.declared_class(hello)
         except ValueError as exc:
             raise AttachRefused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        if not local and self.settings.tls.client_ca:
+        if self.settings.tls.client_ca:
             self._check_identity(context, hello.name)
         stream = Stream(context, hello, peer)
         existing = next((h for h in self.registry.hosts if h.name == hello.name), None)
-        if local:
-            token = str(metadata.get(ATTACH_TOKEN_HEADER, ""))
-            if not isinstance(existing, ProcessHost) or not existing.accepts(token):
-                raise AttachRefused(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"xApp {hello.name}: the Unix socket takes only the runtime's own xApp "
-                    "processes, with the attach token they were started with",
-                )
-            self._offer(existing, stream)
-            return stream
         if existing is None:
             await self.registry.attach_remote(stream)
             return stream

@@ -18,7 +18,7 @@ from tests.conftest import RuntimeFactory, wait_for
         (["xapp", "run", "tests.northbound.apps:Counter"], "--connect"),
         (["xapp", "run", "x", "--connect", "nohost"], "is not HOST:PORT"),
         (["xapp", "run", "x", "--connect", "h:99999"], "is not HOST:PORT"),
-        (["xapp", "run", "x", "--connect", "unix:"], "needs a socket path"),
+        (["xapp", "run", "x", "--connect", "fd:x"], "needs a file descriptor number"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_problem(
@@ -29,6 +29,13 @@ def test_bad_arguments_exit_2_naming_the_problem(
         main(argv)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_runtimes_own_socket_is_not_for_users(capsys: pytest.CaptureFixture[str]) -> None:
+    """--connect fd:N (how the runtime starts its process xApps) is refused from a user,
+    naming what to use instead."""
+    assert main(["xapp", "run", "tests.northbound.apps:Counter", "--connect", "fd:0"]) == 2
+    assert "--connect HOST:PORT" in capsys.readouterr().err
 
 
 def test_an_xapp_that_does_not_load_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

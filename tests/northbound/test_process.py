@@ -62,7 +62,7 @@ async def test_process_xapp_runs_in_a_child_and_gets_its_control_acknowledged(
         assert policies == ["created:p1"]
         assert host.pid and host.pid != os.getpid()
         assert host.mode == "process"
-        assert host.transport()["kind"] == "northbound unix socket"
+        assert host.transport()["kind"] == "northbound socket pair"
         assert host.transport()["pid"] == host.pid
         quota = [o.action for x, o in stats.recent_controls if x == "nbcounter"]
         assert [getattr(a, "max_pct", None) for a in quota] == [77]

@@ -1,5 +1,5 @@
 """Who may attach remotely: with a token file, only xApps presenting the token; with mTLS,
-only xApps whose certificate names them; the Unix socket takes only the runtime's children."""
+only xApps whose certificate names them; process xApps need no listening socket at all."""
 
 from __future__ import annotations
 
@@ -72,14 +72,64 @@ async def test_mtls_admits_only_the_xapp_its_certificate_names(
         await asyncio.wait_for(anonymous.run(), 10)
 
 
-async def test_the_unix_socket_takes_only_the_runtimes_children(
+async def test_process_xapps_attach_over_their_own_socket_pair(
     make_runtime: RuntimeFactory,
 ) -> None:
-    """An xApp that finds the process socket but has no attach token is refused there."""
+    """Without [northbound] port the runtime listens for no xApp at all; its process xApp
+    attaches all the same, over the socket pair it was started with."""
     from tests.conftest import Recorder
 
     runtime, _ = await make_runtime(Recorder, **{"xapps.isolation": {"recorder": "process"}})
-    await wait_for(lambda: runtime.northbound.socket_path != "", what="the socket")
-    client = XAppClient(Counter, f"unix:{runtime.northbound.socket_path}")
-    with pytest.raises(AttachError, match="takes only the runtime's own xApp processes"):
-        await asyncio.wait_for(client.run(), 10)
+    host = runtime.host("recorder")
+    await wait_for(lambda: getattr(host, "attached", False), what="the process xApp's attach")
+    assert runtime.northbound.port is None
+    assert host.transport()["peer"] == f"process {host.transport()['pid']}"
+
+
+async def test_a_child_that_says_it_is_another_xapp_is_refused(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """A hello on a process xApp's socket pair naming another xApp ends that start, and the
+    child is told why in a stop message before the stream closes."""
+    import socket
+
+    from ric._proto.xapp.v1 import xapp_pb2 as pb
+    from ric.northbound.framed import open_channel
+    from ric.northbound.host import ProcessHost, StreamEnded
+    from tests.conftest import Recorder
+
+    runtime, _ = await make_runtime(Recorder, **{"xapps.isolation": {"recorder": "process"}})
+    host = runtime.host("recorder")
+    assert isinstance(host, ProcessHost)
+    ours, theirs = socket.socketpair()
+    runtime_end = await open_channel(ours, pb.XAppMessage.FromString, max_bytes=1 << 20, peer="x")
+    child_end = await open_channel(theirs, pb.RicMessage.FromString, max_bytes=1 << 20, peer="y")
+    hello = pb.XAppMessage(hello=pb.Hello(name="impostor"))
+    with pytest.raises(StreamEnded, match="attached as 'impostor', not as 'recorder'"):
+        host._stream(runtime_end, hello)
+    told = await child_end.read()
+    assert isinstance(told, pb.RicMessage)
+    assert "impostor" in told.stop.reason
+    runtime_end.cancel()
+    child_end.cancel()
+
+
+async def test_a_process_xapp_refused_by_the_runtime_says_why() -> None:
+    """The client of a runtime-started process reports the runtime's stop reason as a
+    refused attach (not retried: the socket pair is single-use)."""
+    import socket
+
+    from ric._proto.xapp.v1 import xapp_pb2 as pb
+    from ric.northbound.framed import open_channel
+
+    ours, theirs = socket.socketpair()
+    runtime_end = await open_channel(ours, pb.XAppMessage.FromString, max_bytes=1 << 20, peer="x")
+    client = XAppClient(Counter, f"fd:{theirs.detach()}", from_runtime=True)
+    task = asyncio.create_task(client.run())
+    hello = await runtime_end.read()
+    assert isinstance(hello, pb.XAppMessage)
+    assert hello.hello.name == Counter.name
+    await runtime_end.write(pb.RicMessage(stop=pb.Stop(reason="declared nothing useful")))
+    with pytest.raises(AttachError, match="refused xApp nbcounter: declared nothing useful"):
+        await asyncio.wait_for(task, 10)
+    runtime_end.cancel()
