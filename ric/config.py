@@ -99,6 +99,7 @@ __all__ = [
     "TraceSettings",
     "XAppsSettings",
     "load_config",
+    "sentinel_address",
 ]
 
 ENV_PREFIX = "RIC_"
@@ -745,6 +746,22 @@ class SdlSettings(_Section):
     """The shared data layer (``ric.sdl``): where the runtime's state and the xApps'
     namespaces live, and which shared namespaces each xApp may use."""
 
+_SENTINEL_MASTER = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def sentinel_address(address: str) -> tuple[str, int]:
+    """``(host, port)`` of a Sentinel given as ``host:port`` or ``[v6]:port``; ValueError
+    naming the address when it is not one."""
+    host, sep, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port with a port 1-65535")
+    if any(c in host for c in "/@[] ") or (":" in host and not address.startswith("[")):
+        raise ValueError(f"{address!r} is not host:port (write an IPv6 address as [addr]:port)")
+    return host, int(port)
+
+
     backend: Literal["memory", "sqlite", "redis"] = Field(
         "memory", description="memory: lost at exit; sqlite: a file; redis: shared by replicas"
     )
@@ -767,6 +784,51 @@ class SdlSettings(_Section):
         scheme, sep, rest = value.partition("://")
         if not sep or scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    sentinels: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Redis Sentinels as host:port; set: the master is found through them "
+        "(url then gives only TLS and the database)",
+    )
+    sentinel_master: str = Field(
+        "",
+        validate_default=True,
+        description="the master's name in Sentinel (its 'sentinel monitor' name); needs sentinels",
+    )
+    sentinel_password_file: str = Field(
+        "", description="file holding the Sentinels' own password (their requirepass), if any"
+    )
+    sentinel_term_wait_ms: int = Field(
+        500,
+        ge=0,
+        le=5000,
+        description="with sentinels, a node lease's new term must reach a Redis replica within "
+        "this (WAIT) or the claim is refused, so a failover cannot repeat a term; 0: no wait",
+    )
+
+    @field_validator("sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            sentinel_address(address)
+        return value
+
+    @field_validator("sentinel_master")
+    @classmethod
+    def _check_sentinel_master(cls, value: str, info: ValidationInfo) -> str:
+        sentinels = info.data.get("sentinels")
+        if sentinels and not value:
+            raise ValueError(
+                "must name the master Sentinel monitors when sdl.sentinels is set "
+                '(e.g. sentinel_master = "ric")'
+            )
+        if value and not sentinels and "sentinels" in info.data:
+            raise ValueError('needs sdl.sentinels (e.g. sentinels = ["redis-sentinel:26379"])')
+        if value and not _SENTINEL_MASTER.match(value):
+            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-'")
+        if value and info.data.get("url", "").startswith("unix:"):
+            raise ValueError("cannot be used with a unix:// sdl.url (Sentinel gives a TCP address)")
+        return value
         userinfo = rest.split("/", 1)[0].rpartition("@")[0]
         if ":" in userinfo:
             raise ValueError(

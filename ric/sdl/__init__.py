@@ -387,6 +387,17 @@ def granted_namespace(xapp: str, name: str, shared: Mapping[str, Collection[str]
     return name
 
 
+def _secret(path: str, key: str) -> str | None:
+    """The password in file ``path`` (None when no file is named); SdlError naming ``key``
+    when it cannot be read."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise SdlError(f"cannot read {key} {path}: {exc.strerror}") from None
+
+
 def from_config(settings: SdlSettings) -> SdlBackend:
     """The backend the ``[sdl]`` settings name, not yet opened (the runtime opens it)."""
     if settings.backend == "sqlite":
@@ -394,21 +405,20 @@ def from_config(settings: SdlSettings) -> SdlBackend:
 
         return SqliteBackend(settings.path)
     if settings.backend == "redis":
+        from ric.config import sentinel_address
         from ric.sdl.redis import RedisBackend
 
-        password = None
-        if settings.password_file:
-            try:
-                password = Path(settings.password_file).read_text().strip()
-            except OSError as exc:
-                raise SdlError(
-                    f"cannot read sdl.password_file {settings.password_file}: {exc.strerror}"
-                ) from None
         return RedisBackend(
             settings.url,
             key_prefix=settings.key_prefix,
-            password=password,
+            password=_secret(settings.password_file, "sdl.password_file"),
             probe_interval_s=settings.probe_interval_s,
+            sentinels=[sentinel_address(a) for a in settings.sentinels],
+            sentinel_master=settings.sentinel_master,
+            sentinel_password=_secret(
+                settings.sentinel_password_file, "sdl.sentinel_password_file"
+            ),
+            term_wait_ms=settings.sentinel_term_wait_ms,
         )
     from ric.sdl.memory import MemoryBackend
 

@@ -23,6 +23,26 @@ Change notifications: this backend's own writes reach its watchers directly, lik
 backends; one pub/sub connection, subscribed (by pattern) to the change channels of every
 namespace under the prefix from ``open`` on, delivers the other replicas' changes. Redis
 pub/sub is at-most-once: a replica that is disconnected misses the changes of that time.
+
+Sentinel: given ``sentinels`` and a ``sentinel_master`` name, the backend finds the master
+through redis-py's ``Sentinel`` (``master_for``: its ``SentinelConnectionPool`` asks the
+Sentinels for the master's address at each new connection, and drops connections to a master
+that was demoted). The commands' bounded ``Retry`` covers a failover's first moments (a
+``MasterNotFoundError`` while the Sentinels still see the dead master is a ``ConnectionError``
+and is retried like the others); beyond it the caller gets an SdlError and tries again later.
+The readiness probe also asks the Sentinels for the master every ``probe_interval_s``, so a
+failover is logged and shown in ``health()`` ("master changed from A to B"), and an outage
+reads "unreachable via sentinel ...".
+
+Replication is asynchronous, so a failover loses whatever the old master acknowledged but had
+not yet sent to the replica that was promoted. For a node lease's term that would be unsafe (a
+term handed out again to another replica), so with Sentinel a claim is followed, on the same
+connection, by ``WAIT 1 <term_wait_ms>``: the claim counts only once a replica holds the new
+term, else it is released and refused (the node sets up again later). A master with no replica
+connected (after a failover, until the old master comes back as a replica) is not waited for:
+a failover then would have nothing to promote. Other writes (renewals,
+fences, node and subscription records) are not waited for; what losing them means is in
+docs/architecture.md ("Redis failover").
 """
 
 from __future__ import annotations
@@ -32,13 +52,16 @@ import builtins
 import contextlib
 import json
 import logging
+import time
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -243,10 +266,19 @@ def _where(url: str) -> str:
     return f"{host}:{port}{parts.path if parts.path not in ('', '/') else ''}"
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class RedisBackend(SdlBackend):
     """Keys and groups in a Redis server at ``url`` (``redis://host:port/db``, ``rediss://``
     for TLS, ``unix:///path``), under ``key_prefix``; see the module docstring for the
     layout. ``password`` is given apart so that it never appears in the URL, logs or errors.
+
+    With ``sentinels`` (``(host, port)`` pairs) and ``sentinel_master``, the server is the
+    master those Sentinels name (``url`` then gives only TLS and the database);
+    ``sentinel_password`` is the Sentinels' own, and ``term_wait_ms`` bounds the WAIT that
+    makes a lease's term reach a replica (0: no wait).
     """
 
     kind = "redis"
@@ -259,15 +291,32 @@ class RedisBackend(SdlBackend):
         password: str | None = None,
         timeout_s: float = 5.0,
         probe_interval_s: float = 1.0,
+        sentinels: Sequence[tuple[str, int]] = (),
+        sentinel_master: str = "",
+        sentinel_password: str | None = None,
+        term_wait_ms: int = 500,
     ) -> None:
         super().__init__()
         if not key_prefix or any(c in key_prefix for c in "{}*?[]\\ "):
             raise SdlError(
                 f"Redis SDL key prefix {key_prefix!r} must not be empty or hold {{}}*?[]"
             )
+        if bool(sentinels) != bool(sentinel_master):
+            raise SdlError("Redis SDL: sentinels and sentinel_master go together")
         self.url = url
         self.key_prefix = key_prefix
-        self._where = _where(url)
+        self.sentinel_master = sentinel_master
+        self._sentinels = [_address(h, p) for h, p in sentinels]
+        self._where = (
+            f"master {sentinel_master!r} via sentinel {','.join(self._sentinels)}"
+            if sentinels
+            else _where(url)
+        )
+        self._master = ""
+        """The master's address the Sentinels gave last (``host:port``; Sentinel only)."""
+        self._master_note = ""
+        """What the last master change was, for ``health()`` (Sentinel only)."""
+        self._term_wait_ms = term_wait_ms if sentinels else 0
         self._timeout_s = timeout_s
         self._origin = uuid.uuid4().hex
         """Tags this backend's messages, so that it does not hear its own changes twice."""
@@ -279,12 +328,18 @@ class RedisBackend(SdlBackend):
         }
         if password is not None:
             kwargs["password"] = password
+        self._sentinel: Sentinel | None = None
+        self._client: aioredis.Redis
+        self._subscriber: aioredis.Redis
         try:
-            self._client: aioredis.Redis = aioredis.Redis.from_url(
-                url, socket_timeout=timeout_s, **kwargs
-            )
-            # The change channel waits for messages without end: no read timeout there.
-            self._subscriber: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
+            if sentinels:
+                self._sentinel, self._client, self._subscriber = self._via_sentinel(
+                    url, sentinels, sentinel_password, kwargs
+                )
+            else:
+                self._client = aioredis.Redis.from_url(url, socket_timeout=timeout_s, **kwargs)
+                # The change channel waits for messages without end: no read timeout there.
+                self._subscriber = aioredis.Redis.from_url(url, **kwargs)
         except ValueError as exc:
             raise SdlError(f"Redis SDL URL for {self._where} is not valid: {exc}") from None
         self._scripts = {
@@ -313,15 +368,85 @@ class RedisBackend(SdlBackend):
         self._why = ""
         self._state = "new"
 
+    def _via_sentinel(
+        self,
+        url: str,
+        sentinels: Sequence[tuple[str, int]],
+        sentinel_password: str | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[Sentinel, aioredis.Redis, aioredis.Redis]:
+        """The Sentinel manager and two clients of the master it names (commands, and the
+        change channel without a read timeout); the URL gives TLS, the database and its
+        query options, never the address."""
+        params: dict[str, Any] = dict(parse_url(url))
+        if params.pop("path", None) is not None:
+            raise ValueError("a unix:// URL cannot be used with Sentinel")
+        params.pop("host", None)
+        params.pop("port", None)
+        tls = params.pop("connection_class", None) is SSLConnection
+        on_sentinels: dict[str, Any] = {
+            "socket_timeout": self._timeout_s,
+            "socket_connect_timeout": self._timeout_s,
+        }
+        if sentinel_password is not None:
+            on_sentinels["password"] = sentinel_password
+        if tls:
+            on_sentinels["ssl"] = True
+            params["ssl"] = True
+        sentinel = Sentinel(list(sentinels), sentinel_kwargs=on_sentinels)
+        master = self.sentinel_master
+        client = sentinel.master_for(master, socket_timeout=self._timeout_s, **params, **kwargs)
+        subscriber = sentinel.master_for(master, **params, **kwargs)
+        return sentinel, client, subscriber
+
     def describe(self) -> str:
+        if self._sentinel is not None:
+            at = f" at {self._master}" if self._master else ""
+            note = f"; {self._master_note}" if self._master_note else ""
+            return (
+                f"redis master {self.sentinel_master!r}{at} via sentinel "
+                f"{','.join(self._sentinels)} prefix {self.key_prefix!r}{note}"
+            )
         return f"redis {self._where} prefix {self.key_prefix!r}"
 
     def health(self) -> tuple[bool, str]:
         if self._state != "open":
             return False, f"the Redis SDL at {self._where} is {self._state}"
         if not self._reachable:
+            if self._sentinel is not None:
+                return False, (
+                    f"Redis unreachable via sentinel {','.join(self._sentinels)} (master "
+                    f"{self.sentinel_master!r}, last at {self._master or 'unknown'}): {self._why}"
+                )
             return False, f"the Redis SDL at {self._where} is unreachable: {self._why}"
         return True, self.describe()
+
+    @property
+    def master(self) -> str:
+        """The master's ``host:port`` as the Sentinels gave it last ("" without Sentinel, or
+        before the first answer)."""
+        return self._master
+
+    async def _find_master(self) -> None:
+        """Ask the Sentinels for the master; log and note a change (a failover)."""
+        assert self._sentinel is not None
+        host, port = await self._sentinel.discover_master(self.sentinel_master)
+        found = _address(str(host), int(port))
+        if found == self._master:
+            return
+        before, self._master = self._master, found
+        if not before:
+            log.info("Redis SDL: master %r is at %s", self.sentinel_master, found)
+            return
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._master_note = f"master changed from {before} to {found} at {when}"
+        log.warning(
+            "Redis SDL: master %r changed from %s to %s (a Sentinel failover); the "
+            "connections follow it",
+            self.sentinel_master,
+            before,
+            found,
+        )
 
     def _seen(self, reachable: bool, why: str = "") -> None:
         """Record what the last command or probe learnt; log when it changes."""
@@ -338,6 +463,8 @@ class RedisBackend(SdlBackend):
         while True:
             await asyncio.sleep(self._probe_interval_s)
             try:
+                if self._sentinel is not None:
+                    await asyncio.wait_for(self._find_master(), self._timeout_s)
                 await asyncio.wait_for(self._client.ping(), self._timeout_s)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._seen(False, str(exc) or type(exc).__name__)
@@ -376,6 +503,8 @@ class RedisBackend(SdlBackend):
             raise SdlError(f"the Redis SDL at {self._where} was {self._state}; make a new one")
         self._state = "open"
         try:
+            if self._sentinel is not None:
+                await self._find_master()
             await self._client.ping()
             pubsub = self._subscriber.pubsub()
             self._pubsub = pubsub
@@ -413,6 +542,9 @@ class RedisBackend(SdlBackend):
         for client in (self._subscriber, self._client):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
+        if self._sentinel is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._sentinel.aclose()
 
     async def _listen(self) -> None:
         """Deliver the changes other replicas publish; ride over lost connections."""
@@ -671,19 +803,58 @@ class RedisBackend(SdlBackend):
             seen = await self._command("claim", "GET", lease)
             cur = b"" if seen is None else bytes(seen)
             holder = cur.decode().partition(" ")[2] or replica
-            term, other = await self._call(
-                "claim",
-                [
-                    lease,
-                    self._kind(namespace, "term", node),
-                    self._kind(namespace, "m", holder),
-                    self._kind(namespace, "leases"),
-                ],
-                [replica.encode(), b"%d" % ttl_ms, cur, node.encode()],
-            )
+            keys = [
+                lease,
+                self._kind(namespace, "term", node),
+                self._kind(namespace, "m", holder),
+                self._kind(namespace, "leases"),
+            ]
+            args = [replica.encode(), b"%d" % ttl_ms, cur, node.encode()]
+            wait = self._term_wait_ms and await self._has_replicas()
+            if wait:
+                (term, other), acked = await self._replicated("claim", keys, args)
+            else:
+                term, other = await self._call("claim", keys, args)
+                acked = 1
+            if int(term) > 0 and acked < 1:
+                # Not on any replica yet: a failover now could hand the same term out again.
+                value = f"{int(term)} {replica}"
+                with contextlib.suppress(SdlError):
+                    await self.release_lease(namespace, node, value)
+                raise SdlError(
+                    f"Redis SDL at {self._where}: the new term {int(term)} of {node} reached "
+                    f"no replica within sdl.sentinel_term_wait_ms ({self._term_wait_ms} ms); "
+                    "the claim was given up, so that a failover cannot repeat the term"
+                )
             if int(term) >= 0:
                 return int(term), bytes(other).decode().partition(" ")[2]
         raise SdlError(f"Redis SDL at {self._where}: the lease of {node} kept changing")
+
+    async def _has_replicas(self) -> bool:
+        """Whether the master has a replica connected now (``ROLE``). Without one there is
+        nothing to wait for: a failover would have no replica to promote."""
+        role = await self._command("claim", "ROLE")
+        return bool(role) and bytes(role[0]) == b"master" and bool(role[2])
+
+    async def _replicated(
+        self, name: str, keys: Sequence[bytes], args: Sequence[bytes]
+    ) -> tuple[Any, int]:
+        """Run script ``name`` then ``WAIT 1 <term_wait_ms>`` on the same connection (a
+        pipeline: WAIT counts the replicas that have this connection's writes); the script's
+        result and how many replicas acknowledged it."""
+        self._check_open()
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                await self._scripts[name](keys=list(keys), args=list(args), client=pipe)
+                pipe.execute_command("WAIT", 1, self._term_wait_ms)
+                result, acked = await pipe.execute()
+        except (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError) as exc:
+            self._seen(False, str(exc))
+            raise self._error(exc, name) from exc
+        except (RedisError, OSError) as exc:
+            raise self._error(exc, name) from exc
+        self._seen(True)
+        return result, int(acked)
 
     async def renew_leases(
         self, namespace: str, leases: Mapping[str, str], ttl_ms: int

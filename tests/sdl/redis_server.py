@@ -41,12 +41,16 @@ def redis_server_path() -> str:
 class RedisServer:
     """One redis-server process at a time on a fixed loopback port: start, kill, start again."""
 
-    def __init__(self, folder: Path, password: str | None = None) -> None:
+    def __init__(
+        self, folder: Path, password: str | None = None, replica_of: int | None = None
+    ) -> None:
         self.exe = redis_server_path()
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.password = password
+        self.replica_of = replica_of
+        """The loopback port of the master this server replicates, or None (a master)."""
         self.log_path = folder / f"redis-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -69,6 +73,10 @@ class RedisServer:
         ]  # fmt: skip
         if self.password is not None:
             argv += ["--requirepass", self.password]
+        if self.replica_of is not None:
+            argv += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        # A master syncs a new replica at once (the default waits 5 s for more replicas).
+        argv += ["--repl-diskless-sync-delay", "0"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
