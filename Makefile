@@ -42,7 +42,7 @@ test: lint system-deps node-deps
 # backend), docker-compose (which checks deploy/docker-compose.yml) and node with npm (the
 # Node.js xApp of tests/interop). On Debian, whichever is missing is installed with apt, as root
 # or through sudo; elsewhere the message says what. Each entry is command:package.
-SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto redis-server:redis-server docker-compose:docker-compose node:nodejs npm:npm
+SYSTEM_DEPS := prometheus:prometheus promtool:prometheus mosquitto:mosquitto redis-server:redis-server redis-sentinel:redis-sentinel docker-compose:docker-compose node:nodejs npm:npm
 
 system-deps:
 	@missing=""; \
