@@ -28,7 +28,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 import yaml
+from redis.exceptions import RedisError
 
 from ric.config import load_config
 from ric.http import observability
@@ -39,12 +41,28 @@ from tests.conftest import wait_for
 from tests.integration.stack import ROOT, free_port, tool
 from tests.integration.test_mqtt_bridge import Broker, Subscriber
 from tests.integration.test_prometheus import PROMETHEUS_DIR, alert_names, prometheus_server
+from tests.sdl.redis_server import RedisServer
+from tests.sdl.sentinel_server import redis_sentinel_path
 
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 SIMULATORS = {"sim-acme": "1", "sim-globex": "2", "sim-initech": "3"}
 """The compose file's simulator services and the scenario node each runs."""
+REPLICAS = ("ric-1", "ric-2", "ric-3")
+"""The replicas of the clustered RIC (profile ``cluster``)."""
+SENTINELS = ("redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3")
+"""The profile ``cluster``'s Sentinels."""
+CLUSTER = {
+    *REPLICAS,
+    *SENTINELS,
+    "redis-master",
+    "redis-replica",
+    "sim-cluster-acme",
+    "sim-cluster-globex",
+    "sim-cluster-initech",
+}
+"""Every service of the profile ``cluster``."""
 TOKEN = "a-test-token-for-the-deployment"
 """The HTTP bearer token the topology test gives the runtime and Prometheus."""
 WAIT_S = 20.0
@@ -182,7 +200,8 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
     for name, service in config["services"].items():
         registry = service["image"].split("/")[0]
         assert "." in registry or registry == "localhost", f"{name}: {service['image']}"
-        assert service.get("profiles", []) == (["sim"] if name in SIMULATORS else []), name
+        profiles = ["sim"] if name in SIMULATORS else ["cluster"] if name in CLUSTER else []
+        assert service.get("profiles", []) == profiles, name
     runtime, prometheus = config["services"]["runtime"], config["services"]["prometheus"]
     assert "healthcheck" in runtime  # an OCI image carries no HEALTHCHECK of its own
     assert runtime["environment"]["RIC_HTTP__PROTECT_READS"] == "true"
@@ -198,6 +217,7 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
     assert set(config["services"]) == {
         "runtime",
         *SIMULATORS,
+        *CLUSTER,
         "mosquitto",
         "prometheus",
         "grafana",
@@ -208,6 +228,112 @@ def test_compose_file_is_accepted_by_docker_compose(tmp_path: Path) -> None:
         rest = {k: v for k, v in given.items() if k != missing}
         refused = subprocess.run(argv, env={**env, **rest}, capture_output=True, text=True)
         assert refused.returncode != 0 and missing in refused.stderr, refused.stderr
+
+
+def compose_config(tmp_path: Path, *profiles: str) -> dict[str, Any]:
+    """What `docker-compose [--profile P] config` makes of deploy/docker-compose.yml with only the
+    two required variables set."""
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.fail("docker-compose is not installed: run `make test` or apt-get install it")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RIC_", "GRAFANA_"))}
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    token = tmp_path / "http-token"
+    token.write_text(TOKEN)
+    env |= {"GRAFANA_ADMIN_PASSWORD": "test-only", "RIC_HTTP_TOKEN_FILE": str(token)}
+    flags = [f for p in profiles for f in ("--profile", p)]
+    argv = [exe, *flags, "-f", str(COMPOSE), "--env-file", str(empty), "config"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+def sentinel_conf() -> dict[str, list[str]]:
+    """deploy/cluster/sentinel.conf's ``sentinel`` directives: name -> its arguments."""
+    out: dict[str, list[str]] = {}
+    for line in (DEPLOY / "cluster" / "sentinel.conf").read_text().splitlines():
+        words = line.split()
+        if len(words) > 2 and words[0] == "sentinel":
+            out[words[1]] = words[2:]
+    return out
+
+
+def test_cluster_profile_is_three_replicas_of_one_ric_on_redis_with_sentinel(
+    tmp_path: Path,
+) -> None:
+    """`docker-compose --profile cluster config` accepts the profile: three replicas mount
+    deploy/cluster/ric.toml, which loads with each one's environment as one RIC (same ric_id,
+    cluster on, distinct replica ids, MQTT client ids and audit files) on the Redis SDL found
+    through the profile's three Sentinels by the name they monitor; Redis is a master and its
+    replica; the simulators list all three replicas, each starting at another; the replicas'
+    leases and membership outlast Sentinel's down-after time."""
+    config = compose_config(tmp_path, "cluster")
+    services = config["services"]
+    assert set(services) >= CLUSTER
+    monitor = sentinel_conf()["monitor"]  # <name> <host> <port> <quorum>
+    name, host, port, quorum = monitor[0], monitor[1], monitor[2], int(monitor[3])
+    assert (host, port) == ("redis-master", "6379") and quorum <= len(SENTINELS) // 2 + 1
+    loaded = []
+    for replica in REPLICAS:
+        service = services[replica]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+        assert mounts["/etc/ric/ric.toml"] == str(DEPLOY / "cluster" / "ric.toml")
+        env = {k: str(v) for k, v in service["environment"].items()}
+        loaded.append(load_config(DEPLOY / "cluster" / "ric.toml", environ=env))
+        assert service["command"] == ["run", "--config", "/etc/ric/ric.toml"]
+        assert [s["source"] for s in service["secrets"]] == ["ric-http-token"]
+        assert "healthcheck" in service
+    assert len({c.ric_id for c in loaded}) == 1
+    assert [c.cluster.replica_id for c in loaded] == list(REPLICAS)
+    assert len({c.mqtt.client_id for c in loaded}) == len({c.audit.path for c in loaded}) == 3
+    for c in loaded:
+        assert c.cluster.enabled and c.sdl.backend == "redis" and c.e2.port == 36421
+        assert c.sdl.sentinels == [f"{s}:26379" for s in SENTINELS]
+        assert c.sdl.sentinel_master == name
+    replica_cmd = services["redis-replica"]["command"]
+    assert replica_cmd[replica_cmd.index("--replicaof") + 1 :] == ["redis-master", "6379"]
+    for sentinel in SENTINELS:
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in services[sentinel]["volumes"]}
+        assert mounts["/etc/redis/sentinel.conf"] == str(DEPLOY / "cluster" / "sentinel.conf")
+    firsts = []
+    for sim in ("sim-cluster-acme", "sim-cluster-globex", "sim-cluster-initech"):
+        command = services[sim]["command"]
+        endpoints = command[command.index("--connect") + 1].split(",")
+        assert sorted(endpoints) == [f"{r}:36421" for r in REPLICAS], sim
+        firsts.append(endpoints[0])
+    assert len(set(firsts)) == 3  # the nodes start spread over the replicas
+    # A failover (down-after, then about a second) must not make a replica drop its nodes or
+    # look dead: it stops acting safety_margin_s after its last renewal.
+    down_s = int(sentinel_conf()["down-after-milliseconds"][1]) / 1000
+    for c in loaded:
+        assert c.cluster.safety_margin_s > down_s + 2 and c.cluster.member_ttl_s > down_s + 2
+
+
+async def test_the_shipped_sentinel_conf_runs_and_names_the_master(tmp_path: Path) -> None:
+    """deploy/cluster/sentinel.conf, with only the master's address and the folder made local,
+    starts a real redis-sentinel that names a real redis-server as the master it monitors."""
+    with RedisServer(tmp_path / "redis") as master:
+        text = (DEPLOY / "cluster" / "sentinel.conf").read_text()
+        port = free_port()
+        text = text.replace("redis-master 6379", f"127.0.0.1 {master.port}")
+        text = text.replace("port 26379", f"port {port}").replace("dir /data", f"dir {tmp_path}")
+        conf = tmp_path / "sentinel.conf"
+        conf.write_text(text + "bind 127.0.0.1\n")
+        async with processes() as started:
+            await spawn(started, "sentinel", [redis_sentinel_path(), str(conf)], tmp_path)
+
+            async def named() -> Any:
+                try:
+                    async with aioredis.Redis(port=port, socket_timeout=1) as sentinel:
+                        found: Any = await sentinel.sentinel_get_master_addr_by_name("ric")
+                except (RedisError, OSError):
+                    return None
+                return found
+
+            host, found_port = await poll("the Sentinel to answer", named, tmp_path)
+        assert (bytes(host), int(found_port)) == (b"127.0.0.1", master.port)
 
 
 def test_dockerfile_installs_only_from_the_repository_and_runs_as_non_root() -> None:
