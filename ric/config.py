@@ -428,6 +428,13 @@ class ConflictSettings(_Section):
         description="guard window per action kind, seconds ('default' for the others)",
     )
     priority: dict[str, int] = Field(default_factory=dict, description="xApp name -> priority")
+    shared_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="replicas of a RIC ([cluster]): longest wait for the check in the conflict "
+        "window they share in Redis; beyond it the control is refused (fails closed)",
+    )
 
 
 class AuditSettings(_Section):

@@ -89,6 +89,8 @@ class _Touch:
     at: float
     window_s: float
     contested: bool = False
+    entry: str = ""
+    """Its id in the window shared by a RIC's replicas (``ric.conflicts_shared``)."""
 
 
 Token = list[tuple[str, _Touch]]

@@ -27,6 +27,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ric._proto.e2.v1 import common_pb2, e2_pb2
 from ric.actions import (
@@ -45,7 +46,11 @@ from ric.grants import Grants
 from ric.host import XAppHost
 from ric.ids import NodeId
 from ric.model import Cause, CauseCode
+from ric.sdl import SdlError
 from ric.types import Cancellable, Clock, Sensor
+
+if TYPE_CHECKING:
+    from ric.conflicts_shared import SharedArbiter
 
 __all__ = ["ControlRouter", "RateLimiter"]
 
@@ -90,6 +95,8 @@ class ControlRouter:
     """Sends controls and correlates the answers; ``node_for_cell`` finds a cell's session.
 
     ``notify_conflict(xapp, conflict)`` tells the other party of a conflict the arbiter found.
+    A replica of a RIC is given a ``shared_arbiter`` instead of an ``arbiter``: its window is
+    in Redis (``ric.conflicts_shared``), one round trip per control.
     """
 
     def __init__(
@@ -106,6 +113,7 @@ class ControlRouter:
         late_memory: int = 10_000,
         may_send: Callable[[str], str | None] | None = None,
         ric_id: str = "ric",
+        shared_arbiter: SharedArbiter | None = None,
     ) -> None:
         self._sensor = sensor
         self.control_id_prefix = f"{ric_id}-{secrets.token_hex(6)}-"
@@ -118,6 +126,7 @@ class ControlRouter:
         self._node_for_cell = node_for_cell
         self._next = next_instance
         self.arbiter = arbiter
+        self.shared_arbiter = shared_arbiter
         self._limiter = RateLimiter(rate_per_s, clock.monotonic) if rate_per_s else None
         self._notify = notify_conflict
         self._grants = grants or Grants()
@@ -139,6 +148,11 @@ class ControlRouter:
         if isinstance(checked, ControlOutcome):
             self._sensor.control_finished(host.name, checked)
             return checked
+        if self.shared_arbiter is not None:  # a replica of a RIC: the check is in Redis
+            checked = await self._check_shared(self.shared_arbiter, host, action, checked[:2])
+            if isinstance(checked, ControlOutcome):
+                self._sensor.control_finished(host.name, checked)
+                return checked
         session, ran_function_id, token, conflict = checked
         request_id = (host.index, self._next())
         future: asyncio.Future[ControlOutcome] = asyncio.get_running_loop().create_future()
@@ -265,6 +279,42 @@ class ControlRouter:
             token = list(decision.token)
         return session, function_id, token, conflict
 
+    async def _check_shared(
+        self,
+        arbiter: SharedArbiter,
+        host: XAppHost,
+        action: ControlAction,
+        checked: tuple[NodeSession, int],
+    ) -> ControlOutcome | tuple[NodeSession, int, Token, Conflict | None]:
+        """The arbiter's step for a replica of a RIC; fails closed when Redis does not answer
+        (``ric.conflicts_shared`` says why)."""
+        session, function_id = checked
+        try:
+            decision = await arbiter.decide(host.name, action)
+        except SdlError as exc:
+            return self._refused(
+                host, action, OutcomeKind.NOT_CONNECTED, str(exc), node=session.info.id
+            )
+        conflict = decision.conflict
+        if conflict is not None:
+            self._sensor.conflict(conflict)
+            if decision.notify is not None and self._notify is not None:
+                self._notify(decision.notify, conflict)
+        if not decision.allowed:
+            return self._refused(
+                host,
+                action,
+                OutcomeKind.CONFLICT,
+                str(conflict),
+                node=session.info.id,
+                conflict=conflict,
+            )
+        why = self._may_send(session.id) if self._may_send is not None else None
+        if why is not None:  # the lease went while Redis answered
+            arbiter.retract(decision.token)
+            return self._refused(host, action, OutcomeKind.NOT_CONNECTED, why, node=session.info.id)
+        return session, function_id, list(decision.token), conflict
+
     # -- ending -------------------------------------------------------------------------------
 
     def _finish(
@@ -291,8 +341,11 @@ class ControlRouter:
             conflict=pending.conflict,
             control_id=pending.control_id,
         )
-        if kind is not OutcomeKind.ACKNOWLEDGED and pending.token and self.arbiter is not None:
-            self.arbiter.retract(pending.token)
+        if kind is not OutcomeKind.ACKNOWLEDGED and pending.token:
+            if self.arbiter is not None:
+                self.arbiter.retract(pending.token)
+            elif self.shared_arbiter is not None:
+                self.shared_arbiter.retract(pending.token)
         if not pending.future.done():
             pending.future.set_result(outcome)
         self._sensor.control_finished(pending.host.name, outcome)

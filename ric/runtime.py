@@ -41,6 +41,7 @@ from ric.audit import AuditAnchors, AuditLog
 from ric.cluster import Cluster
 from ric.config import RuntimeConfig
 from ric.conflicts import Arbiter
+from ric.conflicts_shared import SharedArbiter
 from ric.control import ControlRouter
 from ric.e2.convert import (
     cause_from_proto,
@@ -185,9 +186,23 @@ class Runtime:
         ccfg = self.config.conflicts
         arbiter = (
             Arbiter(ccfg.policy, ccfg.window_s, ccfg.priority, self.clock.monotonic)
-            if ccfg.enabled
+            if ccfg.enabled and self.cluster is None
             else None
         )
+        shared: SharedArbiter | None = None
+        if ccfg.enabled and self.cluster is not None:  # one window for the replicas, in Redis
+            cluster = self.cluster
+            shared = SharedArbiter(
+                ccfg.policy,
+                ccfg.window_s,
+                ccfg.priority,
+                self.sdl,
+                cluster.namespace,
+                lambda: cluster.replica_id,
+                timeout_s=ccfg.shared_timeout_s,
+                notify=self._notify_conflict,
+            )
+            self.components.append(shared)  # started after the cluster: it follows notices
         self.controls = ControlRouter(
             self.sensor,
             self.clock,
@@ -199,6 +214,7 @@ class Runtime:
             grants=grants,
             may_send=None if self.cluster is None else self.cluster.may_act,
             ric_id=self.config.ric_id,
+            shared_arbiter=shared,
         )
         pcfg = self.config.privacy
         self.privacy = Pseudonymizer.from_config(pcfg.pseudonymize_ue_ids, pcfg.key_file)

@@ -922,3 +922,30 @@ class RedisBackend(SdlBackend):
             if key not in refused:
                 self._notify(Change(namespace, key, "set" if value is not None else "delete"))
         return sorted(refused)
+
+    # -- other modules' scripts (ric.conflicts_shared) ------------------------------------------
+
+    def add_script(self, name: str, source: str) -> None:
+        """Register a Lua script of another module under ``name`` (once per backend), to run
+        with ``run_script``; its keys come from ``kind_key``, so they share the namespace's
+        hash tag like every script here."""
+        if name in self._scripts:
+            raise SdlError(f"Redis SDL at {self._where}: a script named {name!r} exists")
+        self._scripts[name] = self._client.register_script(source)
+
+    async def run_script(self, name: str, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
+        """Run the script ``add_script`` registered as ``name``; SdlError when Redis cannot
+        be reached or the script fails."""
+        return await self._call(name, keys, args)
+
+    def kind_key(self, namespace: str, kind: str, name: str = "") -> bytes:
+        """The key ``<prefix>:{<namespace>}:<kind>:<name>``, of a kind of another module's
+        own (it must not be ``k``, ``g``, ``index`` or ``changes``)."""
+        if kind in ("k", "g", "index", "changes"):
+            raise SdlError(f"Redis SDL key kind {kind!r} belongs to the SDL itself")
+        return self._kind(namespace, kind, name)
+
+    def change_channel(self, namespace: str) -> bytes:
+        """The pub/sub channel of ``namespace``'s changes: a message published there in the
+        SDL's format (``{"origin", "ns", "key", "op"}``) reaches every replica's watchers."""
+        return self._channel(namespace)
