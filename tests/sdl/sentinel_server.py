@@ -42,11 +42,11 @@ def redis_sentinel_path() -> str:
 
 
 def pong(port: int) -> bool:
-    """Whether a server on loopback ``port`` answers PING now."""
+    """Whether a server on loopback ``port`` answers PING now (or asks for a password)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
@@ -61,6 +61,8 @@ class SentinelServer:
         *,
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 3000,
+        password: str | None = None,
+        master_password: str | None = None,
     ) -> None:
         self.exe = redis_sentinel_path()
         self.folder = folder
@@ -71,6 +73,10 @@ class SentinelServer:
         self.log_path = folder / f"sentinel-{self.port}.log"
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
+        self.password = password
+        """The Sentinel's own password (``requirepass``), or None."""
+        self.master_password = master_password
+        """The password of the master and its replicas (``sentinel auth-pass``), or None."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -90,6 +96,12 @@ class SentinelServer:
             f"sentinel down-after-milliseconds {MASTER} {self.down_after_ms}\n"
             f"sentinel failover-timeout {MASTER} {self.failover_timeout_ms}\n"
             f"sentinel parallel-syncs {MASTER} 1\n"
+            + (f"requirepass {self.password}\n" if self.password else "")
+            + (
+                f"sentinel auth-pass {MASTER} {self.master_password}\n"
+                if self.master_password
+                else ""
+            )
         )
         self.proc = subprocess.Popen(
             [self.exe, str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -105,7 +117,9 @@ class SentinelServer:
 
     async def master(self) -> int | None:
         """The port of the master this Sentinel names now (None when it cannot say)."""
-        async with aioredis.Redis(port=self.port, socket_timeout=1) as sentinel:
+        async with aioredis.Redis(
+            port=self.port, password=self.password, socket_timeout=1
+        ) as sentinel:
             try:
                 found: Any = await sentinel.sentinel_get_master_addr_by_name(MASTER)
             except (RedisError, OSError):
@@ -114,7 +128,9 @@ class SentinelServer:
 
     async def knows_replica(self, port: int) -> bool:
         """Whether this Sentinel lists the replica on ``port`` as up."""
-        async with aioredis.Redis(port=self.port, socket_timeout=1) as sentinel:
+        async with aioredis.Redis(
+            port=self.port, password=self.password, socket_timeout=1
+        ) as sentinel:
             try:
                 replicas: Any = await sentinel.sentinel_slaves(MASTER)
             except (RedisError, OSError):

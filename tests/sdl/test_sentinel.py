@@ -20,7 +20,7 @@ from ric._proto.e2.v1 import e2_pb2
 from ric.config import RuntimeConfig, load_config
 from ric.errors import ConfigError
 from ric.runtime import Runtime
-from ric.sdl import SdlError, from_config
+from ric.sdl import Change, SdlError, from_config
 from ric.sdl.redis import RedisBackend
 from ric.sdl.state import NODES
 from tests.conftest import wait_for
@@ -241,6 +241,47 @@ async def test_a_master_without_replicas_is_not_waited_for(redis_ha: RedisHa, pr
         assert await backend.claim_lease("ric.cluster.r", NODE, "a", 5000) == (1, "")
 
 
+async def test_passwords_for_the_master_and_for_the_sentinels_are_used_and_never_shown(
+    tmp_path: Path, prefix: str
+) -> None:
+    """A master with a password behind a Sentinel with a password of its own: given both (as
+    password_file and sentinel_password_file give them) the backend works; with the wrong
+    Sentinel password it cannot find the master, an SdlError that does not show a password."""
+    with (
+        RedisServer(tmp_path / "master", password="data-pw-1") as master,
+        SentinelServer(
+            tmp_path / "sentinel",
+            master.port,
+            password="sentinel-pw-2",
+            master_password="data-pw-1",
+        ) as sentinel,
+    ):
+        where = [("127.0.0.1", sentinel.port)]
+        good = RedisBackend(
+            key_prefix=prefix,
+            password="data-pw-1",
+            sentinels=where,
+            sentinel_master=MASTER,
+            sentinel_password="sentinel-pw-2",
+        )
+        async with good:
+            await good.set("ns", {"k": b"v"})
+            assert await good.get("ns", ["k"]) == {"k": b"v"}
+            assert good.master == f"127.0.0.1:{master.port}"
+            assert "pw" not in good.describe()
+        bad = RedisBackend(
+            key_prefix=prefix,
+            password="data-pw-1",
+            sentinels=where,
+            sentinel_master=MASTER,
+            sentinel_password="wrong-pw-3",
+        )
+        with pytest.raises(SdlError) as err:
+            await bad.open()
+        assert "cannot reach the Redis SDL at master 'ric' via sentinel" in str(err.value)
+        assert "pw-" not in str(err.value)
+
+
 def replica_config(ha: RedisHa, prefix: str) -> RuntimeConfig:
     """Replica ``a`` of RIC ``ric1`` on the Sentinel's master: E2 on a free port, no HTTP; its
     leases outlast a failover (it stops acting 7 s after its last renewal)."""
@@ -267,7 +308,8 @@ async def test_a_replica_carries_on_when_the_master_is_killed_and_sentinel_promo
     """SIGKILL the master under a running replica of the RIC: readiness says Redis is
     unreachable via the Sentinel, then, once the Sentinel promotes the replica, that the master
     changed from the old to the new; the node keeps its session, the lease renews on the new
-    master with its term, writes succeed there, and a new claim gets a higher term."""
+    master with its term, writes succeed there, another replica's changes are heard again, and
+    a new claim gets a higher term."""
     caplog.set_level(logging.INFO, logger="ric.sdl.redis")
     old = f"127.0.0.1:{redis_ha.master.port}"
     new = f"127.0.0.1:{redis_ha.replica.port}"
@@ -326,6 +368,19 @@ async def test_a_replica_carries_on_when_the_master_is_killed_and_sentinel_promo
             assert await runtime.sdl.get("after", ["k"]) == {"k": b"v"}
             record = await raw_get(redis_ha.replica.port, f"{prefix}:{{{NODES}}}:k:{NODE}".encode())
             assert record is not None and json.loads(record)["term"] == 1
+
+            # The change channel followed the master too: another replica's write is heard.
+            heard: list[Change] = []
+            runtime.sdl.watch("others", heard.append)
+            other = redis_ha.backend(prefix)
+            async with other:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + FAILOVER_S
+                while not heard:  # a write before the channel is back is not heard: again
+                    assert loop.time() < deadline, "the other replica's change was not heard"
+                    await other.set("others", {"x": b"1"})
+                    await asyncio.sleep(0.2)
+            assert heard[0] == Change("others", "x", "set")
             sampler.cancel()
 
         await wait_for(lambda: NODE not in runtime.sessions, what="the node to go")
