@@ -40,9 +40,9 @@ term handed out again to another replica), so with Sentinel a claim is followed,
 connection, by ``WAIT 1 <term_wait_ms>``: the claim counts only once a replica holds the new
 term, else it is released and refused (the node sets up again later). A master with no replica
 connected (after a failover, until the old master comes back as a replica) is not waited for:
-a failover then would have nothing to promote. Other writes (renewals,
-fences, node and subscription records) are not waited for; what losing them means is in
-docs/architecture.md ("Redis failover").
+a failover then would have nothing to promote. Other writes (renewals, fences, node and
+subscription records) are not waited for; what losing them means is in docs/architecture.md
+("Redis failover").
 """
 
 from __future__ import annotations

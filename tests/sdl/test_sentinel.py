@@ -192,6 +192,19 @@ def test_sentinel_settings_from_the_environment_make_a_sentinel_backend(tmp_path
         from_config(missing)
 
 
+def test_a_backend_given_half_of_the_sentinel_settings_or_a_socket_url_is_refused() -> None:
+    """RedisBackend itself refuses sentinels without a master name (and the reverse) and a
+    unix:// URL with Sentinel, each an SdlError saying what is wrong."""
+    with pytest.raises(SdlError, match="sentinels and sentinel_master go together"):
+        RedisBackend(sentinels=[("127.0.0.1", 26379)])
+    with pytest.raises(SdlError, match="sentinels and sentinel_master go together"):
+        RedisBackend(sentinel_master="ric")
+    with pytest.raises(SdlError, match="a unix:// URL cannot be used with Sentinel"):
+        RedisBackend(
+            "unix:///run/redis.sock", sentinels=[("127.0.0.1", 26379)], sentinel_master="ric"
+        )
+
+
 # -- against real servers ------------------------------------------------------------------------
 
 
