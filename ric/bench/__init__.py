@@ -124,6 +124,10 @@ def _num(value: float | None, unit: str = "") -> str:
     return f"{text}{unit}"
 
 
+def _ratio(value: float, baseline: float) -> float | None:
+    return value / baseline if baseline else None
+
+
 def _met(flag: bool | None) -> str:
     return "-" if flag is None else ("met" if flag else "NOT met")
 
@@ -320,6 +324,15 @@ def format_table(results: dict[str, Any]) -> str:
                 _num(one["values_per_s"]),
                 _num(s["ratio"]),
                 "per replica " + " + ".join(_num(v) for v in two["per_replica_values_per_s"]),
+            )
+        )
+        rows.append(
+            (
+                "  delivered into the sinks, incl. forwarded",
+                _num(two["delivered_values_per_s"]),
+                _num(one["delivered_values_per_s"]),
+                _num(_ratio(two["delivered_values_per_s"], one["delivered_values_per_s"])),
+                f"forwarded {_num(two['forwarded_values_per_s'])}/s",
             )
         )
         rows.append(

@@ -112,6 +112,19 @@ class _LagProbe:
         return out
 
 
+def _forwarding(rt: Any) -> dict[str, float]:
+    """A replica's report forwarding counters (``ric_cluster_reports_*`` of its routing
+    component, without the prefix: forwarded, received, dropped); none when not a replica."""
+    routing = getattr(rt, "routing", None)
+    if routing is None:
+        return {}
+    return {
+        name.removeprefix("ric_cluster_"): float(value)
+        for name, _kind, _help, _labels, value in routing.samples()
+        if name.startswith("ric_cluster_reports_")
+    }
+
+
 async def runtime(args: dict[str, Any], commands: Commands) -> None:
     """The real runtime with the benchmark xApps ``args["xapps"]`` on a free loopback port,
     each hosted in ``args["isolation"]`` mode (loop, thread or process; default: the
@@ -194,6 +207,7 @@ async def _runtime(args: dict[str, Any], commands: Commands, counts_dir: Path) -
                     ),
                     "queued_reports": sum(h.queue_depth for h in hosts),
                     "controls_pending": rt.controls.pending,
+                    "cluster_reports": _forwarding(rt),
                     **probe.read(),
                 }
             if name == "cluster":

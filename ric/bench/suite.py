@@ -539,9 +539,14 @@ def _loop_phases(
                 )
                 continue
             rate = max(1.0, 0.8 * top) if phase == "80%" else float(phase)
-            if profile:
-                server.child.request("profile_start")
-            with _spy(pids if profile else (), profile, cfg.control_s):
+            # Profiled: py-spy samples the runtime from outside (cProfile inside it would
+            # slow every Python call and skew the stages towards call-heavy code).
+            runtime_spy = (
+                spy_stages(server.child.pid, profile.with_suffix(".runtime.txt"), cfg.control_s)
+                if profile
+                else nullcontext({})
+            )
+            with _spy(pids if profile else (), profile, cfg.control_s), runtime_spy as spied:
                 r = node.request(
                     "run",
                     mode="paced",
@@ -549,9 +554,7 @@ def _loop_phases(
                     duration_s=cfg.control_s,
                     timeout_s=cfg.control_s + 30.0,
                 )
-            if profile:
-                server.child.request("profile_stop", timeout_s=60.0)
-                profile = None
+            profile = None
             achieved = r["sent"] / r["elapsed_s"]
             # Per loop closed (a control came back), not per indication sent: a mode that
             # loses controls must not look cheap for it.
@@ -568,6 +571,10 @@ def _loop_phases(
                     **_stalls(server.child.request("stats")),
                 }
             )
+            if spied.get("text"):
+                results[-1]["stages_us_per_loop"] = stage_costs(
+                    spied["text"], spied["cpu0"], spied["cpu1"], r["completed"]
+                )
     return results
 
 
@@ -1068,8 +1075,13 @@ def _cluster(
 def _cluster_ingest(
     cfg: BenchConfig, url: str | None, redis_pid: int, replicas: int
 ) -> dict[str, Any]:
-    """Blast ingest into ``replicas`` replicas (``url`` None: one runtime without cluster),
-    each replica's sink counting what reaches it; values/s summed over the replicas."""
+    """Blast ingest into ``replicas`` replicas (``url`` None: one runtime without cluster).
+
+    Each replica's sink counts what reaches its handler: the reports of the replica's own
+    nodes and, when the runtime forwards reports between replicas (``ric.cluster_streams``),
+    the other replica's too. The headline is each value once, in the xApp of the node's own
+    replica: the sink's values minus the forwarded reports it was handed (every report of the
+    section has the same number of values); delivered and forwarded are given beside it."""
     every = sorted(os.sched_getaffinity(0))
     if replicas == 1:
         # As the ingest section: the runtime alone on the server core, the load on the rest.
@@ -1093,30 +1105,49 @@ def _cluster_ingest(
         time.sleep(cfg.warmup_s)
         s0 = [s.child.request("stats") for s in servers]
         p0 = [s.child.sample() for s in servers]
-        g0 = [c.sample() for c in nodes]
+        g0 = [(c.sample(), c.request("stats")) for c in nodes]
         r0 = proc_sample(redis_pid) if url is not None else None
         meter = LoadMeter([*(s.child.pid for s in servers), *(c.pid for c in nodes)])
         time.sleep(cfg.ingest_s)
         s1 = [s.child.request("stats") for s in servers]
         p1 = [s.child.sample() for s in servers]
-        g1 = [c.sample() for c in nodes]
+        g1 = [(c.sample(), c.request("stats")) for c in nodes]
         r1 = proc_sample(redis_pid) if url is not None else None
         background = meter.background_cores()
         for child in nodes:
             child.request("halt")
-    per_replica = [
-        round((_values(b)[1] - _values(a)[1]) / (b["t"] - a["t"]))
-        for a, b in zip(s0, s1, strict=True)
-    ]
+    local: list[int] = []
+    delivered: list[int] = []
+    forwarded: list[int] = []
+    dropped = 0.0
+    for a, b in zip(s0, s1, strict=True):
+        elapsed = b["t"] - a["t"]
+        reports = _values(b)[0] - _values(a)[0]
+        values = _values(b)[1] - _values(a)[1]
+        fa, fb = a.get("cluster_reports", {}), b.get("cluster_reports", {})
+        received = fb.get("reports_received", 0.0) - fa.get("reports_received", 0.0)
+        dropped += fb.get("reports_dropped", 0.0) - fa.get("reports_dropped", 0.0)
+        per_report = values / reports if reports else 0.0
+        delivered.append(round(values / elapsed))
+        forwarded.append(round(received * per_report / elapsed))
+        local.append(delivered[-1] - forwarded[-1])
+    wall = g1[0][1]["t"] - g0[0][1]["t"]
+    sent = sum(b[1]["sent"] - a[1]["sent"] for a, b in zip(g0, g1, strict=True))
     out: dict[str, Any] = {
         "replicas": replicas if url is not None else 0,
-        "values_per_s": sum(per_replica),
-        "per_replica_values_per_s": per_replica,
+        "values_per_s": sum(local),
+        "per_replica_values_per_s": local,
+        "delivered_values_per_s": sum(delivered),
+        "forwarded_values_per_s": sum(forwarded),
+        "forward_dropped_reports_per_s": round(dropped / wall) if wall > 0 else 0,
+        "offered_values_per_s": round(sent * INGEST_SHAPE.ues * len(wire.UE_METRICS) / wall)
+        if wall > 0
+        else 0,
         "nodes_per_replica": connected,
         "replica_cpu_cores": [round(b.cpu_share(a), 3) for a, b in zip(p0, p1, strict=True)],
         "replica_rss_mb": [round(b.rss_bytes / 2**20, 1) for b in p1],
         "load_generators_cpu_cores": round(
-            sum(b.cpu_share(a) for a, b in zip(g0, g1, strict=True)), 3
+            sum(b[0].cpu_share(a[0]) for a, b in zip(g0, g1, strict=True)), 3
         ),
         "redis_cpu_cores": round(r1.cpu_share(r0), 3)
         if r0 is not None and r1 is not None
@@ -1217,11 +1248,13 @@ def cluster(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
         takeover["default"] = summary([default], {})
     return {
         "what": "replicas of one RIC ([sdl] backend = redis, [cluster] enabled) on a redis-server "
-        "the bench starts: values per second into each replica's sink xApp, summed, with the "
-        f"nodes ({max(2, cfg.cluster_nodes)}, in two node processes, blasting) spread over 2 "
-        "replicas vs all on 1; baseline: the same with 1 replica. Takeover: SIGKILL the "
-        "replica holding more nodes; time from the kill until each of its nodes is leased with "
-        "a higher term at the survivor, the nodes failing over through their endpoint lists",
+        f"the bench starts, the nodes ({max(2, cfg.cluster_nodes)}, in two node processes, "
+        "blasting) spread over 2 replicas vs all on 1: values per second into the sink xApp of "
+        "each node's own replica, summed (each value once; the reports a replica forwards to "
+        "the other's sink are counted apart, as forwarded, and both as delivered); baseline: "
+        "the same with 1 replica. Takeover: SIGKILL the replica holding more nodes; time from "
+        "the kill until each of its nodes is leased with a higher term at the survivor, the "
+        "nodes failing over through their endpoint lists",
         "shape": {
             **INGEST_SHAPE.describe(),
             "report": "per UE, 10 metrics",
