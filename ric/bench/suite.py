@@ -1035,9 +1035,14 @@ def _cluster(
     ``cfg.cluster_nodes`` nodes in two node processes; node group g connects first to
     replica g (mod the replicas) and fails over to the others in turn. Returns once every
     node is subscribed and every sink runs."""
-    servers = [
-        stack.enter_context(_server("runtime", a, deadline_s, cpus))
+    # Every replica starts before the first is waited for: they start side by side.
+    started = [
+        (stack.enter_context(Child("runtime", a, deadline_s=deadline_s, cpus=cpus)), a)
         for a, cpus in zip(args, replica_cpus, strict=True)
+    ]
+    servers = [
+        _Server(child, int(child.read(60.0)["port"]), xapps=[x["name"] for x in a["xapps"]])
+        for child, a in started
     ]
     n = len(servers)
     count = max(2, cfg.cluster_nodes)
