@@ -18,6 +18,14 @@ order). The configured policy decides:
 
 Both xApps learn of the conflict (the refused one through its outcome, the other through
 ``on_conflict``); the conflict is counted and logged with both parties.
+
+This arbiter keeps its window in the process: it is the whole story for one runtime, and
+costs no round trip. Replicas of one RIC (``[cluster] enabled``) use
+``ric.conflicts_shared.SharedArbiter`` instead, whose window is in Redis, checked by one
+atomic script per control, with the same rules: two xApps on different replicas conflict as
+they would on one, the first xApp is told on its own replica, and a check Redis does not
+answer within ``conflicts.shared_timeout_s`` refuses the control (fails closed; that module
+says why).
 """
 
 from __future__ import annotations
