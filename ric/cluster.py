@@ -37,9 +37,10 @@ before any lease it held can expire and be taken. It acts again after the next s
 renewal round. A timer armed at each success does this, so a hung Redis call cannot delay it.
 
 Simplified for now: reports are not forwarded between replicas, controls are not routed to
-the owning replica (an xApp sees and controls the nodes of its own replica), the conflict
-arbiter's window is per replica, and Redis is one server (no Sentinel). The term is checked
-by the RIC before a control leaves; it is not on the wire (the E2 ControlRequest has no term).
+the owning replica (an xApp sees and controls the nodes of its own replica), and Redis is
+one server (no Sentinel). The conflict arbiter's window is shared: ``ric.conflicts_shared``.
+The term is checked by the RIC before a control leaves; it is not on the wire (the E2
+ControlRequest has no term).
 """
 
 from __future__ import annotations
