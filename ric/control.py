@@ -286,15 +286,35 @@ class ControlRouter:
         action: ControlAction,
         checked: tuple[NodeSession, int],
     ) -> ControlOutcome | tuple[NodeSession, int, Token, Conflict | None]:
-        """The arbiter's step for a replica of a RIC; fails closed when Redis does not answer
-        (``ric.conflicts_shared`` says why)."""
+        """The arbiter's step for a replica of a RIC, in Redis."""
         session, function_id = checked
-        try:
-            decision = await arbiter.decide(host.name, action)
-        except SdlError as exc:
-            return self._refused(
-                host, action, OutcomeKind.NOT_CONNECTED, str(exc), node=session.info.id
-            )
+        decided = await self.arbitrate(host, action, session.info.id)
+        if isinstance(decided, ControlOutcome):
+            return decided
+        token, conflict = decided
+        why = self._may_send(session.id) if self._may_send is not None else None
+        if why is not None:  # the lease went while Redis answered
+            arbiter.retract(token)
+            return self._refused(host, action, OutcomeKind.NOT_CONNECTED, why, node=session.info.id)
+        return session, function_id, token, conflict
+
+    async def arbitrate(
+        self, host: XAppHost, action: ControlAction, node: NodeId | None = None
+    ) -> ControlOutcome | tuple[Token, Conflict | None]:
+        """The arbiter's step alone, with whichever arbiter this router has (the window in
+        Redis for a replica of a RIC): the refusal, or what to ``retract`` if the control
+        does not take effect and the conflict it won. For a control another replica sends
+        (``ric.cluster_streams``); a shared window that does not answer refuses it, as not
+        connected (``ric.conflicts_shared`` says why)."""
+        if self.shared_arbiter is not None:
+            try:
+                decision = await self.shared_arbiter.decide(host.name, action)
+            except SdlError as exc:
+                return self._refused(host, action, OutcomeKind.NOT_CONNECTED, str(exc), node=node)
+        elif self.arbiter is not None:
+            decision = self.arbiter.decide(host.name, action)
+        else:
+            return [], None
         conflict = decision.conflict
         if conflict is not None:
             self._sensor.conflict(conflict)
@@ -302,18 +322,18 @@ class ControlRouter:
                 self._notify(decision.notify, conflict)
         if not decision.allowed:
             return self._refused(
-                host,
-                action,
-                OutcomeKind.CONFLICT,
-                str(conflict),
-                node=session.info.id,
-                conflict=conflict,
+                host, action, OutcomeKind.CONFLICT, str(conflict), node=node, conflict=conflict
             )
-        why = self._may_send(session.id) if self._may_send is not None else None
-        if why is not None:  # the lease went while Redis answered
-            arbiter.retract(decision.token)
-            return self._refused(host, action, OutcomeKind.NOT_CONNECTED, why, node=session.info.id)
-        return session, function_id, list(decision.token), conflict
+        return list(decision.token), conflict
+
+    def retract(self, token: Token) -> None:
+        """Forget, in whichever arbiter recorded it, a control that did not take effect."""
+        if not token:
+            return
+        if self.arbiter is not None:
+            self.arbiter.retract(token)
+        elif self.shared_arbiter is not None:
+            self.shared_arbiter.retract(token)
 
     # -- ending -------------------------------------------------------------------------------
 
