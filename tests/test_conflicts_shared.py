@@ -20,6 +20,7 @@ from ric import (
     CellState,
     Conflict,
     ControlAction,
+    ControlOutcome,
     Handover,
     OutcomeKind,
     SlicePrbQuota,
@@ -419,3 +420,41 @@ def test_only_a_replica_has_the_shared_window(redis_server: RedisServer, prefix:
     assert one.controls.arbiter is None
     assert isinstance(one.controls.shared_arbiter, SharedArbiter)
     assert one.controls.shared_arbiter in one.components
+
+
+async def test_arbitrate_alone_uses_the_shared_window_for_a_control_sent_elsewhere(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """ControlRouter.arbitrate (the arbiter's step of a control another replica sends) checks
+    the shared window: mlb's handover into the cell es switched off on the other replica is
+    refused as a conflict; an allowed one, retracted, no longer holds its UE."""
+    async with two_replicas(redis_server.url, prefix) as (a, b, _, _):
+        off = await control(b, "es", CellState("001-01-21", active=False))
+        assert off.kind is OutcomeKind.ACKNOWLEDGED
+        refused = await a.controls.arbitrate(a.host("mlb"), Handover("4", "001-01-11", "001-01-21"))
+        assert isinstance(refused, ControlOutcome)
+        assert refused.kind is OutcomeKind.CONFLICT
+        decided = await a.controls.arbitrate(a.host("mlb"), Handover("5", "001-01-11", "001-01-12"))
+        assert not isinstance(decided, ControlOutcome)
+        token, conflict = decided
+        assert token and conflict is None
+        a.controls.retract(token)
+        es_move = Handover("5", "001-01-21", "001-01-22")
+        for _ in range(300):  # the retraction is sent in the background
+            after = await b.controls.arbitrate(b.host("es"), es_move)
+            if not isinstance(after, ControlOutcome):
+                break
+            await asyncio.sleep(0.01)
+        assert not isinstance(after, ControlOutcome)
+
+
+async def test_arbitrate_alone_uses_the_local_arbiter_without_the_cluster() -> None:
+    """Without the cluster, ControlRouter.arbitrate asks the in-process arbiter."""
+    config = load_config(environ={}, overrides={"e2.port": 0})
+    async with Runtime(config, [Plugin(Mlb, "t"), Plugin(Es, "t")]) as runtime:
+        router = runtime.controls
+        off = await router.arbitrate(runtime.host("es"), CellState("001-01-21", active=False))
+        assert not isinstance(off, ControlOutcome)
+        into = await router.arbitrate(runtime.host("mlb"), Handover("4", "001-01-11", "001-01-21"))
+        assert isinstance(into, ControlOutcome)
+        assert into.kind is OutcomeKind.CONFLICT
