@@ -238,6 +238,26 @@ def format_table(results: dict[str, Any]) -> str:
                     else "",
                 )
             )
+        staged = {
+            mode: m["at_rate"]["stages_us_per_loop"]
+            for mode, m in modes.items()
+            if m["at_rate"].get("stages_us_per_loop")
+        }
+        if staged:
+            rows.append((f"  runtime CPU us per loop by stage @{rate}/s (py-spy)", "", "", "", ""))
+            order = list(next(iter(staged.values())))
+            for stage in order + sorted({k for v in staged.values() for k in v} - set(order)):
+                rows.append(
+                    (
+                        f"    {stage}",
+                        ", ".join(
+                            f"{mode} {_num(v.get(stage, 0.0))}" for mode, v in staged.items()
+                        ),
+                        "",
+                        "",
+                        "",
+                    )
+                )
         for key, label in (("awaiting_handler", "awaiting each outcome"), ("uvloop", "uvloop")):
             if key in s:
                 alt = s[key]["at_rate"]

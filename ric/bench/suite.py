@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import numpy as np
 
 from ric.bench import wire
 from ric.bench.proc import Child, ChildError, LoadMeter, ProcSample, proc_sample, split_cpus
+from ric.bench.stages import spy_stages, stage_costs
 from ric.bench.wire import NodeShape
 from ric.bench.xapps import PRESETS
 from ric.config import DEFAULT_ISOLATION, ClusterSettings, IsolationMode
@@ -541,7 +542,7 @@ def _loop_phases(
             rate = max(1.0, 0.8 * top) if phase == "80%" else float(phase)
             # Profiled: py-spy samples the runtime from outside (cProfile inside it would
             # slow every Python call and skew the stages towards call-heavy code).
-            runtime_spy = (
+            runtime_spy: AbstractContextManager[dict[str, Any]] = (
                 spy_stages(server.child.pid, profile.with_suffix(".runtime.txt"), cfg.control_s)
                 if profile
                 else nullcontext({})

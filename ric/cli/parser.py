@@ -319,9 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="also write cProfile stats of the runtime process to DIR, one file per section "
-        "and isolation mode (control-loop.pstats, ingest-process.pstats, ...), and py-spy "
-        "samples of a process-mode xApp (control-process.xapp-0.txt) when py-spy is installed",
+        help="also profile into DIR: the control loop's runtime CPU per stage (us per loop, "
+        "in the table and the JSON) from py-spy samples, kept as collapsed stacks "
+        "(control-<mode>.runtime.txt, and control-process.xapp-0.txt for a process xApp); "
+        "cProfile stats of the runtime for ingest (ingest-<mode>.pstats)",
     )
     bench.set_defaults(func=cmd_bench)
 
