@@ -384,12 +384,15 @@ class _Node:
         targets: list[str],
         expected_subs: int,
         retry: tuple[float, float] = (0.05, 0.5),
+        setup_timeout_s: float = 60.0,
     ) -> None:
         self.node_id = node_id
         self.shape = shape
         self.endpoints = Endpoints(targets)
         self.retry = retry
         """Back-off between association attempts: (first, cap) in seconds."""
+        self.setup_timeout_s = setup_timeout_s
+        """Longest wait for the answer to an E2 setup."""
         self.expected_subs = expected_subs
         self.subs: list[Subscribed] = []
         self.ready = asyncio.Event()
@@ -455,7 +458,7 @@ class _Node:
         async with grpc.aio.insecure_channel(self.target, options=options) as channel:
             call: Any = channel.stream_stream(METHOD)()
             await call.write(wire.setup_request(self.node_id, self.shape))
-            async with asyncio.timeout(30.0):
+            async with asyncio.timeout(self.setup_timeout_s):
                 first = await call.read()
             read_setup_answer(
                 e2_pb2.RicMessage.FromString(first) if isinstance(first, bytes) else first
@@ -605,8 +608,9 @@ async def nodes(args: dict[str, Any], commands: Commands) -> None:
     expected = int(args.get("expected_subs", 1))
     targets = list(args.get("targets") or [args["target"]])
     retry = tuple(args.get("retry_s") or (0.05, 0.5))
+    setup_timeout_s = float(args.get("setup_timeout_s", 60.0))
     all_nodes = [
-        _Node(n, shape, targets, expected, (float(retry[0]), float(retry[1])))
+        _Node(n, shape, targets, expected, (float(retry[0]), float(retry[1])), setup_timeout_s)
         for n in args["node_ids"]
     ]
     keep_alive_s = float(args.get("keep_alive_s", 5.0))
@@ -616,7 +620,7 @@ async def nodes(args: dict[str, Any], commands: Commands) -> None:
     async with asyncio.TaskGroup() as tg:
         runs = [tg.create_task(n.run(keep_alive_s)) for n in all_nodes]
         try:
-            async with asyncio.timeout(float(args.get("setup_timeout_s", 60.0))):
+            async with asyncio.timeout(setup_timeout_s):
                 await asyncio.gather(*(n.ready.wait() for n in all_nodes))
         except TimeoutError:
             ready = sum(n.ready.is_set() for n in all_nodes)
