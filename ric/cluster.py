@@ -308,6 +308,11 @@ class Cluster:
         return self._acting
 
     @property
+    def redis(self) -> RedisBackend:
+        """The Redis SDL backend the replicas share (``ric.cluster_streams`` uses it too)."""
+        return self._backend
+
+    @property
     def last_renewal(self) -> float:
         """When (monotonic s) the last successful renewal round was sent: no lease this
         replica holds expires before this + ``lease_ttl_s``."""

@@ -900,6 +900,27 @@ class ClusterSettings(_Section):
     renew_interval_s: float = Field(
         1.0, gt=0, le=60, description="how often this replica renews its node leases"
     )
+    max_routed_in_flight: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="controls this replica's xApps may have waiting at other replicas (nodes "
+        "owned elsewhere); beyond it a control is refused as rate_limited",
+    )
+    control_stream_maxlen: int = Field(
+        10_000,
+        ge=100,
+        le=1_000_000,
+        description="entries kept in each node's control stream and each replica's outcome "
+        "stream in Redis (older ones are trimmed)",
+    )
+    report_stream_maxlen: int = Field(
+        1000,
+        ge=10,
+        le=100_000,
+        description="indication batches kept in each node's report stream for other "
+        "replicas' xApps (older ones are trimmed; a reader that far behind skips them)",
+    )
 
     @field_validator("replica_id")
     @classmethod

@@ -279,6 +279,39 @@ class ControlRouter:
             token = list(decision.token)
         return session, function_id, token, conflict
 
+    def admit_routed(
+        self, host: XAppHost, action: ControlAction, node: NodeId
+    ) -> ControlOutcome | None:
+        """The xApp's own checks for a control that another replica of the RIC will send to
+        ``node`` (``ric.cluster_streams``): its declaration, rate limit and grant; None when it
+        may go. The node's checks (its functions) are made where the node is."""
+        if not any(isinstance(action, cls) for cls in host.cls.controls):
+            return self._refused(
+                host,
+                action,
+                OutcomeKind.NOT_SUPPORTED,
+                f"xApp {host.name} does not declare {type(action).__name__} in its controls",
+            )
+        if self._limiter is not None and not self._limiter.allow(host.name):
+            self._sensor.limit_reached(host.name, "controls_per_s")
+            return self._refused(
+                host,
+                action,
+                OutcomeKind.RATE_LIMITED,
+                f"xApp {host.name} is over its limit of {self._limiter.rate:g} controls per second",
+            )
+        grant = self._grants.of(host.name)
+        why = grant.refuse_control(action, str(node)) if grant is not None else None
+        if why is not None:
+            return self._refused(
+                host,
+                action,
+                OutcomeKind.NOT_PERMITTED,
+                f"xApp {host.name} may not send this: {why}",
+                node=node,
+            )
+        return None
+
     async def _check_shared(
         self,
         arbiter: SharedArbiter,

@@ -39,6 +39,7 @@ from ric.a1 import A1Service
 from ric.actions import Conflict, ControlAction, ControlOutcome
 from ric.audit import AuditAnchors, AuditLog
 from ric.cluster import Cluster
+from ric.cluster_streams import ClusterRouting
 from ric.config import RuntimeConfig
 from ric.conflicts import Arbiter
 from ric.conflicts_shared import SharedArbiter
@@ -216,6 +217,11 @@ class Runtime:
             ric_id=self.config.ric_id,
             shared_arbiter=shared,
         )
+        self.routing: ClusterRouting | None = (
+            None if self.cluster is None else ClusterRouting(self.cluster, self, self)
+        )
+        """Controls routed to other replicas' nodes, reports forwarded between replicas
+        (``ric.cluster_streams``); None when the runtime is not a replica."""
         pcfg = self.config.privacy
         self.privacy = Pseudonymizer.from_config(pcfg.pseudonymize_ue_ids, pcfg.key_file)
         """UE-id pseudonyms for whatever leaves the runtime (MQTT, traces; logs via the CLI)."""
@@ -297,6 +303,13 @@ class Runtime:
             "reset_request": self._on_reset_request,
             "reset_response": self._on_reset_response,
         }
+        if self.routing is not None:  # answers to controls sent for other replicas' xApps
+            self._handlers["control_acknowledge"] = self._routed_answer(
+                "control_acknowledge", self.controls.on_acknowledge
+            )
+            self._handlers["control_failure"] = self._routed_answer(
+                "control_failure", self.controls.on_failure
+            )
         self._stack: contextlib.AsyncExitStack | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._closed = asyncio.Event()
@@ -364,6 +377,9 @@ class Runtime:
             if self.cluster is not None:  # after listening: its default id names the port
                 await self.cluster.start(self)
                 stack.push_async_callback(self.cluster.stop)  # before the SDL closes
+                if self.routing is not None:
+                    await self.routing.start(self._tg)
+                    stack.push_async_callback(self.routing.stop)  # before the cluster stops
             for component in self.components:
                 await component.start(self)
                 stack.push_async_callback(self._stop_component, component)
@@ -504,7 +520,7 @@ class Runtime:
             self._sources.pop(host.name, None)
             self.a1.unregister(host.name)
             for session in list(self._sessions.values()):
-                self.subscriptions.sync(session, self.hosts)
+                self.subscriptions.sync(session, self._wanting())
 
     def add_xapp(self, plugin: Plugin) -> XAppHost:
         """Load and start one more xApp in a running runtime; its reports join the shared
@@ -572,10 +588,51 @@ class Runtime:
                 return
         for session in list(self._sessions.values()):
             host.node_up(session.info)
-            self.subscriptions.sync(session, self.hosts)
+            self.subscriptions.sync(session, self._wanting())
+        if self.routing is not None:  # the other replicas' nodes, and its reports from them
+            for info in self.routing.node_infos().values():
+                host.node_up(info)
+            self.routing.refresh()
         await host.run()
         for session in list(self._sessions.values()):
-            self.subscriptions.sync(session, self.hosts)
+            self.subscriptions.sync(session, self._wanting())
+        if self.routing is not None:
+            self.routing.refresh()
+
+    def _routed_answer(
+        self, kind: str, local: Callable[[NodeSession, Any], None]
+    ) -> Callable[[NodeSession, Any], None]:
+        """``local`` unless the answer is to a control sent for another replica's xApp."""
+        routing = self.routing
+        assert routing is not None
+
+        def handle(session: NodeSession, msg: Any) -> None:
+            if not routing.on_answer(session, kind, msg):
+                local(session, msg)
+
+        return handle
+
+    def _wanting(self) -> Sequence[XAppHost]:
+        """The hosts the nodes' subscriptions serve: the local xApps and, on a replica, the
+        other replicas' xApps that want this replica's nodes (``ric.cluster_streams``)."""
+        if self.routing is None:
+            return self.hosts
+        return [*self.hosts, *self.routing.forward_hosts()]
+
+    def resync_subscriptions(self) -> None:
+        """Bring every live node's subscriptions in line with the hosts (``ReplicaCore``)."""
+        for session in list(self._sessions.values()):
+            self.subscriptions.sync(session, self._wanting())
+
+    def remote_nodes_changed(self, down: Sequence[NodeInfo], up: Sequence[NodeInfo]) -> None:
+        """Nodes other replicas own went or came: tell the xApps (``ReplicaCore``)."""
+        self._index_cells(None)
+        for host in self.hosts:
+            if host.accepting:
+                for info in down:
+                    host.node_down(info)
+                for info in up:
+                    host.node_up(info)
 
     def _notify_conflict(self, xapp: str, conflict: Conflict) -> None:
         for host in self.hosts:
@@ -609,6 +666,10 @@ class Runtime:
         self, host: XAppHost, action: ControlAction, timeout: float
     ) -> ControlOutcome:
         """Route a control (HostServices)."""
+        if self.routing is not None and action.cell not in self._cells:
+            routed = self.routing.route(host, action, timeout)  # a node another replica owns
+            if routed is not None:
+                return await routed
         return await self.controls.send(host, action, timeout)
 
     def nodes(self) -> Mapping[str, NodeInfo]:
@@ -654,23 +715,28 @@ class Runtime:
                 log.warning("closing node %s: %s", node, reason, extra={"node": node})
                 session.close(reason)
 
-    def _index_cells(self, session: NodeSession, *, remove: bool = False) -> None:
+    def _index_cells(self, session: NodeSession | None, *, remove: bool = False) -> None:
         """Re-index ``session``'s cells (or drop them) and refresh the nodes view."""
         for cell_id, owner in list(self._cells.items()):
             if owner is session:
                 del self._cells[cell_id]
-        if not remove:
+        if session is not None and not remove:
             for cell in session.info.cells:
                 self._cells[str(cell)] = session
-        self._nodes_view = MappingProxyType({k: s.info for k, s in self._sessions.items()})
+        nodes = {k: s.info for k, s in self._sessions.items()}
+        if self.routing is not None:  # the xApps see the nodes of every replica
+            nodes = {**self.routing.node_infos(), **nodes}
+        self._nodes_view = MappingProxyType(nodes)
 
     def node_up(self, session: NodeSession) -> None:
         """A node set up: register it, subscribe the xApps' reports, tell the xApps."""
         self._sessions[session.id] = session
+        if self.routing is not None:  # owned elsewhere until now: the xApps see it go first
+            self.routing.local_up(session)
         self._index_cells(session)
         self.state.node_up(session.info)
         self.sensor.node_connected(session.info)
-        self.subscriptions.sync(session, self.hosts)
+        self.subscriptions.sync(session, self._wanting())
         for host in self.hosts:
             if host.accepting:
                 host.node_up(session.info)
@@ -682,6 +748,8 @@ class Runtime:
         del self._sessions[session.id]
         self._index_cells(session, remove=True)
         self.controls.node_down(session, reason)
+        if self.routing is not None:  # what it sent for other replicas stays for the next owner
+            self.routing.local_down(session)
         self.subscriptions.node_down(session)
         self.state.node_down(session.info)  # written with the term it was held with
         if self.cluster is not None:
@@ -722,6 +790,8 @@ class Runtime:
     def _on_error_indication(self, session: NodeSession, msg: e2_pb2.ErrorIndication) -> None:
         cause = cause_from_proto(msg.cause)
         self.sensor.node_error_indication(session.id, cause)
+        if self.routing is not None and self.routing.on_answer(session, "error_indication", msg):
+            return
         self.controls.on_error_indication(session, msg)
 
     def _on_configuration_update(
@@ -787,7 +857,7 @@ class Runtime:
                 reset_response=e2_pb2.ResetResponse(transaction_id=msg.transaction_id)
             )
         )
-        self.subscriptions.sync(session, self.hosts)
+        self.subscriptions.sync(session, self._wanting())
 
     def _on_reset_response(self, session: NodeSession, msg: e2_pb2.ResetResponse) -> None:
         log.info("node %s confirmed a reset", session.id, extra={"node": session.id})

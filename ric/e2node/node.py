@@ -140,6 +140,9 @@ class E2Node(ABC, Generic[ActionT, SubT]):
         self.subscriptions: dict[RequestKey, SubT] = {}
         self.repeated_controls = 0
         """Controls answered from memory: their control_id was already applied."""
+        self.applied_controls = 0
+        """Controls with a control_id handed to :meth:`apply_control` (each id once: compare
+        with :attr:`applied_ids` to check that no id was applied twice)."""
         self._transaction = 0
         self._keep_alive_seq = 0
         self._applied: collections.OrderedDict[str, _Answered] = collections.OrderedDict()
@@ -402,6 +405,8 @@ class E2Node(ABC, Generic[ActionT, SubT]):
                     CauseCode.RIC_REQUEST_RAN_FUNCTION_ID_INVALID,
                     f"RAN function {req.ran_function_id} is not an RC function of {self.name}",
                 )
+            if control_id:
+                self.applied_controls += 1
             applied = self.apply_control(req)
         except Refused as exc:
             self.log.info(
@@ -446,6 +451,11 @@ class E2Node(ABC, Generic[ActionT, SubT]):
         # What the control changed is announced after it is acknowledged.
         out.extend(applied.then)
         return out
+
+    @property
+    def applied_ids(self) -> frozenset[str]:
+        """The control ids this node remembers answering (at most its ``applied_memory``)."""
+        return frozenset(self._applied)
 
     def _remember(self, control_id: str, answered: _Answered) -> None:
         self._applied[control_id] = answered
