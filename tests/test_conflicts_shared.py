@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -36,7 +37,7 @@ from ric.sensors import Stats
 from tests.conftest import wait_for
 from tests.e2node import ScriptedNode, rc_function
 from tests.sdl.redis_server import RedisServer
-from tests.test_cluster import replica_config, target
+from tests.test_cluster import http_of, replica_config, target
 from tests.test_conflicts import Es, Mlb, Steerer, acking, control
 
 NAMESPACE = "ric.cluster.ric1"
@@ -335,16 +336,23 @@ async def two_replicas(
     url: str, prefix: str, **extra: Any
 ) -> AsyncIterator[tuple[Runtime, Runtime, Stats, Stats]]:
     """Replica a with xApp mlb and node 1 (cells 11, 12), replica b with xApp es and node 2
-    (cells 21, 22); both nodes acknowledge every control."""
+    (cells 21, 22), each with its HTTP server; both nodes acknowledge every control."""
     stats_a, stats_b = Stats(), Stats()
+    web = {"http.enabled": True, "http.port": 0}
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(
-            Runtime(
-                replica_config(url, prefix, "a", **extra), [Plugin(Mlb, "t")], sensors=[stats_a]
+            Runtime.from_config(
+                replica_config(url, prefix, "a", **web, **extra),
+                [Plugin(Mlb, "t")],
+                sensors=[stats_a],
             )
         )
         b = await stack.enter_async_context(
-            Runtime(replica_config(url, prefix, "b", **extra), [Plugin(Es, "t")], sensors=[stats_b])
+            Runtime.from_config(
+                replica_config(url, prefix, "b", **web, **extra),
+                [Plugin(Es, "t")],
+                sensors=[stats_b],
+            )
         )
         for runtime, node_id, cells in ((a, 1, [11, 12]), (b, 2, [21, 22])):
             node = await stack.enter_async_context(ScriptedNode(target(runtime)))
@@ -355,6 +363,12 @@ async def two_replicas(
             stack.callback(task.cancel)
         await wait_for(lambda: all(h.instance for r in (a, b) for h in r.hosts), what="xApps")
         yield a, b, stats_a, stats_b
+
+
+async def scrape(runtime: Runtime) -> str:
+    """The Prometheus text of ``runtime``'s /metrics."""
+    async with aiohttp.ClientSession() as http, http.get(f"{http_of(runtime)}/metrics") as resp:
+        return await resp.text()
 
 
 @pytest.mark.parametrize(
@@ -381,6 +395,7 @@ async def test_xapps_on_two_replicas_conflict_and_the_first_is_told_on_its_own(
         await wait_for(lambda: es.conflicts, what="es told on replica b")
         mlb = a.host("mlb").instance
         assert isinstance(mlb, Steerer)
+        metrics_a, metrics_b = await scrape(a), await scrape(b)
     assert into.kind is into_kind
     assert into.conflict is not None
     assert (into.conflict.target, into.conflict.parameter) == ("cell:001-01-21", "active")
@@ -389,6 +404,10 @@ async def test_xapps_on_two_replicas_conflict_and_the_first_is_told_on_its_own(
     assert (told.first_xapp, told.second_xapp, told.winner) == ("es", "mlb", winner)
     assert mlb.conflicts == []
     assert (stats_a.conflicts[policy], stats_b.conflicts[policy]) == (1, 0)
+    assert f'ric_conflicts_total{{policy="{policy}"}} 1.0' in metrics_a
+    assert "ric_conflict_window_checks_total 1.0" in metrics_a  # mlb's (es's was b's)
+    assert "ric_conflict_window_notices_sent_total 1.0" in metrics_a
+    assert "ric_conflict_window_notices_received_total 1.0" in metrics_b
 
 
 async def test_a_replica_refuses_a_control_when_redis_stops_mid_window(
@@ -406,8 +425,10 @@ async def test_a_replica_refuses_a_control_when_redis_stops_mid_window(
         assert off.kind is OutcomeKind.ACKNOWLEDGED
         own_redis.kill()
         into = await control(a, "mlb", Handover("4", "001-01-11", "001-01-21"))
+        metrics = await scrape(a)
     assert into.kind is OutcomeKind.NOT_CONNECTED
     assert "replica a cannot check the conflict window shared in Redis" in into.detail
+    assert "ric_conflict_window_unavailable_total 1.0" in metrics
 
 
 def test_only_a_replica_has_the_shared_window(redis_server: RedisServer, prefix: str) -> None:
