@@ -396,6 +396,7 @@ async def test_xapps_on_two_replicas_conflict_and_the_first_is_told_on_its_own(
         mlb = a.host("mlb").instance
         assert isinstance(mlb, Steerer)
         metrics_a, metrics_b = await scrape(a), await scrape(b)
+        records_a, records_b = a.audit.last(10), b.audit.last(10)
     assert into.kind is into_kind
     assert into.conflict is not None
     assert (into.conflict.target, into.conflict.parameter) == ("cell:001-01-21", "active")
@@ -405,6 +406,9 @@ async def test_xapps_on_two_replicas_conflict_and_the_first_is_told_on_its_own(
     assert mlb.conflicts == []
     assert (stats_a.conflicts[policy], stats_b.conflicts[policy]) == (1, 0)
     assert f'ric_conflicts_total{{policy="{policy}"}} 1.0' in metrics_a
+    [record] = [r for r in records_a if r["xapp"] == "mlb"]  # one record, on mlb's replica
+    assert record["conflict"] == str(into.conflict)
+    assert [r["conflict"] for r in records_b] == [None]  # es's switch-off, audited before
     assert "ric_conflict_window_checks_total 1.0" in metrics_a  # mlb's (es's was b's)
     assert "ric_conflict_window_notices_sent_total 1.0" in metrics_a
     assert "ric_conflict_window_notices_received_total 1.0" in metrics_b
