@@ -26,8 +26,9 @@ slot on a Redis Cluster)::
     info:<node>      the node's NodeInfo (a northbound Node) as its owner took it
 
 **Controls.** An xApp's control for a cell of a node another replica owns is checked here
-(declaration, rate limit, grant, the conflict arbiter, at most ``cluster.max_routed_in_flight``
-waiting), given a control id and XADDed to the node's control stream. The owner reads its
+(declaration, rate limit, grant, the conflict arbiter, at most
+``cluster.max_routed_in_flight`` waiting), given a control id and XADDed to the node's
+control stream. The owner reads its
 nodes' streams through the group, checks the node offers the action, sends it and XADDs the
 answer to the origin's outcome stream, then XACKs the entry. The origin completes the xApp's
 control with the first outcome for its id and ignores any later one (counted): an owner that
@@ -445,23 +446,12 @@ class ClusterRouting:
             )
         token: Token = []
         conflict: Conflict | None = None
-        arbiter = self._core.controls.arbiter
-        if refused is None and arbiter is not None:
-            decision = arbiter.decide(host.name, action)
-            conflict = decision.conflict
-            if conflict is not None:
-                self._core.sensor.conflict(conflict)
-            if not decision.allowed:
-                refused = ControlOutcome(
-                    OutcomeKind.CONFLICT,
-                    action,
-                    node=node_id,
-                    xapp=host.name,
-                    detail=str(conflict),
-                    conflict=conflict,
-                )
+        if refused is None:  # the conflict arbiter, shared by the replicas when configured
+            arbitrated = await self._core.controls.arbitrate(host, action, node_id)
+            if isinstance(arbitrated, ControlOutcome):
+                refused = arbitrated
             else:
-                token = list(decision.token)
+                token, conflict = arbitrated
         if refused is not None:
             self._core.sensor.control_finished(host.name, refused)
             return refused
@@ -549,9 +539,8 @@ class ClusterRouting:
             conflict=routed.conflict,
             control_id=control_id,
         )
-        arbiter = self._core.controls.arbiter
-        if kind is not OutcomeKind.ACKNOWLEDGED and routed.token and arbiter is not None:
-            arbiter.retract(routed.token)
+        if kind is not OutcomeKind.ACKNOWLEDGED:
+            self._core.controls.retract(routed.token)
         if not routed.future.done():
             routed.future.set_result(outcome)
         self._core.sensor.control_finished(routed.host.name, outcome)
