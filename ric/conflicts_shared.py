@@ -53,6 +53,7 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, cast
 
@@ -79,6 +80,10 @@ NOTICES_KEY = "conflicts"
 POLL_S = 2.0
 """How often a replica reads the notice stream without being told (a lost change message)."""
 _MAX_NOTICES = 1000
+MAX_RETRACTS = 10_000
+"""Retractions kept while Redis does not answer; beyond, the oldest are dropped (their
+touches expire with their window anyway)."""
+_RETRACT_BATCH = 500
 
 # KEYS[1] sequence counter, KEYS[2] notice stream, KEYS[3..] the touched targets' hashes.
 # ARGV: xapp, replica, priority, policy, window ms, entry id prefix, action (hex), channel,
@@ -278,6 +283,8 @@ class SharedArbiter:
             {"origin": "conflicts", "ns": namespace, "key": NOTICES_KEY, "op": "set"}
         ).encode()
         self._ids = itertools.count(1)
+        self._incarnation = secrets.token_hex(6)
+        """In the entry ids, so a replica restarted within a window never reuses one."""
         self._retracts: list[tuple[bytes, bytes]] = []
         self._wake = asyncio.Event()
         self._read_from = ""
@@ -311,7 +318,7 @@ class SharedArbiter:
             return Decision(True)
         replica = self._replica()
         window = self.window_s(action.kind)
-        prefix = f"{replica}/{next(self._ids)}/"
+        prefix = f"{replica}/{self._incarnation}/{next(self._ids)}/"
         mine = _encode(action)
         keys = [self._seq_key, self._stream_key, *(self._key(t) for t, _, _ in wanted)]
         args: list[bytes] = [
@@ -380,9 +387,16 @@ class SharedArbiter:
         local = first_xapp != xapp and first_replica == replica
         return Decision(allowed, conflict, first_xapp if local else None, token)
 
+    @property
+    def retractions_pending(self) -> int:
+        """Retractions not yet sent to Redis (at most ``MAX_RETRACTS``)."""
+        return len(self._retracts)
+
     def retract(self, token: Token) -> None:
         """Forget a control that did not take effect (sent to Redis in the background)."""
         self._retracts += [(self._key(t), touch.entry.encode()) for t, touch in token]
+        if len(self._retracts) > MAX_RETRACTS:
+            del self._retracts[: len(self._retracts) - MAX_RETRACTS]
         self._wake.set()
 
     # -- the component ----------------------------------------------------------------------------
@@ -481,16 +495,16 @@ class SharedArbiter:
                 log.debug("shared conflict window: %s", exc or "no answer in time")
 
     async def _flush(self) -> None:
-        batch, self._retracts = self._retracts, []
-        if not batch:
-            return
-        try:
-            await self._backend.run_script(
-                "cw_retract", [k for k, _ in batch], [e for _, e in batch]
-            )
-        except BaseException:
-            self._retracts[:0] = batch  # kept for the next round
-            raise
+        while self._retracts:
+            batch = self._retracts[:_RETRACT_BATCH]
+            del self._retracts[:_RETRACT_BATCH]
+            try:
+                await self._backend.run_script(
+                    "cw_retract", [k for k, _ in batch], [e for _, e in batch]
+                )
+            except BaseException:
+                self._retracts[:0] = batch  # kept for the next round
+                raise
 
     async def _read(self) -> None:
         out = await self._backend.run_script(

@@ -28,7 +28,7 @@ from ric import (
 )
 from ric.config import load_config
 from ric.conflicts import Arbiter, Decision, Policy
-from ric.conflicts_shared import SharedArbiter, canonical
+from ric.conflicts_shared import MAX_RETRACTS, SharedArbiter, canonical
 from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sdl import SdlError
@@ -483,3 +483,39 @@ async def test_arbitrate_alone_uses_the_local_arbiter_without_the_cluster() -> N
         into = await router.arbitrate(runtime.host("mlb"), Handover("4", "001-01-11", "001-01-21"))
         assert isinstance(into, ControlOutcome)
         assert into.kind is OutcomeKind.CONFLICT
+
+
+async def test_a_retraction_redis_does_not_take_is_kept_and_sent_later(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """A retraction made while Redis is paused stays queued and is sent once Redis answers
+    again, so the other replica's control is then allowed."""
+    async with sides(redis_server.url, prefix, timeout_s=0.2) as rs, raw(redis_server.url) as r:
+        first = await rs["a"].arbiter.decide("mlb", HO_A)
+        await cast(Any, r).execute_command("CLIENT", "PAUSE", "500", "ALL")
+        rs["a"].arbiter.retract(first.token)  # its first try times out (0.2 s < 0.5 s)
+        for _ in range(100):  # the next try: at the worker's next poll
+            if not await r.exists(window_key(prefix, "ue:7")):
+                break
+            await asyncio.sleep(0.05)
+        assert rs["a"].arbiter.retractions_pending == 0
+        assert (await rs["b"].arbiter.decide("ts", HO_B)).allowed
+
+
+def test_retractions_waiting_for_redis_are_bounded() -> None:
+    """At most MAX_RETRACTS retractions wait for Redis; the oldest are dropped beyond."""
+    backend = RedisBackend("redis://127.0.0.1:1/0", key_prefix="t")
+    arbiter = SharedArbiter(
+        "first-wins",
+        WINDOWS,
+        {},
+        backend,
+        NAMESPACE,
+        lambda: "a",
+        timeout_s=1.0,
+        notify=lambda x, c: None,
+    )
+    touch = Arbiter("first-wins", WINDOWS, {}, lambda: 0.0).decide("mlb", HO_A).token
+    for _ in range(MAX_RETRACTS + 10):
+        arbiter.retract(touch)
+    assert arbiter.retractions_pending == MAX_RETRACTS
