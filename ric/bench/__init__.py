@@ -243,6 +243,8 @@ def format_table(results: dict[str, Any]) -> str:
             for mode, m in modes.items()
             if m["at_rate"].get("stages_us_per_loop")
         }
+        if staged and b["at_rate"].get("stages_us_per_loop"):
+            staged["raw"] = b["at_rate"]["stages_us_per_loop"]
         if staged:
             rows.append((f"  runtime CPU us per loop by stage @{rate}/s (py-spy)", "", "", "", ""))
             order = list(next(iter(staged.values())))

@@ -59,7 +59,8 @@ STAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("E2 write (gRPC)", r"^(\w+\.)?(_write_loop|encode|send|next_outbound) \(.*ric/e2/"),
         ("E2 read (gRPC)", r"ric/e2/"),
         ("watchdog", r"ric/watchdog\.py"),
-        ("bench harness (lag probe, commands)", r"ric/bench/roles\.py"),
+        # The raw baseline's whole handler (read, decode, echo) is here, and the lag probe.
+        ("bench roles (raw echo handler, lag probe)", r"ric/bench/roles\.py"),
         (OTHER, r"ric/"),
     )
 )

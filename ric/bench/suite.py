@@ -644,7 +644,11 @@ def control(cfg: BenchConfig, shared: dict[str, Any]) -> dict[str, Any]:
         )
     at_rate, top, at_high = measured[headline]
     echo_rate, echo_high, echo_top = _loop_phases(
-        "raw_echo", {"reports": [CONTROL_REPORT]}, cfg, [rate, at_high["rate_per_s"], "max"]
+        "raw_echo",
+        {"reports": [CONTROL_REPORT]},
+        cfg,
+        [rate, at_high["rate_per_s"], "max"],
+        profile=cfg.profile_dir / "control-raw.pstats" if cfg.profile_dir else None,
     )
     out: dict[str, Any] = {
         "what": "latency from a node writing an indication to the node receiving the "
