@@ -519,3 +519,43 @@ def test_retractions_waiting_for_redis_are_bounded() -> None:
     for _ in range(MAX_RETRACTS + 10):
         arbiter.retract(touch)
     assert arbiter.retractions_pending == MAX_RETRACTS
+
+
+@pytest.mark.parametrize(
+    ("policy", "mlb_kind", "winner"),
+    [("first-wins", OutcomeKind.CONFLICT, "es"), ("priority", OutcomeKind.ACKNOWLEDGED, "mlb")],
+)
+async def test_xapps_on_two_replicas_quota_one_slice_of_one_node(
+    redis_server: RedisServer,
+    prefix: str,
+    policy: str,
+    mlb_kind: OutcomeKind,
+    winner: str,
+) -> None:
+    """One node, owned by replica b: es on b quotas a slice of it, then mlb on a quotas the
+    same slice otherwise (routed to b when allowed): the policy decides as on one replica,
+    and es is told on b."""
+    extra = {"conflicts.policy": policy, "conflicts.priority": {"mlb": 5, "es": 1}}
+    async with (
+        Runtime(replica_config(redis_server.url, prefix, "a", **extra), [Plugin(Mlb, "t")]) as a,
+        Runtime(replica_config(redis_server.url, prefix, "b", **extra), [Plugin(Es, "t")]) as b,
+        ScriptedNode(target(b)) as node,
+    ):
+        await node.setup(functions=[rc_function(actions=[(3, 1), (2, 6)])])
+        answering = asyncio.create_task(acking(node))
+        await wait_for(lambda: all(h.instance for r in (a, b) for h in r.hosts), what="xApps")
+        await wait_for(lambda: "gnb-001-01-1" in a.nodes(), what="b's node seen from a")
+        first = await control(b, "es", SlicePrbQuota("001-01-11", "1-000001", 10, 40))
+        second = await control(a, "mlb", SlicePrbQuota("001-01-11", "1-000001", 30, 80))
+        es = b.host("es").instance
+        assert isinstance(es, Steerer)
+        await wait_for(lambda: es.conflicts, what="es told on replica b")
+        answering.cancel()
+    assert first.kind is OutcomeKind.ACKNOWLEDGED
+    assert second.kind is mlb_kind, second
+    assert second.conflict is not None
+    assert (second.conflict.target, second.conflict.parameter) == (
+        "slice:001-01-11/1-000001",
+        "prb_quota",
+    )
+    assert (es.conflicts[0].first_xapp, es.conflicts[0].winner) == ("es", winner)
