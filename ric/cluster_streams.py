@@ -21,7 +21,7 @@ slot on a Redis Cluster)::
                      ``<replica>|<xapp>`` holds a northbound ReportBatch (the columnar matrix
                      as the northbound API sends it: names, entity ids, packed doubles)
     int:<replica>    the reports the replica's xApps declare (their northbound Hello), with
-                     a TTL of max(member_ttl_s, 3 x renew_interval_s): an owner subscribes
+                     a TTL of max(member_ttl_s, 10 x renew_interval_s): an owner subscribes
                      on its nodes for the union
     info:<node>      the node's NodeInfo (a northbound Node) as its owner took it
 
@@ -62,7 +62,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -78,6 +78,7 @@ from ric.model import Cause, CauseCode, NodeInfo
 from ric.northbound import codec
 from ric.report import KpmReport
 from ric.sdl import SdlError
+from ric.sdl.state import SUBSCRIPTIONS
 from ric.types import Cancellable, Clock, Sensor, StatSample
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ BLOCK_MS: Final = 100
 
 READ_COUNT: Final = 256
 """Entries taken per stream per read."""
+
+SPAWNED_LIMIT_S: Final = 30.0
+"""Longest a one-off job (a takeover's claims, an outcome's write) may take."""
 
 MAX_FORWARD_BUFFER: Final = 10_000
 """Reports waiting to be XADDed for other replicas; beyond, the oldest are dropped (counted)."""
@@ -267,6 +271,7 @@ class ClusterRouting:
         self.stats = _Stats()
         self._failing: dict[str, bool] = {}
         self._stopping = False
+        self._spawned: set[asyncio.Task[None]] = set()
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -305,6 +310,7 @@ class ClusterRouting:
         tasks, self._tasks = self._tasks, []
         self._stopping = True  # the loops end even if a cancellation were lost in a call
         self._flush.set()
+        tasks += list(self._spawned)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -322,6 +328,24 @@ class ClusterRouting:
         with contextlib.suppress(SdlError, TimeoutError):
             async with asyncio.timeout(self.settings.renew_interval_s):
                 await self._cmd("interest", "DEL", self._key("int", self._cluster.replica_id))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` in the runtime's task group, bounded in time and ended at stop (a
+        call into Redis that never returns must not hold the runtime's shutdown)."""
+        if self._tg is None or self._stopping:
+            coro.close()
+            return
+
+        async def bounded() -> None:
+            try:
+                async with asyncio.timeout(SPAWNED_LIMIT_S):
+                    await coro
+            except TimeoutError:
+                self._trouble(name, TimeoutError(f"no answer within {SPAWNED_LIMIT_S:g} s"))
+
+        task = self._tg.create_task(bounded(), name=name)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
 
     def samples(self) -> Iterator[StatSample]:
         """The ``ric_cluster_*`` routing series."""
@@ -575,8 +599,7 @@ class ClusterRouting:
         if gone is not None:
             self._index()
             self._core.remote_nodes_changed([gone.info], [])
-        if self._tg is not None:
-            self._tg.create_task(self._take(session), name=f"cluster-take:{node}")
+        self._spawn(self._take(session), f"cluster-take:{node}")
 
     def local_down(self, session: NodeSession) -> None:
         """``session`` ended: the controls it was sending stay pending in the stream for the
@@ -594,6 +617,7 @@ class ClusterRouting:
         stream = self._key("ctl", node)
         try:
             await self._cmd("node info", "SET", self._key("info", node), info.SerializeToString())
+            await self._rearmed(node)
             with contextlib.suppress(SdlError):  # BUSYGROUP: it exists (the usual case)
                 await self._cmd("control group", "XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM")
             start = b"0-0"
@@ -630,6 +654,34 @@ class ClusterRouting:
                 extra={"node": node},
             )
         self._kick_consumer.set()
+
+    async def _rearmed(self, node: str) -> None:
+        """Check the node's subscriptions were re-armed for every xApp its registered record
+        (``ric.subscriptions``, kept in the SDL) names: one this replica does not serve yet
+        (its replica's interest not read since it attached) makes it read the interest now;
+        one on no live replica is logged (nobody would receive its reports)."""
+        found = await self._redis.get(SUBSCRIPTIONS, [node])
+        try:
+            records = json.loads(found[node]) if node in found else []
+            named = {x for r in records if isinstance(r, dict) for x in r.get("xapps", [])}
+        except (ValueError, TypeError):
+            return
+        served = {h.name for h in self._core.hosts if h.accepting} | {
+            name for _, name in self._forward
+        }
+        missing = sorted(str(x) for x in named if x not in served)
+        if not missing:
+            return
+        await self._view()
+        served |= {name for _, name in self._forward}
+        gone = [x for x in missing if x not in served]
+        if gone:
+            log.info(
+                "node %s: not re-armed for %s: on no live replica",
+                node,
+                ", ".join(gone),
+                extra={"node": node},
+            )
 
     def _serve(
         self, node: str, entry: bytes, fields: Mapping[bytes, bytes], *, resent: bool = False
@@ -793,11 +845,9 @@ class ClusterRouting:
         detail: str = "",
     ) -> None:
         """Queue the outcome for the origin's stream and the entry's XACK."""
-        if self._tg is None:
-            return
-        self._tg.create_task(
+        self._spawn(
             self._write_answer(node, entry, origin, control_id, kind, term, cause, detail),
-            name=f"cluster-answer:{control_id}",
+            f"cluster-answer:{control_id}",
         )
 
     async def _write_answer(
@@ -1037,8 +1087,7 @@ class ClusterRouting:
 
     def refresh(self) -> None:
         """Look again now (a local xApp came or went, a node was taken)."""
-        if self._tg is not None:
-            self._tg.create_task(self._refresh(), name="cluster-view-now")
+        self._spawn(self._refresh(), "cluster-view-now")
 
     async def _refresh(self) -> None:
         with contextlib.suppress(SdlError):
@@ -1046,8 +1095,9 @@ class ClusterRouting:
 
     async def _view(self) -> None:
         me = self._cluster.replica_id
-        # Outlives two missed rounds, and a replica whose membership expired.
-        ttl_ms = int(max(self.settings.member_ttl_s, 3 * self.settings.renew_interval_s) * 1000)
+        # Generous: a late round must not drop the interest (an owner reads only live
+        # replicas' interest, so a dead replica's is ignored at once anyway).
+        ttl_ms = int(max(self.settings.member_ttl_s, 10 * self.settings.renew_interval_s) * 1000)
         interest = {
             h.name: base64.b64encode(codec.hello_for(h.cls, credits=0).SerializeToString()).decode()
             for h in self._core.hosts

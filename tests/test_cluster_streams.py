@@ -150,3 +150,47 @@ async def test_a_control_pending_at_a_dead_owner_is_resent_once_with_its_id(
             await wait_for(lambda: a.routing is not None and a.routing.stats.late_outcomes == 1)
         records = [r for r in a.audit.last(20) if r.get("control_id") == first.control_id]
         assert [r["outcome"] for r in records] == ["acknowledged"]
+
+
+async def test_a_taken_over_node_is_rearmed_at_once_and_the_xapp_sees_down_then_up(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """When the replica owning a node stops, the node sets up at the next replica, which
+    subscribes on the new stream at once for the other replica's xApp; that xApp sees the
+    node go down and come up (nothing else) and its reports resume, from the new owner."""
+    url = redis_server.url
+    plugin = Plugin(Watcher, "test:Watcher")
+    node = "gnb-001-01-2"
+    async with (
+        Runtime(replica_config(url, prefix, "a"), [plugin]) as a,
+        replica(url, prefix, "c") as c,
+    ):
+        b = Runtime(replica_config(url, prefix, "b"))
+        await b.__aenter__()
+        running = True
+        try:
+            async with Simulator(
+                load_scenario(SMALL),
+                [target(b), target(c)],
+                nodes=[2],
+                reconnect_initial_s=0.05,
+                reconnect_max_s=0.2,
+            ) as sim:
+                await sim.wait_ready()
+                await wait_for(lambda: a.host("watcher").instance is not None, what="the xApp")
+                app = _app(a)
+                await wait_for(lambda: any(r.node == node for r in app.seen), what="b's reports")
+                running = False
+                await b.__aexit__(None, None, None)  # b stops: its lease is released at once
+                await wait_for(lambda: node in c.sessions, what="the takeover by c")
+                assert c.cluster is not None and c.cluster.term_of(node) == 2
+                (sub,) = c.subscriptions.live(c.sessions[node])
+                assert [w.host.name for w in sub.wants] == ["watcher"]
+                agent = sim.agents[2]
+                await wait_for(lambda: bool(agent.subscriptions), what="re-armed at the node")
+                seen = len(app.seen)
+                await wait_for(lambda: len(app.seen) > seen + 2, what="reports from c")
+        finally:
+            if running:
+                await b.__aexit__(None, None, None)
+        assert app.events[:3] == [("up", node), ("down", node), ("up", node)]
