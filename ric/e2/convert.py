@@ -337,6 +337,21 @@ def _value(v: int | float | str | bool) -> rc_pb2.Value:
     return rc_pb2.Value(string_value=v)
 
 
+def _cell_proto(cell: str) -> common_pb2.NrCgi:
+    """The wire form of the cell written ``cell``, kept once made: a RIC controls the same
+    few thousand cells over and over (only ever read, with CopyFrom)."""
+    proto = _CELL_PROTOS.get(cell)
+    if proto is None:
+        if len(_CELL_PROTOS) >= _CELL_PROTOS_MAX:
+            _CELL_PROTOS.clear()
+        proto = _CELL_PROTOS[cell] = cell_id_to_proto(CellId.parse(cell))
+    return proto
+
+
+_CELL_PROTOS: dict[str, common_pb2.NrCgi] = {}
+_CELL_PROTOS_MAX: Final = 65_536
+
+
 def control_request(
     action: ControlAction,
     request_id: tuple[int, int],
@@ -346,23 +361,22 @@ def control_request(
     """The ControlRequest that carries ``action`` (to an RC function, or to a CCC function for
     a :class:`~ric.actions.CccControlAction`), with the RIC's ``control_id`` for it (empty:
     none; the node then applies every copy it gets)."""
-    rid = common_pb2.RicRequestId(requestor=request_id[0], instance=request_id[1])
+    request = e2_pb2.ControlRequest(
+        ran_function_id=ran_function_id, ack_requested=True, control_id=control_id
+    )
+    request.request_id.requestor, request.request_id.instance = request_id
     if isinstance(action, CccControlAction):
-        return e2_pb2.ControlRequest(
-            request_id=rid,
-            ran_function_id=ran_function_id,
-            ccc=ccc_control_to_proto(action),
-            ack_requested=True,
-            control_id=control_id,
-        )
-    style, action_id = rc_key(action)
-    header = rc_pb2.RcControlHeader(style=style, action_id=action_id)
-    body = rc_pb2.RcControlMessage()
-    cell = cell_id_to_proto(CellId.parse(action.cell))
+        request.ccc.CopyFrom(ccc_control_to_proto(action))
+        return request
+    # Filled in place (no submessage built apart and copied in): this is the control loop.
+    header = request.header
+    body = request.message
+    header.style, header.action_id = rc_key(action)
+    cell = _cell_proto(action.cell)
     if isinstance(action, Handover):
         header.ue.ue_id = int(action.ue)
         header.ue.serving_cell.CopyFrom(cell)
-        body.handover.target_cell.CopyFrom(cell_id_to_proto(CellId.parse(action.target_cell)))
+        body.handover.target_cell.CopyFrom(_cell_proto(action.target_cell))
     elif isinstance(action, SlicePrbQuota):
         header.slice.cell.CopyFrom(cell)
         header.slice.slice.CopyFrom(_slice_to_proto(SliceId.parse(action.slice)))
@@ -389,14 +403,8 @@ def control_request(
             body.generic.parameters[key].CopyFrom(_value(value))
     else:
         raise TypeError(f"unknown control action type {type(action).__name__}")
-    return e2_pb2.ControlRequest(
-        request_id=rid,
-        ran_function_id=ran_function_id,
-        header=header,
-        message=body,
-        ack_requested=True,
-        control_id=control_id,
-    )
+    body.SetInParent()
+    return request
 
 
 _ADMIN_TO_PROTO: Final = {
