@@ -36,11 +36,20 @@ fail over to another endpoint), refuses controls and setups, and ``/readyz`` say
 before any lease it held can expire and be taken. It acts again after the next successful
 renewal round. A timer armed at each success does this, so a hung Redis call cannot delay it.
 
-Simplified for now: reports are not forwarded between replicas, controls are not routed to
-the owning replica (an xApp sees and controls the nodes of its own replica), and Redis is
-one server (no Sentinel). The conflict arbiter's window is shared: ``ric.conflicts_shared``.
-The term is checked by the RIC before a control leaves; it is not on the wire (the E2
-ControlRequest has no term).
+**The whole RIC to every xApp.** ``ric.cluster_streams`` routes an xApp's control for a node
+another replica owns to that owner through the node's control stream in Redis (a stream,
+because it outlives the replica that read it: the next owner claims what a dead one left
+pending and re-sends it with the same ``control_id``, which the node applies at most once),
+forwards reports of every replica's nodes to every replica's xApps, and tells them node up
+and down for the nodes other replicas own. At takeover the new owner re-arms the node's
+subscriptions at once for the xApps of every live replica. The conflict arbiter's window is
+shared too: ``ric.conflicts_shared``.
+
+Simplified for now: the term is checked by the RIC before a control leaves; it is not on the
+wire (the E2 ControlRequest has no term), so a node cannot refuse a deposed owner itself. A
+forwarded node's NodeInfo is the one it set up with (later configuration updates are not
+forwarded); an xApp is not told the admission status of its subscriptions on other replicas'
+nodes. Redis is one master (with Sentinel when configured), not a Redis Cluster.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ from ric.report import KpmReport
 from ric.sdl import SdlError
 from ric.sdl.state import SUBSCRIPTIONS
 from ric.types import Cancellable, Clock, Sensor, StatSample
+from ric.xapp import SubscriptionStatus
 
 if TYPE_CHECKING:
     from ric.cluster import Cluster
@@ -178,6 +179,10 @@ class ForwardHost(XAppHost):
     def deliver(self, report: KpmReport) -> None:
         self.delivered += 1
         self._routing.forward(self.origin, self.name, report)
+
+    def subscription_status(self, index: int, status: SubscriptionStatus) -> None:
+        # Kept, not queued: this host never runs a worker, so a queued event would stay.
+        self.statuses[(status.node, index)] = status
 
 
 @dataclass(eq=False)

@@ -133,6 +133,9 @@ def test_cluster_without_the_redis_sdl_is_refused_naming_both_keys() -> None:
         ({"cluster.replica_id": "a b"}, "cluster.replica_id", "part of Redis key names"),
         ({"cluster.replica_id": "{x}"}, "cluster.replica_id", "starting with a letter"),
         ({"cluster.lease_ttl_s": 0}, "cluster.lease_ttl_s", "greater than 0"),
+        ({"cluster.max_routed_in_flight": 0}, "cluster.max_routed_in_flight", "or equal to 1"),
+        ({"cluster.control_stream_maxlen": 10}, "cluster.control_stream_maxlen", "100"),
+        ({"cluster.report_stream_maxlen": 10**6}, "cluster.report_stream_maxlen", "100000"),
         ({"ric_id": "ric one"}, "cluster", "got ric_id = 'ric one'"),
     ],
 )

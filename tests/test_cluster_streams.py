@@ -99,10 +99,13 @@ async def test_an_xapp_controls_and_hears_a_node_another_replica_owns(
         assert len(mine) == 1 and mine[0]["outcome"] == "acknowledged"
         assert not [r for r in b.audit.last(10) if r.get("control_id") == outcome.control_id]
         assert b.routing.stats.served == 1 and a.routing.stats.routed == 1
-        # b's subscription serves a's xApp (forwarded) on every node.
+        # b's subscription serves a's xApp (forwarded) on every node; the forwarding host
+        # keeps its statuses without queueing events it would never handle.
         for session in b.sessions.values():
             (sub,) = b.subscriptions.live(session)
             assert [w.host.name for w in sub.wants] == ["watcher"]
+        (forward,) = b.routing.forward_hosts()
+        assert forward.origin == "a" and len(forward.statuses) == 3 and not forward._events
 
 
 async def test_a_control_pending_at_a_dead_owner_is_resent_once_with_its_id(
