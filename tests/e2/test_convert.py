@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from ric.e2.convert import MAX_ABS_VALUE, replace_invalid
 
@@ -30,3 +33,30 @@ def test_replace_invalid_leaves_valid_and_empty_arrays_alone() -> None:
         replace_invalid(values, lambda reason, count: told.append((reason, count)))
         np.testing.assert_array_equal(values, before)
     assert told == []
+
+
+@pytest.mark.parametrize("entities", [1, 8, 40])
+def test_small_and_large_matrices_are_read_and_checked_alike(entities: int) -> None:
+    """A matrix read on the few-values path (no NumPy reductions) and one on the NumPy path
+    give the same values, NaN where the contract says, and the same replacement counts."""
+    from ric._proto.e2.v1 import e2_pb2, kpm_pb2
+    from ric.e2.convert import report_from_indication
+    from ric.report import EntityKind
+
+    names = ("a", "b", "c", "d")
+    ind = e2_pb2.Indication()
+    m = ind.kpm.matrix
+    m.entity_kind = kpm_pb2.ENTITY_KIND_UE
+    m.metric_names.extend(names)
+    m.entity_ids.extend(str(i) for i in range(entities))
+    values = [float(i) for i in range(4 * entities)]
+    values[0], values[1], values[2] = math.inf, -2 * MAX_ABS_VALUE, math.nan
+    m.values.extend(values)
+    told: list[tuple[str, int]] = []
+    report = report_from_indication(
+        "n", ind, kind=EntityKind.UE, metrics=names, replaced=lambda k, n: told.append((k, n))
+    )
+    assert report.values.shape == (entities, 4)
+    assert np.isnan(report.values.flat[:3]).all()
+    assert report.values.flat[3:].tolist() == values[3:]
+    assert told == [("infinite", 1), ("out_of_range", 1)]
