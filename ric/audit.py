@@ -119,11 +119,15 @@ _HEX = frozenset("0123456789abcdef")
 _CHUNK = 65536
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""The canonical JSON of a record (made once: ``json.dumps`` with options builds an encoder
+per call)."""
+
+
 def record_hash(record: dict[str, Any]) -> str:
     """SHA-256 of a record's canonical JSON (sorted keys, no spaces), without its ``hash``."""
-    body = {k: v for k, v in record.items() if k != "hash"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    body = {k: v for k, v in record.items() if k != "hash"} if "hash" in record else record
+    return hashlib.sha256(_CANONICAL.encode(body).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -607,11 +611,15 @@ class AuditLog(Sensor):
         self._seq = record["seq"]
         self.count += 1
         record["prev"] = self._prev
-        record["hash"] = self._prev = record_hash(record)
+        # One encoding serves the hash and the line: the line is the canonical JSON with the
+        # hash added last (readers parse it; the order of keys carries nothing).
+        canonical = _CANONICAL.encode(record)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        record["hash"] = self._prev = digest
         self.records.append(record)
         if self._fd is None or self._error:
             return
-        data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        data = f'{canonical[:-1]},"hash":"{digest}"}}\n'.encode()
         try:
             _write_all(self._fd, data)  # one write per record: a crash tears one line at most
             if self._fsync:
