@@ -197,3 +197,33 @@ async def test_a_taken_over_node_is_rearmed_at_once_and_the_xapp_sees_down_then_
             if running:
                 await b.__aexit__(None, None, None)
         assert app.events[:3] == [("up", node), ("down", node), ("up", node)]
+
+
+async def test_routed_controls_beyond_the_cap_are_refused_naming_the_setting(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """With cluster.max_routed_in_flight = 1, a second control routed while the first waits
+    for its outcome is refused as rate limited, naming the setting; the first still ends
+    with the node's answer."""
+    url = redis_server.url
+    plugin = Plugin(Watcher, "test:Watcher")
+    config = replica_config(url, prefix, "a", **{"cluster.max_routed_in_flight": 1})
+    async with (
+        Runtime(config, [plugin]) as a,
+        replica(url, prefix, "b") as b,
+        ScriptedNode(target(b)) as node,
+    ):
+        await node.send(setup_request(node_id=1, functions=[rc_function()]))
+        assert (await node.recv()).WhichOneof("message") == "setup_response"
+        await wait_for(lambda: a.host("watcher").instance is not None, what="the xApp")
+        app = _app(a)
+        await wait_for(lambda: ("up", "gnb-001-01-1") in app.events, what="node up")
+        handover = Handover("5", "001-01-11", "001-01-12")
+        first = asyncio.create_task(app.control(handover, timeout=5.0))
+        request = await node.recv_kind("control_request")
+        second = await app.control(Handover("6", "001-01-11", "001-01-12"), timeout=5.0)
+        assert second.kind is OutcomeKind.RATE_LIMITED
+        assert "cluster.max_routed_in_flight = 1" in second.detail
+        ack = e2_pb2.ControlAcknowledge(request_id=request.request_id)
+        await node.send(e2_pb2.NodeMessage(control_acknowledge=ack))
+        assert (await first).kind is OutcomeKind.ACKNOWLEDGED
