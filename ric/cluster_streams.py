@@ -13,7 +13,8 @@ slot on a Redis Cluster)::
                      cluster.control_stream_maxlen; fields id (control_id), xapp, origin
                      (the replica the xApp is on), term (of the owner the origin saw),
                      deadline_ms (Unix), action (the northbound contract's Action bytes)
-    out:<replica>    stream: outcomes for the controls routed from that replica (same MAXLEN);
+    out:<replica>    stream: outcomes for the controls routed from that replica (same MAXLEN;
+                     it expires 100 membership TTLs after its last outcome);
                      fields id, kind, cause, cause_detail, detail, node, by (the replica that
                      sent it to the node), term (its lease term)
     rep:<node>       stream: the node's indications for other replicas' xApps, one entry per
@@ -891,6 +892,14 @@ class ClusterRouting:
                 self._cluster.replica_id,
                 "term",
                 str(term),
+            )
+            # A replica that is gone for good leaves its outcome stream; it expires after
+            # 100 membership TTLs without an outcome (the members list forgets it then too).
+            await self._cmd(
+                "outcome stream expiry",
+                "PEXPIRE",
+                self._key("out", origin),
+                str(int(self.settings.member_ttl_s * 100_000)),
             )
             await self._cmd("control ack", "XACK", self._key("ctl", node), GROUP, entry)
         except SdlError as exc:

@@ -105,18 +105,17 @@ class Failover(XApp):
 
     async def on_start(self) -> None:
         self.last_report: dict[str, float] = {}
-        self.ups: list[str] = []
-        self.downs: list[str] = []
+        self.events: list[tuple[str, str]] = []
         self.sent = 0
         self.outcomes: list[ControlOutcome] = []
         self.sending = True
         self.every(0.2, self._send_all)
 
     async def on_node_up(self, node: NodeInfo) -> None:
-        self.ups.append(str(node.id))
+        self.events.append(("up", str(node.id)))
 
     async def on_node_down(self, node: NodeInfo) -> None:
-        self.downs.append(str(node.id))
+        self.events.append(("down", str(node.id)))
 
     async def on_report(self, report: KpmReport) -> None:
         self.last_report[report.node] = time.monotonic()
@@ -346,6 +345,11 @@ async def run_failover(folder: Path, url: str) -> FailoverResult:
                     except AssertionError as exc:
                         problems.append(str(exc))
                     resumed = time.monotonic() - killed
+                    # Across the takeover the xApp saw a node-down / node-up pair, nothing else.
+                    for n in moved:
+                        seen = [e for e in app().events if e[1] == n]
+                        if seen != [("up", n), ("down", n), ("up", n)]:
+                            problems.append(f"the xApp saw {seen} for node {n}")
                     if client.attaches != 1:
                         problems.append(f"the xApp attached {client.attaches} times")
                     await asyncio.sleep(0.5)  # controls to the moved nodes' new owners
