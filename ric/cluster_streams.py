@@ -29,9 +29,9 @@ slot on a Redis Cluster)::
 **Controls.** An xApp's control for a cell of a node another replica owns is checked here
 (declaration, rate limit, grant, the conflict arbiter, at most
 ``cluster.max_routed_in_flight`` waiting), given a control id and XADDed to the node's
-control stream. The owner reads its
-nodes' streams through the group, checks the node offers the action, sends it and XADDs the
-answer to the origin's outcome stream, then XACKs the entry. The origin completes the xApp's
+control stream. The owner reads its nodes' streams through the group, checks the node offers
+the action, sends it and XADDs the answer to the origin's outcome stream, then XACKs the
+entry. A new owner claims every entry still pending (XAUTOCLAIM) when the node sets up. The origin completes the xApp's
 control with the first outcome for its id and ignores any later one (counted): an owner that
 dies after answering but before XACK lets the next owner re-send, and the node repeats its
 first answer. The origin's timer ends a control that gets no outcome in time, as timed out
@@ -40,19 +40,22 @@ entry past its deadline (it answers timed out instead). The control's one audit 
 written by the origin, where the xApp waits and where the one outcome is decided: an owner
 that recorded it could die before doing so, and a re-send would record it twice.
 
-**Reports.** Every renewal interval a replica publishes its xApps' report declarations (``int:``)
-and reads the others'. An owner keeps, per other replica and xApp, a ``ForwardHost`` that its
+**Reports.** Every renewal interval a replica publishes its xApps' report declarations
+(``int:``) and reads the others'. An owner keeps, per other replica and xApp, a ``ForwardHost`` that its
 subscription manager serves like a local xApp (so E2 subscriptions are shared and replaced
 make-before-break; the tap cuts the xApp's own names at its own period); what it is given is
 XADDed, one entry per node per loop turn. A replica XREADs (BLOCK) the report streams of the
 nodes other replicas own and hands each report to its xApp as if local. Node up and down for
-those nodes follow the leases and membership it reads each heartbeat: across a takeover the
-xApp sees a node-down / node-up pair.
+those nodes follow the leases and membership it reads every renewal interval: across a
+takeover the xApp sees a node-down / node-up pair. At takeover the new owner subscribes at once
+for every live replica's xApps (in the node's setup), and reads the interest again if the
+node's registered subscription record names an xApp it does not serve yet.
 
 Simplified: a node's NodeInfo is the one its owner had at setup (later configuration
 updates are not forwarded); statuses of remote subscriptions (admitted names) are not sent to
 the xApp; report streams are read from the newest entry when first watched, so a replica does
-not replay history. Latency across replicas is at least one Redis round trip each way.
+not replay history; a routed control is not rate-limited again at the owner. Latency across
+replicas is at least one Redis round trip each way, plus up to ``BLOCK_MS`` for a new stream.
 """
 
 from __future__ import annotations
