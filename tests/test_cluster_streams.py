@@ -99,6 +99,13 @@ async def test_an_xapp_controls_and_hears_a_node_another_replica_owns(
         assert len(mine) == 1 and mine[0]["outcome"] == "acknowledged"
         assert not [r for r in b.audit.last(10) if r.get("control_id") == outcome.control_id]
         assert b.routing.stats.served == 1 and a.routing.stats.routed == 1
+        a_series = {name: value for name, _, _, _, value in a.routing.samples()}
+        assert a_series["ric_cluster_controls_routed"] == 1
+        assert a_series["ric_cluster_reports_received"] >= 3
+        assert a_series["ric_cluster_controls_routed_waiting"] == 0
+        b_series = {name: value for name, _, _, _, value in b.routing.samples()}
+        assert b_series["ric_cluster_controls_served"] == 1
+        assert b_series["ric_cluster_report_batches_forwarded"] >= 1
         # b's subscription serves a's xApp (forwarded) on every node; the forwarding host
         # keeps its statuses without queueing events it would never handle.
         for session in b.sessions.values():
