@@ -334,8 +334,8 @@ class NorthboundTlsSettings(_Section):
 
 class NorthboundSettings(_Section):
     """The northbound API (``proto/ric/xapp/v1``): how xApps in other processes, on other
-    machines or in other languages attach. ``process`` xApps use a private Unix socket;
-    ``remote`` ones the TCP port."""
+    machines or in other languages attach. ``process`` xApps each get a private Unix socket
+    pair; ``remote`` ones attach on the TCP port."""
 
     enabled: bool = Field(True, description="serve the northbound API (process and remote xApps)")
     host: str = Field(
@@ -746,13 +746,6 @@ class PrivacySettings(_Section):
 
 _SDL_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 _KEY_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
-_SDL_RESERVED = ("xapp.", "ric.")
-
-
-class SdlSettings(_Section):
-    """The shared data layer (``ric.sdl``): where the runtime's state and the xApps'
-    namespaces live, and which shared namespaces each xApp may use."""
-
 _SENTINEL_MASTER = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
@@ -769,6 +762,13 @@ def sentinel_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+_SDL_RESERVED = ("xapp.", "ric.")
+
+
+class SdlSettings(_Section):
+    """The shared data layer (``ric.sdl``): where the runtime's state and the xApps'
+    namespaces live, and which shared namespaces each xApp may use."""
+
     backend: Literal["memory", "sqlite", "redis"] = Field(
         "memory", description="memory: lost at exit; sqlite: a file; redis: shared by replicas"
     )
@@ -784,13 +784,6 @@ def sentinel_address(address: str) -> tuple[str, int]:
     probe_interval_s: float = Field(
         1.0, gt=0, le=60, description="how often the backend is probed for readiness (/readyz)"
     )
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        scheme, sep, rest = value.partition("://")
-        if not sep or scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
     sentinels: list[str] = Field(
         default_factory=list,
         max_length=16,
@@ -836,6 +829,13 @@ def sentinel_address(address: str) -> tuple[str, int]:
         if value and info.data.get("url", "").startswith("unix:"):
             raise ValueError("cannot be used with a unix:// sdl.url (Sentinel gives a TCP address)")
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
         userinfo = rest.split("/", 1)[0].rpartition("@")[0]
         if ":" in userinfo:
             raise ValueError(
