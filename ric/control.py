@@ -167,8 +167,10 @@ class ControlRouter:
         else:
             if not session.send(e2_pb2.RicMessage(control_request=request)):
                 self._finish(request_id, OutcomeKind.NOT_CONNECTED, detail="session closed")
-        # Shielded: if the xApp stops waiting, the control still ends (and is audited) once.
-        return await asyncio.shield(future)
+        # Not shielded, on purpose: the future only carries the answer to this waiter. If the
+        # xApp stops waiting, the future is cancelled and _finish still ends (and audits) the
+        # control once; shield() would add a future and a callback hop to every control.
+        return await future
 
     @staticmethod
     def _refused(
