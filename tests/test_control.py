@@ -209,3 +209,26 @@ async def test_every_control_carries_a_ric_wide_control_id(make_runtime: Runtime
     assert refused.kind is OutcomeKind.NOT_CONNECTED and refused.control_id is None
     records = runtime.audit.last(3)
     assert [r["control_id"] for r in records] == [*ids, None]
+
+
+async def test_a_control_whose_waiter_gave_up_still_ends_once(make_runtime: RuntimeFactory) -> None:
+    """The xApp's task is cancelled while the node has the control: the node's later answer
+    still ends it, in one audit record and one counted outcome, and the cancelled task stays
+    cancelled."""
+    runtime, stats = await started(make_runtime)
+    async with ScriptedNode(f"127.0.0.1:{runtime.port}") as node:
+        await node.setup()
+        task = await send(runtime, HO)
+        req = await node.recv_kind("control_request")
+        task.cancel()
+        await asyncio.sleep(0)
+        await node.send(
+            e2_pb2.NodeMessage(
+                control_acknowledge=e2_pb2.ControlAcknowledge(request_id=req.request_id)
+            )
+        )
+        await wait_for(lambda: runtime.controls.pending == 0, what="the control's end")
+    assert task.cancelled()
+    records = [r for r in runtime.audit.records if r.get("type") == "control"]
+    assert [r["outcome"] for r in records] == ["acknowledged"]
+    assert stats.controls[("controller", "handover", "acknowledged")] == 1
