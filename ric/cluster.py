@@ -45,9 +45,11 @@ and down for the nodes other replicas own. At takeover the new owner re-arms the
 subscriptions at once for the xApps of every live replica. The conflict arbiter's window is
 shared too: ``ric.conflicts_shared``.
 
-Simplified for now: the term is checked by the RIC before a control leaves; it is not on the
-wire (the E2 ControlRequest has no term), so a node cannot refuse a deposed owner itself. A
-forwarded node's NodeInfo is the one it set up with (later configuration updates are not
+The term is checked by the RIC before a control leaves, and it is on the wire (the E2
+ControlRequest's ``term``): a node refuses a control whose term is below the highest it has
+seen, so a deposed owner cannot act for it even if it still reaches the node.
+
+Simplified for now: a forwarded node's NodeInfo is the one it set up with (later configuration updates are not
 forwarded); an xApp is not told the admission status of its subscriptions on other replicas'
 nodes. Redis is one master (with Sentinel when configured), not a Redis Cluster.
 """

@@ -746,7 +746,7 @@ class ClusterRouting:
             return False
         request_id = (FORWARDED_REQUESTOR, next(self._instances))
         try:
-            request = control_request(action, request_id, function, control_id)
+            request = control_request(action, request_id, function, control_id, term)
         except (ValueError, TypeError) as exc:
             self._answer(
                 node,

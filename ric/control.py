@@ -112,6 +112,7 @@ class ControlRouter:
         grants: Grants | None = None,
         late_memory: int = 10_000,
         may_send: Callable[[str], str | None] | None = None,
+        term_of: Callable[[str], int | None] | None = None,
         ric_id: str = "ric",
         shared_arbiter: SharedArbiter | None = None,
     ) -> None:
@@ -120,6 +121,8 @@ class ControlRouter:
         """What this router's control ids start with: the RIC id and this incarnation."""
         self._control_ids = itertools.count(1)
         self._may_send = may_send
+        self._term_of = term_of
+        """A replica of a RIC: the term it holds the node with (on each ControlRequest)."""
         """A replica of a RIC: None when it may send to the node now, else why not (it no
         longer holds the node's lease, ``ric.cluster``); a local check, no round trip."""
         self._clock = clock
@@ -161,7 +164,8 @@ class ControlRouter:
         self._pending[request_id] = pending
         pending.timer = self._clock.call_later(timeout, lambda: self._expire(request_id, timeout))
         try:
-            request = control_request(action, request_id, ran_function_id, pending.control_id)
+            term = (self._term_of(session.id) or 0) if self._term_of is not None else 0
+            request = control_request(action, request_id, ran_function_id, pending.control_id, term)
         except (ValueError, TypeError) as exc:
             self._finish(request_id, OutcomeKind.FAILED, detail=f"cannot encode the control: {exc}")
         else:

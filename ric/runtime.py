@@ -214,6 +214,7 @@ class Runtime:
             notify_conflict=self._notify_conflict,
             grants=grants,
             may_send=None if self.cluster is None else self.cluster.may_act,
+            term_of=None if self.cluster is None else self.cluster.term_of,
             ric_id=self.config.ric_id,
             shared_arbiter=shared,
         )

@@ -378,9 +378,9 @@ class Controller(XApp):
 async def test_a_control_leaves_only_while_the_replica_holds_the_nodes_lease(
     redis_server: RedisServer, prefix: str
 ) -> None:
-    """A control to a node whose lease the replica holds reaches the node; once the replica
-    no longer holds the lease, the next control is refused before it leaves, as not
-    connected, naming the lease."""
+    """A control to a node whose lease the replica holds reaches the node, carrying the
+    lease's term; once the replica no longer holds the lease, the next control is refused
+    before it leaves, as not connected, naming the lease."""
     config = replica_config(redis_server.url, prefix, "a")
     plugin = Plugin(Controller, "test:Controller")
     async with Runtime(config, [plugin]) as a, ScriptedNode(target(a)) as node:
@@ -391,6 +391,7 @@ async def test_a_control_leaves_only_while_the_replica_holds_the_nodes_lease(
         action = Handover("5", "001-01-11", "001-01-12")
         sent = asyncio.create_task(app.control(action, timeout=2.0))
         request = await node.recv_kind("control_request")
+        assert request.term == a.cluster.term_of(NODE) and request.term >= 1
         ack = e2_pb2.ControlAcknowledge(request_id=request.request_id)
         await node.send(e2_pb2.NodeMessage(control_acknowledge=ack))
         assert (await sent).kind is OutcomeKind.ACKNOWLEDGED

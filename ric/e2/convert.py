@@ -369,12 +369,14 @@ def control_request(
     request_id: tuple[int, int],
     ran_function_id: int,
     control_id: str = "",
+    term: int = 0,
 ) -> e2_pb2.ControlRequest:
     """The ControlRequest that carries ``action`` (to an RC function, or to a CCC function for
     a :class:`~ric.actions.CccControlAction`), with the RIC's ``control_id`` for it (empty:
-    none; the node then applies every copy it gets)."""
+    none; the node then applies every copy it gets) and the sending replica's lease ``term``
+    for the node (0: not a replica)."""
     request = e2_pb2.ControlRequest(
-        ran_function_id=ran_function_id, ack_requested=True, control_id=control_id
+        ran_function_id=ran_function_id, ack_requested=True, control_id=control_id, term=term
     )
     request.request_id.requestor, request.request_id.instance = request_id
     if isinstance(action, CccControlAction):

@@ -25,7 +25,9 @@ with no admitted action is refused with the first action's cause.
 Controls are applied at most once per ``control_id`` (the contract's ControlRequest): the node
 remembers how it answered the last :data:`APPLIED_CONTROL_MEMORY` ids, across reconnects, and
 answers a repeated id the same way under the new request id without applying it again. A
-request without an id (from a RIC older than the field) is applied every time.
+request without an id (from a RIC older than the field) is applied every time. A control
+whose ``term`` is below the highest the node was sent (a deposed replica of the RIC) is
+refused with MISC_NOT_AUTHORIZED, neither applied nor remembered.
 """
 
 from __future__ import annotations
@@ -147,6 +149,10 @@ class E2Node(ABC, Generic[ActionT, SubT]):
         self._keep_alive_seq = 0
         self._applied: collections.OrderedDict[str, _Answered] = collections.OrderedDict()
         self._applied_memory = applied_memory
+        self.term = 0
+        """The highest term a control was sent with (across reconnects, like the ids)."""
+        self.stale_controls = 0
+        """Controls refused for a term below :attr:`term`."""
 
     # ---------------------------------------------------------------- the source's part
 
@@ -399,6 +405,32 @@ class E2Node(ABC, Generic[ActionT, SubT]):
             before = self._applied.get(control_id)
             if before is not None:
                 return self._repeat(req, before)
+        if req.term < self.term:
+            # A deposed owner: refused, and its id not remembered, so the new owner's re-send
+            # of the same control is still applied.
+            self.stale_controls += 1
+            stale = Refused(
+                CauseCode.MISC_NOT_AUTHORIZED,
+                f"term {req.term} is below term {self.term} of a later owner of {self.name}",
+            )
+            self.log.info(
+                "%s: control %d/%d refused: %s",
+                self.name,
+                req.request_id.requestor,
+                req.request_id.instance,
+                stale.detail,
+            )
+            self.on_control(req, "failed", stale)
+            return [
+                e2_pb2.NodeMessage(
+                    control_failure=e2_pb2.ControlFailure(
+                        request_id=req.request_id,
+                        ran_function_id=req.ran_function_id,
+                        cause=cause_to_proto(stale.cause),
+                    )
+                )
+            ]
+        self.term = req.term
         try:
             if not self.is_rc_function(req.ran_function_id):
                 raise Refused(

@@ -272,3 +272,19 @@ async def test_a_repeated_control_id_is_answered_as_the_first_time(node: Node) -
     refailed = (await node.ask(control_request=bad)).control_failure
     assert refailed.request_id.instance == 4 and refailed.cause == failed.cause
     assert CauseCode(failed.cause.code) is CauseCode.RIC_REQUEST_RAN_FUNCTION_ID_INVALID
+
+
+async def test_a_control_from_a_lower_term_is_refused_and_not_remembered(node: Node) -> None:
+    """Once a control of term 5 arrived, one of term 4 (a deposed replica) is refused with
+    MISC_NOT_AUTHORIZED naming both terms, and its id is not remembered: the same id sent
+    again with the current term is applied."""
+    current = _quota(node, 1, node.rc)
+    current.control_id, current.term = "ric-t-10", 5
+    assert (await node.ask(control_request=current)).HasField("control_acknowledge")
+    stale = _quota(node, 2, node.rc)
+    stale.control_id, stale.term = "ric-t-11", 4
+    failure = (await node.ask(control_request=stale)).control_failure
+    assert CauseCode(failure.cause.code) is CauseCode.MISC_NOT_AUTHORIZED
+    assert "term 4 is below term 5" in failure.cause.detail
+    stale.request_id.instance, stale.term = 3, 5
+    assert (await node.ask(control_request=stale)).HasField("control_acknowledge")

@@ -814,6 +814,7 @@ class ControlRequest(_message.Message):
     ACK_REQUESTED_FIELD_NUMBER: _builtins.int
     CCC_FIELD_NUMBER: _builtins.int
     CONTROL_ID_FIELD_NUMBER: _builtins.int
+    TERM_FIELD_NUMBER: _builtins.int
     ran_function_id: _builtins.int
     ack_requested: _builtins.bool
     """When true the node answers with ControlAcknowledge or ControlFailure."""
@@ -828,6 +829,14 @@ class ControlRequest(_message.Message):
     (ControlAcknowledge with the same outcome, or ControlFailure with the same cause) under
     the new request_id, without applying it again. Empty (a RIC older than this field): no
     id; the node applies every such request.
+    """
+    term: _builtins.int
+    """The term under which the sending RIC replica holds the node (ric.cluster: a counter per
+    node that only grows, by one at each takeover); 0 from a RIC that is not replicated. A
+    node remembers the highest term it was sent and refuses a control with a lower one
+    (ControlFailure, cause MISC_NOT_AUTHORIZED) without applying it or remembering its
+    control_id: a deposed owner that still reaches the node cannot act for it, and the new
+    owner's re-send of the same id is still applied.
     """
     @_builtins.property
     def request_id(self) -> _common_pb2.RicRequestId: ...
@@ -847,10 +856,11 @@ class ControlRequest(_message.Message):
         ack_requested: _builtins.bool = ...,
         ccc: _ccc_pb2.CccControl | None = ...,
         control_id: _builtins.str = ...,
+        term: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ccc", b"ccc", "header", b"header", "message", b"message", "request_id", b"request_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_requested", b"ack_requested", "ccc", b"ccc", "control_id", b"control_id", "header", b"header", "message", b"message", "ran_function_id", b"ran_function_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_requested", b"ack_requested", "ccc", b"ccc", "control_id", b"control_id", "header", b"header", "message", b"message", "ran_function_id", b"ran_function_id", "request_id", b"request_id", "term", b"term"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
