@@ -26,8 +26,8 @@ Controls are applied at most once per ``control_id`` (the contract's ControlRequ
 remembers how it answered the last :data:`APPLIED_CONTROL_MEMORY` ids, across reconnects, and
 answers a repeated id the same way under the new request id without applying it again. A
 request without an id (from a RIC older than the field) is applied every time. A control
-whose ``term`` is below the highest the node was sent (a deposed replica of the RIC) is
-refused with MISC_NOT_AUTHORIZED, neither applied nor remembered.
+whose ``term`` is below the highest the node was sent in this association (a deposed
+replica of the RIC) is refused with MISC_NOT_AUTHORIZED, neither applied nor remembered.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class E2Node(ABC, Generic[ActionT, SubT]):
         self._applied: collections.OrderedDict[str, _Answered] = collections.OrderedDict()
         self._applied_memory = applied_memory
         self.term = 0
-        """The highest term a control was sent with (across reconnects, like the ids)."""
+        """The highest term a control was sent with in this association."""
         self.stale_controls = 0
         """Controls refused for a term below :attr:`term`."""
 
@@ -262,6 +262,14 @@ class E2Node(ABC, Generic[ActionT, SubT]):
     def drop_subscriptions(self) -> None:
         """End every subscription (a reset, or the association ended)."""
         self.subscriptions.clear()
+
+    def new_association(self) -> None:
+        """A RIC accepted the node's setup: subscriptions start afresh, and so does the term.
+        The owner that set the node up holds it now; a term remembered from an earlier
+        association must not refuse it (after a Redis restart without persistence a RIC's
+        terms start again at 1). The ids applied are remembered across associations."""
+        self.drop_subscriptions()
+        self.term = 0
 
     def next_transaction(self) -> int:
         """The next transaction id of a node-initiated procedure (setup, updates), 1..255."""

@@ -231,7 +231,7 @@ class NodeAgent(E2Node[_Action, _Subscription]):
         the RIC's messages to :meth:`handle`. Use instead of :meth:`run`, after the caller did
         the E2 setup with :meth:`setup_request`; subscriptions start afresh."""
         self._sink = send
-        self.drop_subscriptions()
+        self.new_association()
         self.setups += 1
         self.ready.set()
 
@@ -324,7 +324,7 @@ class NodeAgent(E2Node[_Action, _Subscription]):
         )
         out: asyncio.Queue[e2_pb2.NodeMessage] = asyncio.Queue()
         self._out = out
-        self.drop_subscriptions()
+        self.new_association()
         self.setups += 1
         self.ready.set()
         log.info(

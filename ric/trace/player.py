@@ -335,7 +335,7 @@ class PlayedNode(E2Node[_Action, _Subscription]):
         """The RIC accepted the setup."""
         self.connected = True
         self.setups += 1
-        self.drop_subscriptions()
+        self.new_association()
 
     def down(self) -> None:
         """The association ended; subscriptions die with it."""

@@ -288,3 +288,17 @@ async def test_a_control_from_a_lower_term_is_refused_and_not_remembered(node: N
     assert "term 4 is below term 5" in failure.cause.detail
     stale.request_id.instance, stale.term = 3, 5
     assert (await node.ask(control_request=stale)).HasField("control_acknowledge")
+
+
+async def test_a_new_association_starts_the_term_again(node: Node, fake_ric: FakeRic) -> None:
+    """After the stream ends and the node sets up again, it takes the term its new owner
+    sends, even a lower one (a Redis that lost its counters starts terms again at 1): the
+    term belongs to the association."""
+    current = _quota(node, 1, node.rc)
+    current.term = 7
+    assert (await node.ask(control_request=current)).HasField("control_acknowledge")
+    node.session.close()
+    again = await _connected(await fake_ric.next_session())
+    lower = _quota(again, 2, again.rc)
+    lower.term = 1
+    assert (await again.ask(control_request=lower)).HasField("control_acknowledge")

@@ -833,9 +833,10 @@ class ControlRequest(_message.Message):
     term: _builtins.int
     """The term under which the sending RIC replica holds the node (ric.cluster: a counter per
     node that only grows, by one at each takeover); 0 from a RIC that is not replicated. A
-    node remembers the highest term it was sent and refuses a control with a lower one
-    (ControlFailure, cause MISC_NOT_AUTHORIZED) without applying it or remembering its
-    control_id: a deposed owner that still reaches the node cannot act for it, and the new
+    node remembers the highest term it was sent in the current association (a new setup
+    starts again from 0: the RIC that accepted it owns the node now) and refuses a control
+    with a lower one (ControlFailure, cause MISC_NOT_AUTHORIZED) without applying it or
+    remembering its control_id: a deposed owner cannot act for the node, and the new
     owner's re-send of the same id is still applied.
     """
     @_builtins.property
