@@ -189,9 +189,9 @@ class ControlRouter:
             kind, action, node=node, detail=detail, xapp=host.name, conflict=conflict
         )
 
-    def _check(
-        self, host: XAppHost, action: ControlAction, started: float
-    ) -> ControlOutcome | tuple[NodeSession, int, Token, Conflict | None]:
+    def _admit(self, host: XAppHost, action: ControlAction) -> ControlOutcome | None:
+        """The xApp's own checks, wherever the node is: it declares the action, and it is
+        within its rate; the refusal, or None."""
         if not any(isinstance(action, cls) for cls in host.cls.controls):
             return self._refused(
                 host,
@@ -207,6 +207,14 @@ class ControlRouter:
                 OutcomeKind.RATE_LIMITED,
                 f"xApp {host.name} is over its limit of {self._limiter.rate:g} controls per second",
             )
+        return None
+
+    def _check(
+        self, host: XAppHost, action: ControlAction, started: float
+    ) -> ControlOutcome | tuple[NodeSession, int, Token, Conflict | None]:
+        refused = self._admit(host, action)
+        if refused is not None:
+            return refused
         session = self._node_for_cell(action.cell)
         if session is None or session.closed:
             return self._refused(
@@ -291,21 +299,9 @@ class ControlRouter:
         """The xApp's own checks for a control that another replica of the RIC will send to
         ``node`` (``ric.cluster_streams``): its declaration, rate limit and grant; None when it
         may go. The node's checks (its functions) are made where the node is."""
-        if not any(isinstance(action, cls) for cls in host.cls.controls):
-            return self._refused(
-                host,
-                action,
-                OutcomeKind.NOT_SUPPORTED,
-                f"xApp {host.name} does not declare {type(action).__name__} in its controls",
-            )
-        if self._limiter is not None and not self._limiter.allow(host.name):
-            self._sensor.limit_reached(host.name, "controls_per_s")
-            return self._refused(
-                host,
-                action,
-                OutcomeKind.RATE_LIMITED,
-                f"xApp {host.name} is over its limit of {self._limiter.rate:g} controls per second",
-            )
+        refused = self._admit(host, action)
+        if refused is not None:
+            return refused
         grant = self._grants.of(host.name)
         why = grant.refuse_control(action, str(node)) if grant is not None else None
         if why is not None:
