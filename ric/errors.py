@@ -38,6 +38,10 @@
     RuntimeError
     +-- ChildError                a benchmark child process failed         (ric.bench.proc)
 
+    ConnectionError (the stream a peer broke; handled as any broken connection)
+    +-- FrameError                a process xApp's stream carried a bad frame (too large,
+                                  or not a message)                (ric.northbound.framed)
+
     Exception (internal: raised and caught inside ric's own tools and modules)
     +-- HttpFailure               a CLI request to the HTTP API failed; one line to print
     |                                                                      (ric.cliutil)
