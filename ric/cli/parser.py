@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replicas, each side by side with a baseline in the same run; the runtime and the load "
         "generators run in processes of their own, on loopback. Writes JSON and prints a table.",
     )
-    bench.add_argument("--quick", action="store_true", help="a short, small run (about 30 s)")
+    bench.add_argument("--quick", action="store_true", help="a short, small run (about a minute)")
     bench.add_argument(
         "--out",
         type=Path,
