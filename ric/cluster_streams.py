@@ -285,12 +285,12 @@ class ClusterRouting:
     # -- keys ---------------------------------------------------------------------------------
 
     def _key(self, kind: str, name: str) -> bytes:
-        return self._redis._kind(self._ns, kind, name)
+        return self._redis.kind_key(self._ns, kind, name)
 
     async def _cmd(self, doing: str, *args: bytes | str) -> Any:
-        # The backend's command path: its errors come as SdlError naming the server. Streams
-        # are this module's alone, so they are not part of the SDL's interface.
-        return await self._redis._command(doing, *args)
+        # Streams are this module's alone, so they are not part of the SDL's interface; the
+        # backend's command path makes their errors SdlErrors naming the server.
+        return await self._redis.command(doing, *args)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

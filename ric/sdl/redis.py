@@ -938,6 +938,12 @@ class RedisBackend(SdlBackend):
         be reached or the script fails."""
         return await self._call(name, keys, args)
 
+    async def command(self, doing: str, *args: bytes | str) -> Any:
+        """Run one Redis command of another module (``ric.cluster_streams``: stream commands,
+        which are not part of the SDL's interface) on the backend's connection; SdlError
+        naming ``doing`` and the server when it fails."""
+        return await self._command(doing, *args)
+
     def kind_key(self, namespace: str, kind: str, name: str = "") -> bytes:
         """The key ``<prefix>:{<namespace>}:<kind>:<name>``, of a kind of another module's
         own (it must not be ``k``, ``g``, ``index`` or ``changes``)."""
