@@ -83,7 +83,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ric xapps tests proto
 	$(BIN)/mypy ric xapps tests
 
-## bench: the performance suite side by side with raw gRPC (not part of `make test`; ~4 min)
+## bench: the performance suite side by side with raw gRPC (not part of `make test`; ~5 min)
 # Writes bench-results.json and prints the table the README's Performance section shows.
 bench: $(STAMP)
 	$(BIN)/ric bench
