@@ -79,9 +79,18 @@ class _PostedSensor(Sensor):
         return self._metrics
 
 
+_DEFERRED = frozenset({"handler_finished"})
+"""Hooks the xApp's thread calls once per report and that only feed metrics: they wait in the
+outbox for the next hand-off or the host's periodic check (at most a quarter second), so a
+report does not cost the runtime loop a wake-up of its own. Order is kept: whatever is
+handed over later flushes them first."""
+
+
 def _posting(name: str) -> Callable[..., None]:
+    wake = name not in _DEFERRED
+
     def hook(self: _PostedSensor, *args: object) -> None:
-        self._post(getattr(self._target, name), *args)
+        self._post(getattr(self._target, name), *args, wake=wake)
 
     hook.__name__ = name
     hook.__doc__ = getattr(Sensor, name).__doc__
@@ -275,15 +284,16 @@ class ThreadHost(XAppHost):
 
     # -- hand-offs ----------------------------------------------------------------------------
 
-    def post(self, fn: Callable[..., object], *args: object) -> None:
+    def post(self, fn: Callable[..., object], *args: object, wake: bool = True) -> None:
         """Call ``fn(*args)`` on the runtime loop: at once when called there, else through the
-        outbox (one pending wake-up of the runtime loop at a time, however many calls)."""
+        outbox (one pending wake-up of the runtime loop at a time, however many calls; with
+        ``wake`` False none: the call waits for the next one, or the host's periodic check)."""
         loop = self._runtime_loop
         if loop is None or threading.get_ident() == self._runtime_thread:
             fn(*args)
             return
         self._outbox.append((fn, args))
-        if not self._flush_pending:
+        if wake and not self._flush_pending:
             self._flush_pending = True
             _hand(loop, self._flush)  # False: the runtime has gone; a left-behind thread's news
 
@@ -374,6 +384,8 @@ class ThreadHost(XAppHost):
         try:
             while not ended.done():
                 await asyncio.wait((ended,), timeout=period)
+                if self._outbox and not self._flush_pending:
+                    self._flush()  # calls posted without a wake-up (metrics of each report)
                 self._check_running()
                 at = self._stop_requested_at
                 if not ended.done() and at is not None and time.monotonic() - at > self.stop_wait_s:
