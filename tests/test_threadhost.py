@@ -166,6 +166,44 @@ async def test_reports_reach_the_thread_and_an_exception_restarts_the_xapp() -> 
     assert [w for w, _ in threads.calls if w.startswith("published")] == ["published:seen"] * 2
 
 
+class Finished(Sensor):
+    """Records each handler_finished call and the thread it came on."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def handler_finished(self, xapp: str, seconds: float) -> None:
+        self.calls.append(threading.current_thread().name)
+
+
+class Counting(XApp):
+    """Counts its reports and does nothing else (so nothing else wakes the runtime loop)."""
+
+    name = "counting"
+    reports = [Report(METRIC, period_ms=100)]
+    handled: ClassVar[int] = 0
+
+    async def on_report(self, report: KpmReport) -> None:
+        type(self).handled += 1
+
+
+async def test_each_reports_metrics_reach_the_runtime_without_a_wake_up_of_their_own() -> None:
+    """handler_finished, called in the xApp's thread once per report, is not a wake-up of the
+    runtime loop: it waits for the next hand-off or the host's periodic check, and arrives
+    there, on the runtime's thread, once per report."""
+    finished = Finished()
+    async with (
+        running(Counting, sensors=(finished,)) as (rt, _),
+        ScriptedNode(f"127.0.0.1:{rt.port}") as node,
+    ):
+        request = await subscribed(node)
+        for value in (1.0, 2.0, 3.0):
+            await report(node, request, value)
+        await wait_for(lambda: Counting.handled == 3, what="three reports handled")
+        await wait_for(lambda: len(finished.calls) == 3, what="three handler_finished")
+    assert set(finished.calls) == {threading.current_thread().name}
+
+
 # -- controls, policies, the SDL ---------------------------------------------------------------
 
 
