@@ -262,6 +262,13 @@ async def test_an_over_size_publish_with_a_bridge_is_refused_counted_and_logged(
         for _ in range(2):
             host.deliver(make_report("n", EntityKind.CELL, {"RRU.PrbUsedDl": [1.0]}, ["c"]))
         await wait_for(lambda: len(app.results) == 4, what="two reports handled")
+        # A thread-mode xApp's publishes and refusals reach the bridge and the metrics on the
+        # runtime's loop, a hand-off after its handler returned: wait for the last of them.
+        refused = 'ric_xapp_publish_refused_total{reason="too_large",xapp="publisher"} 2.0'
+        await wait_for(
+            lambda: refused in generate_latest(sensor.registry).decode(),
+            what="both refusals counted",
+        )
         text = generate_latest(sensor.registry).decode()
         assert host.state.value == "running" and host.restarts == 0
         topics = [m.topic for m in bridge._queue]
