@@ -355,6 +355,10 @@ class ClusterRouting:
         task = self._tg.create_task(bounded(), name=name)
         self._spawned.add(task)
         task.add_done_callback(self._spawned.discard)
+        # A task cancelled before its first step (the runtime stopping) never awaits ``coro``:
+        # close it then, or Python warns that it was never awaited. Closing a coroutine that
+        # ran to its end does nothing.
+        task.add_done_callback(lambda _: coro.close())
 
     def samples(self) -> Iterator[StatSample]:
         """The ``ric_cluster_*`` routing series."""
