@@ -143,7 +143,10 @@ class _Context:
         async def run() -> None:
             await coro
 
-        task = self._tg.create_task(run(), name=name)
+        # A coroutine becomes the task itself: cancelled before its first step (the xApp
+        # stopping), it is closed, not left "never awaited"; and no wrapper frame per task.
+        work = coro if asyncio.iscoroutine(coro) else run()
+        task = self._tg.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
