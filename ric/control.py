@@ -38,7 +38,7 @@ from ric.actions import (
     OutcomeKind,
     rc_key,
 )
-from ric.conflicts import Arbiter, Token
+from ric.conflicts import Arbiter, Decision, Token
 from ric.e2.convert import cause_from_proto, control_request
 from ric.e2.session import NodeSession
 from ric.errors import ProtocolError
@@ -272,26 +272,14 @@ class ControlRouter:
                     node=session.info.id,
                 )
             function_id = rc[0]
-        token: Token = []
-        conflict: Conflict | None = None
-        if self.arbiter is not None:
-            decision = self.arbiter.decide(host.name, action)
-            conflict = decision.conflict
-            if conflict is not None:
-                self._sensor.conflict(conflict)
-                if decision.notify is not None and self._notify is not None:
-                    self._notify(decision.notify, conflict)
-            if not decision.allowed:
-                return self._refused(
-                    host,
-                    action,
-                    OutcomeKind.CONFLICT,
-                    str(conflict),
-                    node=session.info.id,
-                    conflict=conflict,
-                )
-            token = list(decision.token)
-        return session, function_id, token, conflict
+        if self.arbiter is None:
+            return session, function_id, [], None
+        decided = self._decided(
+            host, action, self.arbiter.decide(host.name, action), session.info.id
+        )
+        if isinstance(decided, ControlOutcome):
+            return decided
+        return session, function_id, *decided
 
     def admit_routed(
         self, host: XAppHost, action: ControlAction, node: NodeId
@@ -350,6 +338,13 @@ class ControlRouter:
             decision = self.arbiter.decide(host.name, action)
         else:
             return [], None
+        return self._decided(host, action, decision, node)
+
+    def _decided(
+        self, host: XAppHost, action: ControlAction, decision: Decision, node: NodeId | None
+    ) -> ControlOutcome | tuple[Token, Conflict | None]:
+        """What the arbiter's decision means for the control: a conflict is counted and the
+        xApp it concerns told; the refusal, or what to retract and the conflict it won."""
         conflict = decision.conflict
         if conflict is not None:
             self._sensor.conflict(conflict)
