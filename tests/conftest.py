@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from ric.config import load_config
 from ric.plugins import Plugin
 from ric.runtime import Runtime
 from ric.sensors import Stats
+from tests.sdl.redis_server import RedisServer
 
 
 class Recorder(XApp):
@@ -89,3 +92,29 @@ async def make_runtime() -> AsyncIterator[RuntimeFactory]:
     yield make
     for runtime in reversed(started):
         await runtime.__aexit__(None, None, None)
+
+
+# -- Redis for the replica tests (test_cluster*, test_conflicts_shared) -----------------------
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the module's tests (each uses its own key prefix)."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may kill and start again."""
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own."""
+    return f"t{uuid.uuid4().hex[:12]}"

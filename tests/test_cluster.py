@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -44,29 +42,6 @@ FAST = {
     "cluster.lease_ttl_s": 2.0,
     "cluster.renew_interval_s": 0.2,
 }
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the module's tests (each uses its own key prefix)."""
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, which the test may kill and start again."""
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix of this test's own."""
-    return f"t{uuid.uuid4().hex[:12]}"
 
 
 def replica_config(url: str, prefix: str, replica: str = "", **extra: Any) -> RuntimeConfig:

@@ -5,11 +5,7 @@ dead owner is re-sent by the next one with the same id, and a second outcome is 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from ric import KpmReport, NodeInfo, Report, XApp
 from ric._proto.e2.v1 import e2_pb2
@@ -24,19 +20,6 @@ from tests.sdl.redis_server import RedisServer
 from tests.test_cluster import replica, replica_config, target
 
 SMALL = Path(__file__).resolve().parents[1] / "seeds" / "small.toml"
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the module's tests (each uses its own key prefix)."""
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix of this test's own."""
-    return f"t{uuid.uuid4().hex[:12]}"
 
 
 class Watcher(XApp):

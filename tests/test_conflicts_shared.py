@@ -5,11 +5,9 @@ the first xApp told on its own replica, and a control refused when Redis is gone
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -43,29 +41,6 @@ from tests.test_conflicts import Es, Mlb, Steerer, acking, control
 NAMESPACE = "ric.cluster.ric1"
 """The cluster namespace of RIC ``ric1`` (the replicas of tests.test_cluster)."""
 WINDOWS = {"handover": 5.0, "slice_prb_quota": 10.0, "cell_state": 60.0}
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the module's tests (each uses its own key prefix)."""
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, which the test may kill and start again."""
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix of this test's own."""
-    return f"t{uuid.uuid4().hex[:12]}"
 
 
 @dataclass
