@@ -6,6 +6,7 @@ A missing ``redis-server`` fails the test, it does not skip it: ``make test`` in
 
 from __future__ import annotations
 
+import abc
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import pytest
 
@@ -26,19 +28,66 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def redis_server_path() -> str:
-    """The redis-server program; fails the test when it is not installed."""
-    for candidate in (
-        shutil.which("redis-server"),
-        "/usr/bin/redis-server",
-        "/usr/sbin/redis-server",
-    ):
+def program_path(name: str) -> str:
+    """The Debian program ``name`` (redis-server, redis-sentinel); fails the test when it is
+    not installed (make test installs both)."""
+    for candidate in (shutil.which(name), f"/usr/bin/{name}", f"/usr/sbin/{name}"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    pytest.fail("redis-server is not installed: apt-get install redis-server (make test does it)")
+    pytest.fail(f"{name} is not installed: apt-get install {name} (make test does it)")
 
 
-class RedisServer:
+def redis_server_path() -> str:
+    """The redis-server program; fails the test when it is not installed."""
+    return program_path("redis-server")
+
+
+def pong(port: int) -> bool:
+    """Whether a server on loopback ``port`` answers PING now (or asks for a password)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+    except OSError:
+        return False
+
+
+class ServerProcess(abc.ABC):
+    """A child server process with a log file: killed (SIGKILL) and waited for at the end."""
+
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None
+    LOG_TAIL: int = 2000
+
+    @abc.abstractmethod
+    def start(self) -> Self:
+        """Start the server and wait until it answers."""
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would, and wait for it."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+    def log_tail(self) -> str:
+        """The end of the server's log, for failure messages."""
+        try:
+            return self.log_path.read_text()[-self.LOG_TAIL :]
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.kill()
+
+
+class RedisServer(ServerProcess):
     """One redis-server process at a time on a fixed loopback port: start, kill, start again."""
 
     def __init__(
@@ -81,36 +130,8 @@ class RedisServer:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                pytest.fail(f"redis-server exited: {self._log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    answer = sock.recv(64)
-                if answer.startswith((b"+PONG", b"-NOAUTH")):
-                    return self
-            except OSError:
-                pass
+                pytest.fail(f"redis-server exited: {self.log_tail()}")
+            if pong(self.port):
+                return self
             time.sleep(0.01)
-        pytest.fail(f"redis-server did not answer within {START_TIMEOUT_S} s: {self._log_tail()}")
-
-    def kill(self) -> None:
-        """Kill the server at once (SIGKILL), as a crash would, and wait for it."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-    def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text()[-2000:]
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.kill()
+        pytest.fail(f"redis-server did not answer within {START_TIMEOUT_S} s: {self.log_tail()}")

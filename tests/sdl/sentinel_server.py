@@ -8,20 +8,16 @@ and is always stopped. A missing ``redis-sentinel`` fails the test, it does not 
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tests.sdl.redis_server import START_TIMEOUT_S, free_port
+from tests.sdl.redis_server import START_TIMEOUT_S, ServerProcess, free_port, pong, program_path
 
 MASTER = "ric"
 """The name the test Sentinels monitor the master under."""
@@ -29,30 +25,13 @@ MASTER = "ric"
 
 def redis_sentinel_path() -> str:
     """The redis-sentinel program; fails the test when it is not installed."""
-    for candidate in (
-        shutil.which("redis-sentinel"),
-        "/usr/bin/redis-sentinel",
-        "/usr/sbin/redis-sentinel",
-    ):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail(
-        "redis-sentinel is not installed: apt-get install redis-sentinel (make test does it)"
-    )
+    return program_path("redis-sentinel")
 
 
-def pong(port: int) -> bool:
-    """Whether a server on loopback ``port`` answers PING now (or asks for a password)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
-    except OSError:
-        return False
-
-
-class SentinelServer:
+class SentinelServer(ServerProcess):
     """One redis-sentinel watching the master on ``master_port`` (quorum 1)."""
+
+    LOG_TAIL = 3000
 
     def __init__(
         self,
@@ -139,26 +118,3 @@ class SentinelServer:
             int(r["port"]) == port and not r["is_sdown"] and r.get("master-link-status") == "ok"
             for r in replicas
         )
-
-    def kill(self) -> None:
-        """Stop the Sentinel (SIGKILL) and wait for it."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-    def log_tail(self) -> str:
-        """The end of the Sentinel's log, for failure messages."""
-        try:
-            return self.log_path.read_text()[-3000:]
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> SentinelServer:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.kill()
