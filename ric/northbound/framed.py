@@ -38,6 +38,9 @@ M = TypeVar("M", bound=Message)
 _HEADER = struct.Struct(">I")
 _WRITE_HIGH_WATER = 1024 * 1024
 """Bytes buffered for the peer before a write waits for it to read (back-pressure)."""
+MAX_PARSED = 1024
+"""Messages parsed and not yet read before the socket is no longer read (back-pressure the
+other way: a peer that sends faster than it is read waits in its own send buffer)."""
 
 
 class FrameError(ConnectionError):
@@ -55,6 +58,8 @@ class _Protocol(asyncio.BufferedProtocol, Generic[M]):
         self._need = 0
         """The size of the frame being received, when it is larger than the buffer."""
         self.messages: collections.deque[M] = collections.deque()
+        self.held = False
+        """Received bytes left unparsed because MAX_PARSED messages wait (reading paused)."""
         self.error: Exception | None = None
         self.closed = False
         self.transport: asyncio.Transport | None = None
@@ -78,12 +83,24 @@ class _Protocol(asyncio.BufferedProtocol, Generic[M]):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._filled += nbytes
+        self.parse()
+
+    def parse(self) -> None:
+        """Cut the bytes received into messages, up to MAX_PARSED waiting to be read: past
+        that the socket is no longer read and the rest stays here (``held``) until the reader
+        catches up."""
         self._need = 0
+        self.held = False
         buffer = self._buffer
         filled = self._filled
         start = 0
         try:
             while filled - start >= 4:
+                if len(self.messages) >= MAX_PARSED:
+                    self.held = True
+                    if self.transport is not None:
+                        self.transport.pause_reading()
+                    break
                 (size,) = _HEADER.unpack_from(buffer, start)
                 if size > self._max:
                     raise FrameError(
@@ -178,7 +195,12 @@ class FramedChannel(Generic[M]):
             if protocol.closed:
                 return grpc.aio.EOF
             await protocol.wait_readable()
-        return protocol.messages.popleft()
+        msg = protocol.messages.popleft()
+        if protocol.held and len(protocol.messages) <= MAX_PARSED // 2:
+            protocol.parse()  # what was held back while the reader was behind
+            if not protocol.held and not protocol.closed:
+                self._transport.resume_reading()
+        return msg
 
     async def write(self, msg: Message) -> None:
         """Send ``msg``; waits only while the peer is more than 1 MiB behind."""

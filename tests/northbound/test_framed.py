@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from ric._proto.xapp.v1 import xapp_pb2 as pb
-from ric.northbound.framed import FramedChannel, FrameError, open_channel
+from ric.northbound.framed import MAX_PARSED, FramedChannel, FrameError, open_channel
 
 
 @pytest.fixture
@@ -120,3 +120,32 @@ async def test_writing_after_cancel_is_an_error_naming_the_peer() -> None:
     with pytest.raises(ConnectionError, match="xapp 7"):
         await channel.write(pb.RicMessage(notice=pb.Notice(message="late")))
     b.close()
+
+
+async def test_a_fast_sender_is_held_back_by_a_reader_that_does_not_read(
+    pair: tuple[FramedChannel[pb.XAppMessage], socket.socket],
+) -> None:
+    """Past MAX_PARSED messages parsed and not read, the channel parses no more and stops
+    reading the socket (the rest waits in its buffer and the sender's), and reading on takes
+    every message, in order, then the sender's close."""
+    channel, sock = pair
+    count = 4 * MAX_PARSED
+    data = b"".join(_frame(pb.XAppMessage(credit=pb.Credit(reports=i))) for i in range(count))
+
+    async def send_and_close() -> None:
+        await _send(sock, data)
+        sock.shutdown(socket.SHUT_WR)
+
+    sending = asyncio.create_task(send_and_close())
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert not channel._transport.is_reading()
+    assert len(channel._protocol.messages) == MAX_PARSED
+    got = []
+    for _ in range(count):
+        msg = await channel.read()
+        assert isinstance(msg, pb.XAppMessage)
+        got.append(msg.credit.reports)
+    await sending
+    assert got == list(range(count))
+    assert await channel.read() is grpc.aio.EOF
