@@ -8,7 +8,7 @@ dicts are built only when an xApp asks for them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,20 +61,28 @@ class KpmReport:
     gives one metric for every entity, ``rows`` walks the entities. ``cells`` holds the cell of
     each entity (the entity itself for cell reports), ``slices`` the slice of each UE or slice
     row (empty strings when unknown).
+
+    A report the runtime decodes reads ``entity_ids``, ``cells`` and ``slices`` from the
+    node's message the first time any of them is used, and keeps that message until then: an
+    xApp that only reads columns never pays for a Python string per entity.
     """
 
     __slots__ = (
+        "_cells",
+        "_entity_ids",
         "_index",
-        "cells",
+        "_slices",
+        "_source",
         "collection_start",
-        "entity_ids",
         "granularity_ms",
         "kind",
         "metrics",
         "node",
-        "slices",
         "values",
     )
+    _entity_ids: tuple[str, ...] | None
+    _cells: tuple[str, ...] | None
+    _slices: tuple[str, ...] | None
 
     def __init__(
         self,
@@ -96,29 +104,96 @@ class KpmReport:
         self.node = node
         self.kind = kind
         self.metrics = metrics
-        self.entity_ids = entity_ids
         self.values = values
-        self.cells = (
-            cells if cells else (entity_ids if kind is EntityKind.CELL else ("",) * len(entity_ids))
-        )
-        self.slices = slices if slices else ("",) * len(entity_ids)
         self.collection_start = collection_start
         self.granularity_ms = granularity_ms
-        self._index = {name: i for i, name in enumerate(metrics)}
+        self._index: dict[str, int] | None = None
+        self._source: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None
+        self._entity_ids = entity_ids
+        self._cells, self._slices = _fill(kind, entity_ids, cells, slices)
+
+    @classmethod
+    def from_columns(
+        cls,
+        *,
+        node: str,
+        kind: EntityKind,
+        metrics: tuple[str, ...],
+        entity_ids: Sequence[str],
+        values: FloatArray,
+        cells: Sequence[str] = (),
+        slices: Sequence[str] = (),
+        collection_start: float = 0.0,
+        granularity_ms: int = 0,
+    ) -> KpmReport:
+        """A report whose entity strings are read from ``entity_ids``, ``cells`` and
+        ``slices`` (sequences such as a decoded message's repeated fields, which must not
+        change) only when first used. ``values`` must already have the shape ``(entities,
+        metrics)``; the caller checked that the columns have one entry per entity or none.
+        """
+        self = cls.__new__(cls)
+        values.flags.writeable = False
+        self.node = node
+        self.kind = kind
+        self.metrics = metrics
+        self.values = values
+        self.collection_start = collection_start
+        self.granularity_ms = granularity_ms
+        self._index = None
+        self._source = (entity_ids, cells, slices)
+        self._entity_ids = self._cells = self._slices = None
+        return self
+
+    def _strings(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        ids, cells, slices = self._entity_ids, self._cells, self._slices
+        if ids is None or cells is None or slices is None:
+            source = self._source
+            assert source is not None
+            ids = tuple(source[0])
+            cells, slices = _fill(self.kind, ids, tuple(source[1]), tuple(source[2]))
+            # Two threads may both get here (an xApp thread and the runtime): each builds the
+            # same tuples, and the message is let go once they are set.
+            self._entity_ids, self._cells, self._slices = ids, cells, slices
+            self._source = None
+        return ids, cells, slices
+
+    @property
+    def entity_ids(self) -> tuple[str, ...]:
+        """The id of each entity (row), in the node's order."""
+        ids = self._entity_ids
+        return self._strings()[0] if ids is None else ids
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """The cell of each entity (the entity itself in a cell report)."""
+        cells = self._cells
+        return self._strings()[1] if cells is None else cells
+
+    @property
+    def slices(self) -> tuple[str, ...]:
+        """The slice of each entity (empty strings when unknown)."""
+        slices = self._slices
+        return self._strings()[2] if slices is None else slices
+
+    def _metric_index(self) -> dict[str, int]:
+        index = self._index
+        if index is None:
+            index = self._index = {name: i for i, name in enumerate(self.metrics)}
+        return index
 
     def __len__(self) -> int:
-        return len(self.entity_ids)
+        return int(self.values.shape[0])
 
     def __repr__(self) -> str:
         return (
             f"KpmReport(node={self.node!r}, kind={self.kind.value}, "
-            f"entities={len(self.entity_ids)}, metrics={list(self.metrics)})"
+            f"entities={len(self)}, metrics={list(self.metrics)})"
         )
 
     def column(self, metric: str) -> FloatArray:
         """The values of ``metric`` for every entity, as a read-only array view."""
         try:
-            return self.values[:, self._index[metric]]
+            return self.values[:, self._metric_index()[metric]]
         except KeyError:
             have = ", ".join(self.metrics)
             raise KeyError(f"metric {metric!r} is not in this report (it has {have})") from None
@@ -127,27 +202,50 @@ class KpmReport:
 
     def rows(self) -> Iterator[Row]:
         """Each entity as a ``Row``, in the node's order."""
-        for i, entity in enumerate(self.entity_ids):
-            yield Row(entity, self.cells[i], self.slices[i], self._index, self.values[i])
+        ids, cells, slices = self._strings()
+        index = self._metric_index()
+        for i, entity in enumerate(ids):
+            yield Row(entity, cells[i], slices[i], index, self.values[i])
 
     def row(self, entity_id: str) -> Row:
         """The row of one entity; KeyError naming it when the report has no such entity."""
-        for i, entity in enumerate(self.entity_ids):
+        ids, cells, slices = self._strings()
+        for i, entity in enumerate(ids):
             if entity == entity_id:
-                return Row(entity, self.cells[i], self.slices[i], self._index, self.values[i])
+                return Row(entity, cells[i], slices[i], self._metric_index(), self.values[i])
         raise KeyError(f"entity {entity_id!r} is not in this report from {self.node}")
 
     def select(self, metrics: tuple[str, ...]) -> KpmReport:
         """A report with only ``metrics`` (in that order), sharing nothing mutable."""
-        idx = [self._index[m] for m in metrics]
+        index = self._metric_index()
+        return self.with_values(metrics, self.values[:, [index[m] for m in metrics]])
+
+    def with_values(self, metrics: tuple[str, ...], values: FloatArray) -> KpmReport:
+        """A report of the same node, time and entities with other ``metrics`` and
+        ``values`` (shape ``(entities, len(metrics))``); the entity strings are shared, and
+        still read only when first used."""
+        source = self._source
+        if source is not None and self._entity_ids is None:
+            return KpmReport.from_columns(
+                node=self.node,
+                kind=self.kind,
+                metrics=metrics,
+                entity_ids=source[0],
+                values=values.reshape(len(self), len(metrics)),
+                cells=source[1],
+                slices=source[2],
+                collection_start=self.collection_start,
+                granularity_ms=self.granularity_ms,
+            )
+        ids, cells, slices = self._strings()
         return KpmReport(
             node=self.node,
             kind=self.kind,
             metrics=metrics,
-            entity_ids=self.entity_ids,
-            values=self.values[:, idx],
-            cells=self.cells,
-            slices=self.slices,
+            entity_ids=ids,
+            values=values,
+            cells=cells,
+            slices=slices,
             collection_start=self.collection_start,
             granularity_ms=self.granularity_ms,
         )
@@ -169,3 +267,12 @@ class KpmReport:
                 for r in self.rows()
             ],
         }
+
+
+def _fill(
+    kind: EntityKind, ids: tuple[str, ...], cells: tuple[str, ...], slices: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The cells and slices columns with their defaults when the node sent none."""
+    if not cells:
+        cells = ids if kind is EntityKind.CELL else ("",) * len(ids)
+    return cells, slices if slices else ("",) * len(ids)

@@ -161,21 +161,11 @@ class Tap:
                 self._select = [index.get(m, -1) for m in self.metrics]
         if self._select is None:
             return report
-        values = np.full((len(report.entity_ids), len(self.metrics)), np.nan)
+        values = np.full((len(report), len(self.metrics)), np.nan)
         for j, i in enumerate(self._select):
             if i >= 0:
                 values[:, j] = report.values[:, i]
-        return KpmReport(
-            node=report.node,
-            kind=report.kind,
-            metrics=self.metrics,
-            entity_ids=report.entity_ids,
-            values=values,
-            cells=report.cells,
-            slices=report.slices,
-            collection_start=report.collection_start,
-            granularity_ms=report.granularity_ms,
-        )
+        return report.with_values(self.metrics, values)
 
     def feed(self, report: KpmReport) -> None:
         """Take one shared report; deliver this xApp's part when its period is complete."""
@@ -312,25 +302,46 @@ class SubscriptionManager:
         self._on_change = on_change
         """Told after anything may have changed a node's subscriptions (never per indication)."""
         self._by_id: dict[tuple[int, int], E2Subscription] = {}
+        self._by_node: dict[NodeSession, dict[tuple[int, int], E2Subscription]] = {}
+        """The same subscriptions by node: a node's events touch only its own, never all."""
         self._next = next_instance or itertools.count(1).__next__
         self._max = max_per_xapp
         self._requestor = requestor
         self._held: dict[str, set[tuple[str, int]]] = {}
+        """The (node, report index) slots each xApp holds, for the per-xApp limit."""
+        self._held_on: dict[str, set[tuple[str, int]]] = {}
+        """The same slots by node: (xApp, report index) held on each node id."""
         self._grants = grants or Grants()
-        self._denied: set[tuple[str, int, str]] = set()
+        self._denied: dict[str, set[tuple[str, int]]] = {}
+        """(xApp, report index) already told it may not subscribe, by node id."""
 
     def snapshot(self) -> list[E2Subscription]:
         """Every E2 subscription the runtime knows, oldest first."""
         return list(self._by_id.values())
 
     def live(self, session: NodeSession | None = None) -> list[E2Subscription]:
-        """The requested or active subscriptions (of one node, if given)."""
+        """The requested or active subscriptions (of one node, if given: then only that
+        node's are looked at)."""
+        subs = self._by_id if session is None else self._by_node.get(session, {})
         return [
             s
-            for s in self._by_id.values()
+            for s in subs.values()
             if s.state in (SubscriptionState.REQUESTED, SubscriptionState.ACTIVE)
-            and (session is None or s.node is session)
         ]
+
+    def _add(self, sub: E2Subscription) -> None:
+        self._by_id[sub.request_id] = sub
+        self._by_node.setdefault(sub.node, {})[sub.request_id] = sub
+
+    def _forget(self, sub: E2Subscription) -> None:
+        """Drop ``sub`` from both indexes (nothing if it is already gone)."""
+        if self._by_id.get(sub.request_id) is not sub:
+            return
+        del self._by_id[sub.request_id]
+        mine = self._by_node[sub.node]
+        del mine[sub.request_id]
+        if not mine:  # no empty entry per node that came and went
+            del self._by_node[sub.node]
 
     # -- keeping subscriptions in line with the declarations -------------------------------------
 
@@ -404,9 +415,9 @@ class SubscriptionManager:
         why = grant.refuse_report(want.report, session.id) if grant is not None else None
         if why is None:
             return True
-        key = (want.host.name, want.index, session.id)
-        if key not in self._denied:  # tell (and audit) once per node session
-            self._denied.add(key)
+        denied = self._denied.setdefault(session.id, set())
+        if (want.host.name, want.index) not in denied:  # tell (and audit) once per node session
+            denied.add((want.host.name, want.index))
             detail = f"xApp {want.host.name} may not subscribe to this: {why}"
             self._sensor.permission_denied(
                 want.host.name, f"report {','.join(want.report.metrics)} on {session.id}", detail
@@ -437,16 +448,20 @@ class SubscriptionManager:
             )
             return False
         held.add(slot)
+        self._held_on.setdefault(session.id, set()).add((want.host.name, want.index))
         return True
 
     def _release(self, session: NodeSession, want: Want) -> None:
-        self._held.get(want.host.name, set()).discard((session.id, want.index))
+        self._unhold(session.id, want.host.name, want.index)
+
+    def _unhold(self, node: str, xapp: str, index: int) -> None:
+        self._held.get(xapp, set()).discard((node, index))
+        self._held_on.get(node, set()).discard((xapp, index))
 
     def _drop_released(self, session: NodeSession, groups: dict[GroupKey, list[Want]]) -> None:
         wanted = {(w.host.name, w.index) for ws in groups.values() for w in ws}
-        for name, held in self._held.items():
-            for slot in [s for s in held if s[0] == session.id and (name, s[1]) not in wanted]:
-                held.discard(slot)
+        for xapp, index in [s for s in self._held_on.get(session.id, ()) if s not in wanted]:
+            self._unhold(session.id, xapp, index)
 
     def _request(
         self,
@@ -457,9 +472,9 @@ class SubscriptionManager:
         wants: list[Want],
         replaces: E2Subscription | None,
     ) -> None:
-        for stale in [s for s in self._by_id.values() if s.node is session and s.key == key]:
+        for stale in [s for s in self._by_node.get(session, {}).values() if s.key == key]:
             if stale.state is SubscriptionState.FAILED:  # a new attempt replaces the failed one
-                del self._by_id[stale.request_id]
+                self._forget(stale)
         request_id = (self._requestor, self._next())
         sub = E2Subscription(
             request_id,
@@ -473,7 +488,7 @@ class SubscriptionManager:
             p.unsupported,
             replaces,
         )
-        self._by_id[request_id] = sub
+        self._add(sub)
         msg = e2_pb2.SubscriptionRequest(
             request_id=common_pb2.RicRequestId(requestor=request_id[0], instance=request_id[1]),
             ran_function_id=ran_function_id,
@@ -592,17 +607,15 @@ class SubscriptionManager:
         elif sub.state is SubscriptionState.REQUESTED:
             sub.superseded = True  # deleted once the node answers
         else:
-            self._by_id.pop(sub.request_id, None)
+            self._forget(sub)
 
     def node_down(self, session: NodeSession) -> None:
         """Forget the subscriptions of a node whose session ended (they die with it)."""
-        for key, sub in list(self._by_id.items()):
-            if sub.node is session:
-                del self._by_id[key]
-        for held in self._held.values():
-            for slot in [s for s in held if s[0] == session.id]:
-                held.discard(slot)
-        self._denied = {d for d in self._denied if d[2] != session.id}
+        for key in self._by_node.pop(session, {}):
+            del self._by_id[key]
+        for xapp, index in self._held_on.pop(session.id, ()):
+            self._held.get(xapp, set()).discard((session.id, index))
+        self._denied.pop(session.id, None)
 
     def on_reset(self, session: NodeSession) -> None:
         """The node reset: its subscriptions are gone (the caller syncs it again)."""
@@ -666,7 +679,7 @@ class SubscriptionManager:
         sub.state = SubscriptionState.FAILED
         sub.cause = cause
         if sub.superseded:
-            self._by_id.pop(sub.request_id, None)
+            self._forget(sub)
             return
         serving = {(w.host.name, w.index) for w in sub.replaces.wants} if sub.replaces else set()
         for want in sub.wants:
@@ -683,7 +696,7 @@ class SubscriptionManager:
     ) -> None:
         """The node ended a subscription the RIC asked it to delete."""
         sub = self._find(session, msg.request_id, "SubscriptionDeleteResponse")
-        del self._by_id[sub.request_id]
+        self._forget(sub)
         self._changed(session)
 
     def on_delete_failure(
@@ -691,7 +704,7 @@ class SubscriptionManager:
     ) -> None:
         """The node could not delete a subscription; the RIC forgets it anyway."""
         sub = self._find(session, msg.request_id, "SubscriptionDeleteFailure")
-        del self._by_id[sub.request_id]
+        self._forget(sub)
         self._changed(session)
         log.warning("node %s failed to delete a subscription: %s", session.id, msg.cause.detail)
 
@@ -703,7 +716,7 @@ class SubscriptionManager:
             for item in msg.subscriptions:
                 sub = self._find(session, item.request_id, "SubscriptionDeleteRequired")
                 self._fail(sub, cause_from_proto(item.cause))
-                self._by_id.pop(sub.request_id, None)
+                self._forget(sub)
         finally:
             self._changed(session)
 

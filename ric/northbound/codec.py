@@ -147,15 +147,18 @@ def report_from_proto(msg: pb.Report) -> KpmReport:
             f"report from {msg.node!r}: {len(m.values)} values for {n_ent} entities x "
             f"{n_met} metrics"
         )
+    for name, column in (("entity_cells", m.entity_cells), ("entity_slices", m.entity_slices)):
+        if len(column) not in (0, n_ent):
+            raise ValueError(f"report from {msg.node!r}: {len(column)} {name} for {n_ent} entities")
     values = np.array(m.values, dtype=np.float64).reshape(n_ent, n_met)
-    return KpmReport(
+    return KpmReport.from_columns(
         node=msg.node,
         kind=kind,
         metrics=tuple(m.metric_names),
-        entity_ids=tuple(m.entity_ids),
+        entity_ids=m.entity_ids,
         values=values,
-        cells=tuple(m.entity_cells),
-        slices=tuple(m.entity_slices),
+        cells=m.entity_cells,
+        slices=m.entity_slices,
         collection_start=msg.collection_start_unix_ms / 1000.0,
         granularity_ms=msg.granularity_period_ms,
     )

@@ -370,7 +370,7 @@ class AttachedHost(XAppHost, abc.ABC):
         while reports and self.credits > 0 and size < budget:
             report = reports.popleft()
             codec.report_to_proto(report, batch.reports.add())
-            size += 64 + 8 * report.values.size + 16 * len(report.entity_ids)
+            size += 64 + 8 * report.values.size + 16 * len(report)
             self.credits -= 1
             self.sent_seq += 1
             self._unacked.append((self.sent_seq, report))
