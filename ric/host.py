@@ -300,7 +300,9 @@ class XAppHost:
 
     def node_down(self, node: NodeInfo) -> None:
         """Tell the xApp a node went down."""
-        self.statuses = {k: v for k, v in self.statuses.items() if k[0] != str(node.id)}
+        node_id = str(node.id)
+        for index in range(len(self.cls.reports)):  # its own reports, not every node's statuses
+            self.statuses.pop((node_id, index), None)
         self._event("on_node_down", node)
 
     def subscription_status(self, index: int, status: SubscriptionStatus) -> None:

@@ -142,6 +142,10 @@ class Runtime:
         self.clock: Clock = clock or RealClock()
         self._sessions: dict[str, NodeSession] = {}
         self._cells: dict[str, NodeSession] = {}
+        self._cells_of: dict[NodeSession, list[str]] = {}
+        """The cell ids each session holds in ``_cells``: re-indexing one touches only its own."""
+        self._infos: dict[str, NodeInfo] = {}
+        """The connected nodes' infos, kept in step with ``_sessions``."""
         self._nodes_view: Mapping[str, NodeInfo] = MappingProxyType({})
         instances = itertools.count(1)
         xcfg = self.config.xapps
@@ -563,7 +567,7 @@ class Runtime:
         self.state.recording = False  # what the nodes held is what a restart re-arms
         for host in self.hosts:
             host.request_stop()
-        sessions = list(self._sessions.values())
+        sessions = set(self._sessions.values())
         for session in sessions:
             self.subscriptions.sync(session, self.hosts)  # no host accepts: everything is deleted
         # Give nodes a moment to confirm the deletes before their streams end.
@@ -717,14 +721,25 @@ class Runtime:
                 session.close(reason)
 
     def _index_cells(self, session: NodeSession | None, *, remove: bool = False) -> None:
-        """Re-index ``session``'s cells (or drop them) and refresh the nodes view."""
-        for cell_id, owner in list(self._cells.items()):
-            if owner is session:
-                del self._cells[cell_id]
-        if session is not None and not remove:
-            for cell in session.info.cells:
-                self._cells[str(cell)] = session
-        nodes = {k: s.info for k, s in self._sessions.items()}
+        """Re-index ``session``'s cells (or drop them) and refresh the nodes view.
+
+        Only ``session``'s own entries are touched. The view is still a fresh copy of every
+        node's info (a C-level dict copy): it is immutable so that xApps on their own thread
+        read it without a lock (``ric.threadhost``)."""
+        if session is not None:
+            for cell_id in self._cells_of.pop(session, ()):
+                if self._cells.get(cell_id) is session:
+                    del self._cells[cell_id]
+            if remove:
+                self._infos.pop(session.id, None)
+            else:
+                cell_ids = [str(cell) for cell in session.info.cells]
+                for cell_id in cell_ids:
+                    self._cells[cell_id] = session
+                self._cells_of[session] = cell_ids
+                if self._sessions.get(session.id) is session:
+                    self._infos[session.id] = session.info
+        nodes = dict(self._infos)
         if self.routing is not None:  # the xApps see the nodes of every replica
             nodes = {**self.routing.node_infos(), **nodes}
         self._nodes_view = MappingProxyType(nodes)

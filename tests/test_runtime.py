@@ -4,6 +4,7 @@ loss and return."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from ric.sim import Simulator, load_scenario
 from ric.types import Check
 from ric.view import RuntimeView
 from tests.conftest import Recorder, RuntimeFactory, wait_for
+from tests.e2node import ScriptedNode
 
 SMALL = Path(__file__).resolve().parent.parent / "seeds" / "small.toml"
 
@@ -201,3 +203,81 @@ def test_from_config_builds_what_the_config_asks_for(tmp_path: Path) -> None:
     off = load_config(environ={}, overrides={"http.enabled": False})
     extra = Runtime(off).audit  # any component will do: the audit log is one
     assert Runtime.from_config(off, components=[extra]).components == [extra]
+
+
+class _Scanned(dict[Any, Any]):
+    """A dict that counts the entries it hands out when walked whole (iter, keys, values,
+    items); lookups, inserts and deletes are not counted."""
+
+    walked = 0
+
+    def _walk(self) -> None:
+        self.walked += len(self)
+
+    def __iter__(self) -> Any:
+        self._walk()
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self._walk()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._walk()
+        return super().values()
+
+    def items(self) -> Any:
+        self._walk()
+        return super().items()
+
+
+class _ScannedSet(set[Any]):
+    """A set that counts the entries it hands out when walked whole."""
+
+    walked = 0
+
+    def __iter__(self) -> Any:
+        self.walked += len(self)
+        return super().__iter__()
+
+
+async def test_one_node_up_and_down_touches_only_its_own_entries(
+    make_runtime: RuntimeFactory,
+) -> None:
+    """A node's setup, subscriptions and loss never walk the tables of all nodes (cells,
+    subscriptions, held slots, xApp statuses), so N nodes joining or leaving cost O(N), not
+    O(N^2); the other nodes' entries stay as they were."""
+    runtime, _ = await make_runtime(Recorder, Mover)
+    target = f"127.0.0.1:{runtime.port}"
+    subs = runtime.subscriptions
+    async with ScriptedNode(target) as n1, ScriptedNode(target) as n2, ScriptedNode(target) as n3:
+        for k, node in enumerate((n1, n2, n3), start=1):
+            await node.setup(node_id=k, cells=[10 * k + 1, 10 * k + 2])
+            await node.accept_subscriptions(2)
+        await wait_for(lambda: len(subs.snapshot()) == 6 and all(s.taps for s in subs.snapshot()))
+        await wait_for(lambda: all(len(h.statuses) == 3 for h in runtime.hosts), what="statuses")
+        before = sorted(runtime._cells), [s.request_id for s in subs.snapshot()]
+        tables: list[_Scanned | _ScannedSet] = []
+
+        def watch(table: Any) -> Any:
+            tables.append(_ScannedSet(table) if isinstance(table, set) else _Scanned(table))
+            return tables[-1]
+
+        runtime._cells = watch(runtime._cells)
+        subs._by_id = watch(subs._by_id)
+        subs._by_node = watch(subs._by_node)
+        for host in runtime.hosts:
+            host.statuses = watch(host.statuses)
+        for xapp, held in list(subs._held.items()):
+            subs._held[xapp] = watch(held)
+        async with ScriptedNode(target) as n4:
+            await n4.setup(node_id=4, cells=[41, 42])
+            await n4.accept_subscriptions(2)
+            # Each xApp active on node 4 (walking every subscription here would count).
+            await wait_for(lambda: all(len(h.statuses) == 4 for h in runtime.hosts))
+            assert len(runtime.nodes()) == 4
+        await wait_for(lambda: len(runtime.nodes()) == 3, what="node 4 gone")
+        assert [t.walked for t in tables] == [0] * len(tables)
+        assert (sorted(runtime._cells), [s.request_id for s in subs.snapshot()]) == before
+        assert all(len(h.statuses) == 3 for h in runtime.hosts)
+        assert sorted(subs._held_on) == sorted(runtime.nodes())
