@@ -146,16 +146,49 @@ class ControlRouter:
 
     async def send(self, host: XAppHost, action: ControlAction, timeout: float) -> ControlOutcome:
         """Send ``action`` for ``host``'s xApp and wait (at most ``timeout`` s) for its outcome."""
+        future = self.submit(host, action, timeout)
+        if future is None:  # a replica of a RIC: the arbiter's check is in Redis
+            assert self.shared_arbiter is not None
+            started = self._clock.monotonic()
+            checked = self._check(host, action, started)
+            if not isinstance(checked, ControlOutcome):
+                checked = await self._check_shared(self.shared_arbiter, host, action, checked[:2])
+            if isinstance(checked, ControlOutcome):
+                self._sensor.control_finished(host.name, checked)
+                return checked
+            future = self._dispatch(host, action, timeout, started, checked)
+        # Not shielded, on purpose: the future only carries the answer to this waiter. If the
+        # xApp stops waiting, the future is cancelled and _finish still ends (and audits) the
+        # control once; shield() would add a future and a callback hop to every control.
+        return await future
+
+    def submit(
+        self, host: XAppHost, action: ControlAction, timeout: float
+    ) -> asyncio.Future[ControlOutcome] | None:
+        """``send`` without the wait, on the router's loop: the future of the outcome (already
+        done when the control is refused), or None when the control needs a round trip first
+        (a shared arbiter's window in Redis: use ``send``). For a caller on another thread it
+        saves a task and a coroutine per control (``ric.threadhost``)."""
+        if self.shared_arbiter is not None:
+            return None
         started = self._clock.monotonic()
         checked = self._check(host, action, started)
         if isinstance(checked, ControlOutcome):
             self._sensor.control_finished(host.name, checked)
-            return checked
-        if self.shared_arbiter is not None:  # a replica of a RIC: the check is in Redis
-            checked = await self._check_shared(self.shared_arbiter, host, action, checked[:2])
-            if isinstance(checked, ControlOutcome):
-                self._sensor.control_finished(host.name, checked)
-                return checked
+            done: asyncio.Future[ControlOutcome] = asyncio.get_running_loop().create_future()
+            done.set_result(checked)
+            return done
+        return self._dispatch(host, action, timeout, started, checked)
+
+    def _dispatch(
+        self,
+        host: XAppHost,
+        action: ControlAction,
+        timeout: float,
+        started: float,
+        checked: tuple[NodeSession, int, Token, Conflict | None],
+    ) -> asyncio.Future[ControlOutcome]:
+        """Send a control that passed every check; the future of its outcome."""
         session, ran_function_id, token, conflict = checked
         request_id = (host.index, self._next())
         future: asyncio.Future[ControlOutcome] = asyncio.get_running_loop().create_future()
@@ -171,10 +204,7 @@ class ControlRouter:
         else:
             if not session.send(e2_pb2.RicMessage(control_request=request)):
                 self._finish(request_id, OutcomeKind.NOT_CONNECTED, detail="session closed")
-        # Not shielded, on purpose: the future only carries the answer to this waiter. If the
-        # xApp stops waiting, the future is cancelled and _finish still ends (and audits) the
-        # control once; shield() would add a future and a callback hop to every control.
-        return await future
+        return future
 
     @staticmethod
     def _refused(

@@ -677,6 +677,16 @@ class Runtime:
                 return await routed
         return await self.controls.send(host, action, timeout)
 
+    def submit_control(
+        self, host: XAppHost, action: ControlAction, timeout: float
+    ) -> asyncio.Future[ControlOutcome] | None:
+        """``control`` without the wait, for a host on another thread (``ric.threadhost``):
+        the future of the outcome, or None when the control needs a round trip first (a node
+        another replica owns, or a shared conflict window): then use ``control``."""
+        if self.routing is not None and action.cell not in self._cells:
+            return None
+        return self.controls.submit(host, action, timeout)
+
     def nodes(self) -> Mapping[str, NodeInfo]:
         """The connected nodes, by text id (a read-only view)."""
         return self._nodes_view

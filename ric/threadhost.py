@@ -11,7 +11,9 @@ What crosses between the two loops, and how::
     runtime loop                                     the xApp's thread and loop
     deliver, node_up/down, policy, conflict, ... --> report deque / event inbox, one
                                                       coalesced call_soon_threadsafe wake
-    services.control, A1 policies, the SDL      <-- run_coroutine_threadsafe + wrap_future
+    services.control                            <-- call_soon_threadsafe, then the outcome's
+                                                      done-callback hands it back the same way
+    A1 policies, the SDL                        <-- run_coroutine_threadsafe + wrap_future
     sensors (state, overruns, publish, ...)     <-- an outbox drained by one coalesced
                                                       call_soon_threadsafe callback
     SDL watch callbacks                          --> call_soon_threadsafe to the xApp's loop
@@ -38,7 +40,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from ric.a1.policy import PolicyEvent, PolicyStatus
 from ric.actions import ControlAction, ControlOutcome
@@ -61,6 +63,17 @@ STOP_WAIT_S = 5.0
 progress, then ``on_stop``) before it leaves the thread behind."""
 
 _HOOKS = tuple(n for n in vars(Sensor) if not n.startswith("_"))
+
+
+@runtime_checkable
+class SubmitsControls(Protocol):
+    """Host services that can start a control without a coroutine (``Runtime``)."""
+
+    def submit_control(
+        self, host: XAppHost, action: ControlAction, timeout: float
+    ) -> asyncio.Future[ControlOutcome] | None:
+        """The future of the control's outcome, or None to use ``control`` instead."""
+        ...
 
 
 class _PostedSensor(Sensor):
@@ -219,8 +232,7 @@ class _ThreadContext(_Context):
     _host: ThreadHost
 
     async def control(self, action: ControlAction, timeout: float) -> ControlOutcome:
-        host = self._host
-        return await host.on_runtime(host.services.control(host, action, timeout))
+        return await self._host.send_control(action, timeout)
 
     @property
     def publishing(self) -> bool:
@@ -319,6 +331,55 @@ class ThreadHost(XAppHost):
             coro.close()
             raise StateError(f"xApp {self.name}: the runtime has stopped") from None
         return await asyncio.wrap_future(future)
+
+    async def send_control(self, action: ControlAction, timeout: float) -> ControlOutcome:
+        """Send a control from the xApp's thread and await its outcome there.
+
+        Each control crosses once each way: a plain callback starts it on the runtime loop
+        (``Runtime.submit_control``: no task, no coroutine there) and the outcome's
+        done-callback hands it back. A control that needs a round trip first (routed to
+        another replica, a shared conflict window) runs as a coroutine there instead.
+        Cancelling the caller cancels the wait on the runtime loop too; the control itself
+        still ends once, with its audit record.
+        """
+        services = self.services
+        runtime = self._runtime_loop
+        if runtime is None or runtime is asyncio.get_running_loop():
+            return await services.control(self, action, timeout)
+        submit = services.submit_control if isinstance(services, SubmitsControls) else None
+        here = asyncio.get_running_loop()
+        answer: asyncio.Future[ControlOutcome] = here.create_future()
+        started: list[asyncio.Future[ControlOutcome]] = []
+
+        def settle(outcome: asyncio.Future[ControlOutcome]) -> None:  # on the xApp's loop
+            if answer.done():
+                return
+            if outcome.cancelled():
+                answer.cancel()
+            elif (exc := outcome.exception()) is not None:
+                answer.set_exception(exc)
+            else:
+                answer.set_result(outcome.result())
+
+        def start() -> None:  # on the runtime loop
+            try:
+                future = submit(self, action, timeout) if submit is not None else None
+                if future is None:
+                    future = asyncio.ensure_future(services.control(self, action, timeout))
+            except Exception as exc:  # handed back to the xApp, as the awaited call would
+                future = runtime.create_future()
+                future.set_exception(exc)
+            started.append(future)
+            future.add_done_callback(lambda done: _hand(here, settle, done))
+
+        if not _hand(runtime, start):
+            raise StateError(f"xApp {self.name}: the runtime has stopped")
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            # ``started`` is filled on the runtime loop: cancel there, once it has begun.
+            _hand(runtime, lambda: started and started[0].cancel())
+            raise
 
     def _wake_worker(self) -> None:
         # Called after the report or event is queued; the thread sets _loop before it first

@@ -271,6 +271,47 @@ async def test_controls_policies_and_the_sdl_work_from_the_thread() -> None:
     assert Steerer.policies == [("created", "xapp-steerer"), ("deleted", "xapp-steerer")]
 
 
+class Impatient(XApp):
+    """Sends a control to a cell no node serves, then one it stops waiting for."""
+
+    name = "impatient"
+    reports = [Report(METRIC, period_ms=100)]
+    controls = [Handover]
+    seen: ClassVar[list[object]] = []
+
+    async def on_report(self, report: KpmReport) -> None:
+        lost = Handover(ue="5", cell_id="001-01-99", target_cell="001-01-12")
+        type(self).seen.append((await self.control(lost, timeout=2.0)).kind)
+        action = Handover(ue="5", cell_id="001-01-11", target_cell="001-01-12")
+        try:
+            await asyncio.wait_for(self.control(action, timeout=2.0), 0.05)
+        except TimeoutError:
+            type(self).seen.append("gave up")
+
+
+async def test_a_control_refused_at_once_or_abandoned_by_its_thread_ends_once() -> None:
+    """A thread's control that the runtime refuses at once comes back as its outcome; one
+    whose wait the thread cancels still ends once on the runtime, when the node answers."""
+    Impatient.seen = []
+    async with running(Impatient) as (rt, stats), ScriptedNode(f"127.0.0.1:{rt.port}") as node:
+        request = await subscribed(node)
+        await report(node, request, 1.0)
+        control = await node.recv_kind("control_request")
+        await wait_for(lambda: len(Impatient.seen) == 2, what="the xApp giving up")
+        assert rt.controls.pending == 1
+        await node.send(
+            e2_pb2.NodeMessage(
+                control_acknowledge=e2_pb2.ControlAcknowledge(request_id=control.request_id)
+            )
+        )
+        await wait_for(lambda: rt.controls.pending == 0, what="the acknowledgement")
+    assert Impatient.seen == [OutcomeKind.NOT_CONNECTED, "gave up"]
+    assert stats.controls == {
+        ("impatient", "handover", "not_connected"): 1,
+        ("impatient", "handover", "acknowledged"): 1,
+    }
+
+
 # -- the stall check ---------------------------------------------------------------------------
 
 
