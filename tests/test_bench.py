@@ -111,12 +111,14 @@ def test_control_loop_is_measured_in_every_isolation_mode(results: dict[str, Any
 
 
 def test_scale_fanout_and_replay_shapes(results: dict[str, Any]) -> None:
-    """Scale reads CPU and memory of both servers; fan-out has a row per xApp count; replay
-    says it stands in for the missing trace tool."""
+    """Scale reads CPU and memory of both servers (and of the runtime in loop mode too, when
+    that is not the default); fan-out has a row per xApp count; replay says it stands in for
+    the missing trace tool."""
     scale = results["scale"]
-    for side in ("value", "baseline"):
+    for side in ("value", "baseline", "loop"):
         assert scale[side]["rss_mb"] > 0
         assert "cpu_cores" in scale[side]
+    assert scale["value"]["connected"] == scale["loop"]["connected"]
     assert scale["value"]["connected"] == BenchConfig.tiny().scale_nodes
     assert [row["xapps"] for row in results["fanout"]["value"]] == list(BenchConfig.tiny().fanout)
     process = results["fanout"]["process"]

@@ -277,13 +277,23 @@ def format_table(results: dict[str, Any]) -> str:
         n = s["value"]["nodes"]
         rows.append(
             (
-                f"scale {n} nodes: CPU cores",
+                f"scale {n} nodes: CPU cores ({s.get('isolation', 'thread')})",
                 _num(s["value"]["cpu_cores"]),
                 _num(s["baseline"]["cpu_cores"]),
                 _num(s["ratio"]["cpu"]),
                 f"< 0.5 at 1,000 nodes: {_met(s['target']['met'])}",
             )
         )
+        if "loop" in s:
+            rows.append(
+                (
+                    f"scale {n} nodes: CPU cores (loop mode)",
+                    _num(s["loop"]["cpu_cores"]),
+                    _num(s["baseline"]["cpu_cores"]),
+                    _num(s["loop"]["ratio"]["cpu"]),
+                    "",
+                )
+            )
         rows.append(
             (
                 f"scale {n} nodes: RSS MB",
