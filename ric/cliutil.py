@@ -4,7 +4,7 @@ durations, running a coroutine, and the JSON-over-HTTP client.
 It lives beside the packages rather than inside ``ric.cli`` because the renderers of
 ``ric.trace``, ``ric.eval`` and ``ric.bench`` use its table too: a leaf module that imports
 only the standard library keeps them from importing the command line (and it them, in a
-cycle). Every converter raises ``argparse.ArgumentTypeError`` with the value and what it
+cycle; ``ric.eventloop`` is another such leaf). Every converter raises ``argparse.ArgumentTypeError`` with the value and what it
 should be, which :class:`Parser` prints as one line naming the option, exit status 2.
 """
 
@@ -22,6 +22,8 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+from ric.eventloop import LoopChoice, loop_factory
 
 __all__ = [
     "EXIT_FAILED",
@@ -253,8 +255,9 @@ def duration(seconds: float) -> str:
 # -- running ---------------------------------------------------------------------------------
 
 
-def run_async(factory: Callable[[], Awaitable[int]]) -> int:
-    """Run a coroutine; SIGTERM and Ctrl-C cancel it, which shuts down gracefully."""
+def run_async(factory: Callable[[], Awaitable[int]], loop: LoopChoice = "auto") -> int:
+    """Run a coroutine on the ``loop`` chosen (``ric.eventloop``); SIGTERM and Ctrl-C cancel
+    it, which shuts down gracefully."""
 
     async def runner() -> int:
         task = asyncio.current_task()
@@ -268,7 +271,8 @@ def run_async(factory: Callable[[], Awaitable[int]]) -> int:
             return 0
 
     try:
-        return asyncio.run(runner())
+        with asyncio.Runner(loop_factory=loop_factory(loop)) as run:
+            return run.run(runner())
     except KeyboardInterrupt:
         return 130
 

@@ -81,6 +81,7 @@ from pydantic import (
 )
 
 from ric.errors import ConfigError
+from ric.eventloop import LoopChoice
 
 __all__ = [
     "AuditSettings",
@@ -384,8 +385,16 @@ class NorthboundSettings(_Section):
 
 
 class LoopSettings(_Section):
-    """The event-loop watchdog (``ric.watchdog``): measures the loop's lag and stalls, names
-    what held it, and keeps the RIC from blaming nodes for its own stalls."""
+    """The event loop (``ric.eventloop``) and its watchdog (``ric.watchdog``), which measures
+    the loop's lag and stalls, names what held it, and keeps the RIC from blaming nodes for its
+    own stalls."""
+
+    implementation: LoopChoice = Field(
+        "auto",
+        description="the event loop of `ric run` and of thread-mode xApps: uvloop (chosen by "
+        "`make bench`: less CPU per control loop and per report), asyncio, or auto: uvloop "
+        "when it can be imported, else asyncio",
+    )
 
     watchdog: bool = Field(
         True, description="run the watchdog (on real time only; never on a virtual clock)"

@@ -49,7 +49,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -353,8 +353,8 @@ class _Overflow(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's is not a subclass of asyncio.Transport: no isinstance).
+        self._transport = cast(asyncio.Transport, transport)
         self._gate.waiting += 1
         # A client that never sends its request line is closed after this.
         self._timer = asyncio.get_running_loop().call_later(

@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 from ric.a1.policy import PolicyEvent, PolicyStatus
 from ric.actions import ControlAction, ControlOutcome
 from ric.errors import StateError
+from ric.eventloop import same_kind
 from ric.host import PolicySource, XAppHost, XAppState, _Context, _Event
 from ric.report import KpmReport
 from ric.sdl import Change, Listener, SdlBackend, check_namespace
@@ -514,7 +515,8 @@ class ThreadHost(XAppHost):
     def _thread_main(self, ended: asyncio.Future[None]) -> None:
         failure: BaseException | None = None
         try:
-            with asyncio.Runner() as runner:
+            # The runtime's kind of loop (uvloop, normally: ric.eventloop).
+            with asyncio.Runner(loop_factory=same_kind(self._runtime_loop)) as runner:
                 runner.run(self._thread_run())
         except asyncio.CancelledError:  # the runtime cancelled it: run() re-raises its own
             pass

@@ -128,6 +128,7 @@ def test_run_serves_and_stops_by_itself() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "ric: E2 on 127.0.0.1:" in result.stderr and "xApps: kpimon" in result.stderr
+    assert "event loop: uvloop" in result.stderr  # the default where uvloop is installed
     assert '"msg": "xApp kpimon is running"' in result.stderr
 
 

@@ -46,6 +46,11 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
         ("[e2]\nprot = 1\n", {}, r"config key 'e2.prot': extra inputs are not permitted"),
         ("", {"RIC_E2__PORT": "abc"}, r"'e2.port'.*got 'abc' \(from RIC_E2__PORT\)"),
         ("", {"RIC_LOG__LEVEL": "loud"}, r"'log.level'.*'debug', 'info', 'warning' or 'error'"),
+        (
+            '[loop]\nimplementation = "trio"\n',
+            {},
+            r"'loop.implementation'.*'auto', 'asyncio' or 'uvloop'.*got 'trio'",
+        ),
         ("[e2\n", {}, r"'--config'.*is not valid TOML"),
         ('[xapps]\nload = "kpimon"\n', {}, r"'xapps.load': input should be a valid list"),
         (

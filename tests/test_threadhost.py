@@ -27,6 +27,7 @@ from ric import (
 from ric._proto.e2.v1 import e2_pb2
 from ric.cli import render_status
 from ric.config import load_config
+from ric.eventloop import kind, loop_factory
 from ric.host import XAppHost, XAppState
 from ric.http import xapp_json
 from ric.metrics import PrometheusSensor
@@ -202,6 +203,30 @@ async def test_each_reports_metrics_reach_the_runtime_without_a_wake_up_of_their
         await wait_for(lambda: Counting.handled == 3, what="three reports handled")
         await wait_for(lambda: len(finished.calls) == 3, what="three handler_finished")
     assert set(finished.calls) == {threading.current_thread().name}
+
+
+class LoopKind(XApp):
+    """Notes which kind of event loop it starts on."""
+
+    name = "loopkind"
+    seen: ClassVar[list[str]] = []
+
+    async def on_start(self) -> None:
+        type(self).seen.append(kind(asyncio.get_running_loop()))
+
+
+def test_a_thread_xapp_runs_on_its_runtimes_kind_of_loop() -> None:
+    """A thread-mode xApp's own loop is uvloop when the runtime runs on uvloop (its default)."""
+
+    async def main() -> None:
+        async with running(LoopKind) as (rt, _):
+            assert rt.host("loopkind").mode == "thread"
+            await wait_for(lambda: bool(LoopKind.seen), what="the xApp's start")
+
+    LoopKind.seen = []
+    with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
+        runner.run(main())
+    assert LoopKind.seen == ["uvloop"]
 
 
 # -- controls, policies, the SDL ---------------------------------------------------------------

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ric.bench.proc import split_cpus
-from ric.bench.suite import SECTIONS, BenchConfig, run_section, uvloop_available
+from ric.bench.suite import DEFAULT_LOOP, SECTIONS, BenchConfig, run_section
 from ric.cliutil import table
 
 __all__ = ["SECTIONS", "BenchConfig", "format_table", "machine", "run_bench", "write_results"]
@@ -88,7 +88,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
             "config": cfg.name,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": machine(),
-            "uvloop_measured": cfg.uvloop and uvloop_available(),
+            "event_loop": DEFAULT_LOOP,
+            "other_loop_measured": cfg.other_loop and DEFAULT_LOOP == "uvloop",
             "cores": {"server_under_test": split_cpus()[0], "load_generators": split_cpus()[1]},
             "sections": list(cfg.only),
         }
@@ -146,14 +147,15 @@ def format_table(results: dict[str, Any]) -> str:
                 f">= 1,000,000 and >= 0.5: {_met(s['target']['met'])}",
             )
         )
-        if "uvloop" in s:
+        if "other_loop" in s:
+            o = s["other_loop"]
             rows.append(
                 (
-                    "  same, runtime on uvloop",
-                    _num(s["uvloop"]["values_per_s"]),
-                    _num(s["baseline"]["values_per_s"]),
-                    _num(s["uvloop"]["ratio"]),
-                    "",
+                    f"  same, runtime and raw on {o['loop']}",
+                    _num(o["value"]["values_per_s"]),
+                    _num(o["baseline"]["values_per_s"]),
+                    _num(o["ratio"]),
+                    f"runtime {_num(o['vs_default_loop'])}x on {DEFAULT_LOOP}'s",
                 )
             )
         for mode, m in s.get("modes", {}).items():
@@ -260,18 +262,31 @@ def format_table(results: dict[str, Any]) -> str:
                         "",
                     )
                 )
-        for key, label in (("awaiting_handler", "awaiting each outcome"), ("uvloop", "uvloop")):
-            if key in s:
-                alt = s[key]["at_rate"]
-                rows.append(
-                    (
-                        f"  p50/p99 us @{rate}/s, {label}",
-                        f"{_num(alt['p50_us'])}/{_num(alt['p99_us'])}",
-                        f"{_num(b['at_rate']['p50_us'])}/{_num(b['at_rate']['p99_us'])}",
-                        f"{_num(s[key]['ratio']['p50'])}/{_num(s[key]['ratio']['p99'])}",
-                        "",
-                    )
+        if "awaiting_handler" in s:
+            alt = s["awaiting_handler"]["at_rate"]
+            rows.append(
+                (
+                    f"  p50/p99 us @{rate}/s, awaiting each outcome",
+                    f"{_num(alt['p50_us'])}/{_num(alt['p99_us'])}",
+                    f"{_num(b['at_rate']['p50_us'])}/{_num(b['at_rate']['p99_us'])}",
+                    f"{_num(s['awaiting_handler']['ratio']['p50'])}/"
+                    f"{_num(s['awaiting_handler']['ratio']['p99'])}",
+                    "",
                 )
+            )
+        if "other_loop" in s:
+            o = s["other_loop"]
+            alt, ob = o["at_rate"], o["baseline"]
+            rows.append(
+                (
+                    f"  p50/p99 us, CPU us per loop @{rate}/s, runtime and raw on {o['loop']}",
+                    f"{_num(alt['p50_us'])}/{_num(alt['p99_us'])}, {_num(alt['cpu_us_per_loop'])}",
+                    f"{_num(ob['p50_us'])}/{_num(ob['p99_us'])}, {_num(ob['cpu_us_per_loop'])}",
+                    f"{_num(o['ratio']['p50'])}/{_num(o['ratio']['p99'])}, "
+                    f"{_num(o['ratio']['cpu_per_loop'])}",
+                    "",
+                )
+            )
     if "scale" in results:
         s = results["scale"]
         n = s["value"]["nodes"]

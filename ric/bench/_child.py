@@ -8,7 +8,6 @@ running it as ``__main__`` does not import it twice.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from typing import Any
 
 from ric.bench import roles
 from ric.bench.proc import Commands
+from ric.eventloop import loop_factory
 
 
 def main(argv: list[str]) -> int:
@@ -42,12 +42,9 @@ def main(argv: list[str]) -> int:
             commands.answer({"error": f"{type(exc).__name__}: {exc}"})
             raise
 
-    if args.get("uvloop"):
-        # Optional: measured side by side when installed, never required.
-        uvloop = importlib.import_module("uvloop")
-        uvloop.run(run())
-    else:
-        asyncio.run(run())
+    # The runtime's default loop unless told (ric.eventloop); the raw baselines alike.
+    with asyncio.Runner(loop_factory=loop_factory(args.get("loop", "auto"))) as runner:
+        runner.run(run())
     return 0
 
 

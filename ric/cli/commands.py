@@ -80,6 +80,7 @@ def _privacy(config: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ric.eventloop import kind
     from ric.logs import setup_logging
     from ric.plugins import load
     from ric.runtime import Runtime, tune_gc
@@ -100,8 +101,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def announce_and_wait(runtime: Runtime) -> int:
         names = ", ".join(p.name for p in plugins) or "none"
+        loop = kind(asyncio.get_running_loop())
         print(
-            f"ric: E2 on {config.e2.host}:{runtime.port}, xApps: {names}",
+            f"ric: E2 on {config.e2.host}:{runtime.port}, xApps: {names}, event loop: {loop}",
             file=sys.stderr,
             flush=True,
         )
@@ -119,7 +121,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             await runtime.wait_closed()
         return 0
 
-    return run_async(serve)
+    try:
+        return run_async(serve, config.loop.implementation)
+    except ValueError as exc:  # uvloop asked for and not installed
+        print(f"ric run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _tap_grpc_log(sensor: Any, stack: contextlib.ExitStack) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ric.cliutil import Parser, existing_file
+from ric.eventloop import loop_factory
 
 __all__ = ["add_command"]
 
@@ -163,4 +164,6 @@ def cmd_xapp_run(args: argparse.Namespace) -> int:
             return 1
         return 0
 
-    return asyncio.run(main())
+    # Like the runtime's, on uvloop when it is installed (ric.eventloop).
+    with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
+        return runner.run(main())

@@ -26,7 +26,7 @@ import collections
 import socket
 import struct
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -70,8 +70,8 @@ class _Protocol(asyncio.BufferedProtocol, Generic[M]):
     # -- reading ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is not a subclass of asyncio.Transport: no isinstance).
+        self.transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         # The buffer grows only here: while the transport holds a view of it (until
@@ -241,6 +241,6 @@ async def open_channel(
     transport, protocol = await loop.connect_accepted_socket(
         lambda: _Protocol(parse, max_bytes), sock=sock
     )
-    assert isinstance(transport, asyncio.Transport)
+    # No isinstance check here: uvloop's transports are not subclasses of asyncio.Transport.
     transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
     return FramedChannel(protocol, transport, peer)
