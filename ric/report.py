@@ -83,6 +83,8 @@ class KpmReport:
     _entity_ids: tuple[str, ...] | None
     _cells: tuple[str, ...] | None
     _slices: tuple[str, ...] | None
+    _source: tuple[Sequence[str], Sequence[str], Sequence[str]] | None
+    _index: dict[str, int] | None
 
     def __init__(
         self,
@@ -100,15 +102,8 @@ class KpmReport:
         shape = (len(entity_ids), len(metrics))
         if values.shape != shape:
             values = values.reshape(shape)
-        values.flags.writeable = False
-        self.node = node
-        self.kind = kind
-        self.metrics = metrics
-        self.values = values
-        self.collection_start = collection_start
-        self.granularity_ms = granularity_ms
-        self._index: dict[str, int] | None = None
-        self._source: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None
+        self._set(node, kind, metrics, values, collection_start, granularity_ms)
+        self._source = None
         self._entity_ids = entity_ids
         self._cells, self._slices = _fill(kind, entity_ids, cells, slices)
 
@@ -132,6 +127,21 @@ class KpmReport:
         metrics)``; the caller checked that the columns have one entry per entity or none.
         """
         self = cls.__new__(cls)
+        self._set(node, kind, metrics, values, collection_start, granularity_ms)
+        self._source = (entity_ids, cells, slices)
+        self._entity_ids = self._cells = self._slices = None
+        return self
+
+    def _set(
+        self,
+        node: str,
+        kind: EntityKind,
+        metrics: tuple[str, ...],
+        values: FloatArray,
+        collection_start: float,
+        granularity_ms: int,
+    ) -> None:
+        """What every report holds apart from its entity strings."""
         values.flags.writeable = False
         self.node = node
         self.kind = kind
@@ -140,9 +150,6 @@ class KpmReport:
         self.collection_start = collection_start
         self.granularity_ms = granularity_ms
         self._index = None
-        self._source = (entity_ids, cells, slices)
-        self._entity_ids = self._cells = self._slices = None
-        return self
 
     def _strings(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         ids, cells, slices = self._entity_ids, self._cells, self._slices
