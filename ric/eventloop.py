@@ -1,9 +1,9 @@
 """Which event loop the RIC's processes run on: uvloop when it is installed, else asyncio's.
 
-``make bench`` chose it by measurement (README, Performance): on these 2-core machines uvloop
-took the runtime's CPU per control loop down by about 6 % with xApps on the runtime's loop and
-12 % with xApps in their own threads (whose loops use it too), and ingest into a thread-mode
-xApp up by about a fifth. It is a dependency on every platform it builds for, and optional in
+Chosen by measurement (README, Performance): in A/B runs on these 2-core machines uvloop took
+the runtime's CPU per control loop down by about 6 % with xApps on the runtime's loop and 12 %
+with xApps in their own threads (whose loops use it too), and ingest into a thread-mode xApp
+up by 3 % to 20 % (the figure moves with the machine's load). It is a dependency on every platform it builds for, and optional in
 the code: where it cannot be imported, ``auto`` falls back to asyncio's loop.
 
 ``[loop] implementation`` picks it for ``ric run``: ``auto`` (the default), ``asyncio`` or
