@@ -353,11 +353,14 @@ class ThreadHost(XAppHost):
         started: list[asyncio.Future[ControlOutcome]] = []
 
         def settle(outcome: asyncio.Future[ControlOutcome]) -> None:  # on the xApp's loop
+            if outcome.cancelled():
+                if not answer.done():
+                    answer.cancel()
+                return
+            exc = outcome.exception()  # read even when no one waits: never "not retrieved"
             if answer.done():
                 return
-            if outcome.cancelled():
-                answer.cancel()
-            elif (exc := outcome.exception()) is not None:
+            if exc is not None:
                 answer.set_exception(exc)
             else:
                 answer.set_result(outcome.result())
