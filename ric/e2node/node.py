@@ -421,23 +421,7 @@ class E2Node(ABC, Generic[ActionT, SubT]):
                 CauseCode.MISC_NOT_AUTHORIZED,
                 f"term {req.term} is below term {self.term} of a later owner of {self.name}",
             )
-            self.log.info(
-                "%s: control %d/%d refused: %s",
-                self.name,
-                req.request_id.requestor,
-                req.request_id.instance,
-                stale.detail,
-            )
-            self.on_control(req, "failed", stale)
-            return [
-                e2_pb2.NodeMessage(
-                    control_failure=e2_pb2.ControlFailure(
-                        request_id=req.request_id,
-                        ran_function_id=req.ran_function_id,
-                        cause=cause_to_proto(stale.cause),
-                    )
-                )
-            ]
+            return self._control_failed(req, stale, "refused")
         self.term = req.term
         try:
             if not self.is_rc_function(req.ran_function_id):
@@ -449,25 +433,10 @@ class E2Node(ABC, Generic[ActionT, SubT]):
                 self.applied_controls += 1
             applied = self.apply_control(req)
         except Refused as exc:
-            self.log.info(
-                "%s: control %d/%d failed: %s",
-                self.name,
-                req.request_id.requestor,
-                req.request_id.instance,
-                exc.detail,
-            )
-            self.on_control(req, "failed", exc)
+            failure = self._control_failed(req, exc, "failed")
             if control_id:
                 self._remember(control_id, _Answered("failed", cause=exc.cause))
-            return [
-                e2_pb2.NodeMessage(
-                    control_failure=e2_pb2.ControlFailure(
-                        request_id=req.request_id,
-                        ran_function_id=req.ran_function_id,
-                        cause=cause_to_proto(exc.cause),
-                    )
-                )
-            ]
+            return failure
         if applied is None:
             self.on_control(req, "unanswered", None)
             if control_id:
@@ -496,6 +465,29 @@ class E2Node(ABC, Generic[ActionT, SubT]):
     def applied_ids(self) -> frozenset[str]:
         """The control ids this node remembers answering (at most its ``applied_memory``)."""
         return frozenset(self._applied)
+
+    def _control_failed(
+        self, req: e2_pb2.ControlRequest, refused: Refused, verb: str
+    ) -> list[e2_pb2.NodeMessage]:
+        """Log and report a control that is not applied; the ControlFailure to answer with."""
+        self.log.info(
+            "%s: control %d/%d %s: %s",
+            self.name,
+            req.request_id.requestor,
+            req.request_id.instance,
+            verb,
+            refused.detail,
+        )
+        self.on_control(req, "failed", refused)
+        return [
+            e2_pb2.NodeMessage(
+                control_failure=e2_pb2.ControlFailure(
+                    request_id=req.request_id,
+                    ran_function_id=req.ran_function_id,
+                    cause=cause_to_proto(refused.cause),
+                )
+            )
+        ]
 
     def _remember(self, control_id: str, answered: _Answered) -> None:
         self._applied[control_id] = answered
